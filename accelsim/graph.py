@@ -1,0 +1,255 @@
+"""Op graph of one training step: tensors, ops, and the paper's algorithmic counts.
+
+Counting rules follow the paper's tool, Catamount (see docs/counting.md): a matrix multiply is
+2*K FLOPs per output element; an op accesses the bytes of all its inputs plus all its outputs;
+the minimal footprint is the peak of live bytes when ops run in program order, each output
+allocated when its op runs and each tensor freed after its last consumer. Nothing here knows
+hardware.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import attrs
+import numpy as np
+
+from accelsim.units import DTYPE_BYTES
+
+TENSOR_ROLES = ("weight", "input", "activation", "gradient", "weight_gradient", "optimizer_state")
+OP_KINDS = ("gemm", "elementwise", "reduce", "softmax", "data", "update")
+PHASES = ("forward", "backward", "update")
+_LIVE, _FREED = 1, 2
+
+
+@attrs.define(slots=True, eq=False)
+class Tensor:
+    """A value in the step. Weights, inputs and optimizer state live for the whole step."""
+
+    id: int
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    role: str
+
+    @property
+    def elements(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.elements * DTYPE_BYTES.get(self.dtype, 4)
+
+    @property
+    def persistent(self) -> bool:
+        return self.role in ("weight", "optimizer_state")
+
+
+@attrs.define(slots=True, eq=False)
+class Op:
+    """One kernel of the step.
+
+    GEMMs carry `m, n, k` (C[m,n] = op(A)[m,k] @ op(B)[k,n], `batch` independent products);
+    convolutions are lowered to their implicit GEMM. Others carry their FLOPs directly.
+    `signature` is equal for ops that are the same computation on other data (e.g. one LSTM
+    timestep and the next), so per-shape work (tiling, timing) is done once.
+    """
+
+    id: int
+    name: str
+    kind: str
+    phase: str
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    flops: float
+    m: int = 0
+    n: int = 0
+    k: int = 0
+    batch: int = 1
+    trans_a: bool = False
+    trans_b: bool = False
+    extra_bytes: int = 0
+    layer: str = ""
+    deps: tuple[int, ...] = ()
+
+    @property
+    def signature(self) -> tuple:
+        return (self.kind, self.m, self.n, self.k, self.batch, self.trans_a, self.trans_b,
+                self.flops)
+
+
+class OpGraph:
+    """Tensors and ops of one training step, ops in a valid program (topological) order."""
+
+    def __init__(self, name: str, tensors: Sequence[Tensor], ops: Sequence[Op]) -> None:
+        self.name = name
+        self.tensors = list(tensors)
+        self.ops = list(ops)
+        self._producer: dict[int, int] = {}
+        self._consumers: dict[int, list[int]] = {}
+        for op in self.ops:
+            for t in op.outputs:
+                self._producer.setdefault(t, op.id)
+            for t in op.inputs:
+                self._consumers.setdefault(t, []).append(op.id)
+
+    # --- structure -------------------------------------------------------------------------
+    def producer(self, tensor_id: int) -> int | None:
+        return self._producer.get(tensor_id)
+
+    def consumers(self, tensor_id: int) -> list[int]:
+        return self._consumers.get(tensor_id, [])
+
+    def predecessors(self, op: Op) -> list[int]:
+        """Ops whose outputs `op` reads (data dependencies), plus explicit extra deps."""
+        preds = {self._producer[t] for t in op.inputs if t in self._producer}
+        preds.discard(op.id)
+        preds.update(op.deps)
+        return sorted(p for p in preds if p < op.id)
+
+    # --- algorithmic counts ------------------------------------------------------------------
+    @property
+    def params(self) -> int:
+        return sum(t.elements for t in self.tensors if t.role == "weight")
+
+    @property
+    def flops(self) -> float:
+        return float(sum(op.flops for op in self.ops))
+
+    def op_bytes(self, op: Op) -> int:
+        """Bytes an op reads plus writes, by the tensor sizes of its inputs and outputs."""
+        tensors = self.tensors
+        return (sum(tensors[t].nbytes for t in op.inputs)
+                + sum(tensors[t].nbytes for t in op.outputs) + op.extra_bytes)
+
+    @property
+    def bytes_accessed(self) -> int:
+        return sum(self.op_bytes(op) for op in self.ops)
+
+    @property
+    def total_footprint_bytes(self) -> int:
+        """Every tensor's bytes, as if nothing were ever freed."""
+        return sum(t.nbytes for t in self.tensors)
+
+    def footprint_by_role(self) -> dict[str, int]:
+        out = dict.fromkeys(TENSOR_ROLES, 0)
+        for t in self.tensors:
+            out[t.role] += t.nbytes
+        return out
+
+    def minimal_footprint_bytes(self) -> int:
+        """Peak live bytes walking ops in program order (the paper's minimal footprint).
+
+        Persistent tensors (weights, optimizer state) and graph inputs are live from the start;
+        an op's outputs are allocated when it runs; a tensor is freed after its last consumer
+        unless persistent. An op's inputs and outputs are live together while it runs.
+        """
+        return int(self.live_bytes_profile().max(initial=0))
+
+    def live_bytes_profile(self) -> np.ndarray:
+        """Live bytes while each op runs (inputs and outputs of the op included)."""
+        last_use: dict[int, int] = {}
+        for i, op in enumerate(self.ops):
+            for t in op.inputs:
+                last_use[t] = i
+        tensors = self.tensors
+        live = sum(t.nbytes for t in tensors if t.persistent or t.id not in self._producer)
+        state = {t.id: _LIVE for t in tensors if t.persistent or t.id not in self._producer}
+        profile = np.zeros(len(self.ops), dtype=np.float64)
+        for i, op in enumerate(self.ops):
+            for t in op.outputs:
+                if t not in state:
+                    state[t] = _LIVE
+                    live += tensors[t].nbytes
+            profile[i] = live
+            for t in (*op.inputs, *op.outputs):
+                if state.get(t) == _LIVE and not tensors[t].persistent and last_use.get(t, -1) <= i:
+                    state[t] = _FREED
+                    live -= tensors[t].nbytes
+        return profile
+
+    def summary(self) -> dict[str, float]:
+        return {"params": self.params, "flops": self.flops, "bytes_accessed": self.bytes_accessed,
+                "minimal_footprint_bytes": self.minimal_footprint_bytes(),
+                "total_footprint_bytes": self.total_footprint_bytes}
+
+    def ops_by_phase(self, phase: str) -> list[Op]:
+        return [op for op in self.ops if op.phase == phase]
+
+
+class GraphBuilder:
+    """Appends tensors and ops in program order; model builders call this, never OpGraph."""
+
+    def __init__(self, name: str, dtype: str = "fp32") -> None:
+        self.name = name
+        self.dtype = dtype
+        self.tensors: list[Tensor] = []
+        self.ops: list[Op] = []
+        self.phase = "forward"
+
+    # --- tensors -----------------------------------------------------------------------------
+    def tensor(self, name: str, shape: Iterable[int], role: str = "activation",
+               dtype: str | None = None) -> Tensor:
+        shape = tuple(int(s) for s in shape)
+        if any(s < 0 for s in shape):
+            raise ValueError(f"tensor {name}: negative dimension in {shape}")
+        t = Tensor(id=len(self.tensors), name=name, shape=shape, dtype=dtype or self.dtype,
+                   role=role)
+        self.tensors.append(t)
+        return t
+
+    def weight(self, name: str, shape: Iterable[int]) -> Tensor:
+        return self.tensor(name, shape, role="weight")
+
+    def input(self, name: str, shape: Iterable[int], dtype: str | None = None) -> Tensor:
+        return self.tensor(name, shape, role="input", dtype=dtype)
+
+    # --- ops ---------------------------------------------------------------------------------
+    def op(self, name: str, kind: str, inputs: Sequence[Tensor], outputs: Sequence[Tensor],
+           flops: float, **gemm: object) -> Op:
+        op = Op(id=len(self.ops), name=name, kind=kind, phase=self.phase,
+                inputs=tuple(t.id for t in inputs), outputs=tuple(t.id for t in outputs),
+                flops=float(flops), **gemm)  # type: ignore[arg-type]
+        self.ops.append(op)
+        return op
+
+    def matmul(self, name: str, a: Tensor, b: Tensor, *, trans_a: bool = False,
+               trans_b: bool = False, out_role: str = "activation") -> Tensor:
+        """C = op(A) @ op(B): both 2-D, or both [batch..., rows, cols] with equal batch dims.
+
+        2*M*N*K FLOPs per product (Catamount's MatMul/BatchMatMul rule).
+        """
+        if len(a.shape) != len(b.shape) or a.shape[:-2] != b.shape[:-2]:
+            raise ValueError(f"{name}: operands must be 2-D or share batch dims, got "
+                             f"{a.shape} x {b.shape}")
+        (ar, ac), (br, bc) = a.shape[-2:], b.shape[-2:]
+        m, ka = (ac, ar) if trans_a else (ar, ac)
+        kb, n = (bc, br) if trans_b else (br, bc)
+        if ka != kb:
+            raise ValueError(f"{name}: inner dimensions differ ({a.shape} x {b.shape}, "
+                             f"trans_a={trans_a}, trans_b={trans_b})")
+        batch = math.prod(a.shape[:-2])
+        c = self.tensor(f"{name}:out", (*a.shape[:-2], m, n), role=out_role)
+        self.op(name, "gemm", [a, b], [c], 2.0 * m * n * ka * batch, m=m, n=n, k=ka,
+                batch=batch, trans_a=trans_a, trans_b=trans_b)
+        return c
+
+    def pointwise(self, name: str, inputs: Sequence[Tensor], flops_per_element: float = 1.0,
+                  shape: Iterable[int] | None = None, out_role: str = "activation",
+                  kind: str = "elementwise") -> Tensor:
+        """An elementwise op over the output's elements."""
+        out_shape = tuple(shape) if shape is not None else inputs[0].shape
+        out = self.tensor(f"{name}:out", out_shape, role=out_role)
+        self.op(name, kind, inputs, [out], flops_per_element * out.elements)
+        return out
+
+    def data(self, name: str, inputs: Sequence[Tensor], shape: Iterable[int],
+             out_role: str = "activation") -> Tensor:
+        """Shape-only ops (gather, concat, slice, transpose): bytes moved, no FLOPs."""
+        out = self.tensor(f"{name}:out", shape, role=out_role)
+        self.op(name, "data", inputs, [out], 0.0)
+        return out
+
+    def build(self) -> OpGraph:
+        return OpGraph(self.name, self.tensors, self.ops)

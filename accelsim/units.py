@@ -1,0 +1,163 @@
+"""Quantities with units: parsing "6 MiB", "900 GB/s", "1.53 GHz", "5 us", "15.7 TFLOP/s"; dtypes.
+
+Decimal prefixes are powers of 1000 (kB, MB, GB), binary prefixes powers of 1024 (KiB, MiB,
+GiB). "KB" is ambiguous in the wild and is rejected rather than guessed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+DECIMAL = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
+BINARY = {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50}
+TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9, "ps": 1e-12,
+              "min": 60.0, "h": 3600.0, "d": 86400.0}
+
+#: Bytes per element of each supported storage dtype.
+DTYPE_BYTES = {"fp64": 8, "fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1}
+
+_QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([^\s\d].*?)?\s*$")
+
+
+class UnitError(ValueError):
+    """A quantity string that does not parse; the message says what was expected."""
+
+
+def _split(text: str | int | float, what: str) -> tuple[float, str]:
+    if isinstance(text, bool):
+        raise UnitError(f"{what}, got boolean {text!r}")
+    if isinstance(text, int | float):
+        return float(text), ""
+    if not isinstance(text, str):
+        raise UnitError(f"{what}, got {type(text).__name__} {text!r}")
+    match = _QUANTITY.match(text)
+    if not match:
+        raise UnitError(f"{what}, got {text!r}")
+    return float(match.group(1)), (match.group(2) or "").strip()
+
+
+def _prefix_scale(prefix: str, what: str, original: object) -> float:
+    if prefix == "K":
+        raise UnitError(f"{what}; 'K' is ambiguous: write 'k' (1000) or 'Ki' (1024), got {original!r}")
+    if prefix in BINARY:
+        return BINARY[prefix]
+    if prefix in DECIMAL:
+        return DECIMAL[prefix]
+    raise UnitError(f"{what}, got unknown prefix {prefix!r} in {original!r}")
+
+
+def _finite_nonneg(value: float, what: str, original: object) -> float:
+    if not math.isfinite(value) or value < 0:
+        raise UnitError(f"{what} (a finite, non-negative number), got {original!r}")
+    return value
+
+
+def parse_bytes(text: str | int | float) -> int:
+    """'6 MiB' -> 6291456; a bare number is bytes."""
+    what = "a size such as '6 MiB', '32 GB' or a number of bytes"
+    value, unit = _split(text, what)
+    if unit == "":
+        scale = 1.0
+    else:
+        m = re.fullmatch(r"([A-Za-z]{0,2}?)(B|bytes?)", unit)
+        if not m:
+            raise UnitError(f"{what}, got {text!r}")
+        scale = _prefix_scale(m.group(1), what, text)
+    nbytes = _finite_nonneg(value * scale, what, text)
+    return int(round(nbytes))
+
+
+def parse_bandwidth(text: str | int | float) -> float:
+    """'900 GB/s' -> 9e11 bytes per second; a bare number is bytes per second."""
+    what = "a bandwidth such as '900 GB/s' or '1.5 TiB/s'"
+    value, unit = _split(text, what)
+    if unit == "":
+        return _finite_nonneg(value, what, text)
+    m = re.fullmatch(r"([A-Za-z]{0,2}?)B\s*/\s*s", unit) or re.fullmatch(r"([A-Za-z]{0,2}?)Bps", unit)
+    if not m:
+        raise UnitError(f"{what}, got {text!r}")
+    return _finite_nonneg(value * _prefix_scale(m.group(1), what, text), what, text)
+
+
+def parse_frequency(text: str | int | float) -> float:
+    """'1.53 GHz' -> 1.53e9 hertz; a bare number is hertz."""
+    what = "a frequency such as '1.53 GHz'"
+    value, unit = _split(text, what)
+    if unit == "":
+        return _finite_nonneg(value, what, text)
+    m = re.fullmatch(r"([kMGT]?)Hz", unit)
+    if not m:
+        raise UnitError(f"{what}, got {text!r}")
+    return _finite_nonneg(value * DECIMAL[m.group(1)], what, text)
+
+
+def parse_time(text: str | int | float) -> float:
+    """'5 us' -> 5e-6 seconds; a bare number is seconds."""
+    what = "a time such as '5 us', '2 ms' or a number of seconds"
+    value, unit = _split(text, what)
+    if unit == "":
+        return _finite_nonneg(value, what, text)
+    if unit not in TIME_UNITS:
+        raise UnitError(f"{what}, got {text!r}")
+    return _finite_nonneg(value * TIME_UNITS[unit], what, text)
+
+
+def parse_flop_rate(text: str | int | float) -> float:
+    """'15.67 TFLOP/s' (also 'TFLOPS') -> 1.567e13 FLOP per second; a bare number is FLOP/s."""
+    what = "a compute rate such as '15.7 TFLOP/s'"
+    value, unit = _split(text, what)
+    if unit == "":
+        return _finite_nonneg(value, what, text)
+    m = re.fullmatch(r"([kMGTPE]?)(?:FLOP\s*/\s*s|FLOPS|OP\s*/\s*s|OPS)", unit)
+    if not m:
+        raise UnitError(f"{what}, got {text!r}")
+    return _finite_nonneg(value * DECIMAL[m.group(1)], what, text)
+
+
+def parse_count(text: str | int | float) -> float:
+    """'97.4e9', '18.9 G' or 97400000000 -> a plain (possibly huge) count."""
+    what = "a number such as 97.4e9 or '18.9 G'"
+    value, unit = _split(text, what)
+    if unit == "":
+        return _finite_nonneg(value, what, text)
+    if unit not in DECIMAL or unit == "":
+        raise UnitError(f"{what}, got {text!r}")
+    return _finite_nonneg(value * DECIMAL[unit], what, text)
+
+
+def _si(value: float, unit: str, base: float = 1000.0, prefixes: str = " kMGTPE") -> str:
+    scaled = float(value)
+    i = 0
+    while abs(scaled) >= base and i < len(prefixes) - 1:
+        scaled /= base
+        i += 1
+    prefix = prefixes[i].strip()
+    return f"{scaled:.3g} {prefix}{unit}"
+
+
+def format_bytes(nbytes: float) -> str:
+    """Human-readable decimal size (GB = 1e9 B), the convention of the paper's tables."""
+    return _si(nbytes, "B")
+
+
+def format_rate(per_s: float, unit: str) -> str:
+    return _si(per_s, f"{unit}/s")
+
+
+def format_time(seconds: float) -> str:
+    """Seconds in the most readable unit, from ns to days."""
+    s = float(seconds)
+    if s == 0:
+        return "0 s"
+    if s < 1e-6:
+        return f"{s * 1e9:.3g} ns"
+    if s < 1e-3:
+        return f"{s * 1e6:.3g} us"
+    if s < 1:
+        return f"{s * 1e3:.3g} ms"
+    if s < 3600:
+        return f"{s:.3g} s"
+    if s < 86400 * 2:
+        return f"{s / 3600:.3g} h"
+    return f"{s / 86400:.3g} days"

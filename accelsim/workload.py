@@ -1,0 +1,48 @@
+"""Frozen description of a training workload: which model, how big, batch, precision, optimizer.
+
+The model's own hyperparameters live in a per-family config class (see `accelsim.models`);
+this class holds what every training workload has. Nothing here knows hardware.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from accelsim.schema import field
+from accelsim.units import DTYPE_BYTES
+
+OPTIMIZERS = ("sgd", "momentum", "adam")
+
+#: Optimizer state tensors kept per parameter, and FLOPs per parameter of one update
+#: (SGD: w -= lr*g is 2; momentum: v = m*v + g; w -= lr*v is 4; Adam: two moments, bias-corrected
+#: step, sqrt and divide, about 12).
+OPTIMIZER_STATE_PER_PARAM = {"sgd": 0, "momentum": 1, "adam": 2}
+OPTIMIZER_FLOPS_PER_PARAM = {"sgd": 2, "momentum": 4, "adam": 12}
+
+
+@attrs.frozen
+class DatasetSpec:
+    """The training set, counted in the domain's unit (words, characters, images, tokens)."""
+
+    samples: float = field(unit="count", minimum=0, doc="size of one epoch in the domain's unit")
+    unit: str = field(default="samples", doc="what a sample is, e.g. words, characters, images")
+
+
+@attrs.frozen
+class WorkloadSpec:
+    """One training step of `model` on `subbatch` examples per chip."""
+
+    name: str = field(doc="short name used in reports")
+    model: Any = field(doc="model family and its hyperparameters (family: ...)")
+    subbatch: int = field(minimum=1, doc="examples per training step per chip")
+    precision: str = field(default="fp32", choices=tuple(DTYPE_BYTES),
+                           doc="dtype of weights, activations and gradients")
+    optimizer: str = field(default="sgd", choices=OPTIMIZERS, doc="weight update rule")
+    dataset: DatasetSpec | None = field(default=None, doc="training set size, for time to train")
+    description: str = field(default="", doc="free text: where the numbers come from")
+
+    @property
+    def dtype_bytes(self) -> int:
+        return DTYPE_BYTES[self.precision]
