@@ -1,0 +1,389 @@
+"""YAML <-> frozen attrs specs, with every problem reported at its file, line and key path.
+
+The loader composes the YAML into nodes (keeping line/column marks) and converts each node by
+the type and unit metadata of the attrs field it fills (see `schema.field`). It does not trust
+PyYAML's implicit typing: `1e9` (a string to PyYAML) is a number where a number is expected, a
+name `no` stays the string "no", and a boolean must be written `true` or `false`. Duplicate keys
+are errors, not silently last-wins. All problems in a file are collected, then raised once as a
+`SpecError`.
+
+YAML keys are the field names without their unit suffix (`capacity: 6 MiB` fills
+`capacity_bytes`); the full field name is accepted too.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import attrs
+import yaml
+
+from accelsim import units
+from accelsim.errors import Issue, SpecError
+from accelsim.hardware import HardwareSpec
+from accelsim.models import FAMILIES
+from accelsim.workload import WorkloadSpec
+
+_SUFFIXES = ("_bytes_per_s", "_bytes", "_hz", "_s")
+_PARSERS = {"bytes": units.parse_bytes, "bandwidth": units.parse_bandwidth,
+            "frequency": units.parse_frequency, "time": units.parse_time,
+            "flop_rate": units.parse_flop_rate, "count": units.parse_count}
+_UNIT_WORDS = {"bytes": "a size such as '6 MiB'", "bandwidth": "a bandwidth such as '900 GB/s'",
+               "frequency": "a frequency such as '1.53 GHz'", "time": "a time such as '5 us'",
+               "flop_rate": "a compute rate such as '15.7 TFLOP/s'",
+               "count": "a number such as 97.4e9"}
+
+
+def yaml_key(field_name: str) -> str:
+    """The YAML key of a field: its name without the unit suffix."""
+    for suffix in _SUFFIXES:
+        if field_name.endswith(suffix) and len(field_name) > len(suffix):
+            return field_name[: -len(suffix)]
+    return field_name
+
+
+class _Context:
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.issues: list[Issue] = []
+
+    def issue(self, node: yaml.Node | None, path: str, expected: str, got: str) -> None:
+        line = col = None
+        if node is not None and node.start_mark is not None:
+            line, col = node.start_mark.line + 1, node.start_mark.column + 1
+        self.issues.append(Issue(self.filename, line, col, path, expected, got))
+
+
+def _describe(node: yaml.Node) -> str:
+    if isinstance(node, yaml.ScalarNode):
+        return repr(node.value) if node.style or not _is_plain_number(node.value) else node.value
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    return "a list"
+
+
+def _is_plain_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+_MISSING = object()
+
+
+# --- scalars --------------------------------------------------------------------------------
+def _scalar(node: yaml.Node, tp: Any, meta: dict, path: str, ctx: _Context) -> Any:
+    if not isinstance(node, yaml.ScalarNode):
+        ctx.issue(node, path, _expected_word(tp, meta), _describe(node))
+        return _MISSING
+    text = node.value
+    is_null = node.tag == "tag:yaml.org,2002:null" and not node.style
+    if is_null:
+        ctx.issue(node, path, _expected_word(tp, meta), "nothing (null)")
+        return _MISSING
+    unit = meta.get("unit")
+    if unit:
+        try:
+            value = _PARSERS[unit](_number_or_text(node))
+        except units.UnitError as exc:
+            expected, _, got = str(exc).rpartition(", got ")
+            ctx.issue(node, path, expected, got)
+            return _MISSING
+        return _check_bounds(int(value) if tp is int else value, meta, node, path, ctx)
+    if tp is bool:
+        if node.style is None and text in ("true", "True", "false", "False"):
+            return text.lower() == "true"
+        ctx.issue(node, path, "true or false", repr(text))
+        return _MISSING
+    if tp is str:
+        choices = meta.get("choices")
+        if choices and text not in choices:
+            close = difflib.get_close_matches(text, choices, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            ctx.issue(node, path, f"one of {list(choices)}", f"{text!r}{hint}")
+            return _MISSING
+        return text
+    if tp in (int, float):
+        try:
+            value = float(text) if node.style is None else float("nan")
+        except ValueError:
+            value = float("nan")
+        if not math.isfinite(value) or (tp is int and value != int(value)):
+            word = "an integer" if tp is int else "a number"
+            ctx.issue(node, path, word, repr(text))
+            return _MISSING
+        return _check_bounds(int(value) if tp is int else value, meta, node, path, ctx)
+    ctx.issue(node, path, f"a value of type {tp}", repr(text))
+    return _MISSING
+
+
+def _number_or_text(node: yaml.ScalarNode) -> str | float:
+    if node.style is None and _is_plain_number(node.value):
+        return float(node.value)
+    return node.value
+
+
+def _check_bounds(value: Any, meta: dict, node: yaml.Node, path: str, ctx: _Context) -> Any:
+    lo, hi = meta.get("minimum"), meta.get("maximum")
+    if lo is not None and value < lo:
+        ctx.issue(node, path, f"a value >= {lo}", repr(value))
+        return _MISSING
+    if hi is not None and value > hi:
+        ctx.issue(node, path, f"a value <= {hi}", repr(value))
+        return _MISSING
+    return value
+
+
+def _expected_word(tp: Any, meta: dict) -> str:
+    if meta.get("unit"):
+        return _UNIT_WORDS[meta["unit"]]
+    if meta.get("choices"):
+        return f"one of {list(meta['choices'])}"
+    if attrs.has(tp):
+        return f"a mapping with keys {[yaml_key(f.name) for f in attrs.fields(tp)]}"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        tp, str(tp))
+
+
+# --- structure --------------------------------------------------------------------------------
+def _mapping_items(node: yaml.MappingNode, path: str, ctx: _Context) -> list[tuple[str, yaml.Node, yaml.Node]]:
+    """Key/value pairs with duplicate keys reported and `<<` merges applied."""
+    items: list[tuple[str, yaml.Node, yaml.Node]] = []
+    seen: dict[str, yaml.Node] = {}
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            ctx.issue(key_node, path, "a plain key", _describe(key_node))
+            continue
+        key = key_node.value
+        if key == "<<" and isinstance(value_node, yaml.MappingNode):
+            for k, kn, vn in _mapping_items(value_node, path, ctx):
+                if k not in seen:
+                    items.append((k, kn, vn))
+            continue
+        if key in seen:
+            first = seen[key].start_mark.line + 1
+            ctx.issue(key_node, _join(path, key), f"each key once (first given on line {first})",
+                      "a duplicate key")
+            continue
+        seen[key] = key_node
+        items.append((key, key_node, value_node))
+    return items
+
+
+def _structure(node: yaml.Node, tp: Any, meta: dict, path: str, ctx: _Context) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null") and not node.style:
+            return None
+        return _structure(node, args[0], meta, path, ctx)
+    if tp is Any and meta.get("polymorphic"):
+        return _model_config(node, path, ctx)
+    if attrs.has(tp):
+        return _attrs_object(node, tp, path, ctx)
+    if origin is tuple:
+        (item_tp, *_rest) = typing.get_args(tp)
+        if not isinstance(node, yaml.SequenceNode):
+            ctx.issue(node, path, f"a list of {_expected_word(item_tp, {})}", _describe(node))
+            return _MISSING
+        out = [_structure(n, item_tp, {}, _join(path, i), ctx) for i, n in enumerate(node.value)]
+        return _MISSING if any(o is _MISSING for o in out) else tuple(out)
+    if origin is dict:
+        _key_tp, value_tp = typing.get_args(tp)
+        if not isinstance(node, yaml.MappingNode):
+            ctx.issue(node, path, "a mapping", _describe(node))
+            return _MISSING
+        result = {k: _structure(v, value_tp, {}, _join(path, k), ctx)
+                  for k, _kn, v in _mapping_items(node, path, ctx)}
+        return _MISSING if any(v is _MISSING for v in result.values()) else result
+    return _scalar(node, tp, meta, path, ctx)
+
+
+def _attrs_object(node: yaml.Node, cls: type, path: str, ctx: _Context,
+                  skip: tuple[str, ...] = ()) -> Any:
+    fields = attrs.fields(cls)
+    hints = typing.get_type_hints(cls)
+    if not isinstance(node, yaml.MappingNode):
+        ctx.issue(node, path, _expected_word(cls, {}), _describe(node))
+        return _MISSING
+    by_key: dict[str, attrs.Attribute] = {}
+    for f in fields:
+        by_key[yaml_key(f.name)] = f
+        by_key[f.name] = f
+    values: dict[str, Any] = {}
+    given: dict[str, str] = {}
+    failed = False
+    for key, key_node, value_node in _mapping_items(node, path, ctx):
+        if key in skip:
+            continue
+        f = by_key.get(key)
+        if f is None:
+            valid = [yaml_key(x.name) for x in fields] + list(skip)
+            close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6) or [
+                v for v in valid if v.startswith(key) or key.startswith(v)][:1]
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            ctx.issue(key_node, _join(path, key), f"one of the keys {valid}",
+                      f"unknown key {key!r}{hint}")
+            failed = True
+            continue
+        if f.name in given:
+            ctx.issue(key_node, _join(path, key),
+                      f"one of {given[f.name]!r} and {key!r}, not both", "both")
+            failed = True
+            continue
+        given[f.name] = key
+        meta = dict(f.metadata)
+        if f.name == "model" and cls is WorkloadSpec:
+            meta["polymorphic"] = True
+        value = _structure(value_node, hints[f.name], meta, _join(path, yaml_key(f.name)), ctx)
+        if value is _MISSING:
+            failed = True
+        else:
+            values[f.name] = value
+    for f in fields:
+        if f.name not in given and f.default is attrs.NOTHING:
+            ctx.issue(node, _join(path, yaml_key(f.name)),
+                      f"a value ({f.metadata.get('doc', 'required')})", "nothing: the key is missing")
+            failed = True
+    if failed:
+        return _MISSING
+    try:
+        return cls(**values)
+    except (ValueError, TypeError) as exc:
+        message = str(exc)
+        key, sep, rest = message.partition(": ")
+        sub = yaml_key(key) if sep and key.isidentifier() and key in {f.name for f in fields} else ""
+        expected, _, got = (rest if sub else message).partition(", got ")
+        ctx.issue(node, _join(path, sub) if sub else path,
+                  expected.removeprefix("expected ") or "a consistent combination of values",
+                  got or "values that conflict")
+        return _MISSING
+
+
+def _model_config(node: yaml.Node, path: str, ctx: _Context) -> Any:
+    if not isinstance(node, yaml.MappingNode):
+        ctx.issue(node, path, "a mapping with a 'family' key", _describe(node))
+        return _MISSING
+    family_node = next((v for k, _kn, v in _mapping_items(node, path, _Context("")) if k == "family"), None)
+    if family_node is None or not isinstance(family_node, yaml.ScalarNode):
+        ctx.issue(node, _join(path, "family"), f"one of {sorted(FAMILIES)}", "nothing: the key is missing")
+        return _MISSING
+    fam = FAMILIES.get(family_node.value)
+    if fam is None:
+        close = difflib.get_close_matches(family_node.value, list(FAMILIES), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        ctx.issue(family_node, _join(path, "family"), f"one of {sorted(FAMILIES)}",
+                  f"{family_node.value!r}{hint}")
+        return _MISSING
+    return _attrs_object(node, fam.config_class, path, ctx, skip=("family",))
+
+
+# --- public API -------------------------------------------------------------------------------
+def _compose(text: str, filename: str) -> yaml.Node | None:
+    ctx = _Context(filename)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        ctx.issues.append(Issue(filename, mark.line + 1 if mark else None,
+                                mark.column + 1 if mark else None, "",
+                                "valid YAML", f"{exc.problem} ({exc.context or 'syntax error'})"))
+        raise SpecError(ctx.issues) from None
+    except yaml.YAMLError as exc:
+        raise SpecError([Issue(filename, None, None, "", "valid YAML", str(exc))]) from None
+    return node
+
+
+def _load(text: str, cls: type, filename: str) -> Any:
+    node = _compose(text, filename)
+    ctx = _Context(filename)
+    if node is None:
+        ctx.issue(None, "", _expected_word(cls, {}), "an empty file")
+        raise SpecError(ctx.issues)
+    result = _attrs_object(node, cls, "", ctx)
+    if ctx.issues or result is _MISSING:
+        raise SpecError(ctx.issues)
+    return result
+
+
+def _read(path: str | Path) -> tuple[str, str]:
+    p = Path(path)
+    try:
+        return p.read_text(encoding="utf-8"), str(path)
+    except FileNotFoundError:
+        raise SpecError([Issue(str(path), None, None, "", "an existing file", "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([Issue(str(path), None, None, "", "a readable UTF-8 file",
+                               type(exc).__name__)]) from None
+
+
+def hardware_from_yaml(text: str, filename: str = "<string>") -> HardwareSpec:
+    return _load(text, HardwareSpec, filename)
+
+
+def workload_from_yaml(text: str, filename: str = "<string>") -> WorkloadSpec:
+    return _load(text, WorkloadSpec, filename)
+
+
+def load_hardware(path: str | Path) -> HardwareSpec:
+    """Read a hardware spec YAML file; raises SpecError listing every problem."""
+    text, name = _read(path)
+    return hardware_from_yaml(text, name)
+
+
+def load_workload(path: str | Path) -> WorkloadSpec:
+    """Read a workload YAML file; raises SpecError listing every problem."""
+    text, name = _read(path)
+    return workload_from_yaml(text, name)
+
+
+def kind_of(path: str | Path) -> str:
+    """'hardware' or 'workload', judged by the top-level keys (for `accelsim check`)."""
+    text, name = _read(path)
+    node = _compose(text, name)
+    keys = {k.value for k, _ in node.value} if isinstance(node, yaml.MappingNode) else set()
+    if "model" in keys or "subbatch" in keys:
+        return "workload"
+    if keys & {"compute", "caches", "memory", "interconnect"}:
+        return "hardware"
+    raise SpecError([Issue(name, 1, 1, "", "a hardware spec (keys compute, caches, memory, "
+                           "interconnect) or a workload (keys model, subbatch)",
+                           f"top-level keys {sorted(keys)}")])
+
+
+def load_any(path: str | Path) -> HardwareSpec | WorkloadSpec:
+    return load_hardware(path) if kind_of(path) == "hardware" else load_workload(path)
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain data (YAML keys, base units) that loads back to an equal object."""
+    if attrs.has(type(obj)):
+        out: dict[str, Any] = {}
+        for fam in FAMILIES.values():
+            if isinstance(obj, fam.config_class):
+                out["family"] = fam.name
+        for f in attrs.fields(type(obj)):
+            out[yaml_key(f.name)] = to_dict(getattr(obj, f.name))
+        return out
+    if isinstance(obj, tuple | list):
+        return [to_dict(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def dump_yaml(obj: Any) -> str:
+    return yaml.safe_dump(to_dict(obj), sort_keys=False)
