@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 import yaml
 
-from accelsim import units
+from accelsim import schema, units
 from accelsim.errors import Issue, SpecError
 from accelsim.hardware import HardwareSpec
 from accelsim.models import FAMILIES
@@ -47,10 +47,29 @@ def yaml_key(field_name: str) -> str:
     return field_name
 
 
+#: Nodes a document may expand to (aliases included) before loading gives up: a guard against
+#: alias bombs ("billion laughs"), far above any real spec.
+MAX_NODES = 200_000
+_KIND_WORDS = {"bytes": "a size", "bandwidth": "a bandwidth", "frequency": "a frequency",
+               "time": "a time", "flop_rate": "a compute rate"}
+_YAML11_BOOLS = ("yes", "no", "on", "off", "y", "n", "Yes", "No", "On", "Off", "YES", "NO",
+                 "ON", "OFF", "Y", "N")
+
+
+class _TooLarge(Exception):
+    pass
+
+
 class _Context:
     def __init__(self, filename: str) -> None:
         self.filename = filename
         self.issues: list[Issue] = []
+        self.budget = MAX_NODES
+
+    def visit(self) -> None:
+        self.budget -= 1
+        if self.budget < 0:
+            raise _TooLarge
 
     def issue(self, node: yaml.Node | None, path: str, expected: str, got: str) -> None:
         line = col = None
@@ -99,14 +118,18 @@ def _scalar(node: yaml.Node, tp: Any, meta: dict, path: str, ctx: _Context) -> A
         try:
             value = _PARSERS[unit](_number_or_text(node))
         except units.UnitError as exc:
-            expected, _, got = str(exc).rpartition(", got ")
-            ctx.issue(node, path, expected, got)
+            expected = str(exc).rpartition(", got ")[0] or _UNIT_WORDS[unit]
+            ctx.issue(node, path, expected, _describe(node) + _other_kind_hint(node, unit))
             return _MISSING
         return _check_bounds(int(value) if tp is int else value, meta, node, path, ctx)
     if tp is bool:
         if node.style is None and text in ("true", "True", "false", "False"):
             return text.lower() == "true"
-        ctx.issue(node, path, "true or false", repr(text))
+        hint = ""
+        if node.style is None and text in _YAML11_BOOLS:
+            word = "true" if text.lower() in ("yes", "on", "y") else "false"
+            hint = f" (YAML 1.1 would read it as {word}; write {word})"
+        ctx.issue(node, path, "true or false", repr(text) + hint)
         return _MISSING
     if tp is str:
         choices = meta.get("choices")
@@ -117,23 +140,42 @@ def _scalar(node: yaml.Node, tp: Any, meta: dict, path: str, ctx: _Context) -> A
             return _MISSING
         return text
     if tp in (int, float):
-        try:
-            value = float(text) if node.style is None else float("nan")
-        except ValueError:
-            value = float("nan")
-        if not math.isfinite(value) or (tp is int and value != int(value)):
+        value = _number_or_text(node)
+        if isinstance(value, str) or not math.isfinite(value) or (
+                tp is int and value != int(value)):
             word = "an integer" if tp is int else "a number"
-            ctx.issue(node, path, word, repr(text))
+            ctx.issue(node, path, word, _describe(node))
             return _MISSING
-        return _check_bounds(int(value) if tp is int else value, meta, node, path, ctx)
+        return _check_bounds(int(value) if tp is int else float(value), meta, node, path, ctx)
     ctx.issue(node, path, f"a value of type {tp}", repr(text))
     return _MISSING
 
 
-def _number_or_text(node: yaml.ScalarNode) -> str | float:
-    if node.style is None and _is_plain_number(node.value):
-        return float(node.value)
+def _number_or_text(node: yaml.ScalarNode) -> str | int | float:
+    """A plain scalar that reads as a number becomes one (ints exactly, `1e9` too); else text."""
+    if node.style is None:
+        try:
+            return int(node.value)
+        except ValueError:
+            pass
+        if _is_plain_number(node.value):
+            return float(node.value)
     return node.value
+
+
+def _other_kind_hint(node: yaml.ScalarNode, unit: str) -> str:
+    """' (that is a frequency)' when a quantity parses as another unit kind than the one wanted."""
+    text = node.value
+    if not isinstance(text, str) or _is_plain_number(text):
+        return ""
+    for kind, word in _KIND_WORDS.items():
+        if kind != unit:
+            try:
+                _PARSERS[kind](text)
+            except units.UnitError:
+                continue
+            return f" (that is {word})"
+    return ""
 
 
 def _check_bounds(value: Any, meta: dict, node: yaml.Node, path: str, ctx: _Context) -> Any:
@@ -154,36 +196,59 @@ def _expected_word(tp: Any, meta: dict) -> str:
         return f"one of {list(meta['choices'])}"
     if attrs.has(tp):
         return f"a mapping with keys {[yaml_key(f.name) for f in attrs.fields(tp)]}"
+    if typing.get_origin(tp) is tuple:
+        item = typing.get_args(tp)[0]
+        if attrs.has(item):
+            return f"a list of mappings with keys {[yaml_key(f.name) for f in attrs.fields(item)]}"
+        return f"a list of {_expected_word(item, {})}"
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
         tp, str(tp))
 
 
 # --- structure --------------------------------------------------------------------------------
-def _mapping_items(node: yaml.MappingNode, path: str, ctx: _Context) -> list[tuple[str, yaml.Node, yaml.Node]]:
-    """Key/value pairs with duplicate keys reported and `<<` merges applied."""
+def _mapping_items(node: yaml.MappingNode, path: str, ctx: _Context,
+                   _merging: frozenset[int] = frozenset()) -> list[tuple[str, yaml.Node, yaml.Node]]:
+    """Key/value pairs with duplicate keys reported and `<<` merges applied.
+
+    Merge semantics follow the YAML merge-key spec: keys written in the mapping override merged
+    ones wherever they appear, and earlier mappings in `<<: [*a, *b]` override later ones.
+    """
+    ctx.visit()
+    if id(node) in _merging:
+        ctx.issue(node, path, "a mapping that does not merge itself", "a recursive '<<' merge")
+        return []
+    merging = _merging | {id(node)}
     items: list[tuple[str, yaml.Node, yaml.Node]] = []
+    merged: list[tuple[str, yaml.Node, yaml.Node]] = []
     seen: dict[str, yaml.Node] = {}
     for key_node, value_node in node.value:
         if not isinstance(key_node, yaml.ScalarNode):
             ctx.issue(key_node, path, "a plain key", _describe(key_node))
             continue
         key = key_node.value
-        if key == "<<" and isinstance(value_node, yaml.MappingNode):
-            for k, kn, vn in _mapping_items(value_node, path, ctx):
-                if k not in seen:
-                    items.append((k, kn, vn))
+        if key == "<<" and key_node.tag.endswith(":merge"):
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for source in sources:
+                if not isinstance(source, yaml.MappingNode):
+                    ctx.issue(source, _join(path, "<<"), "a mapping or a list of mappings to merge",
+                              _describe(source))
+                    continue
+                have = {k for k, _kn, _vn in merged}
+                merged += [item for item in _mapping_items(source, path, ctx, merging)
+                           if item[0] not in have]
             continue
         if key in seen:
             first = seen[key].start_mark.line + 1
             ctx.issue(key_node, _join(path, key), f"each key once (first given on line {first})",
-                      "a duplicate key")
+                      f"{key!r} again")
             continue
         seen[key] = key_node
         items.append((key, key_node, value_node))
-    return items
+    return items + [item for item in merged if item[0] not in seen]
 
 
 def _structure(node: yaml.Node, tp: Any, meta: dict, path: str, ctx: _Context) -> Any:
+    ctx.visit()
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -197,7 +262,7 @@ def _structure(node: yaml.Node, tp: Any, meta: dict, path: str, ctx: _Context) -
     if origin is tuple:
         (item_tp, *_rest) = typing.get_args(tp)
         if not isinstance(node, yaml.SequenceNode):
-            ctx.issue(node, path, f"a list of {_expected_word(item_tp, {})}", _describe(node))
+            ctx.issue(node, path, _expected_word(tp, {}), _describe(node))
             return _MISSING
         out = [_structure(n, item_tp, {}, _join(path, i), ctx) for i, n in enumerate(node.value)]
         return _MISSING if any(o is _MISSING for o in out) else tuple(out)
@@ -206,10 +271,30 @@ def _structure(node: yaml.Node, tp: Any, meta: dict, path: str, ctx: _Context) -
         if not isinstance(node, yaml.MappingNode):
             ctx.issue(node, path, "a mapping", _describe(node))
             return _MISSING
-        result = {k: _structure(v, value_tp, {}, _join(path, k), ctx)
-                  for k, _kn, v in _mapping_items(node, path, ctx)}
+        allowed = meta.get("keys")
+        result = {}
+        for k, key_node, v in _mapping_items(node, path, ctx):
+            if allowed and k not in allowed:
+                close = difflib.get_close_matches(k, allowed, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                ctx.issue(key_node, _join(path, k), f"a key among {list(allowed)}", f"{k!r}{hint}")
+                result[k] = _MISSING
+                continue
+            result[k] = _structure(v, value_tp, {}, _join(path, k), ctx)
         return _MISSING if any(v is _MISSING for v in result.values()) else result
     return _scalar(node, tp, meta, path, ctx)
+
+
+def _suggest(key: str, valid: list[str]) -> str | None:
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6) or [
+        v for v in valid if v.startswith(key) or key.startswith(v)][:1]
+    return close[0] if close else None
+
+
+def _default(f: attrs.Attribute) -> Any:
+    if isinstance(f.default, attrs.Factory):  # type: ignore[arg-type]
+        return _MISSING if f.default.takes_self else f.default.factory()
+    return f.default
 
 
 def _attrs_object(node: yaml.Node, cls: type, path: str, ctx: _Context,
@@ -225,6 +310,8 @@ def _attrs_object(node: yaml.Node, cls: type, path: str, ctx: _Context,
         by_key[f.name] = f
     values: dict[str, Any] = {}
     given: dict[str, str] = {}
+    value_nodes: dict[str, yaml.Node] = {}
+    suggested: set[str] = set()
     failed = False
     for key, key_node, value_node in _mapping_items(node, path, ctx):
         if key in skip:
@@ -232,9 +319,11 @@ def _attrs_object(node: yaml.Node, cls: type, path: str, ctx: _Context,
         f = by_key.get(key)
         if f is None:
             valid = [yaml_key(x.name) for x in fields] + list(skip)
-            close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6) or [
-                v for v in valid if v.startswith(key) or key.startswith(v)][:1]
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            close = _suggest(key, valid)
+            hint = ""
+            if close:
+                hint = f"; did you mean {close!r}?"
+                suggested.add(close)
             ctx.issue(key_node, _join(path, key), f"one of the keys {valid}",
                       f"unknown key {key!r}{hint}")
             failed = True
@@ -245,6 +334,7 @@ def _attrs_object(node: yaml.Node, cls: type, path: str, ctx: _Context,
             failed = True
             continue
         given[f.name] = key
+        value_nodes[f.name] = value_node
         meta = dict(f.metadata)
         if f.name == "model" and cls is WorkloadSpec:
             meta["polymorphic"] = True
@@ -255,19 +345,33 @@ def _attrs_object(node: yaml.Node, cls: type, path: str, ctx: _Context,
             values[f.name] = value
     for f in fields:
         if f.name not in given and f.default is attrs.NOTHING:
-            ctx.issue(node, _join(path, yaml_key(f.name)),
-                      f"a value ({f.metadata.get('doc', 'required')})", "nothing: the key is missing")
             failed = True
+            if yaml_key(f.name) not in suggested:  # the unknown-key issue already points here
+                ctx.issue(node, _join(path, yaml_key(f.name)),
+                          f"a value ({f.metadata.get('doc', 'required')})",
+                          "nothing: the key is missing")
+    # Cross-field rules run on every field that loaded (defaults standing in for keys not
+    # given), so a conflict is reported even when other keys of this mapping are also wrong.
+    available = dict(values)
+    for f in fields:
+        if f.name not in given and f.default is not attrs.NOTHING:
+            default = _default(f)
+            if default is not _MISSING:
+                available[f.name] = default
+    for v in schema.violations(cls, available):
+        ctx.issue(value_nodes.get(v.field, node), _join(path, yaml_key(v.field)), v.expected, v.got)
+        failed = True
     if failed:
         return _MISSING
     try:
         return cls(**values)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:  # a check not declared as a schema.rule
         message = str(exc)
         key, sep, rest = message.partition(": ")
-        sub = yaml_key(key) if sep and key.isidentifier() and key in {f.name for f in fields} else ""
+        names = {f.name for f in fields}
+        sub = key if sep and key in names else ""
         expected, _, got = (rest if sub else message).partition(", got ")
-        ctx.issue(node, _join(path, sub) if sub else path,
+        ctx.issue(value_nodes.get(sub, node), _join(path, yaml_key(sub)) if sub else path,
                   expected.removeprefix("expected ") or "a consistent combination of values",
                   got or "values that conflict")
         return _MISSING
@@ -292,19 +396,38 @@ def _model_config(node: yaml.Node, path: str, ctx: _Context) -> Any:
 
 
 # --- public API -------------------------------------------------------------------------------
+def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
+    """PyYAML's wording of a syntax error, with the usual cause spelled out."""
+    problem = exc.problem or "a syntax error"
+    if "'\\t'" in problem or "\t" in problem:
+        return "a tab character (YAML indents with spaces only)"
+    if problem.startswith("mapping values are not allowed"):
+        return "a ':' where none may be (is this line indented deeper than the key above it?)"
+    if problem.startswith("found undefined alias"):
+        name = problem.rpartition(" ")[2]
+        return f"the alias *{name.strip(chr(39))} with no anchor &{name.strip(chr(39))} before it"
+    if "another document" in problem:
+        return "a second document ('---'): a spec file holds one"
+    return f"{problem} ({exc.context})" if exc.context else problem
+
+
 def _compose(text: str, filename: str) -> yaml.Node | None:
-    ctx = _Context(filename)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        ctx.issues.append(Issue(filename, mark.line + 1 if mark else None,
-                                mark.column + 1 if mark else None, "",
-                                "valid YAML", f"{exc.problem} ({exc.context or 'syntax error'})"))
-        raise SpecError(ctx.issues) from None
+        mark = exc.problem_mark or exc.context_mark
+        raise SpecError([Issue(filename, mark.line + 1 if mark else None,
+                               mark.column + 1 if mark else None, "",
+                               "valid YAML", _yaml_problem(exc))]) from None
     except yaml.YAMLError as exc:
         raise SpecError([Issue(filename, None, None, "", "valid YAML", str(exc))]) from None
-    return node
+
+
+def _raise(issues: list[Issue]) -> typing.NoReturn:
+    """Raise once, issues in file order, each reported once (merged anchors can repeat one)."""
+    unique = list(dict.fromkeys(issues))
+    unique.sort(key=lambda i: (i.line or 0, i.col or 0))
+    raise SpecError(unique)
 
 
 def _load(text: str, cls: type, filename: str) -> Any:
@@ -312,22 +435,35 @@ def _load(text: str, cls: type, filename: str) -> Any:
     ctx = _Context(filename)
     if node is None:
         ctx.issue(None, "", _expected_word(cls, {}), "an empty file")
-        raise SpecError(ctx.issues)
-    result = _attrs_object(node, cls, "", ctx)
+        _raise(ctx.issues)
+    try:
+        result = _attrs_object(node, cls, "", ctx)
+    except _TooLarge:
+        ctx.issue(node, "", f"a document of at most {MAX_NODES} nodes once aliases are expanded",
+                  "more (an alias bomb?)")
+        result = _MISSING
     if ctx.issues or result is _MISSING:
-        raise SpecError(ctx.issues)
+        _raise(ctx.issues)
     return result
 
 
 def _read(path: str | Path) -> tuple[str, str]:
-    p = Path(path)
+    p, name = Path(path), str(path)
     try:
-        return p.read_text(encoding="utf-8"), str(path)
+        data = p.read_bytes()
     except FileNotFoundError:
-        raise SpecError([Issue(str(path), None, None, "", "an existing file", "no such file")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([Issue(str(path), None, None, "", "a readable UTF-8 file",
-                               type(exc).__name__)]) from None
+        raise SpecError([Issue(name, None, None, "", "an existing file", "no such file")]) from None
+    except OSError as exc:
+        raise SpecError([Issue(name, None, None, "", "a readable file",
+                               exc.strerror or type(exc).__name__)]) from None
+    try:
+        return data.decode("utf-8"), name
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - data.rfind(b"\n", 0, exc.start)
+        raise SpecError([Issue(name, line, col, "", "UTF-8 text",
+                               f"the byte 0x{data[exc.start]:02x}, which is not UTF-8 "
+                               "(save the file as UTF-8)")]) from None
 
 
 def hardware_from_yaml(text: str, filename: str = "<string>") -> HardwareSpec:
@@ -350,18 +486,28 @@ def load_workload(path: str | Path) -> WorkloadSpec:
     return workload_from_yaml(text, name)
 
 
+_KINDS = ("a hardware spec (keys compute, caches, memory, interconnect) "
+          "or a workload (keys model, subbatch)")
+
+
 def kind_of(path: str | Path) -> str:
     """'hardware' or 'workload', judged by the top-level keys (for `accelsim check`)."""
     text, name = _read(path)
     node = _compose(text, name)
-    keys = {k.value for k, _ in node.value} if isinstance(node, yaml.MappingNode) else set()
+    if node is None:
+        raise SpecError([Issue(name, None, None, "", _KINDS, "an empty file")])
+    if not isinstance(node, yaml.MappingNode):
+        ctx = _Context(name)
+        ctx.issue(node, "", f"a mapping: {_KINDS}", _describe(node))
+        raise SpecError(ctx.issues)
+    keys = {k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
     if "model" in keys or "subbatch" in keys:
         return "workload"
     if keys & {"compute", "caches", "memory", "interconnect"}:
         return "hardware"
-    raise SpecError([Issue(name, 1, 1, "", "a hardware spec (keys compute, caches, memory, "
-                           "interconnect) or a workload (keys model, subbatch)",
-                           f"top-level keys {sorted(keys)}")])
+    ctx = _Context(name)
+    ctx.issue(node, "", _KINDS, f"top-level keys {sorted(keys)}")
+    raise SpecError(ctx.issues)
 
 
 def load_any(path: str | Path) -> HardwareSpec | WorkloadSpec:

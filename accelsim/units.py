@@ -54,8 +54,12 @@ def _finite_nonneg(value: float, what: str, original: object) -> float:
 
 
 def parse_bytes(text: str | int | float) -> int:
-    """'6 MiB' -> 6291456; a bare number is bytes."""
+    """'6 MiB' -> 6291456; a bare number is bytes. Whole numbers stay exact beyond 2**53."""
     what = "a size such as '6 MiB', '32 GB' or a number of bytes"
+    if isinstance(text, int) and not isinstance(text, bool):
+        if text < 0:
+            raise UnitError(f"{what} (a finite, non-negative number), got {text!r}")
+        return text
     value, unit = _split(text, what)
     if unit == "":
         scale = 1.0
@@ -65,6 +69,9 @@ def parse_bytes(text: str | int | float) -> int:
             raise UnitError(f"{what}, got {text!r}")
         scale = _prefix_scale(m.group(1), what, text)
     nbytes = _finite_nonneg(value * scale, what, text)
+    digits = str(text).strip()[: len(str(text).strip()) - len(unit)].strip()
+    if digits.isdigit() and scale == int(scale):
+        return int(digits) * int(scale)
     return int(round(nbytes))
 
 
