@@ -514,22 +514,33 @@ def load_any(path: str | Path) -> HardwareSpec | WorkloadSpec:
     return load_hardware(path) if kind_of(path) == "hardware" else load_workload(path)
 
 
-def to_dict(obj: Any) -> Any:
-    """Plain data (YAML keys, base units) that loads back to an equal object."""
+def to_dict(obj: Any, *, with_units: bool = False) -> Any:
+    """Plain data (YAML keys) that loads back to an equal object.
+
+    Quantities are base-unit numbers by default (for JSON and programs); with `with_units` they
+    are the shortest exact strings such as '6 MiB' or '900 GB/s' (for people).
+    """
     if attrs.has(type(obj)):
         out: dict[str, Any] = {}
         for fam in FAMILIES.values():
             if isinstance(obj, fam.config_class):
                 out["family"] = fam.name
         for f in attrs.fields(type(obj)):
-            out[yaml_key(f.name)] = to_dict(getattr(obj, f.name))
+            value = getattr(obj, f.name)
+            unit = f.metadata.get("unit")
+            if with_units and unit and value is not None:
+                out[yaml_key(f.name)] = units.format_quantity(value, unit)
+            else:
+                out[yaml_key(f.name)] = to_dict(value, with_units=with_units)
         return out
     if isinstance(obj, tuple | list):
-        return [to_dict(x) for x in obj]
+        return [to_dict(x, with_units=with_units) for x in obj]
     if isinstance(obj, dict):
-        return {k: to_dict(v) for k, v in obj.items()}
+        return {k: to_dict(v, with_units=with_units) for k, v in obj.items()}
     return obj
 
 
-def dump_yaml(obj: Any) -> str:
-    return yaml.safe_dump(to_dict(obj), sort_keys=False)
+def dump_yaml(obj: Any, *, with_units: bool = True) -> str:
+    """A spec object as YAML that `hardware_from_yaml` / `workload_from_yaml` read back equal."""
+    return yaml.safe_dump(to_dict(obj, with_units=with_units), sort_keys=False,
+                          allow_unicode=True, width=100)
