@@ -42,6 +42,7 @@ class MatrixPipe:
     @rule
     def _one_rate(peak_flop_rate: float | None,
                   macs_per_cycle_per_unit: int | None) -> Violation | None:
+        """A pipe's peak comes from exactly one source."""
         if (peak_flop_rate is None) == (macs_per_cycle_per_unit is None):
             return Violation("peak_flop_rate",
                              "exactly one of peak_flop_rate and macs_per_cycle_per_unit",
@@ -69,6 +70,7 @@ class ComputeSpec:
 
     @rule
     def _some_dtype(matrix: dict[str, MatrixPipe]) -> Violation | None:
+        """A chip multiplies matrices in at least one dtype."""
         if not matrix:
             return Violation("matrix", f"at least one dtype of {list(DTYPES)}", "none")
         return None
@@ -109,12 +111,14 @@ class CacheLevelSpec:
 
     @rule
     def _line_power_of_two(line_bytes: int) -> Violation | None:
+        """Set indexing takes the low address bits, so lines are powers of two."""
         if line_bytes & (line_bytes - 1):
             return Violation("line_bytes", "a power of two", str(line_bytes))
         return None
 
     @rule
     def _at_least_one_line(capacity_bytes: int, line_bytes: int) -> Violation | None:
+        """A cache holds at least one line."""
         if capacity_bytes < line_bytes:
             return Violation("capacity_bytes", f"at least one line ({line_bytes} B)",
                              f"{capacity_bytes} B")
@@ -122,6 +126,7 @@ class CacheLevelSpec:
 
     @rule
     def _ways_divide_lines(capacity_bytes: int, line_bytes: int, ways: int) -> Violation | None:
+        """Lines split evenly into sets of `ways` lines (0 ways: fully associative)."""
         lines = capacity_bytes // line_bytes
         power_of_two = not line_bytes & (line_bytes - 1)
         if power_of_two and lines >= 1 and ways and lines % ways:
@@ -196,6 +201,7 @@ class HardwareSpec:
 
     @rule
     def _unique_level_names(caches: tuple[CacheLevelSpec, ...]) -> Violation | None:
+        """Reports key hit rates by level name, so names are unique."""
         names = [c.name for c in caches]
         if len(set(names)) != len(names):
             return Violation("caches", "unique level names", str(names))
@@ -203,6 +209,7 @@ class HardwareSpec:
 
     @rule
     def _lines_grow_outward(caches: tuple[CacheLevelSpec, ...]) -> Violation | None:
+        """A level's line is at least as long as the line of the level above it."""
         for upper, lower in zip(caches, caches[1:], strict=False):
             if lower.line_bytes < upper.line_bytes:
                 return Violation(
