@@ -129,7 +129,7 @@ def _scalar(node: yaml.Node, tp: Any, meta: dict, path: str, ctx: _Context) -> A
         if node.style is None and text in _YAML11_BOOLS:
             word = "true" if text.lower() in ("yes", "on", "y") else "false"
             hint = f" (YAML 1.1 would read it as {word}; write {word})"
-        ctx.issue(node, path, "true or false", repr(text) + hint)
+        ctx.issue(node, path, "true or false", _describe(node) + hint)
         return _MISSING
     if tp is str:
         choices = meta.get("choices")
@@ -370,10 +370,13 @@ def _attrs_object(node: yaml.Node, cls: type, path: str, ctx: _Context,
         key, sep, rest = message.partition(": ")
         names = {f.name for f in fields}
         sub = key if sep and key in names else ""
-        expected, _, got = (rest if sub else message).partition(", got ")
+        rest = rest if sub else message
+        if rest.startswith("expected ") and ", got " in rest:
+            expected, _, got = rest.removeprefix("expected ").partition(", got ")
+        else:
+            expected, got = "a value consistent with the other keys", rest
         ctx.issue(value_nodes.get(sub, node), _join(path, yaml_key(sub)) if sub else path,
-                  expected.removeprefix("expected ") or "a consistent combination of values",
-                  got or "values that conflict")
+                  expected, got)
         return _MISSING
 
 

@@ -227,8 +227,9 @@ def render() -> str:
         "the top (`caches[0].ways`, `compute.matrix.fp32`), `<document>` for the file as a "
         "whole. Rules that involve several keys (such as `ways` dividing the number of lines) "
         "are checked on every key that loaded, so they are reported alongside other problems "
-        "in the same mapping. `accelsim check` exits with code 2 when any file has a problem, "
-        "and prints no traceback.",
+        "in the same mapping. A YAML syntax error stops the parser, so it is the one problem "
+        "reported for its file. `accelsim check` exits with code 2 when any file has a "
+        "problem, and prints no traceback.",
         "",
         "For example, this file:",
         "",

@@ -16,6 +16,8 @@ from pathlib import Path
 import attrs
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accelsim import hardware, spec, workload
 from accelsim.cli import main
@@ -138,3 +140,38 @@ def test_alias_bomb_is_an_error_not_a_hang():
 def test_good_files_check_ok(path, capsys):
     assert main(["check", str(path)]) == 0
     assert f"{path}: ok" in capsys.readouterr().out
+
+
+# --- the loader fails only with SpecError, whatever the damage --------------------------------
+_SOURCES = [p.read_text(encoding="utf-8") for p in sorted(GOOD.glob("*.yaml"))]
+_TOKENS = ["", " ", ":", "- ", "[", "}", "*a", "&a ", "<<: ", "\t", "null", "~", "yes", "1e999",
+           "-5", ".nan", "!!int ", "'", '"', "\n", "#", "? ", "|", "---", "KB", "GiB/s", "\x00",
+           "99999999999999999999999", "{a: 1}"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(_SOURCES), st.lists(st.tuples(st.integers(0, 10**6),
+                                                     st.integers(0, 10**6),
+                                                     st.sampled_from(_TOKENS)), max_size=3))
+def test_damaged_files_fail_only_with_spec_error(source, edits):
+    text = source
+    for where, cut, token in edits:
+        i = where % (len(text) + 1)
+        text = text[:i] + token + text[i + cut % 3:]
+    for load in (spec.hardware_from_yaml, spec.workload_from_yaml):
+        try:
+            load(text, "f.yaml")
+        except spec.SpecError as exc:
+            assert exc.issues and all(str(i).startswith("f.yaml") for i in exc.issues)
+
+
+# --- cross-field rules keep raising for objects built in code ---------------------------------
+def test_rules_still_raise_on_direct_construction():
+    with pytest.raises(ValueError, match=r"^ways: expected a divisor of the 1024 lines"):
+        hardware.CacheLevelSpec(name="L1", capacity_bytes=65536, line_bytes=64, ways=7,
+                                bandwidth_bytes_per_s=1e12)
+    with pytest.raises(ValueError, match="^matrix: expected keys among"):
+        hardware.ComputeSpec(units=1, clock_hz=1e9, vector_flop_rate=1.0, local_memory_bytes=1,
+                             matrix={"fp23": hardware.MatrixPipe(peak_flop_rate=1.0)})
+    with pytest.raises(ValueError, match="^peak_flop_rate: expected exactly one"):
+        hardware.MatrixPipe()
