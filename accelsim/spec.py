@@ -134,8 +134,8 @@ def _scalar(node: yaml.Node, tp: Any, meta: dict, path: str, ctx: _Context) -> A
     if tp is str:
         choices = meta.get("choices")
         if choices and text not in choices:
-            close = difflib.get_close_matches(text, choices, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            close = _suggest(text, list(choices))
+            hint = f" (did you mean {close!r}?)" if close else ""
             ctx.issue(node, path, f"one of {list(choices)}", f"{text!r}{hint}")
             return _MISSING
         return text
@@ -275,8 +275,8 @@ def _structure(node: yaml.Node, tp: Any, meta: dict, path: str, ctx: _Context) -
         result = {}
         for k, key_node, v in _mapping_items(node, path, ctx):
             if allowed and k not in allowed:
-                close = difflib.get_close_matches(k, allowed, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                close = _suggest(k, list(allowed))
+                hint = f" (did you mean {close!r}?)" if close else ""
                 ctx.issue(key_node, _join(path, k), f"a key among {list(allowed)}", f"{k!r}{hint}")
                 result[k] = _MISSING
                 continue
@@ -286,8 +286,12 @@ def _structure(node: yaml.Node, tp: Any, meta: dict, path: str, ctx: _Context) -
 
 
 def _suggest(key: str, valid: list[str]) -> str | None:
+    """The valid word nearest to `key`: same letters in another case, close spelling, or prefix."""
+    folded = {v.lower(): v for v in valid}
+    if key.lower() in folded:
+        return folded[key.lower()]
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6) or [
-        v for v in valid if v.startswith(key) or key.startswith(v)][:1]
+        v for v in valid if key and (v.startswith(key) or key.startswith(v))][:1]
     return close[0] if close else None
 
 
@@ -390,8 +394,8 @@ def _model_config(node: yaml.Node, path: str, ctx: _Context) -> Any:
         return _MISSING
     fam = FAMILIES.get(family_node.value)
     if fam is None:
-        close = difflib.get_close_matches(family_node.value, list(FAMILIES), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        close = _suggest(family_node.value, sorted(FAMILIES))
+        hint = f" (did you mean {close!r}?)" if close else ""
         ctx.issue(family_node, _join(path, "family"), f"one of {sorted(FAMILIES)}",
                   f"{family_node.value!r}{hint}")
         return _MISSING
