@@ -4,11 +4,12 @@ The loader composes the YAML into nodes (keeping line/column marks) and converts
 the type and unit metadata of the attrs field it fills (see `schema.field`). It does not trust
 PyYAML's implicit typing: `1e9` (a string to PyYAML) is a number where a number is expected, a
 name `no` stays the string "no", and a boolean must be written `true` or `false`. Duplicate keys
-are errors, not silently last-wins. All problems in a file are collected, then raised once as a
-`SpecError`.
+are errors, not silently last-wins; `<<` merge keys follow the YAML merge-key spec. All problems
+in a file are collected, then raised once as a `SpecError`, in file order. Cross-field rules
+(`schema.rule`) run on whatever fields loaded, so they are not hidden by other problems.
 
 YAML keys are the field names without their unit suffix (`capacity: 6 MiB` fills
-`capacity_bytes`); the full field name is accepted too.
+`capacity_bytes`); the full field name is accepted too. docs/spec-format.md is the reference.
 """
 
 from __future__ import annotations
@@ -141,7 +142,9 @@ def _scalar(node: yaml.Node, tp: Any, meta: dict, path: str, ctx: _Context) -> A
         return text
     if tp in (int, float):
         value = _number_or_text(node)
-        if isinstance(value, str) or not math.isfinite(value) or (
+        if isinstance(value, int) and tp is float:
+            value = float(value) if abs(value) < 2**1023 else math.inf
+        if isinstance(value, str) or (isinstance(value, float) and not math.isfinite(value)) or (
                 tp is int and value != int(value)):
             word = "an integer" if tp is int else "a number"
             ctx.issue(node, path, word, _describe(node))
@@ -178,7 +181,14 @@ def _other_kind_hint(node: yaml.ScalarNode, unit: str) -> str:
     return ""
 
 
+#: Integers are counts and byte sizes that the simulator keeps in int64 arrays.
+INT_LIMIT = 2**63
+
+
 def _check_bounds(value: Any, meta: dict, node: yaml.Node, path: str, ctx: _Context) -> Any:
+    if isinstance(value, int) and abs(value) >= INT_LIMIT:
+        ctx.issue(node, path, "an integer below 2**63 (8 EiB as a size)", _describe(node))
+        return _MISSING
     lo, hi = meta.get("minimum"), meta.get("maximum")
     if lo is not None and value < lo:
         ctx.issue(node, path, f"a value >= {lo}", repr(value))
@@ -474,10 +484,12 @@ def _read(path: str | Path) -> tuple[str, str]:
 
 
 def hardware_from_yaml(text: str, filename: str = "<string>") -> HardwareSpec:
+    """Parse hardware YAML text; `filename` only labels the messages of the SpecError."""
     return _load(text, HardwareSpec, filename)
 
 
 def workload_from_yaml(text: str, filename: str = "<string>") -> WorkloadSpec:
+    """Parse workload YAML text; `filename` only labels the messages of the SpecError."""
     return _load(text, WorkloadSpec, filename)
 
 
@@ -518,6 +530,7 @@ def kind_of(path: str | Path) -> str:
 
 
 def load_any(path: str | Path) -> HardwareSpec | WorkloadSpec:
+    """Load a file of either kind (see `kind_of`)."""
     return load_hardware(path) if kind_of(path) == "hardware" else load_workload(path)
 
 

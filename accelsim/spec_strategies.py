@@ -30,7 +30,7 @@ YAML_TRAPS = ("yes", "no", "on", "off", "y", "n", "true", "False", "null", "~", 
               "3.35e12", "0x10", "012", ".inf", "- item", "key: value", "#comment", "*alias",
               "&anchor", "!tag", "'quoted'", '"double"', " padded ", "a\nb", "<<", "é µs")
 
-_BIG_INT = 2**62
+_BIG_INT = 2**63 - 1  # the loader's limit (int64)
 #: Decimal and binary multiples: where unit formatting ("900 GB/s", "6 MiB") is exercised.
 _SCALES = (1.0, 1e3, 1e6, 1e9, 1e12, 1e-3, 1e-6, 1e-9, 2.0**10, 2.0**20, 2.0**30)
 

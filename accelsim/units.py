@@ -28,7 +28,10 @@ def _split(text: str | int | float, what: str) -> tuple[float, str]:
     if isinstance(text, bool):
         raise UnitError(f"{what}, got boolean {text!r}")
     if isinstance(text, int | float):
-        return float(text), ""
+        try:
+            return float(text), ""
+        except OverflowError:
+            raise UnitError(f"{what}, got a number of {len(str(text))} digits") from None
     if not isinstance(text, str):
         raise UnitError(f"{what}, got {type(text).__name__} {text!r}")
     match = _QUANTITY.match(text)
