@@ -203,18 +203,21 @@ class HardwareSpec:
     def _unique_level_names(caches: tuple[CacheLevelSpec, ...]) -> Violation | None:
         """Reports key hit rates by level name, so names are unique."""
         names = [c.name for c in caches]
-        if len(set(names)) != len(names):
-            return Violation("caches", "unique level names", str(names))
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                return Violation("caches", f"a name no earlier level has ({', '.join(names[:i])})",
+                                 repr(name), at=(i, "name"))
         return None
 
     @rule
     def _lines_grow_outward(caches: tuple[CacheLevelSpec, ...]) -> Violation | None:
         """A level's line is at least as long as the line of the level above it."""
-        for upper, lower in zip(caches, caches[1:], strict=False):
+        for i in range(1, len(caches)):
+            upper, lower = caches[i - 1], caches[i]
             if lower.line_bytes < upper.line_bytes:
-                return Violation(
-                    "caches", f"line of {lower.name} >= line of {upper.name} "
-                    f"({upper.line_bytes} B)", f"{lower.line_bytes} B")
+                return Violation("caches", f"a line at least as long as {upper.name}'s "
+                                 f"({upper.line_bytes} B)", f"{lower.line_bytes} B",
+                                 at=(i, "line_bytes"))
         return None
 
     @property

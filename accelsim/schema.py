@@ -76,14 +76,26 @@ def _keys_in(allowed: tuple[str, ...]):
 
 
 class Violation(NamedTuple):
-    """A broken cross-field rule: the field to blame, what was expected, what was given."""
+    """A broken cross-field rule: the field to blame, what was expected, what was given.
+
+    `at` narrows the blame inside the field's value, e.g. `(1, "line_bytes")` for the line of
+    the second cache level, so the message points at that item's line in the file.
+    """
 
     field: str
     expected: str
     got: str
+    at: tuple[int | str, ...] = ()
+
+    def path(self) -> str:
+        """Dotted path of the blamed value, e.g. 'caches[1].line_bytes'."""
+        out = self.field
+        for step in self.at:
+            out += f"[{step}]" if isinstance(step, int) else f".{step}"
+        return out
 
     def __str__(self) -> str:
-        return f"{self.field}: expected {self.expected}, got {self.got}"
+        return f"{self.path()}: expected {self.expected}, got {self.got}"
 
 
 _RULE_MARK = "__spec_rule_fields__"

@@ -373,7 +373,9 @@ def _attrs_object(node: yaml.Node, cls: type, path: str, ctx: _Context,
             if default is not _MISSING:
                 available[f.name] = default
     for v in schema.violations(cls, available):
-        ctx.issue(value_nodes.get(v.field, node), _join(path, yaml_key(v.field)), v.expected, v.got)
+        blamed, blamed_path = _locate(value_nodes.get(v.field, node),
+                                      _join(path, yaml_key(v.field)), v.at)
+        ctx.issue(blamed, blamed_path, v.expected, v.got)
         failed = True
     if failed:
         return _MISSING
@@ -392,6 +394,23 @@ def _attrs_object(node: yaml.Node, cls: type, path: str, ctx: _Context,
         ctx.issue(value_nodes.get(sub, node), _join(path, yaml_key(sub)) if sub else path,
                   expected, got)
         return _MISSING
+
+
+def _locate(node: yaml.Node, path: str, at: tuple[int | str, ...]) -> tuple[yaml.Node, str]:
+    """The node and key path that a rule's `Violation.at` points to, as far as the YAML has it."""
+    for step in at:
+        if isinstance(step, int) and isinstance(node, yaml.SequenceNode) and step < len(node.value):
+            node, path = node.value[step], _join(path, step)
+        elif isinstance(step, str) and isinstance(node, yaml.MappingNode):
+            path = _join(path, yaml_key(step))
+            found = [v for k, _kn, v in _mapping_items(node, path, _Context(""))
+                     if k in (step, yaml_key(step))]
+            if not found:  # a default broke the rule: point at the mapping
+                break
+            node = found[0]
+        else:
+            break
+    return node, path
 
 
 def _model_config(node: yaml.Node, path: str, ctx: _Context) -> Any:
