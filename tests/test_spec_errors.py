@@ -104,6 +104,13 @@ def test_yaml_traps_load_as_written():
     assert hw.memory.bandwidth_bytes_per_s == 3.35e12
 
 
+def test_workload_yaml_traps_load_as_written():
+    wl = spec.load_workload(GOOD / "wl_yaml_traps.yaml")
+    assert (wl.name, wl.description, wl.dataset.unit) == ("no", "yes", "off")
+    assert (wl.model.hidden, wl.model.vocab, wl.subbatch) == (2048, 36548, 100)
+    assert wl.dataset.samples == 3.35e12
+
+
 def test_dataset_size_in_e_notation_loads():
     wl = spec.load_workload(GOOD / "tiny_wl.yaml")
     assert wl.dataset is not None and wl.dataset.samples == 1e9
