@@ -76,15 +76,20 @@ def _type_word(tp: Any, meta: dict) -> str:
     if attrs.has(tp):
         return f"mapping ({_anchor(tp)})"
     if origin is tuple:
-        return f"list of mappings ({_anchor(typing.get_args(tp)[0])})"
+        item = typing.get_args(tp)[0]
+        if attrs.has(item):
+            return f"list of mappings ({_anchor(item)})"
+        return f"list, each {_type_word(item, {})}"
     if origin is dict:
         value = typing.get_args(tp)[1]
         keys = meta.get("keys")
         which = ("keys " + ", ".join(f"`{k}`" for k in keys)) if keys else "any keys"
-        return f"mapping, {which}, each a mapping ({_anchor(value)})"
+        each = f"a mapping ({_anchor(value)})" if attrs.has(value) else _type_word(value, {})
+        return f"mapping, {which}, each {each}"
     if tp is Any:
         return "mapping with `family` (see [Model families](#model-families))"
-    return {int: "integer", float: "number", str: "string", bool: "`true` or `false`"}[tp]
+    words = {int: "integer", float: "number", str: "string", bool: "`true` or `false`"}
+    return words.get(tp, getattr(tp, "__name__", str(tp)))
 
 
 def _anchor(cls: type) -> str:
