@@ -432,19 +432,40 @@ def _model_config(node: yaml.Node, path: str, ctx: _Context) -> Any:
 
 
 # --- public API -------------------------------------------------------------------------------
+_TOKEN_WORDS = {"<block end>": "the end of the indented block", "'<scalar>'": "a value",
+                "'?'": "a key", "'<block sequence start>'": "a '- ' list item",
+                "'<block mapping start>'": "a key", "'<block end>'": "the end of the block"}
+
+
+_CONTEXT_WORDS = {"quoted scalar": "quoted string", "simple key": "key",
+                  "block collection": "indented block", "block mapping": "indented mapping",
+                  "block sequence": "indented list", "flow mapping": "{...} mapping",
+                  "flow sequence": "[...] list"}
+
+
 def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
-    """PyYAML's wording of a syntax error, with the usual cause spelled out."""
+    """PyYAML's wording of a syntax error, with its tokens in words and the usual cause spelled out."""
     problem = exc.problem or "a syntax error"
     if "'\\t'" in problem or "\t" in problem:
         return "a tab character (YAML indents with spaces only)"
     if problem.startswith("mapping values are not allowed"):
         return "a ':' where none may be (is this line indented deeper than the key above it?)"
     if problem.startswith("found undefined alias"):
-        name = problem.rpartition(" ")[2]
-        return f"the alias *{name.strip(chr(39))} with no anchor &{name.strip(chr(39))} before it"
+        name = problem.rpartition(" ")[2].strip("'")
+        return f"the alias *{name} with no anchor &{name} before it"
     if "another document" in problem:
         return "a second document ('---'): a spec file holds one"
-    return f"{problem} ({exc.context})" if exc.context else problem
+    for token, words in _TOKEN_WORDS.items():
+        problem = problem.replace(token, words)
+    mark, context = exc.context_mark, exc.context or ""
+    if context.startswith(("while scanning ", "while parsing ")) and mark is not None:
+        what = context.split(" ", 2)[2].removeprefix("a ")
+        what = _CONTEXT_WORDS.get(what, what)
+        if what != "for the next token":
+            problem += f", in the {what} that starts at line {mark.line + 1}"
+    if "the end of the indented block" in problem:
+        problem += " (check the indentation of this line)"
+    return problem
 
 
 def _compose(text: str, filename: str) -> yaml.Node | None:
