@@ -53,8 +53,7 @@ def test_strategies_reach_the_yaml_traps():
         seen.add(ds.unit)
 
     collect()
-    assert seen & {"yes", "no", "null", "1e9", "~"}, seen
-    assert set(YAML_TRAPS) >= {"yes", "no", "null"}
+    assert seen & {"yes", "no", "null", "1e9", "~"} & set(YAML_TRAPS), seen
 
 
 # --- units ------------------------------------------------------------------------------------
