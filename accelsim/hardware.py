@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import attrs
 
-from accelsim.schema import field
+from accelsim.schema import Violation, check_rules, field, rule
 from accelsim.units import DTYPE_BYTES
 
 DTYPES = tuple(DTYPE_BYTES)
@@ -37,8 +37,17 @@ class MatrixPipe:
                           doc="granule of M, N and K the pipe computes in (e.g. 16 for an MMA)")
 
     def __attrs_post_init__(self) -> None:
-        if (self.peak_flop_rate is None) == (self.macs_per_cycle_per_unit is None):
-            raise ValueError("give exactly one of peak_flop_rate and macs_per_cycle_per_unit")
+        check_rules(self)
+
+    @rule
+    def _one_rate(peak_flop_rate: float | None,
+                  macs_per_cycle_per_unit: int | None) -> Violation | None:
+        """A pipe's peak comes from exactly one source."""
+        if (peak_flop_rate is None) == (macs_per_cycle_per_unit is None):
+            return Violation("peak_flop_rate",
+                             "exactly one of peak_flop_rate and macs_per_cycle_per_unit",
+                             "both" if peak_flop_rate is not None else "neither")
+        return None
 
 
 @attrs.frozen
@@ -48,7 +57,7 @@ class ComputeSpec:
     units: int = field(minimum=1, doc="number of compute units (SMs, cores)")
     clock_hz: float = field(unit="frequency", doc="sustained clock of the compute units")
     matrix: dict[str, MatrixPipe] = field(
-        doc="matrix throughput per input dtype, e.g. {fp32: ..., fp16: ...}")
+        keys=DTYPES, doc="matrix throughput per input dtype, e.g. {fp32: ..., fp16: ...}")
     vector_flop_rate: float = field(
         unit="flop_rate", doc="peak elementwise (vector) FLOP/s of the whole chip")
     local_memory_bytes: int = field(
@@ -57,11 +66,14 @@ class ComputeSpec:
         unit="bytes", default=0, doc="register file per unit (0: not modelled)")
 
     def __attrs_post_init__(self) -> None:
-        unknown = sorted(set(self.matrix) - set(DTYPES))
-        if unknown:
-            raise ValueError(f"matrix: unknown dtype {unknown[0]!r}; expected one of {list(DTYPES)}")
-        if not self.matrix:
-            raise ValueError("matrix: expected at least one dtype")
+        check_rules(self)
+
+    @rule
+    def _some_dtype(matrix: dict[str, MatrixPipe]) -> Violation | None:
+        """A chip multiplies matrices in at least one dtype."""
+        if not matrix:
+            return Violation("matrix", f"at least one dtype of {list(DTYPES)}", "none")
+        return None
 
     def peak_flop_rate(self, dtype: str) -> float:
         """Peak matrix FLOP/s of the chip for `dtype` (falls back to fp32 when not listed)."""
@@ -95,15 +107,32 @@ class CacheLevelSpec:
     latency_s: float = field(unit="time", default=0.0, doc="load-to-use latency")
 
     def __attrs_post_init__(self) -> None:
-        if self.line_bytes & (self.line_bytes - 1):
-            raise ValueError(f"line_bytes: expected a power of two, got {self.line_bytes}")
-        lines = self.capacity_bytes // self.line_bytes
-        if lines < 1:
-            raise ValueError("capacity_bytes: expected at least one line")
-        if self.ways and lines % self.ways:
-            raise ValueError(
-                f"ways: expected a divisor of the {lines} lines "
-                f"(capacity / line), got {self.ways}")
+        check_rules(self)
+
+    @rule
+    def _line_power_of_two(line_bytes: int) -> Violation | None:
+        """Set indexing takes the low address bits, so lines are powers of two."""
+        if line_bytes & (line_bytes - 1):
+            return Violation("line_bytes", "a power of two", str(line_bytes))
+        return None
+
+    @rule
+    def _at_least_one_line(capacity_bytes: int, line_bytes: int) -> Violation | None:
+        """A cache holds at least one line."""
+        if capacity_bytes < line_bytes:
+            return Violation("capacity_bytes", f"at least one line ({line_bytes} B)",
+                             f"{capacity_bytes} B")
+        return None
+
+    @rule
+    def _ways_divide_lines(capacity_bytes: int, line_bytes: int, ways: int) -> Violation | None:
+        """Lines split evenly into sets of `ways` lines (0 ways: fully associative)."""
+        lines = capacity_bytes // line_bytes
+        power_of_two = not line_bytes & (line_bytes - 1)
+        if power_of_two and lines >= 1 and ways and lines % ways:
+            return Violation("ways", f"a divisor of the {lines} lines (capacity / line)",
+                             str(ways))
+        return None
 
     @property
     def lines(self) -> int:
@@ -168,14 +197,28 @@ class HardwareSpec:
     description: str = field(default="", doc="free text")
 
     def __attrs_post_init__(self) -> None:
-        names = [c.name for c in self.caches]
-        if len(set(names)) != len(names):
-            raise ValueError(f"caches: expected unique level names, got {names}")
-        for upper, lower in zip(self.caches, self.caches[1:], strict=False):
+        check_rules(self)
+
+    @rule
+    def _unique_level_names(caches: tuple[CacheLevelSpec, ...]) -> Violation | None:
+        """Reports key hit rates by level name, so names are unique."""
+        names = [c.name for c in caches]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                return Violation("caches", f"a name no earlier level has ({', '.join(names[:i])})",
+                                 repr(name), at=(i, "name"))
+        return None
+
+    @rule
+    def _lines_grow_outward(caches: tuple[CacheLevelSpec, ...]) -> Violation | None:
+        """A level's line is at least as long as the line of the level above it."""
+        for i in range(1, len(caches)):
+            upper, lower = caches[i - 1], caches[i]
             if lower.line_bytes < upper.line_bytes:
-                raise ValueError(
-                    f"caches: line_bytes of {lower.name} ({lower.line_bytes}) must be >= "
-                    f"that of {upper.name} ({upper.line_bytes})")
+                return Violation("caches", f"a line at least as long as {upper.name}'s "
+                                 f"({upper.line_bytes} B)", f"{lower.line_bytes} B",
+                                 at=(i, "line_bytes"))
+        return None
 
     @property
     def last_level_cache_bytes(self) -> int:

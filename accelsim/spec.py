@@ -4,11 +4,12 @@ The loader composes the YAML into nodes (keeping line/column marks) and converts
 the type and unit metadata of the attrs field it fills (see `schema.field`). It does not trust
 PyYAML's implicit typing: `1e9` (a string to PyYAML) is a number where a number is expected, a
 name `no` stays the string "no", and a boolean must be written `true` or `false`. Duplicate keys
-are errors, not silently last-wins. All problems in a file are collected, then raised once as a
-`SpecError`.
+are errors, not silently last-wins; `<<` merge keys follow the YAML merge-key spec. All problems
+in a file are collected, then raised once as a `SpecError`, in file order. Cross-field rules
+(`schema.rule`) run on whatever fields loaded, so they are not hidden by other problems.
 
 YAML keys are the field names without their unit suffix (`capacity: 6 MiB` fills
-`capacity_bytes`); the full field name is accepted too.
+`capacity_bytes`); the full field name is accepted too. docs/spec-format.md is the reference.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import attrs
 import yaml
 
-from accelsim import units
+from accelsim import schema, units
 from accelsim.errors import Issue, SpecError
 from accelsim.hardware import HardwareSpec
 from accelsim.models import FAMILIES
@@ -47,10 +48,29 @@ def yaml_key(field_name: str) -> str:
     return field_name
 
 
+#: Nodes a document may expand to (aliases included) before loading gives up: a guard against
+#: alias bombs ("billion laughs"), far above any real spec.
+MAX_NODES = 200_000
+_KIND_WORDS = {"bytes": "a size", "bandwidth": "a bandwidth", "frequency": "a frequency",
+               "time": "a time", "flop_rate": "a compute rate"}
+_YAML11_BOOLS = ("yes", "no", "on", "off", "y", "n", "Yes", "No", "On", "Off", "YES", "NO",
+                 "ON", "OFF", "Y", "N")
+
+
+class _TooLarge(Exception):
+    pass
+
+
 class _Context:
     def __init__(self, filename: str) -> None:
         self.filename = filename
         self.issues: list[Issue] = []
+        self.budget = MAX_NODES
+
+    def visit(self) -> None:
+        self.budget -= 1
+        if self.budget < 0:
+            raise _TooLarge
 
     def issue(self, node: yaml.Node | None, path: str, expected: str, got: str) -> None:
         line = col = None
@@ -99,44 +119,76 @@ def _scalar(node: yaml.Node, tp: Any, meta: dict, path: str, ctx: _Context) -> A
         try:
             value = _PARSERS[unit](_number_or_text(node))
         except units.UnitError as exc:
-            expected, _, got = str(exc).rpartition(", got ")
-            ctx.issue(node, path, expected, got)
+            expected = str(exc).rpartition(", got ")[0] or _UNIT_WORDS[unit]
+            ctx.issue(node, path, expected, _describe(node) + _other_kind_hint(node, unit))
             return _MISSING
         return _check_bounds(int(value) if tp is int else value, meta, node, path, ctx)
     if tp is bool:
         if node.style is None and text in ("true", "True", "false", "False"):
             return text.lower() == "true"
-        ctx.issue(node, path, "true or false", repr(text))
+        hint = ""
+        if node.style is None and text in _YAML11_BOOLS:
+            word = "true" if text.lower() in ("yes", "on", "y") else "false"
+            hint = f" (YAML 1.1 would read it as {word}; write {word})"
+        ctx.issue(node, path, "true or false", _describe(node) + hint)
         return _MISSING
     if tp is str:
         choices = meta.get("choices")
         if choices and text not in choices:
-            close = difflib.get_close_matches(text, choices, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            close = _suggest(text, list(choices))
+            hint = f" (did you mean {close!r}?)" if close else ""
             ctx.issue(node, path, f"one of {list(choices)}", f"{text!r}{hint}")
             return _MISSING
         return text
     if tp in (int, float):
-        try:
-            value = float(text) if node.style is None else float("nan")
-        except ValueError:
-            value = float("nan")
-        if not math.isfinite(value) or (tp is int and value != int(value)):
+        value = _number_or_text(node)
+        if isinstance(value, int) and tp is float:
+            value = float(value) if abs(value) < 2**1023 else math.inf
+        if isinstance(value, str) or (isinstance(value, float) and not math.isfinite(value)) or (
+                tp is int and value != int(value)):
             word = "an integer" if tp is int else "a number"
-            ctx.issue(node, path, word, repr(text))
+            ctx.issue(node, path, word, _describe(node))
             return _MISSING
-        return _check_bounds(int(value) if tp is int else value, meta, node, path, ctx)
+        return _check_bounds(int(value) if tp is int else float(value), meta, node, path, ctx)
     ctx.issue(node, path, f"a value of type {tp}", repr(text))
     return _MISSING
 
 
-def _number_or_text(node: yaml.ScalarNode) -> str | float:
-    if node.style is None and _is_plain_number(node.value):
-        return float(node.value)
+def _number_or_text(node: yaml.ScalarNode) -> str | int | float:
+    """A plain scalar that reads as a number becomes one (ints exactly, `1e9` too); else text."""
+    if node.style is None:
+        try:
+            return int(node.value)
+        except ValueError:
+            pass
+        if _is_plain_number(node.value):
+            return float(node.value)
     return node.value
 
 
+def _other_kind_hint(node: yaml.ScalarNode, unit: str) -> str:
+    """' (that is a frequency)' when a quantity parses as another unit kind than the one wanted."""
+    text = node.value
+    if not isinstance(text, str) or _is_plain_number(text):
+        return ""
+    for kind, word in _KIND_WORDS.items():
+        if kind != unit:
+            try:
+                _PARSERS[kind](text)
+            except units.UnitError:
+                continue
+            return f" (that is {word})"
+    return ""
+
+
+#: Integers are counts and byte sizes that the simulator keeps in int64 arrays.
+INT_LIMIT = 2**63
+
+
 def _check_bounds(value: Any, meta: dict, node: yaml.Node, path: str, ctx: _Context) -> Any:
+    if isinstance(value, int) and abs(value) >= INT_LIMIT:
+        ctx.issue(node, path, "an integer below 2**63 (8 EiB as a size)", _describe(node))
+        return _MISSING
     lo, hi = meta.get("minimum"), meta.get("maximum")
     if lo is not None and value < lo:
         ctx.issue(node, path, f"a value >= {lo}", repr(value))
@@ -154,36 +206,59 @@ def _expected_word(tp: Any, meta: dict) -> str:
         return f"one of {list(meta['choices'])}"
     if attrs.has(tp):
         return f"a mapping with keys {[yaml_key(f.name) for f in attrs.fields(tp)]}"
+    if typing.get_origin(tp) is tuple:
+        item = typing.get_args(tp)[0]
+        if attrs.has(item):
+            return f"a list of mappings with keys {[yaml_key(f.name) for f in attrs.fields(item)]}"
+        return f"a list of {_expected_word(item, {})}"
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
         tp, str(tp))
 
 
 # --- structure --------------------------------------------------------------------------------
-def _mapping_items(node: yaml.MappingNode, path: str, ctx: _Context) -> list[tuple[str, yaml.Node, yaml.Node]]:
-    """Key/value pairs with duplicate keys reported and `<<` merges applied."""
+def _mapping_items(node: yaml.MappingNode, path: str, ctx: _Context,
+                   _merging: frozenset[int] = frozenset()) -> list[tuple[str, yaml.Node, yaml.Node]]:
+    """Key/value pairs with duplicate keys reported and `<<` merges applied.
+
+    Merge semantics follow the YAML merge-key spec: keys written in the mapping override merged
+    ones wherever they appear, and earlier mappings in `<<: [*a, *b]` override later ones.
+    """
+    ctx.visit()
+    if id(node) in _merging:
+        ctx.issue(node, path, "a mapping that does not merge itself", "a recursive '<<' merge")
+        return []
+    merging = _merging | {id(node)}
     items: list[tuple[str, yaml.Node, yaml.Node]] = []
+    merged: list[tuple[str, yaml.Node, yaml.Node]] = []
     seen: dict[str, yaml.Node] = {}
     for key_node, value_node in node.value:
         if not isinstance(key_node, yaml.ScalarNode):
             ctx.issue(key_node, path, "a plain key", _describe(key_node))
             continue
         key = key_node.value
-        if key == "<<" and isinstance(value_node, yaml.MappingNode):
-            for k, kn, vn in _mapping_items(value_node, path, ctx):
-                if k not in seen:
-                    items.append((k, kn, vn))
+        if key == "<<" and key_node.tag.endswith(":merge"):
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for source in sources:
+                if not isinstance(source, yaml.MappingNode):
+                    ctx.issue(source, _join(path, "<<"), "a mapping or a list of mappings to merge",
+                              _describe(source))
+                    continue
+                have = {k for k, _kn, _vn in merged}
+                merged += [item for item in _mapping_items(source, path, ctx, merging)
+                           if item[0] not in have]
             continue
         if key in seen:
             first = seen[key].start_mark.line + 1
             ctx.issue(key_node, _join(path, key), f"each key once (first given on line {first})",
-                      "a duplicate key")
+                      f"{key!r} again")
             continue
         seen[key] = key_node
         items.append((key, key_node, value_node))
-    return items
+    return items + [item for item in merged if item[0] not in seen]
 
 
 def _structure(node: yaml.Node, tp: Any, meta: dict, path: str, ctx: _Context) -> Any:
+    ctx.visit()
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -197,7 +272,7 @@ def _structure(node: yaml.Node, tp: Any, meta: dict, path: str, ctx: _Context) -
     if origin is tuple:
         (item_tp, *_rest) = typing.get_args(tp)
         if not isinstance(node, yaml.SequenceNode):
-            ctx.issue(node, path, f"a list of {_expected_word(item_tp, {})}", _describe(node))
+            ctx.issue(node, path, _expected_word(tp, {}), _describe(node))
             return _MISSING
         out = [_structure(n, item_tp, {}, _join(path, i), ctx) for i, n in enumerate(node.value)]
         return _MISSING if any(o is _MISSING for o in out) else tuple(out)
@@ -206,10 +281,34 @@ def _structure(node: yaml.Node, tp: Any, meta: dict, path: str, ctx: _Context) -
         if not isinstance(node, yaml.MappingNode):
             ctx.issue(node, path, "a mapping", _describe(node))
             return _MISSING
-        result = {k: _structure(v, value_tp, {}, _join(path, k), ctx)
-                  for k, _kn, v in _mapping_items(node, path, ctx)}
+        allowed = meta.get("keys")
+        result = {}
+        for k, key_node, v in _mapping_items(node, path, ctx):
+            if allowed and k not in allowed:
+                close = _suggest(k, list(allowed))
+                hint = f" (did you mean {close!r}?)" if close else ""
+                ctx.issue(key_node, _join(path, k), f"a key among {list(allowed)}", f"{k!r}{hint}")
+                result[k] = _MISSING
+                continue
+            result[k] = _structure(v, value_tp, {}, _join(path, k), ctx)
         return _MISSING if any(v is _MISSING for v in result.values()) else result
     return _scalar(node, tp, meta, path, ctx)
+
+
+def _suggest(key: str, valid: list[str]) -> str | None:
+    """The valid word nearest to `key`: same letters in another case, close spelling, or prefix."""
+    folded = {v.lower(): v for v in valid}
+    if key.lower() in folded:
+        return folded[key.lower()]
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6) or [
+        v for v in valid if key and (v.startswith(key) or key.startswith(v))][:1]
+    return close[0] if close else None
+
+
+def _default(f: attrs.Attribute) -> Any:
+    if isinstance(f.default, attrs.Factory):  # type: ignore[arg-type]
+        return _MISSING if f.default.takes_self else f.default.factory()
+    return f.default
 
 
 def _attrs_object(node: yaml.Node, cls: type, path: str, ctx: _Context,
@@ -225,6 +324,8 @@ def _attrs_object(node: yaml.Node, cls: type, path: str, ctx: _Context,
         by_key[f.name] = f
     values: dict[str, Any] = {}
     given: dict[str, str] = {}
+    value_nodes: dict[str, yaml.Node] = {}
+    suggested: set[str] = set()
     failed = False
     for key, key_node, value_node in _mapping_items(node, path, ctx):
         if key in skip:
@@ -232,9 +333,11 @@ def _attrs_object(node: yaml.Node, cls: type, path: str, ctx: _Context,
         f = by_key.get(key)
         if f is None:
             valid = [yaml_key(x.name) for x in fields] + list(skip)
-            close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6) or [
-                v for v in valid if v.startswith(key) or key.startswith(v)][:1]
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            close = _suggest(key, valid)
+            hint = ""
+            if close:
+                hint = f"; did you mean {close!r}?"
+                suggested.add(close)
             ctx.issue(key_node, _join(path, key), f"one of the keys {valid}",
                       f"unknown key {key!r}{hint}")
             failed = True
@@ -245,6 +348,7 @@ def _attrs_object(node: yaml.Node, cls: type, path: str, ctx: _Context,
             failed = True
             continue
         given[f.name] = key
+        value_nodes[f.name] = value_node
         meta = dict(f.metadata)
         if f.name == "model" and cls is WorkloadSpec:
             meta["polymorphic"] = True
@@ -255,22 +359,58 @@ def _attrs_object(node: yaml.Node, cls: type, path: str, ctx: _Context,
             values[f.name] = value
     for f in fields:
         if f.name not in given and f.default is attrs.NOTHING:
-            ctx.issue(node, _join(path, yaml_key(f.name)),
-                      f"a value ({f.metadata.get('doc', 'required')})", "nothing: the key is missing")
             failed = True
+            if yaml_key(f.name) not in suggested:  # the unknown-key issue already points here
+                ctx.issue(node, _join(path, yaml_key(f.name)),
+                          f"a value ({f.metadata.get('doc', 'required')})",
+                          "nothing: the key is missing")
+    # Cross-field rules run on every field that loaded (defaults standing in for keys not
+    # given), so a conflict is reported even when other keys of this mapping are also wrong.
+    available = dict(values)
+    for f in fields:
+        if f.name not in given and f.default is not attrs.NOTHING:
+            default = _default(f)
+            if default is not _MISSING:
+                available[f.name] = default
+    for v in schema.violations(cls, available):
+        blamed, blamed_path = _locate(value_nodes.get(v.field, node),
+                                      _join(path, yaml_key(v.field)), v.at)
+        ctx.issue(blamed, blamed_path, v.expected, v.got)
+        failed = True
     if failed:
         return _MISSING
     try:
         return cls(**values)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:  # a check not declared as a schema.rule
         message = str(exc)
         key, sep, rest = message.partition(": ")
-        sub = yaml_key(key) if sep and key.isidentifier() and key in {f.name for f in fields} else ""
-        expected, _, got = (rest if sub else message).partition(", got ")
-        ctx.issue(node, _join(path, sub) if sub else path,
-                  expected.removeprefix("expected ") or "a consistent combination of values",
-                  got or "values that conflict")
+        names = {f.name for f in fields}
+        sub = key if sep and key in names else ""
+        rest = rest if sub else message
+        if rest.startswith("expected ") and ", got " in rest:
+            expected, _, got = rest.removeprefix("expected ").partition(", got ")
+        else:
+            expected, got = "a value consistent with the other keys", rest
+        ctx.issue(value_nodes.get(sub, node), _join(path, yaml_key(sub)) if sub else path,
+                  expected, got)
         return _MISSING
+
+
+def _locate(node: yaml.Node, path: str, at: tuple[int | str, ...]) -> tuple[yaml.Node, str]:
+    """The node and key path that a rule's `Violation.at` points to, as far as the YAML has it."""
+    for step in at:
+        if isinstance(step, int) and isinstance(node, yaml.SequenceNode) and step < len(node.value):
+            node, path = node.value[step], _join(path, step)
+        elif isinstance(step, str) and isinstance(node, yaml.MappingNode):
+            path = _join(path, yaml_key(step))
+            found = [v for k, _kn, v in _mapping_items(node, path, _Context(""))
+                     if k in (step, yaml_key(step))]
+            if not found:  # a default broke the rule: point at the mapping
+                break
+            node = found[0]
+        else:
+            break
+    return node, path
 
 
 def _model_config(node: yaml.Node, path: str, ctx: _Context) -> Any:
@@ -283,8 +423,8 @@ def _model_config(node: yaml.Node, path: str, ctx: _Context) -> Any:
         return _MISSING
     fam = FAMILIES.get(family_node.value)
     if fam is None:
-        close = difflib.get_close_matches(family_node.value, list(FAMILIES), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        close = _suggest(family_node.value, sorted(FAMILIES))
+        hint = f" (did you mean {close!r}?)" if close else ""
         ctx.issue(family_node, _join(path, "family"), f"one of {sorted(FAMILIES)}",
                   f"{family_node.value!r}{hint}")
         return _MISSING
@@ -292,19 +432,59 @@ def _model_config(node: yaml.Node, path: str, ctx: _Context) -> Any:
 
 
 # --- public API -------------------------------------------------------------------------------
+_TOKEN_WORDS = {"<block end>": "the end of the indented block", "'<scalar>'": "a value",
+                "'?'": "a key", "'<block sequence start>'": "a '- ' list item",
+                "'<block mapping start>'": "a key", "'<block end>'": "the end of the block"}
+
+
+_CONTEXT_WORDS = {"quoted scalar": "quoted string", "simple key": "key",
+                  "block collection": "indented block", "block mapping": "indented mapping",
+                  "block sequence": "indented list", "flow mapping": "{...} mapping",
+                  "flow sequence": "[...] list"}
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
+    """PyYAML's wording of a syntax error, with its tokens in words and the usual cause spelled out."""
+    problem = exc.problem or "a syntax error"
+    if "'\\t'" in problem or "\t" in problem:
+        return "a tab character (YAML indents with spaces only)"
+    if problem.startswith("mapping values are not allowed"):
+        return "a ':' where none may be (is this line indented deeper than the key above it?)"
+    if problem.startswith("found undefined alias"):
+        name = problem.rpartition(" ")[2].strip("'")
+        return f"the alias *{name} with no anchor &{name} before it"
+    if "another document" in problem:
+        return "a second document ('---'): a spec file holds one"
+    for token, words in _TOKEN_WORDS.items():
+        problem = problem.replace(token, words)
+    mark, context = exc.context_mark, exc.context or ""
+    if context.startswith(("while scanning ", "while parsing ")) and mark is not None:
+        what = context.split(" ", 2)[2].removeprefix("a ")
+        what = _CONTEXT_WORDS.get(what, what)
+        if what != "for the next token":
+            problem += f", in the {what} that starts at line {mark.line + 1}"
+    if "the end of the indented block" in problem:
+        problem += " (check the indentation of this line)"
+    return problem
+
+
 def _compose(text: str, filename: str) -> yaml.Node | None:
-    ctx = _Context(filename)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        ctx.issues.append(Issue(filename, mark.line + 1 if mark else None,
-                                mark.column + 1 if mark else None, "",
-                                "valid YAML", f"{exc.problem} ({exc.context or 'syntax error'})"))
-        raise SpecError(ctx.issues) from None
+        mark = exc.problem_mark or exc.context_mark
+        raise SpecError([Issue(filename, mark.line + 1 if mark else None,
+                               mark.column + 1 if mark else None, "",
+                               "valid YAML", _yaml_problem(exc))]) from None
     except yaml.YAMLError as exc:
         raise SpecError([Issue(filename, None, None, "", "valid YAML", str(exc))]) from None
-    return node
+
+
+def _raise(issues: list[Issue]) -> typing.NoReturn:
+    """Raise once, issues in file order, each reported once (merged anchors can repeat one)."""
+    unique = list(dict.fromkeys(issues))
+    unique.sort(key=lambda i: (i.line or 0, i.col or 0))
+    raise SpecError(unique)
 
 
 def _load(text: str, cls: type, filename: str) -> Any:
@@ -312,29 +492,44 @@ def _load(text: str, cls: type, filename: str) -> Any:
     ctx = _Context(filename)
     if node is None:
         ctx.issue(None, "", _expected_word(cls, {}), "an empty file")
-        raise SpecError(ctx.issues)
-    result = _attrs_object(node, cls, "", ctx)
+        _raise(ctx.issues)
+    try:
+        result = _attrs_object(node, cls, "", ctx)
+    except _TooLarge:
+        ctx.issue(node, "", f"a document of at most {MAX_NODES} nodes once aliases are expanded",
+                  "more (an alias bomb?)")
+        result = _MISSING
     if ctx.issues or result is _MISSING:
-        raise SpecError(ctx.issues)
+        _raise(ctx.issues)
     return result
 
 
 def _read(path: str | Path) -> tuple[str, str]:
-    p = Path(path)
+    p, name = Path(path), str(path)
     try:
-        return p.read_text(encoding="utf-8"), str(path)
+        data = p.read_bytes()
     except FileNotFoundError:
-        raise SpecError([Issue(str(path), None, None, "", "an existing file", "no such file")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([Issue(str(path), None, None, "", "a readable UTF-8 file",
-                               type(exc).__name__)]) from None
+        raise SpecError([Issue(name, None, None, "", "an existing file", "no such file")]) from None
+    except OSError as exc:
+        raise SpecError([Issue(name, None, None, "", "a readable file",
+                               exc.strerror or type(exc).__name__)]) from None
+    try:
+        return data.decode("utf-8"), name
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - data.rfind(b"\n", 0, exc.start)
+        raise SpecError([Issue(name, line, col, "", "UTF-8 text",
+                               f"the byte 0x{data[exc.start]:02x}, which is not UTF-8 "
+                               "(save the file as UTF-8)")]) from None
 
 
 def hardware_from_yaml(text: str, filename: str = "<string>") -> HardwareSpec:
+    """Parse hardware YAML text; `filename` only labels the messages of the SpecError."""
     return _load(text, HardwareSpec, filename)
 
 
 def workload_from_yaml(text: str, filename: str = "<string>") -> WorkloadSpec:
+    """Parse workload YAML text; `filename` only labels the messages of the SpecError."""
     return _load(text, WorkloadSpec, filename)
 
 
@@ -350,40 +545,62 @@ def load_workload(path: str | Path) -> WorkloadSpec:
     return workload_from_yaml(text, name)
 
 
+_KINDS = ("a hardware spec (keys compute, caches, memory, interconnect) "
+          "or a workload (keys model, subbatch)")
+
+
 def kind_of(path: str | Path) -> str:
     """'hardware' or 'workload', judged by the top-level keys (for `accelsim check`)."""
     text, name = _read(path)
     node = _compose(text, name)
-    keys = {k.value for k, _ in node.value} if isinstance(node, yaml.MappingNode) else set()
+    if node is None:
+        raise SpecError([Issue(name, None, None, "", _KINDS, "an empty file")])
+    if not isinstance(node, yaml.MappingNode):
+        ctx = _Context(name)
+        ctx.issue(node, "", f"a mapping: {_KINDS}", _describe(node))
+        raise SpecError(ctx.issues)
+    keys = {k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
     if "model" in keys or "subbatch" in keys:
         return "workload"
     if keys & {"compute", "caches", "memory", "interconnect"}:
         return "hardware"
-    raise SpecError([Issue(name, 1, 1, "", "a hardware spec (keys compute, caches, memory, "
-                           "interconnect) or a workload (keys model, subbatch)",
-                           f"top-level keys {sorted(keys)}")])
+    ctx = _Context(name)
+    ctx.issue(node, "", _KINDS, f"top-level keys {sorted(keys)}")
+    raise SpecError(ctx.issues)
 
 
 def load_any(path: str | Path) -> HardwareSpec | WorkloadSpec:
+    """Load a file of either kind (see `kind_of`)."""
     return load_hardware(path) if kind_of(path) == "hardware" else load_workload(path)
 
 
-def to_dict(obj: Any) -> Any:
-    """Plain data (YAML keys, base units) that loads back to an equal object."""
+def to_dict(obj: Any, *, with_units: bool = False) -> Any:
+    """Plain data (YAML keys) that loads back to an equal object.
+
+    Quantities are base-unit numbers by default (for JSON and programs); with `with_units` they
+    are the shortest exact strings such as '6 MiB' or '900 GB/s' (for people).
+    """
     if attrs.has(type(obj)):
         out: dict[str, Any] = {}
         for fam in FAMILIES.values():
             if isinstance(obj, fam.config_class):
                 out["family"] = fam.name
         for f in attrs.fields(type(obj)):
-            out[yaml_key(f.name)] = to_dict(getattr(obj, f.name))
+            value = getattr(obj, f.name)
+            unit = f.metadata.get("unit")
+            if with_units and unit and value is not None:
+                out[yaml_key(f.name)] = units.format_quantity(value, unit)
+            else:
+                out[yaml_key(f.name)] = to_dict(value, with_units=with_units)
         return out
     if isinstance(obj, tuple | list):
-        return [to_dict(x) for x in obj]
+        return [to_dict(x, with_units=with_units) for x in obj]
     if isinstance(obj, dict):
-        return {k: to_dict(v) for k, v in obj.items()}
+        return {k: to_dict(v, with_units=with_units) for k, v in obj.items()}
     return obj
 
 
-def dump_yaml(obj: Any) -> str:
-    return yaml.safe_dump(to_dict(obj), sort_keys=False)
+def dump_yaml(obj: Any, *, with_units: bool = True) -> str:
+    """A spec object as YAML that `hardware_from_yaml` / `workload_from_yaml` read back equal."""
+    return yaml.safe_dump(to_dict(obj, with_units=with_units), sort_keys=False,
+                          allow_unicode=True, width=100)

@@ -28,7 +28,10 @@ def _split(text: str | int | float, what: str) -> tuple[float, str]:
     if isinstance(text, bool):
         raise UnitError(f"{what}, got boolean {text!r}")
     if isinstance(text, int | float):
-        return float(text), ""
+        try:
+            return float(text), ""
+        except OverflowError:
+            raise UnitError(f"{what}, got a number of {len(str(text))} digits") from None
     if not isinstance(text, str):
         raise UnitError(f"{what}, got {type(text).__name__} {text!r}")
     match = _QUANTITY.match(text)
@@ -54,8 +57,12 @@ def _finite_nonneg(value: float, what: str, original: object) -> float:
 
 
 def parse_bytes(text: str | int | float) -> int:
-    """'6 MiB' -> 6291456; a bare number is bytes."""
+    """'6 MiB' -> 6291456; a bare number is bytes. Whole numbers stay exact beyond 2**53."""
     what = "a size such as '6 MiB', '32 GB' or a number of bytes"
+    if isinstance(text, int) and not isinstance(text, bool):
+        if text < 0:
+            raise UnitError(f"{what} (a finite, non-negative number), got {text!r}")
+        return text
     value, unit = _split(text, what)
     if unit == "":
         scale = 1.0
@@ -65,6 +72,9 @@ def parse_bytes(text: str | int | float) -> int:
             raise UnitError(f"{what}, got {text!r}")
         scale = _prefix_scale(m.group(1), what, text)
     nbytes = _finite_nonneg(value * scale, what, text)
+    digits = str(text).strip()[: len(str(text).strip()) - len(unit)].strip()
+    if digits.isdigit() and scale == int(scale):
+        return int(digits) * int(scale)
     return int(round(nbytes))
 
 
@@ -161,3 +171,60 @@ def format_time(seconds: float) -> str:
     if s < 86400 * 2:
         return f"{s / 3600:.3g} h"
     return f"{s / 86400:.3g} days"
+
+
+_FORMAT_UNITS: dict[str, tuple[list[tuple[str, float]], object]] = {
+    "bandwidth": ([(f"{p}B/s", DECIMAL[p]) for p in "EPTGMk"] + [("B/s", 1.0)]
+                  + [(f"{p}B/s", BINARY[p]) for p in ("Pi", "Ti", "Gi", "Mi", "Ki")],
+                  parse_bandwidth),
+    "frequency": ([(f"{p}Hz", DECIMAL[p]) for p in "TGMk"] + [("Hz", 1.0)], parse_frequency),
+    "flop_rate": ([(f"{p}FLOP/s", DECIMAL[p]) for p in "EPTGMk"] + [("FLOP/s", 1.0)],
+                  parse_flop_rate),
+    "time": ([("d", 86400.0), ("h", 3600.0), ("min", 60.0), ("s", 1.0), ("ms", 1e-3),
+              ("us", 1e-6), ("ns", 1e-9), ("ps", 1e-12)], parse_time),
+    "count": ([(p, DECIMAL[p]) for p in "EPTGMk"] + [("", 1.0)], parse_count),
+}
+
+
+def format_quantity(value: float, kind: str) -> str | int | float:
+    """The shortest readable text for `value` of unit `kind` that parses back to exactly `value`.
+
+    Used to write spec files people can read ("6 MiB", "900 GB/s", "126 ns") without losing a
+    bit: when no prefixed form is exact, the bare base-unit number is returned instead.
+    """
+    if kind == "bytes":
+        n = int(value)
+        if n != value or n < 0:
+            return value
+        scales = [(p, int(BINARY[p])) for p in BINARY] + [(p, int(DECIMAL[p])) for p in "kMGTPE"]
+        exact = [(scale, p) for p, scale in scales if n and n % scale == 0]
+        if not exact:
+            return f"{n} B"
+        scale, prefix = max(exact)
+        return f"{n // scale} {prefix}B"
+    candidates, parse = _FORMAT_UNITS[kind]
+    base = next(unit for unit, scale in candidates if scale == 1.0)
+    if value == 0:
+        return f"0 {base}" if base else 0
+    best: tuple[int, str] | None = None
+    for unit, scale in candidates:
+        scaled = value / scale
+        if not 1e-3 <= abs(scaled) < 1e6:
+            continue
+        for digits in range(1, 18):
+            text = f"{scaled:.{digits}g} {unit}".rstrip()
+            if "e" not in text and parse(text) == value:  # type: ignore[operator]
+                # shortest wins; a number outside [1, 1000) reads worse, so it pays 2 characters
+                cost = len(text) + (0 if 1 <= abs(scaled) < 1000 else 2)
+                if best is None or cost < best[0]:
+                    best = (cost, text)
+                break
+    if best is None or not _unit_of(best[1]):
+        return value
+    return best[1]
+
+
+def _unit_of(text: str) -> str:
+    """The unit part of a quantity string ('900 GB/s' -> 'GB/s'; '42' -> '')."""
+    match = _QUANTITY.match(text)
+    return (match.group(2) or "").strip() if match else ""
