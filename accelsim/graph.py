@@ -145,29 +145,46 @@ class OpGraph:
         an op's outputs are allocated when it runs; a tensor is freed after its last consumer
         unless persistent. An op's inputs and outputs are live together while it runs.
         """
-        return int(self.live_bytes_profile().max(initial=0))
+        return int(self._walk()[0].max(initial=0))
+
+    def peak_footprint_by_role(self) -> dict[str, int]:
+        """Live bytes per tensor role at the peak: what the minimal footprint is made of."""
+        return self._walk()[1]
 
     def live_bytes_profile(self) -> np.ndarray:
         """Live bytes while each op runs (inputs and outputs of the op included)."""
+        return self._walk()[0]
+
+    def _walk(self) -> tuple[np.ndarray, dict[str, int]]:
         last_use: dict[int, int] = {}
         for i, op in enumerate(self.ops):
             for t in op.inputs:
                 last_use[t] = i
         tensors = self.tensors
-        live = sum(t.nbytes for t in tensors if t.persistent or t.id not in self._producer)
-        state = {t.id: _LIVE for t in tensors if t.persistent or t.id not in self._producer}
+        by_role = dict.fromkeys(TENSOR_ROLES, 0)
+        state: dict[int, int] = {}
+        for t in tensors:
+            if t.persistent or t.id not in self._producer:
+                state[t.id] = _LIVE
+                by_role[t.role] += t.nbytes
+        live = sum(by_role.values())
+        peak, peak_roles = -1.0, dict(by_role)
         profile = np.zeros(len(self.ops), dtype=np.float64)
         for i, op in enumerate(self.ops):
             for t in op.outputs:
                 if t not in state:
                     state[t] = _LIVE
                     live += tensors[t].nbytes
+                    by_role[tensors[t].role] += tensors[t].nbytes
             profile[i] = live
+            if live > peak:
+                peak, peak_roles = live, dict(by_role)
             for t in (*op.inputs, *op.outputs):
                 if state.get(t) == _LIVE and not tensors[t].persistent and last_use.get(t, -1) <= i:
                     state[t] = _FREED
                     live -= tensors[t].nbytes
-        return profile
+                    by_role[tensors[t].role] -= tensors[t].nbytes
+        return profile, peak_roles
 
     def summary(self) -> dict[str, float]:
         return {"params": self.params, "flops": self.flops, "bytes_accessed": self.bytes_accessed,

@@ -1,0 +1,79 @@
+"""The simulation pipeline behind `accelsim.simulate`: graph, replay, footprint, time to train."""
+
+from __future__ import annotations
+
+import math
+
+from accelsim.errors import AccelsimError
+from accelsim.graph import Op, OpGraph
+from accelsim.hardware import HardwareSpec
+from accelsim.models import build_graph
+from accelsim.report import OpResult, Report, Summary
+from accelsim.workload import WorkloadSpec
+
+MODES = ("auto", "exact", "coalesced")
+
+
+def simulate(hw: HardwareSpec, wl: WorkloadSpec, *, chips: int = 1, mode: str = "auto",
+             graph: OpGraph | None = None) -> Report:
+    """Replay one training step of `wl` on `chips` data-parallel copies of `hw`."""
+    if chips < 1:
+        raise AccelsimError(f"chips: expected an integer >= 1, got {chips}")
+    if mode not in MODES:
+        raise AccelsimError(f"mode: expected one of {list(MODES)}, got {mode!r}")
+    from accelsim.replay import simulate_step
+
+    graph = graph if graph is not None else build_graph(wl)
+    step = simulate_step(hw, graph, wl.precision, chips=chips, mode=mode)
+    ops = tuple(_op_result(graph, graph.ops[r.op_id], r) for r in step.ops)
+    summary = summarize(hw, wl, graph, ops, step.step_time_s, chips)
+    return Report(hardware=hw.name, workload=wl.name, ops=ops, summary=summary,
+                  notes=tuple(step.notes))
+
+
+def _shape(op: Op) -> str:
+    if op.kind == "gemm":
+        batch = f"{op.batch}x" if op.batch > 1 else ""
+        return f"{batch}[{op.m}x{op.k}]@[{op.k}x{op.n}]"
+    return f"{op.flops:.3g} FLOP"
+
+
+def _op_result(graph: OpGraph, op: Op, run) -> OpResult:
+    return OpResult(name=op.name, kind=op.kind, phase=op.phase, shape=_shape(op), flops=op.flops,
+                    start_s=run.start_s, end_s=run.end_s, time_s=run.end_s - run.start_s,
+                    bytes=dict(run.level_bytes), hit_rate=dict(run.hit_rate), bound=run.bound,
+                    units=run.units)
+
+
+def summarize(hw: HardwareSpec, wl: WorkloadSpec, graph: OpGraph, ops: tuple[OpResult, ...],
+              step_time_s: float, chips: int) -> Summary:
+    """Whole-step numbers: utilization, hit rates, footprint against capacity, epoch time."""
+    peak = hw.compute.peak_flop_rate(wl.precision)
+    level_bytes: dict[str, float] = {}
+    bound_time: dict[str, float] = {}
+    for op in ops:
+        for lv, b in op.bytes.items():
+            level_bytes[lv] = level_bytes.get(lv, 0.0) + b
+        bound_time[op.bound] = bound_time.get(op.bound, 0.0) + op.time_s
+    hit_rate = {}
+    for lv in (c.name for c in hw.caches):
+        # Weighted by each op's traffic into the level: hits / accesses over the step.
+        served = [(op.hit_rate.get(lv), op.bytes.get(lv, 0.0)) for op in ops]
+        total = sum(b for r, b in served if r is not None and not math.isnan(r))
+        hit_rate[lv] = (sum(r * b for r, b in served if r is not None and not math.isnan(r))
+                        / total) if total > 0 else float("nan")
+    footprint = graph.minimal_footprint_bytes()
+    capacity = hw.memory.capacity_bytes
+    per_example = getattr(wl.model, "samples_per_example", lambda: 1)()
+    samples_per_step = float(wl.subbatch * per_example * chips)
+    steps = wl.dataset.samples / samples_per_step if wl.dataset is not None else None
+    return Summary(
+        params=graph.params, flops=graph.flops, bytes_accessed=float(graph.bytes_accessed),
+        step_time_s=step_time_s, peak_flop_rate=peak,
+        flop_utilization=graph.flops / (step_time_s * peak) if step_time_s > 0 else 0.0,
+        hit_rate=hit_rate, level_bytes=level_bytes, bound_time_s=bound_time,
+        footprint_bytes=footprint, footprint_by_role=graph.peak_footprint_by_role(),
+        capacity_bytes=capacity, shortfall_bytes=max(0, footprint - capacity),
+        chips_needed=max(1, math.ceil(footprint / capacity)), chips=chips,
+        samples_per_step=samples_per_step, steps_per_epoch=steps,
+        epoch_time_s=steps * step_time_s if steps is not None else None)

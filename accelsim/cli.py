@@ -1,0 +1,165 @@
+"""The `accelsim` command: run, compare, check, project, validate, mrc.
+
+Every error a user can cause (bad YAML, unknown keys, missing files, bad options) is an
+`AccelsimError`: printed without a traceback, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from accelsim.errors import AccelsimError
+
+EXIT_OK, EXIT_USAGE = 0, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so usage errors get our exit code 2 path."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise AccelsimError(f"{self.prog}: {message}")
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from accelsim import spec
+
+    failed = False
+    for path in args.files:
+        try:
+            kind = spec.kind_of(path)
+            obj = spec.load_hardware(path) if kind == "hardware" else spec.load_workload(path)
+        except AccelsimError as exc:
+            failed = True
+            print(exc, file=sys.stderr)
+            continue
+        print(f"{path}: ok ({kind} '{obj.name}')")
+    return EXIT_USAGE if failed else EXIT_OK
+
+
+def _load_pair(hw_paths: Sequence[str], wl_path: str):
+    """Load every file first so that all their problems are reported together."""
+    from accelsim import spec
+    from accelsim.errors import SpecError
+
+    issues, hws, wl = [], [], None
+    for path in hw_paths:
+        try:
+            hws.append(spec.load_hardware(path))
+        except SpecError as exc:
+            issues += exc.issues
+    try:
+        wl = spec.load_workload(wl_path)
+    except SpecError as exc:
+        issues += exc.issues
+    if issues:
+        raise SpecError(issues)
+    return hws, wl
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import accelsim
+
+    (hw,), wl = _load_pair([args.hardware], args.workload)
+    report = accelsim.simulate(hw, wl, chips=args.chips, mode=args.mode)
+    print(report.text(top_ops=args.ops))
+    if args.json:
+        report.to_json(args.json)
+        print(f"wrote {args.json}")
+    if args.csv:
+        report.to_csv(args.csv)
+        print(f"wrote {args.csv}")
+    return EXIT_OK
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import json
+
+    import accelsim
+    from accelsim.report import comparison_table
+
+    hws, wl = _load_pair(args.files[:-1], args.files[-1])
+    reports = [accelsim.simulate(hw, wl, chips=args.chips, mode=args.mode) for hw in hws]
+    print(comparison_table(reports))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"schema_version": reports[0].to_dict()["schema_version"],
+                       "reports": [r.to_dict() for r in reports]}, fh, indent=1)
+        print(f"wrote {args.json}")
+    if args.plot:
+        from accelsim import plot
+
+        print(f"wrote {plot.comparison(reports, args.plot)}")
+    return EXIT_OK
+
+
+def _add_sim_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--chips", type=_positive_int, default=1,
+                   help="data-parallel chips (gradient all-reduce over the interconnect)")
+    p.add_argument("--mode", choices=("auto", "exact", "coalesced"), default="auto",
+                   help="cache simulation granularity: lines, blocks, or chosen by size")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="accelsim", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    check = sub.add_parser("check", help="validate hardware and workload YAML files")
+    check.add_argument("files", nargs="+", metavar="FILE")
+    check.set_defaults(func=_cmd_check)
+
+    run = sub.add_parser("run", help="simulate one training step of a workload on a chip")
+    run.add_argument("hardware", metavar="HW", help="hardware spec YAML")
+    run.add_argument("workload", metavar="WL", help="workload YAML")
+    _add_sim_options(run)
+    run.add_argument("--ops", type=int, default=15, metavar="N",
+                     help="show the N slowest ops (0: all)")
+    run.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    run.add_argument("--csv", metavar="FILE", help="write the per-op table as CSV")
+    run.set_defaults(func=_cmd_run)
+
+    compare = sub.add_parser("compare", help="one workload on several chips, side by side")
+    compare.add_argument("files", nargs="+", metavar="HW... WL",
+                         help="hardware specs, then one workload")
+    _add_sim_options(compare)
+    compare.add_argument("--json", metavar="FILE", help="write all reports as JSON")
+    compare.add_argument("--plot", metavar="FILE", help="draw the comparison (PNG)")
+    compare.set_defaults(func=_cmd_compare)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command == "compare" and len(args.files) < 2:
+            raise AccelsimError("compare: expected one or more hardware specs and a workload")
+        return int(args.func(args))
+    except AccelsimError as exc:
+        print(f"accelsim: error: {exc}" if "\n" not in str(exc) else str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        # Files the user named that cannot be read or written (outputs, CSVs, plots).
+        print(f"accelsim: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

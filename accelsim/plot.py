@@ -1,0 +1,68 @@
+"""matplotlib views of reports (the only module importing matplotlib; imported lazily)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from accelsim.report import Report  # noqa: E402
+
+
+def comparison(reports: Sequence[Report], path: str | Path) -> Path:
+    """Four panels: step time, FLOP utilization, last-level hit rate, footprint vs capacity."""
+    names = [r.hardware for r in reports]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4))
+    s = [r.summary for r in reports]
+    axes[0].bar(names, [x.step_time_s for x in s], color="tab:blue")
+    axes[0].set_ylabel("step time (s)")
+    axes[1].bar(names, [100 * x.flop_utilization for x in s], color="tab:green")
+    axes[1].set_ylabel("FLOP utilization (%)")
+    levels: list[str] = []
+    for x in s:
+        levels += [lv for lv in x.hit_rate if lv not in levels]
+    width = 0.8 / max(1, len(levels))
+    for i, lv in enumerate(levels):
+        axes[2].bar([j + i * width for j in range(len(names))],
+                    [100 * x.hit_rate.get(lv, 0.0) for x in s], width=width, label=lv)
+    axes[2].set_xticks([j + width * (len(levels) - 1) / 2 for j in range(len(names))], names)
+    axes[2].set_ylabel("hit rate (%)")
+    axes[2].legend()
+    axes[3].bar(names, [x.footprint_bytes / 1e9 for x in s], color="tab:red", label="footprint")
+    axes[3].scatter(names, [x.capacity_bytes / 1e9 for x in s], color="black", marker="_",
+                    s=800, label="capacity", zorder=3)
+    axes[3].set_yscale("log")
+    axes[3].set_ylabel("GB")
+    axes[3].legend()
+    for ax in axes:
+        ax.tick_params(axis="x", rotation=20)
+    fig.suptitle(f"{reports[0].workload}: one training step per design")
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def miss_ratio_curve(capacity_bytes, hit_rate, path: str | Path, *, title: str,
+                     marks: Sequence[tuple[str, float]] = ()) -> Path:
+    """Hit rate against cache capacity (log x), with the designs' capacities marked."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(capacity_bytes, [100 * h for h in hit_rate], color="tab:blue")
+    for label, cap in marks:
+        ax.axvline(cap, color="gray", linestyle="--")
+        ax.text(cap, 2, label, rotation=90, va="bottom", ha="right", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("cache capacity (bytes)")
+    ax.set_ylabel("hit rate (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(title)
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
