@@ -80,10 +80,11 @@ def project(curve: LearningCurve, current_error: float, desired_error: float,
 
 def solve_size(params_of: Callable[[int], float], target_params: float, *, low: int = 1,
                high: int | None = None) -> int:
-    """Smallest integer x with params_of(x) >= target_params (params_of must be increasing).
+    """The integer size whose parameter count is closest to `target_params`.
 
-    Brackets by doubling from `low`, then bisects; returns whichever of the two neighbours lands
-    closer to the target.
+    `params_of` must be increasing. Brackets the target by doubling from `low`, bisects to the
+    two neighbouring sizes x-1, x with params_of(x-1) < target <= params_of(x), and returns the
+    one closer to the target.
     """
     if params_of(low) >= target_params:
         return low
@@ -121,13 +122,19 @@ def scale_config(config: Any, field_name: str, target_params: float,
     return attrs.evolve(config, **{field_name: solve_size(count, target_params)})
 
 
-def asymptotic_fit(params: list[float], values: list[float]) -> tuple[float, float]:
-    """Least-squares fit values = a*p + c*sqrt(p); returns (a, c), the paper's Table 2 forms."""
+def asymptotic_fit(params: list[float], values: list[float],
+                   constant: bool = False) -> tuple[float, float]:
+    """Least-squares fit values = a*p + c*sqrt(p) (+ k); returns (a, c), Table 2's forms.
+
+    The optional constant absorbs terms that do not grow with the model (e.g. a fixed
+    vocabulary's logits), which would otherwise bend the sqrt(p) coefficient negative.
+    """
     import numpy as np
 
     p = np.asarray(params, dtype=float)
-    design = np.stack([p, np.sqrt(p)], axis=1)
-    coef, *_ = np.linalg.lstsq(design, np.asarray(values, dtype=float), rcond=None)
+    columns = [p, np.sqrt(p)] + ([np.ones_like(p)] if constant else [])
+    coef, *_ = np.linalg.lstsq(np.stack(columns, axis=1), np.asarray(values, dtype=float),
+                               rcond=None)
     return float(coef[0]), float(coef[1])
 
 
