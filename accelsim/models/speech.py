@@ -55,10 +55,11 @@ class SpeechConfig:
 
     @property
     def memory_steps(self) -> int:
-        """Encoder output steps after pooling between every pair of layers."""
+        """Encoder output steps after pooling between every pair of layers (floor, as TF's
+        stride-2 pooling and Catamount's T//2//2)."""
         steps = self.encoder_steps
         for _ in range(self.encoder_layers - 1):
-            steps = -(-steps // 2)
+            steps = max(1, steps // 2)
         return steps
 
     @property
@@ -82,15 +83,14 @@ class SpeechConfig:
 
 
 def _pool(net: Net, name: str, xs: list[Tensor]) -> list[Tensor]:
-    """Stride-2 max pooling in time: each output step is the max of two input steps."""
+    """Stride-2 max pooling in time: each output step is the max of two input steps (an odd
+    last step is dropped, as a 'valid' stride-2 pooling does)."""
+    if len(xs) == 1:
+        return xs
     out = []
-    for i in range(0, len(xs), 2):
-        pair = xs[i:i + 2]
-        if len(pair) == 1:
-            out.append(pair[0])
-            continue
-        both = net.concat(f"{name}/t{i // 2}/pair", pair, axis=0)
-        out.append(net.reduce_sum(f"{name}/t{i // 2}/max", both, pair[0].shape))
+    for i in range(0, len(xs) - 1, 2):
+        both = net.concat(f"{name}/t{i // 2}/pair", xs[i:i + 2], axis=0)
+        out.append(net.reduce_sum(f"{name}/t{i // 2}/max", both, xs[i].shape))
     return out
 
 
