@@ -253,13 +253,22 @@ class Net:
         return y
 
     def softmax_cross_entropy(self, name: str, logits: Tensor, labels: Tensor) -> Tensor:
-        """Fused softmax + cross-entropy loss; its gradient (p - onehot) is made in forward."""
+        """Fused sparse softmax + cross-entropy; its gradient (p - onehot) is made in forward.
+
+        3 FLOPs per logit (exp, sum, divide: Catamount's SparseSoftmaxCrossEntropyWithLogits).
+        The backward pass scales that gradient by the loss's incoming gradient, one multiply
+        per logit, as TF's gradient of the op does.
+        """
         n = logits.elements
         loss = self.g.tensor(f"{name}:loss", logits.shape[:-1])
         grad = self.g.tensor(f"{name}:grad", logits.shape, role="gradient")
-        self.g.op(name, "softmax", [logits, labels], [loss, grad], 5.0 * n)
+        self.g.op(name, "softmax", [logits, labels], [loss, grad], 3.0 * n)
         if self._track(loss, logits):
-            self._grads[logits.id] = grad
+            def back() -> None:
+                self._accumulate(logits, self.g.pointwise(f"{name}/grad_scale", [grad, loss],
+                                                          1.0, shape=grad.shape,
+                                                          out_role="gradient"))
+            self._tape.append(back)
         return loss
 
     def conv2d(self, name: str, x: Tensor, w: Tensor, stride: int = 1,

@@ -34,7 +34,7 @@ class TransformerConfig:
 
     def __attrs_post_init__(self) -> None:
         if self.width % self.heads:
-            raise ValueError(f"heads: {self.heads} does not divide width {self.width}")
+            raise ValueError(f"heads: expected a divisor of width {self.width}, got {self.heads}")
 
     @property
     def ffn_width(self) -> int:
