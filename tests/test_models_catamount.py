@@ -145,3 +145,13 @@ def test_frontier_graphs_build_fast(model, subbatch: int) -> None:
     g = build_graph(WorkloadSpec(name="t", model=model, subbatch=subbatch))
     assert time.perf_counter() - start < 3.0
     assert 1000 < len(g.ops) < 60000
+
+
+def test_transformer_flops_follow_6nd_plus_attention() -> None:
+    """Per token: 6 FLOPs per parameter plus 12*L*S*d for attention scores and context
+    (forward and backward), the usual estimate (Kaplan et al. 2020), within 2 %."""
+    cfg = TransformerConfig(layers=4, width=256, heads=8, sequence_length=512, vocab=8000)
+    g = build_graph(WorkloadSpec(name="t", model=cfg, subbatch=2))
+    tokens = 2 * cfg.sequence_length
+    estimate = tokens * (6 * g.params + 12 * cfg.layers * cfg.sequence_length * cfg.width)
+    assert g.flops == pytest.approx(estimate, rel=0.02)
