@@ -143,7 +143,7 @@ def test_every_family_registered() -> None:
 def test_frontier_graphs_build_fast(model, subbatch: int) -> None:
     start = time.perf_counter()
     g = build_graph(WorkloadSpec(name="t", model=model, subbatch=subbatch))
-    assert time.perf_counter() - start < 3.0
+    assert time.perf_counter() - start < 5.0
     assert 1000 < len(g.ops) < 60000
 
 
