@@ -66,3 +66,37 @@ def miss_ratio_curve(capacity_bytes, hit_rate, path: str | Path, *, title: str,
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+#: The paper's Figures 7-10: quantity key, y label, file name.
+_SCALING_FIGURES = (
+    ("flops_per_sample", "FLOPs per training sample", "fig7_flops_per_sample.png"),
+    ("bytes_per_step", "bytes accessed per step", "fig8_bytes_per_step.png"),
+    ("operational_intensity", "operational intensity (FLOP/byte)",
+     "fig9_operational_intensity.png"),
+    ("min_footprint_bytes", "minimal memory footprint (bytes)", "fig10_min_footprint.png"),
+)
+
+
+def scaling_figures(series: dict[str, dict[str, Sequence[float]]],
+                    out_dir: str | Path) -> list[Path]:
+    """One log-log figure per quantity against parameter count, one line per domain."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for key, ylabel, filename in _SCALING_FIGURES:
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        for domain, data in series.items():
+            ax.plot(data["params"], data[key], marker="o", markersize=3, label=domain)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("model parameters")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        path = out / filename
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths

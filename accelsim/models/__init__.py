@@ -51,4 +51,12 @@ def build_graph(workload: WorkloadSpec) -> OpGraph:
     return family_of(workload.model).build(workload.model, workload)
 
 
-from accelsim.models import nmt  # noqa: E402,F401  (registers the family)
+# Importing a family module registers it.
+from accelsim.models import (  # noqa: E402,F401
+    char_lm,
+    nmt,
+    resnet,
+    speech,
+    transformer,
+    word_lm,
+)

@@ -19,9 +19,16 @@ from accelsim.workload import OPTIMIZER_FLOPS_PER_PARAM, OPTIMIZER_STATE_PER_PAR
 
 #: FLOPs per output element of forward pointwise functions and of their gradients.
 POINTWISE_FLOPS = {"sigmoid": 4.0, "tanh": 6.0, "relu": 1.0, "add": 1.0, "mul": 1.0,
-                   "identity": 0.0, "exp": 1.0, "rsqrt": 2.0, "gelu": 8.0}
+                   "identity": 0.0, "exp": 1.0, "rsqrt": 2.0, "gelu": 8.0, "scale": 1.0,
+                   "one_minus": 1.0}
 GRAD_FLOPS = {"sigmoid": 3.0, "tanh": 3.0, "relu": 1.0, "exp": 1.0, "gelu": 8.0,
-              "identity": 0.0}
+              "identity": 0.0, "scale": 1.0, "one_minus": 1.0}
+#: Functions whose gradient needs only the incoming gradient (y = a*x + c), not the output.
+LINEAR_FNS = ("scale", "one_minus")
+#: FLOPs per element of a normalization (mean, variance, normalize, scale, shift) and of its
+#: gradient with respect to the input (TF's FusedBatchNorm / layer norm, as counted here).
+NORM_FLOPS = 5.0
+NORM_GRAD_FLOPS = 5.0
 
 
 class Net:
@@ -43,6 +50,11 @@ class Net:
 
     def input(self, name: str, shape: Sequence[int], dtype: str | None = None) -> Tensor:
         return self.g.input(name, shape, dtype)
+
+    def requires_grad(self, t: Tensor) -> Tensor:
+        """Mark a graph input as differentiated (TF computes the stem's input gradient too)."""
+        self._needs_grad.add(t.id)
+        return t
 
     def _track(self, out: Tensor, *inputs: Tensor) -> bool:
         if any(t.id in self._needs_grad for t in inputs):
@@ -108,7 +120,8 @@ class Net:
             def back() -> None:
                 dy = self._grad_of(y)
                 if dy is not None and fn != "identity":
-                    self._accumulate(x, self.g.pointwise(f"{name}/grad", [y, dy],
+                    ins = [dy] if fn in LINEAR_FNS else [y, dy]
+                    self._accumulate(x, self.g.pointwise(f"{name}/grad", ins,
                                                          GRAD_FLOPS[fn], out_role="gradient"))
                 elif dy is not None:
                     self._accumulate(x, dy)
@@ -116,8 +129,8 @@ class Net:
         return y
 
     def mul(self, name: str, a: Tensor, b: Tensor) -> Tensor:
-        """Elementwise product; backward: da = dc*b, db = dc*a."""
-        c = self.g.pointwise(name, [a, b], 1.0)
+        """Elementwise product, `b` may broadcast; backward: da = dc*b, db = sum(dc*a)."""
+        c = self.g.pointwise(name, [a, b], 1.0, shape=a.shape)
         if self._track(c, a, b):
             def back() -> None:
                 dc = self._grad_of(c)
@@ -127,8 +140,13 @@ class Net:
                     self._accumulate(a, self.g.pointwise(f"{name}/grad_a", [dc, b], 1.0,
                                                          out_role="gradient"))
                 if b.id in self._needs_grad:
-                    self._accumulate(b, self.g.pointwise(f"{name}/grad_b", [dc, a], 1.0,
-                                                         out_role="gradient"))
+                    role = "weight_gradient" if b.role == "weight" else "gradient"
+                    db = self.g.pointwise(f"{name}/grad_b", [dc, a], 1.0, out_role=role)
+                    if b.shape != a.shape:
+                        db = self.g.pointwise(f"{name}/grad_b_sum", [db],
+                                              db.elements / max(1, b.elements), shape=b.shape,
+                                              out_role=role, kind="reduce")
+                    self._accumulate(b, db)
             self._tape.append(back)
         return c
 
@@ -170,12 +188,13 @@ class Net:
         return out
 
     def split(self, name: str, x: Tensor, sizes: Sequence[int], axis: int = -1) -> list[Tensor]:
-        """Split along `axis`; backward concatenates the parts' gradients."""
+        """Split along `axis` in one op (reads the input once, as TF's Split); backward concats."""
         outs = []
         for i, size in enumerate(sizes):
             shape = list(x.shape)
             shape[axis] = size
-            outs.append(self.g.data(f"{name}{i}", [x], shape))
+            outs.append(self.g.tensor(f"{name}:out{i}", shape))
+        self.g.op(name, "data", [x], outs, 0.0)
         if self._track(outs[0], x):
             for o in outs[1:]:
                 self._needs_grad.add(o.id)
@@ -185,13 +204,19 @@ class Net:
                 present = [d for d in grads if d is not None]
                 if present:
                     self._accumulate(x, self.g.data(f"{name}/grad_concat", present, x.shape,
-                                                       out_role="gradient"))
+                                                    out_role="gradient"))
             self._tape.append(back)
         return outs
 
     def gather(self, name: str, table: Tensor, ids: Tensor) -> Tensor:
-        """Embedding lookup; backward scatters rows into the table's gradient."""
-        out = self.g.data(name, [table, ids], (*ids.shape, table.shape[-1]))
+        """Embedding lookup; backward scatters rows into the table's gradient.
+
+        Bytes follow Catamount's Gather: the ids plus twice the rows copied (read and written),
+        not the whole table.
+        """
+        out = self.g.tensor(f"{name}:out", (*ids.shape, table.shape[-1]))
+        op = self.g.op(name, "data", [table, ids], [out], 0.0)
+        op.extra_bytes = out.nbytes - table.nbytes
         if self._track(out, table):
             def back() -> None:
                 dout = self._grad_of(out)
@@ -228,14 +253,102 @@ class Net:
         return y
 
     def softmax_cross_entropy(self, name: str, logits: Tensor, labels: Tensor) -> Tensor:
-        """Fused softmax + cross-entropy loss; its gradient (p - onehot) is made in forward."""
+        """Fused sparse softmax + cross-entropy; its gradient (p - onehot) is made in forward.
+
+        3 FLOPs per logit (exp, sum, divide: Catamount's SparseSoftmaxCrossEntropyWithLogits).
+        The backward pass scales that gradient by the loss's incoming gradient, one multiply
+        per logit, as TF's gradient of the op does.
+        """
         n = logits.elements
         loss = self.g.tensor(f"{name}:loss", logits.shape[:-1])
         grad = self.g.tensor(f"{name}:grad", logits.shape, role="gradient")
-        self.g.op(name, "softmax", [logits, labels], [loss, grad], 5.0 * n)
+        self.g.op(name, "softmax", [logits, labels], [loss, grad], 3.0 * n)
         if self._track(loss, logits):
-            self._grads[logits.id] = grad
+            def back() -> None:
+                self._accumulate(logits, self.g.pointwise(f"{name}/grad_scale", [grad, loss],
+                                                          1.0, shape=grad.shape,
+                                                          out_role="gradient"))
+            self._tape.append(back)
         return loss
+
+    def conv2d(self, name: str, x: Tensor, w: Tensor, stride: int = 1,
+               padding: str = "same") -> Tensor:
+        """NHWC convolution lowered to its implicit GEMM (m = N*Ho*Wo, n = C_out, k = C_in*kh*kw).
+
+        Backward: the data gradient (m = N*Ho*Wo, n = C_in*kh*kw, k = C_out, col2im form) and the
+        filter gradient (m = C_in*kh*kw, n = C_out, k = N*Ho*Wo), each with the forward's FLOPs,
+        as Catamount counts Conv2DBackpropInput/Filter. No data gradient for graph inputs.
+        """
+        n_img, height, width, c_in = x.shape
+        kh, kw, wc_in, c_out = w.shape
+        if wc_in != c_in:
+            raise ValueError(f"{name}: filter expects {wc_in} channels, input has {c_in}")
+        if padding == "same":
+            out_h, out_w = -(-height // stride), -(-width // stride)
+        else:
+            out_h, out_w = (height - kh) // stride + 1, (width - kw) // stride + 1
+        m, n, k = n_img * out_h * out_w, c_out, c_in * kh * kw
+        y = self.g.tensor(f"{name}:out", (n_img, out_h, out_w, c_out))
+        self.g.op(name, "gemm", [x, w], [y], 2.0 * m * n * k, m=m, n=n, k=k)
+        if self._track(y, x, w):
+            def back() -> None:
+                dy = self._grad_of(y)
+                if dy is None:
+                    return
+                if x.id in self._needs_grad:
+                    dx = self.g.tensor(f"{name}/grad_input:out", x.shape, role="gradient")
+                    self.g.op(f"{name}/grad_input", "gemm", [dy, w], [dx], 2.0 * m * n * k,
+                              m=m, n=k, k=n, trans_b=True)
+                    self._accumulate(x, dx)
+                if w.id in self._needs_grad:
+                    dw = self.g.tensor(f"{name}/grad_filter:out", w.shape,
+                                       role="weight_gradient")
+                    self.g.op(f"{name}/grad_filter", "gemm", [x, dy], [dw], 2.0 * m * n * k,
+                              m=k, n=n, k=m, trans_a=True)
+                    self._accumulate(w, dw)
+            self._tape.append(back)
+        return y
+
+    def max_pool(self, name: str, x: Tensor, size: int, stride: int) -> Tensor:
+        """NHWC max pooling, 'same' padding: output_elements * kernel_area FLOPs (Catamount)."""
+        n_img, height, width, c = x.shape
+        shape = (n_img, -(-height // stride), -(-width // stride), c)
+        y = self.g.pointwise(name, [x], size * size, shape=shape, kind="reduce")
+        if self._track(y, x):
+            def back() -> None:
+                dy = self._grad_of(y)
+                if dy is not None:
+                    self._accumulate(x, self.g.pointwise(
+                        f"{name}/grad", [x, y, dy], dy.elements * size * size / x.elements,
+                        shape=x.shape, out_role="gradient", kind="reduce"))
+            self._tape.append(back)
+        return y
+
+    def normalize(self, name: str, x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
+        """Batch or layer norm with scale `gamma` and shift `beta` (per channel/feature).
+
+        Forward NORM_FLOPS per element; backward one fused op for the input gradient and one
+        reduction each for gamma and beta, as TF's FusedBatchNormGrad emits.
+        """
+        y = self.g.pointwise(name, [x, gamma, beta], NORM_FLOPS, shape=x.shape)
+        if self._track(y, x, gamma, beta):
+            def back() -> None:
+                dy = self._grad_of(y)
+                if dy is None:
+                    return
+                if x.id in self._needs_grad:
+                    self._accumulate(x, self.g.pointwise(f"{name}/grad_x", [x, gamma, dy],
+                                                         NORM_GRAD_FLOPS, out_role="gradient"))
+                for p in (gamma, beta):
+                    if p.id in self._needs_grad:
+                        role = "weight_gradient" if p.role == "weight" else "gradient"
+                        ins = [dy, x] if p is gamma else [dy]
+                        self._accumulate(p, self.g.pointwise(
+                            f"{name}/grad_{'gamma' if p is gamma else 'beta'}", ins,
+                            len(ins) * dy.elements / max(1, p.elements), shape=p.shape,
+                            out_role=role, kind="reduce"))
+            self._tape.append(back)
+        return y
 
     # --- backward and update ---------------------------------------------------------------
     def backward(self) -> None:
@@ -259,6 +372,11 @@ class Net:
             # In-place update: the op reads and writes the weight and its state.
             self.g.op(f"update/{w.name}", "update", [w, dw, *state], [w, *state],
                       flops * w.elements)
+
+    def bookkeeping(self, name: str) -> Tensor:
+        """A scalar variable the framework keeps (global step, learning rate): counted among the
+        parameters, as Catamount counts every variable, but never trained."""
+        return self.g.weight(name, (1,))
 
     def build(self) -> OpGraph:
         return self.g.build()

@@ -71,6 +71,7 @@ def build(cfg: NMTConfig, wl: WorkloadSpec) -> OpGraph:
     cs = net.input("decoder/c0", (b, h))
     attention = net.input("decoder/attention0", (b, h))
     labels = net.input("decoder/labels", (b, t_steps), dtype="int32")
+    outputs = []
     for t in range(t_steps):
         x = net.concat(f"decoder/t{t}/input_feed", [tgt[t], attention])
         hs, cs = lstm_cell(net, f"decoder/t{t}/cell", x, hs, cs, kernel, bias)
@@ -82,8 +83,13 @@ def build(cfg: NMTConfig, wl: WorkloadSpec) -> OpGraph:
                               net.matmul(f"decoder/t{t}/context", align, memory), (b, 2 * h))
         attention = net.matmul(f"decoder/t{t}/attention_layer",
                                net.concat(f"decoder/t{t}/attention_in", [hs, context]), attn_w)
-        logits = net.matmul(f"decoder/t{t}/output_projection", attention, out_w)
-        net.softmax_cross_entropy(f"decoder/t{t}/loss", logits, labels)
+        outputs.append(attention)
+
+    # As TF's Tensordot after the decoder loop: one projection over all steps, so the [h, v]
+    # weight is read once per step of training, not once per timestep.
+    stacked = net.concat("decoder/outputs", outputs, axis=0)  # [t*b, h]
+    logits = net.matmul("decoder/output_projection", stacked, out_w)
+    net.softmax_cross_entropy("decoder/loss", logits, labels)
 
     net.backward()
     net.update(wl.optimizer)
