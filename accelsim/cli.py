@@ -137,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", metavar="FILE", help="write all reports as JSON")
     compare.add_argument("--plot", metavar="FILE", help="draw the comparison (PNG)")
     compare.set_defaults(func=_cmd_compare)
+
+    from accelsim import reproduce
+
+    project = sub.add_parser(
+        "project", help="the paper's Tables 1-3 recomputed from accelsim's graphs, beside the paper's")
+    reproduce.add_arguments(project)
+    project.set_defaults(func=reproduce.run)
     return parser
 
 
