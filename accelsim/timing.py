@@ -1,0 +1,256 @@
+"""Isolated time of one op on one chip, from its mapping and the bytes each memory level moves.
+
+Model (one structure for every op, so `replay` can reproduce it wave by wave):
+
+    time_s = launch_s + latency_s + waves * (wave_overhead_s + max(wave_compute_s,
+                                                max over levels of level_bytes / waves / bandwidth))
+
+A wave is one work item (GEMM tile, stream chunk) on each busy unit; within a wave compute
+overlaps the transfers through every level (double-buffered tiles), and the slowest resource
+sets the wave's pace. Wave quantization, padded edge tiles, split-K partial sums and operands
+re-streamed from HBM when they do not fit in cache all enter through `waves`, the padded tile
+FLOPs and `level_bytes`. A shared cache level is reached through per-unit ports, so a kernel
+that keeps only some units busy gets that share of its bandwidth; HBM bandwidth is chip-wide.
+
+`level_bytes` come from the cache simulation when available (`Traffic` built from its
+counters) or from `analytic_traffic`, a tile re-streaming model: an operand panel is fetched
+from the next level once if the panels swept between two of its uses fit in the level's
+capacity, else once per sweep. No simpy and no cache simulation here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+
+from accelsim.graph import Op
+from accelsim.hardware import HardwareSpec
+from accelsim.mapping import (
+    GemmMapping,
+    StreamMapping,
+    accumulate_bytes,
+    elem_bytes,
+    stream_bytes_estimate,
+)
+
+HBM = "HBM"
+
+
+@attrs.frozen
+class Traffic:
+    """Bytes served or moved by each cache level and by HBM ("HBM"), reads plus writes."""
+
+    level_bytes: dict[str, float]
+    hit_rate: dict[str, float]
+
+
+@attrs.frozen
+class OpTiming:
+    """Isolated time of one op and the parts it is made of (see the module docstring)."""
+
+    launch_s: float
+    latency_s: float
+    waves: int
+    units_used: int
+    wave_compute_s: float
+    level_bytes: dict[str, float]
+    level_bandwidth: dict[str, float]
+    time_s: float
+    bound: str
+    wave_overhead_s: float = 0.0  # per wave, not overlapped: first stage fill + output store
+    flops: float = 0.0
+
+    def wave_transfer_s(self, level: str) -> float:
+        """Time one wave spends moving its share of `level`'s bytes."""
+        return self.level_bytes[level] / max(self.waves, 1) / self.level_bandwidth[level]
+
+
+# --- bytes -----------------------------------------------------------------------------------
+def gemm_compulsory_bytes(op: Op, dtype: str) -> float:
+    """Bytes a GEMM must move to or from memory at least: A and B read, C written, once."""
+    eb = elem_bytes(dtype)
+    b = max(op.batch, 1)
+    return float(b * (op.m * op.k + op.k * op.n + op.m * op.n) * eb)
+
+
+def compulsory_bytes(op: Op, dtype: str, nbytes: float | None = None) -> float:
+    """Smallest number of bytes the op moves through HBM (cold caches)."""
+    if op.kind == "gemm":
+        return gemm_compulsory_bytes(op, dtype)
+    return float(stream_bytes_estimate(op, dtype) if nbytes is None else nbytes)
+
+
+def _stream_fetches(panel_bytes: float, sweep_bytes: float, capacity: float, groups: int) -> int:
+    """How many times an operand is fetched: once if the bytes swept between two uses of its
+    panels fit beside them in `capacity` (LRU keeps them), else once per group of sweeps."""
+    if sweep_bytes + panel_bytes <= capacity:
+        return 1
+    return max(1, groups)
+
+
+def _gemm_restream_bytes(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str,
+                         capacity: float) -> float:
+    """Reads of A and B from below a cache of `capacity` bytes under the mapping's loop order.
+
+    Order 0 walks output tiles row by row: the A panel of a tile row is reused by consecutive
+    tiles (fetched once), while all of B is swept once per group of tile rows running in the
+    same wave; B is fetched once in total only if it stays resident between sweeps. Order 1 is
+    the mirror image.
+    """
+    eb = elem_bytes(dtype)
+    m, n, k, batch = max(op.m, 1), max(op.n, 1), max(op.k, 1), max(op.batch, 1)
+    kc = math.ceil(k / mp.split_k)
+    ntm, ntn = math.ceil(m / mp.tile_m), math.ceil(n / mp.tile_n)
+    per_batch_units = max(1, mp.units_used // max(1, batch * mp.split_k))
+    a_bytes, b_bytes = m * k * eb, n * k * eb
+    if mp.loop_order == 0:
+        outer_n, inner_n, outer_bytes, inner_bytes = ntm, ntn, a_bytes, b_bytes
+        outer_panel = mp.tile_m * kc * eb
+    else:
+        outer_n, inner_n, outer_bytes, inner_bytes = ntn, ntm, b_bytes, a_bytes
+        outer_panel = mp.tile_n * kc * eb
+    rows_per_wave = max(1, per_batch_units // inner_n)
+    groups = math.ceil(outer_n / rows_per_wave)
+    inner_chunk = inner_bytes / mp.split_k
+    concurrent_outer = min(outer_n, rows_per_wave) * outer_panel
+    inner_fetch = _stream_fetches(concurrent_outer, inner_chunk, capacity, groups)
+    # The outer panel is reused by the next tiles of its row; it stays unless it alone
+    # overflows the cache, in which case each tile of the row fetches it again.
+    outer_fetch = 1 if concurrent_outer + inner_chunk / max(inner_n, 1) <= capacity else inner_n
+    return float(batch * (outer_bytes * outer_fetch + inner_bytes * inner_fetch))
+
+
+def _gemm_output_bytes(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str) -> float:
+    """C written once; with split-K each slice writes partial sums that a reduction reads back."""
+    mn = max(op.m, 1) * max(op.n, 1) * max(op.batch, 1)
+    out = mn * elem_bytes(dtype)
+    if mp.split_k > 1:
+        out += 2 * mp.split_k * mn * accumulate_bytes(hw, dtype)
+    return float(out)
+
+
+def analytic_traffic(hw: HardwareSpec, op: Op, mapping: GemmMapping | StreamMapping, dtype: str,
+                     nbytes: float | None = None, resident_bytes: float = 0.0) -> Traffic:
+    """Bytes per level without simulation.
+
+    The level nearest the units serves every tile load (A once per tile column, B once per
+    tile row) and the output; each further level and HBM see what the level above misses
+    under the re-streaming rule. A private level does not share panels between units, so it
+    passes tile loads through. `resident_bytes` are input bytes already in the last cache
+    level when the op starts (e.g. recurrent weights that fit, read by the previous timestep);
+    they are not fetched from HBM again. Streaming ops move `nbytes` through every level.
+    """
+    names = [c.name for c in hw.caches]
+    level_bytes: dict[str, float] = {}
+    if isinstance(mapping, StreamMapping) or op.kind != "gemm":
+        total = float(stream_bytes_estimate(op, dtype) if nbytes is None else nbytes)
+        for name in names:
+            level_bytes[name] = total
+        level_bytes[HBM] = max(0.0, total - resident_bytes)
+    else:
+        eb = elem_bytes(dtype)
+        m, n, k, batch = max(op.m, 1), max(op.n, 1), max(op.k, 1), max(op.batch, 1)
+        ntm, ntn = math.ceil(m / mapping.tile_m), math.ceil(n / mapping.tile_n)
+        tile_loads = float(batch * (ntn * m * k + ntm * n * k) * eb)
+        out = _gemm_output_bytes(hw, op, mapping, dtype)
+        upper = tile_loads
+        for i, lvl in enumerate(hw.caches):
+            level_bytes[lvl.name] = upper + out
+            if lvl.sharing == "shared":
+                below = _gemm_restream_bytes(hw, op, mapping, dtype, lvl.capacity_bytes)
+                upper = min(upper, below)
+            if i == len(hw.caches) - 1:
+                break
+        if not hw.caches:
+            upper = _gemm_restream_bytes(hw, op, mapping, dtype, 0.0)
+        compulsory_in = float(batch * (m * k + k * n) * eb)
+        hbm_in = upper
+        if resident_bytes > 0 and upper <= compulsory_in + 1e-9:
+            hbm_in = max(0.0, upper - resident_bytes)
+        level_bytes[HBM] = hbm_in + out
+    hit_rate = {}
+    chain = [*names, HBM]
+    for a, b in zip(chain, chain[1:], strict=False):
+        served = level_bytes[a]
+        hit_rate[a] = 0.0 if served <= 0 else max(0.0, 1.0 - level_bytes[b] / served)
+    return Traffic(level_bytes=level_bytes, hit_rate=hit_rate)
+
+
+# --- time ------------------------------------------------------------------------------------
+def level_bandwidths(hw: HardwareSpec, units_used: int) -> dict[str, float]:
+    """Achievable bytes/s per level when `units_used` units are busy (efficiency included)."""
+    cal = hw.calibration
+    share = min(1.0, units_used / hw.compute.units)
+    bw = {}
+    for lvl in hw.caches:
+        port_share = share if lvl.sharing == "shared" else share  # per-unit ports either way
+        bw[lvl.name] = lvl.bandwidth_bytes_per_s * cal.cache_bandwidth_efficiency * port_share
+    bw[HBM] = hw.memory.bandwidth_bytes_per_s * cal.bandwidth_efficiency
+    return bw
+
+
+def first_byte_latency_s(hw: HardwareSpec) -> float:
+    """Latency of the first operand arriving from HBM through every cache level."""
+    return hw.memory.latency_s + sum(c.latency_s for c in hw.caches)
+
+
+def _gemm_wave_compute_s(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str) -> float:
+    """One tile (padded to the tile shape and the K stage) on one unit at its share of peak."""
+    kc = math.ceil(max(op.k, 1) / mp.split_k)
+    k_padded = math.ceil(kc / mp.tile_k) * mp.tile_k
+    tile_flops = 2.0 * mp.tile_m * mp.tile_n * k_padded
+    unit_rate = hw.compute.peak_flop_rate(dtype) / hw.compute.units
+    return tile_flops / (unit_rate * hw.calibration.compute_efficiency)
+
+
+def _gemm_wave_overhead_s(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str) -> float:
+    """The part of a tile that does not overlap its main loop: waiting for the first operand
+    stage (first-byte latency) and storing the output tile through the unit's port."""
+    cal = hw.calibration
+    out_bytes = mp.tile_m * mp.tile_n * (accumulate_bytes(hw, dtype) if mp.split_k > 1
+                                         else elem_bytes(dtype))
+    if hw.caches:
+        port = hw.caches[0].bandwidth_bytes_per_s * cal.cache_bandwidth_efficiency
+    else:
+        port = hw.memory.bandwidth_bytes_per_s * cal.bandwidth_efficiency
+    return first_byte_latency_s(hw) + out_bytes / (port / hw.compute.units)
+
+
+def op_timing(hw: HardwareSpec, op: Op, mapping: GemmMapping | StreamMapping, traffic: Traffic,
+              dtype: str) -> OpTiming:
+    """Isolated time of `op` under `mapping` with the bytes per level in `traffic`."""
+    cal = hw.calibration
+    waves = max(1, mapping.waves)
+    units_used = max(1, mapping.units_used)
+    if isinstance(mapping, GemmMapping):
+        wave_compute_s = _gemm_wave_compute_s(hw, op, mapping, dtype)
+        wave_overhead_s = _gemm_wave_overhead_s(hw, op, mapping, dtype)
+    else:
+        share = units_used / hw.compute.units
+        rate = hw.compute.vector_flop_rate * cal.vector_efficiency * share
+        wave_compute_s = max(op.flops, 0.0) / waves / rate
+        wave_overhead_s = 0.0
+    bandwidth = level_bandwidths(hw, units_used)
+    level_bytes = {name: float(traffic.level_bytes.get(name, 0.0)) for name in bandwidth}
+    transfer = {name: level_bytes[name] / waves / bandwidth[name] for name in bandwidth}
+    wave_s = wave_overhead_s + max(wave_compute_s, *transfer.values())
+    launch_s = cal.launch_overhead_s
+    latency_s = first_byte_latency_s(hw)
+    time_s = launch_s + latency_s + waves * wave_s
+    parts = {"launch": launch_s, "latency": latency_s + waves * wave_overhead_s,
+             "compute": waves * wave_compute_s}
+    parts.update({name: waves * t for name, t in transfer.items()})
+    bound = max(parts, key=lambda key: parts[key])
+    return OpTiming(launch_s=launch_s, latency_s=latency_s, waves=waves, units_used=units_used,
+                    wave_compute_s=wave_compute_s, level_bytes=level_bytes,
+                    level_bandwidth=bandwidth, time_s=time_s, bound=bound,
+                    wave_overhead_s=wave_overhead_s, flops=float(op.flops))
+
+
+def lower_bound_s(hw: HardwareSpec, op: Op, dtype: str, nbytes: float | None = None) -> float:
+    """max(FLOPs / peak FLOP/s, compulsory bytes / peak bandwidth): no op can beat it."""
+    peak = (hw.compute.peak_flop_rate(dtype) if op.kind == "gemm"
+            else hw.compute.vector_flop_rate)
+    return max(op.flops / peak,
+               compulsory_bytes(op, dtype, nbytes) / hw.memory.bandwidth_bytes_per_s)
