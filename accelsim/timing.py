@@ -27,6 +27,7 @@ import attrs
 from accelsim.graph import Op
 from accelsim.hardware import HardwareSpec
 from accelsim.mapping import (
+    STAGES,
     GemmMapping,
     StreamMapping,
     accumulate_bytes,
@@ -191,17 +192,53 @@ def level_bandwidths(hw: HardwareSpec, units_used: int) -> dict[str, float]:
 
 
 def first_byte_latency_s(hw: HardwareSpec) -> float:
-    """Latency of the first operand arriving from HBM through every cache level."""
-    return hw.memory.latency_s + sum(c.latency_s for c in hw.caches)
+    """Latency of the first operand arriving from HBM (the memory latency is measured from the
+    unit, through the cache levels, so it already includes them)."""
+    return max([hw.memory.latency_s, *(c.latency_s for c in hw.caches)])
+
+
+def _gemm_pipeline_latency_s(hw: HardwareSpec, op: Op, mp: GemmMapping) -> float:
+    """Little's law on the tile's K loop: with `STAGES` operand buffers, at most STAGES - 1
+    stages are in flight, so each K step waits at least latency / (STAGES - 1) for its data.
+    Thin tiles with little compute per step are bound by this, not by bandwidth."""
+    kc = math.ceil(max(op.k, 1) / mp.split_k)
+    steps = math.ceil(kc / mp.tile_k)
+    return steps * first_byte_latency_s(hw) / max(1, STAGES - 1)
+
+
+#: Register tiles a GEMM tile is split into inside a unit: 128 threads for scalar FMA pipes,
+#: 4 warps for matrix pipes (a warp owns an MMA fragment), i.e. one 4-warp thread block.
+SCALAR_LANES_PER_TILE = 128
+MATRIX_LANES_PER_TILE = 4
+
+
+def local_feed_fraction(hw: HardwareSpec, mp: GemmMapping, dtype: str) -> float:
+    """Fraction of the pipe's peak that the unit's local memory can feed for this tile shape.
+
+    Each of the tile's register tiles (threads or warps) reads a row and a column strip of its
+    square-ish sub-tile per K step from local memory: bytes per MAC = 2 * elem_bytes *
+    sqrt(lanes / (tile_m * tile_n)). Small tiles need more bytes per MAC than local memory
+    delivers per cycle, which is why a 32x32 FP32 tile runs well below peak.
+    """
+    bw = hw.compute.local_memory_bandwidth_bytes_per_cycle
+    if bw <= 0:
+        return 1.0
+    pipe = hw.compute.pipe(dtype)
+    lanes = MATRIX_LANES_PER_TILE if pipe.min_tile > 1 else SCALAR_LANES_PER_TILE
+    bytes_per_mac = 2.0 * elem_bytes(dtype) * math.sqrt(lanes / (mp.tile_m * mp.tile_n))
+    macs_per_cycle = hw.compute.peak_flop_rate(dtype) / 2.0 / hw.compute.units / hw.compute.clock_hz
+    return min(1.0, bw / (bytes_per_mac * macs_per_cycle))
 
 
 def _gemm_wave_compute_s(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str) -> float:
-    """One tile (padded to the tile shape and the K stage) on one unit at its share of peak."""
+    """One tile (padded to the tile shape and the K stage) on one unit at its share of peak,
+    slowed when local memory cannot feed the tile shape."""
     kc = math.ceil(max(op.k, 1) / mp.split_k)
     k_padded = math.ceil(kc / mp.tile_k) * mp.tile_k
     tile_flops = 2.0 * mp.tile_m * mp.tile_n * k_padded
     unit_rate = hw.compute.peak_flop_rate(dtype) / hw.compute.units
-    return tile_flops / (unit_rate * hw.calibration.compute_efficiency)
+    rate = unit_rate * hw.calibration.compute_efficiency * local_feed_fraction(hw, mp, dtype)
+    return tile_flops / rate
 
 
 def _gemm_wave_overhead_s(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str) -> float:
@@ -224,22 +261,28 @@ def op_timing(hw: HardwareSpec, op: Op, mapping: GemmMapping | StreamMapping, tr
     waves = max(1, mapping.waves)
     units_used = max(1, mapping.units_used)
     if isinstance(mapping, GemmMapping):
-        wave_compute_s = _gemm_wave_compute_s(hw, op, mapping, dtype)
+        compute_s = _gemm_wave_compute_s(hw, op, mapping, dtype)
+        pipeline_s = _gemm_pipeline_latency_s(hw, op, mapping)
+        # The K loop runs at the slower of its arithmetic and its operand round trips.
+        wave_compute_s = max(compute_s, pipeline_s)
         wave_overhead_s = _gemm_wave_overhead_s(hw, op, mapping, dtype)
     else:
         share = units_used / hw.compute.units
         rate = hw.compute.vector_flop_rate * cal.vector_efficiency * share
-        wave_compute_s = max(op.flops, 0.0) / waves / rate
+        wave_compute_s = compute_s = max(op.flops, 0.0) / waves / rate
+        pipeline_s = 0.0
         wave_overhead_s = 0.0
     bandwidth = level_bandwidths(hw, units_used)
     level_bytes = {name: float(traffic.level_bytes.get(name, 0.0)) for name in bandwidth}
     transfer = {name: level_bytes[name] / waves / bandwidth[name] for name in bandwidth}
     wave_s = wave_overhead_s + max(wave_compute_s, *transfer.values())
-    launch_s = cal.launch_overhead_s
+    # Split-K partial sums are added by a second (reduction) kernel: one more launch.
+    kernels = 2 if isinstance(mapping, GemmMapping) and mapping.split_k > 1 else 1
+    launch_s = kernels * cal.launch_overhead_s
     latency_s = first_byte_latency_s(hw)
     time_s = launch_s + latency_s + waves * wave_s
-    parts = {"launch": launch_s, "latency": latency_s + waves * wave_overhead_s,
-             "compute": waves * wave_compute_s}
+    parts = {"launch": launch_s, "latency": latency_s + waves * (wave_overhead_s + pipeline_s),
+             "compute": waves * compute_s}
     parts.update({name: waves * t for name, t in transfer.items()})
     bound = max(parts, key=lambda key: parts[key])
     return OpTiming(launch_s=launch_s, latency_s=latency_s, waves=waves, units_used=units_used,
