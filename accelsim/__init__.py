@@ -1,0 +1,1 @@
+"""accelsim: architectural simulator for deep-learning accelerators."""
