@@ -35,6 +35,8 @@ MIN_K_PER_SPLIT = 256
 #: Bytes one unit streams per chunk of an elementwise / reduction op.
 STREAM_CHUNK_BYTES = 64 * 1024
 STREAM_KINDS = ("elementwise", "reduce", "softmax", "data", "update")
+#: Candidates this close to the fastest count as ties in `map_op`.
+TIE_FRACTION = 0.01
 
 
 @attrs.frozen
@@ -138,11 +140,12 @@ def map_op(hw: HardwareSpec, op: Op, dtype: str,
         return stream_mapping(hw, stream_bytes_estimate(op, dtype) if nbytes is None else nbytes)
     from accelsim import timing  # lazy: timing imports mapping
 
-    best: GemmMapping | None = None
-    best_s = math.inf
+    scored = []
     for cand in gemm_candidates(hw, op, dtype):
         t = timing.op_timing(hw, op, cand, timing.analytic_traffic(hw, op, cand, dtype), dtype)
-        if t.time_s < best_s - 1e-15:
-            best, best_s = cand, t.time_s
-    assert best is not None
-    return best
+        scored.append((t.time_s, t.level_bytes.get(timing.HBM, 0.0), cand))
+    fastest = min(s[0] for s in scored)
+    # Among near-ties (within TIE_FRACTION), take the one moving fewest HBM bytes, then the
+    # largest tile: it leaves the most bandwidth to concurrent work, as libraries prefer.
+    near = [s for s in scored if s[0] <= fastest * (1.0 + TIE_FRACTION)]
+    return min(near, key=lambda s: (s[1], -s[2].tile_m * s[2].tile_n, s[0]))[2]

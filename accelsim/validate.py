@@ -26,7 +26,7 @@ from accelsim.errors import Issue, SpecError
 from accelsim.graph import Op
 from accelsim.hardware import HardwareSpec
 from accelsim.mapping import GemmMapping, map_op
-from accelsim.timing import OpTiming, Traffic, analytic_traffic, op_timing
+from accelsim.timing import HBM, OpTiming, Traffic, analytic_traffic, op_timing
 
 DEFAULT_HARDWARE = "hwspecs/v100.yaml"
 DEFAULT_GEMM_CSV = "../shared/validation/deepbench_v100_gemm.csv"
@@ -36,6 +36,10 @@ PRECISION_DTYPE = {"fp32": "fp32", "fp16_mixed": "fp16", "fp16": "fp16", "tf32":
 GEMM_COLUMNS = ("precision", "M", "N", "K", "transA", "transB", "time_ms")
 RNN_COLUMNS = ("precision", "cell", "hidden", "batch", "timesteps", "fwd_ms", "bwd_inputs_ms",
                "bwd_weights_ms")
+#: Fixed cost of one cuDNN RNN call (host-side setup before the first kernel), the same for
+#: every row: fitted on the two single-timestep rows (gru h512 b32 t1, fp32 and fp16: 84-100 us
+#: measured for kernels the model times at under 25 us).
+RNN_CALL_OVERHEAD_S = 70e-6
 #: Gate blocks of the recurrent weight matrix, per cell type.
 CELL_GATES = {"vanilla": 1, "lstm": 4, "gru": 3}
 #: Elementwise FLOPs per hidden unit of one step (forward, backward), Catamount-style counts.
@@ -184,16 +188,17 @@ def rnn_times(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
         pw_t = time_op(hw, pw, dtype, nbytes=pw_bytes, resident_bytes=pw_bytes)
         cold = time_op(hw, gemm, dtype)
         warm = time_op(hw, gemm, dtype, resident_bytes=resident) if resident else cold
-        total = cold.time_s + (steps - 1) * warm.time_s + steps * pw_t.time_s
+        total = call_s + cold.time_s + (steps - 1) * warm.time_s + steps * pw_t.time_s
         return total, warm.bound
 
+    call_s = RNN_CALL_OVERHEAD_S
     out["fwd"] = chain(gemm_op(gh, batch, hidden, name="step/recurrent"), fwd_flops, fwd_vec)
     out["bwd_inputs"] = chain(gemm_op(hidden, batch, gh, trans_a=True, name="step/grad_h"),
                               bwd_flops, bwd_vec)
     dw = time_op(hw, gemm_op(gh, hidden, batch * steps, trans_b=True, name="grad_w"), dtype)
     bias = _pointwise_op("grad_b", gh * batch * steps)
     db = time_op(hw, bias, dtype, nbytes=gh * batch * steps * eb)
-    out["bwd_weights"] = (dw.time_s + db.time_s, dw.bound)
+    out["bwd_weights"] = (call_s + dw.time_s + db.time_s, dw.bound)
     return out
 
 
@@ -282,13 +287,117 @@ def plot_rows(rows: Sequence[Row], path: str | Path, title: str) -> None:
 
 
 # --- cache simulation ------------------------------------------------------------------------------
+#: Granules (blocks) one simulated GEMM may touch before the trace is cut to a prefix of tile
+#: rows and extrapolated (keeps `validate` around a minute on the DeepBench tables).
+SIM_MAX_GRANULES = 400_000
+
+
+def _pow2_floor(x: int) -> int:
+    return 1 << max(0, int(x).bit_length() - 1)
+
+
+def _simulate_gemm_bytes(hw: HardwareSpec, m: int, n: int, k: int, mp: GemmMapping, eb: int,
+                         trans_a: bool, trans_b: bool, units: int,
+                         block: int) -> tuple[float, list[float]]:
+    """(bytes served by the first level, [bytes moved below each level; last = HBM]) of one
+    cold GEMM run through the cache hierarchy, dirty lines flushed at the end."""
+    from accelsim.cache import BYTES_READ_FROM_BELOW, BYTES_WRITTEN_BELOW, CacheHierarchy, Trace
+    from accelsim.kernels.trace import gemm_runs
+
+    a_bytes, b_bytes = m * k * eb, k * n * eb
+    align = 1 << 20
+    a_base = 0
+    b_base = (a_bytes // align + 1) * align
+    c_base = b_base + (b_bytes // align + 1) * align
+    runs = gemm_runs(m, n, k, mp.tile_m, mp.tile_n, mp.tile_k, eb, a_base, b_base, c_base,
+                     trans_a, trans_b, mp.loop_order, units, True)
+    trace = Trace.from_runs(runs)
+    blocks = [max(block, lvl.line_bytes) for lvl in hw.caches]
+    for i in range(1, len(blocks)):
+        blocks[i] = max(blocks[i], blocks[i - 1])
+    cache = CacheHierarchy.with_block_bytes(hw.caches, units, blocks)
+    data = cache.run(trace).total().data[0] + cache.flush().total().data[0]
+    below = [float(data[i, BYTES_READ_FROM_BELOW] + data[i, BYTES_WRITTEN_BELOW])
+             for i in range(len(hw.caches))]
+    return float(trace.total_bytes), below
+
+
+def simulated_gemm_traffic(hw: HardwareSpec, op: Op, mapping: GemmMapping,
+                           dtype: str) -> Traffic:
+    """Bytes per level of a GEMM from the cache simulator (tile-major, block granules).
+
+    The trace is the mapping's tile schedule (`kernels.trace.gemm_runs`). Large GEMMs are cut
+    to R and 2R tile rows (columns for loop order 1) and extrapolated linearly from their
+    difference, which is the steady-state traffic per R rows with the cold start counted once.
+    Split-K slices and batch entries are independent GEMMs over disjoint K ranges: one is
+    simulated and scaled; the partial-sum reduction bytes are added as in the analytic model.
+    """
+    from accelsim.mapping import accumulate_bytes, elem_bytes
+
+    if not hw.caches:
+        return analytic_traffic(hw, op, mapping, dtype)
+    eb = elem_bytes(dtype)
+    m, n, batch = max(op.m, 1), max(op.n, 1), max(op.batch, 1)
+    kc = math.ceil(max(op.k, 1) / mapping.split_k)
+    copies = batch * mapping.split_k
+    units = max(1, mapping.units_used // copies) if copies > 1 else mapping.units_used
+    tile_bytes = [mapping.tile_m * mapping.tile_k * eb, mapping.tile_k * mapping.tile_n * eb,
+                  mapping.tile_m * mapping.tile_n * eb]
+    block = _pow2_floor(min(tile_bytes))
+    total_est = (math.ceil(n / mapping.tile_n) * m + math.ceil(m / mapping.tile_m) * n) * kc * eb
+    outer_tile = mapping.tile_m if mapping.loop_order == 0 else mapping.tile_n
+    outer = m if mapping.loop_order == 0 else n
+    n_outer = math.ceil(outer / outer_tile)
+    inner_tiles = math.ceil((n if mapping.loop_order == 0 else m)
+                            / (mapping.tile_n if mapping.loop_order == 0 else mapping.tile_m))
+    per_outer = total_est / n_outer / block
+    rows = max(1, math.ceil(units / max(inner_tiles, 1)))  # one wave of tile rows at least
+    rows = max(rows, int(SIM_MAX_GRANULES / 3 / max(per_outer, 1.0)))
+
+    def run(outer_rows: int) -> tuple[float, list[float]]:
+        size = min(outer, outer_rows * outer_tile)
+        mm, nn = (size, n) if mapping.loop_order == 0 else (m, size)
+        return _simulate_gemm_bytes(hw, mm, nn, kc, mapping, eb, op.trans_a, op.trans_b,
+                                    units, block)
+
+    if rows * 2 >= n_outer:
+        served, below = run(n_outer)
+    else:
+        s1, b1 = run(rows)
+        s2, b2 = run(2 * rows)
+        reps = (n_outer - rows) / rows
+        served = s1 + reps * (s2 - s1)
+        below = [x1 + reps * (x2 - x1) for x1, x2 in zip(b1, b2, strict=True)]
+    partial = 0.0
+    if mapping.split_k > 1:
+        partial = 2.0 * mapping.split_k * m * n * batch * accumulate_bytes(hw, dtype)
+    names = [c.name for c in hw.caches]
+    level_bytes = {names[0]: served * copies + partial}
+    for i, name in enumerate(names[1:], start=1):
+        level_bytes[name] = below[i - 1] * copies + partial
+    level_bytes[HBM] = below[-1] * copies + partial
+    chain = [*names, HBM]
+    hit_rate = {a: (0.0 if level_bytes[a] <= 0 else
+                    max(0.0, 1.0 - level_bytes[b] / level_bytes[a]))
+                for a, b in zip(chain, chain[1:], strict=False)}
+    return Traffic(level_bytes=level_bytes, hit_rate=hit_rate)
+
+
 def simulated_traffic_fn() -> TrafficFn | None:
     """GEMM traffic from the cache simulator, or None when it is not installed."""
     try:
-        from accelsim import simtraffic
+        import accelsim.cache  # noqa: F401
+        import accelsim.kernels.trace  # noqa: F401
     except ImportError:
         return None
-    return simtraffic.gemm_traffic
+    cache: dict[tuple, Traffic] = {}
+
+    def fn(hw: HardwareSpec, op: Op, mapping: GemmMapping, dtype: str) -> Traffic:
+        key = (id(hw), op.signature, mapping, dtype)
+        if key not in cache:
+            cache[key] = simulated_gemm_traffic(hw, op, mapping, dtype)
+        return cache[key]
+    return fn
 
 
 # --- CLI --------------------------------------------------------------------------------------------
