@@ -82,43 +82,41 @@ def compulsory_bytes(op: Op, dtype: str, nbytes: float | None = None) -> float:
     return float(stream_bytes_estimate(op, dtype) if nbytes is None else nbytes)
 
 
-def _stream_fetches(panel_bytes: float, sweep_bytes: float, capacity: float, groups: int) -> int:
-    """How many times an operand is fetched: once if the bytes swept between two uses of its
-    panels fit beside them in `capacity` (LRU keeps them), else once per group of sweeps."""
-    if sweep_bytes + panel_bytes <= capacity:
-        return 1
-    return max(1, groups)
-
-
 def _gemm_restream_bytes(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str,
                          capacity: float) -> float:
     """Reads of A and B from below a cache of `capacity` bytes under the mapping's loop order.
 
-    Order 0 walks output tiles row by row: the A panel of a tile row is reused by consecutive
-    tiles (fetched once), while all of B is swept once per group of tile rows running in the
-    same wave; B is fetched once in total only if it stays resident between sweeps. Order 1 is
-    the mirror image.
+    Order 0 walks output tiles row by row (order 1 is the mirror image): call A the outer and
+    B the inner operand. Tiles of one wave advance through K together, so a panel used by
+    several tiles of the same wave is fetched once. Reuse across waves needs capacity:
+    when whole tile rows fit in a wave, A is fetched once and B once per group of rows, unless
+    B (the part of K one split covers) stays resident between groups; when a row spans several
+    waves, the A panel is refetched each wave unless it stays resident, and all of B is
+    swept once per tile row unless it stays resident.
     """
     eb = elem_bytes(dtype)
     m, n, k, batch = max(op.m, 1), max(op.n, 1), max(op.k, 1), max(op.batch, 1)
     kc = math.ceil(k / mp.split_k)
     ntm, ntn = math.ceil(m / mp.tile_m), math.ceil(n / mp.tile_n)
-    per_batch_units = max(1, mp.units_used // max(1, batch * mp.split_k))
+    units = max(1, mp.units_used // max(1, batch * mp.split_k))
     a_bytes, b_bytes = m * k * eb, n * k * eb
     if mp.loop_order == 0:
         outer_n, inner_n, outer_bytes, inner_bytes = ntm, ntn, a_bytes, b_bytes
-        outer_panel = mp.tile_m * kc * eb
+        outer_panel, inner_panel = mp.tile_m * kc * eb, mp.tile_n * kc * eb
     else:
         outer_n, inner_n, outer_bytes, inner_bytes = ntn, ntm, b_bytes, a_bytes
-        outer_panel = mp.tile_n * kc * eb
-    rows_per_wave = max(1, per_batch_units // inner_n)
-    groups = math.ceil(outer_n / rows_per_wave)
+        outer_panel, inner_panel = mp.tile_n * kc * eb, mp.tile_m * kc * eb
     inner_chunk = inner_bytes / mp.split_k
-    concurrent_outer = min(outer_n, rows_per_wave) * outer_panel
-    inner_fetch = _stream_fetches(concurrent_outer, inner_chunk, capacity, groups)
-    # The outer panel is reused by the next tiles of its row; it stays unless it alone
-    # overflows the cache, in which case each tile of the row fetches it again.
-    outer_fetch = 1 if concurrent_outer + inner_chunk / max(inner_n, 1) <= capacity else inner_n
+    if inner_n <= units:
+        rows_per_wave = units // inner_n
+        groups = math.ceil(outer_n / rows_per_wave)
+        outer_fetch = 1
+        resident = inner_chunk + min(outer_n, rows_per_wave) * outer_panel <= capacity
+        inner_fetch = 1 if resident else groups
+    else:
+        waves_per_row = math.ceil(inner_n / units)
+        outer_fetch = 1 if outer_panel + units * inner_panel <= capacity else waves_per_row
+        inner_fetch = 1 if inner_chunk + outer_panel <= capacity else outer_n
     return float(batch * (outer_bytes * outer_fetch + inner_bytes * inner_fetch))
 
 
