@@ -32,7 +32,10 @@ DEFAULT_HARDWARE = "hwspecs/v100.yaml"
 DEFAULT_GEMM_CSV = "../shared/validation/deepbench_v100_gemm.csv"
 DEFAULT_RNN_CSV = "../shared/validation/deepbench_v100_rnn.csv"
 PRECISION_DTYPE = {"fp32": "fp32", "fp16_mixed": "fp16", "fp16": "fp16", "tf32": "tf32",
-                   "bf16": "bf16"}
+                   "bf16": "bf16", "fp16_pseudo": "fp16"}
+#: Precisions whose data are 16-bit but whose math runs on the FP32 pipes (NVIDIA's "pseudo
+#: FP16", e.g. DeepBench's P100 "Float16" rows).
+SCALAR_MATH_PRECISIONS = ("fp16_pseudo",)
 GEMM_COLUMNS = ("precision", "M", "N", "K", "transA", "transB", "time_ms")
 RNN_COLUMNS = ("precision", "cell", "hidden", "batch", "timesteps", "fwd_ms", "bwd_inputs_ms",
                "bwd_weights_ms")
@@ -137,6 +140,21 @@ def time_op(hw: HardwareSpec, op: Op, dtype: str, *, nbytes: float | None = None
     return op_timing(hw, op, mapping, traffic, dtype)
 
 
+def scalar_math_hw(hw: HardwareSpec, dtype: str) -> HardwareSpec:
+    """`hw` computing `dtype` data on its FP32 pipes (the data stay `dtype`-sized)."""
+    matrix = dict(hw.compute.matrix)
+    if "fp32" in matrix:
+        matrix[dtype] = matrix["fp32"]
+    return attrs.evolve(hw, compute=attrs.evolve(hw.compute, matrix=matrix))
+
+
+def hw_for_precision(hw: HardwareSpec, precision: str) -> HardwareSpec:
+    """The chip as a row of `precision` uses it."""
+    if precision in SCALAR_MATH_PRECISIONS:
+        return scalar_math_hw(hw, PRECISION_DTYPE[precision])
+    return hw
+
+
 def validate_gemm(hw: HardwareSpec, path: str | Path,
                   traffic_fn: TrafficFn | None = None) -> list[Row]:
     """Predict every row of a GEMM CSV."""
@@ -147,7 +165,8 @@ def validate_gemm(hw: HardwareSpec, path: str | Path,
         ta = _choice(path, line, rec, "transA", ("N", "T")) == "T"
         tb = _choice(path, line, rec, "transB", ("N", "T")) == "T"
         measured = _number(path, line, rec, "time_ms") * 1e-3
-        t = time_op(hw, gemm_op(m, n, k, ta, tb), PRECISION_DTYPE[prec], traffic_fn=traffic_fn)
+        t = time_op(hw_for_precision(hw, prec), gemm_op(m, n, k, ta, tb), PRECISION_DTYPE[prec],
+                    traffic_fn=traffic_fn)
         label = f"{m}x{n}x{k} {'T' if ta else 'N'}{'T' if tb else 'N'}"
         rows.append(Row("gemm", prec, label, measured, t.time_s, t.bound))
     return rows
@@ -198,7 +217,16 @@ def rnn_times(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
     dw = time_op(hw, gemm_op(gh, hidden, batch * steps, trans_b=True, name="grad_w"), dtype)
     bias = _pointwise_op("grad_b", gh * batch * steps)
     db = time_op(hw, bias, dtype, nbytes=gh * batch * steps * eb)
-    out["bwd_weights"] = (call_s + dw.time_s + db.time_s, dw.bound)
+    total = call_s + dw.time_s + db.time_s
+    acc = elem_bytes(hw.compute.pipe(dtype).accumulate)
+    if acc > eb:
+        # Products accumulated at higher precision (FP32 for FP16 tensor cores) land in a
+        # workspace; a pass over dW adds them into the 16-bit weight gradient.
+        conv_bytes = gh * hidden * (acc + 2 * eb)
+        conv = time_op(hw, _pointwise_op("grad_w/convert", gh * hidden), dtype,
+                       nbytes=conv_bytes)
+        total += conv.time_s
+    out["bwd_weights"] = (total, dw.bound)
     return out
 
 
@@ -212,7 +240,8 @@ def validate_rnn(hw: HardwareSpec, path: str | Path) -> list[Row]:
                                 for c in ("hidden", "batch", "timesteps"))
         measured = {p: _number(path, line, rec, f"{p}_ms", optional=True)
                     for p in ("fwd", "bwd_inputs", "bwd_weights")}
-        pred = rnn_times(hw, cell, hidden, batch, steps, PRECISION_DTYPE[prec])
+        pred = rnn_times(hw_for_precision(hw, prec), cell, hidden, batch, steps,
+                         PRECISION_DTYPE[prec])
         for phase, ms in measured.items():
             if ms is None:
                 continue
