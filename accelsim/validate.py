@@ -179,7 +179,7 @@ def _pointwise_op(name: str, flops: float) -> Op:
 
 
 def rnn_times(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
-              dtype: str) -> dict[str, tuple[float, str]]:
+              dtype: str, simulate: bool = False) -> dict[str, tuple[float, str]]:
     """(time, bound) of a recurrent layer's forward, backward-data and backward-weights passes.
 
     One step is one recurrent GEMM (gates*hidden x batch x hidden, backward: its transpose)
@@ -187,7 +187,9 @@ def rnn_times(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
     recurrent weights stay in the last cache level between steps when they fit there (the
     elementwise kernel in between touches little), else every step re-reads them from HBM.
     The weight gradient is one GEMM over all timesteps (gates*hidden x hidden x batch*steps)
-    plus the bias-gradient reduction, as cuDNN batches it.
+    plus the bias-gradient reduction, as cuDNN batches it. With `simulate`, the cold first
+    step and the warm later steps get their bytes from the cache simulator (the step GEMM run
+    twice through one hierarchy) instead of the fits-in-cache rule.
     """
     from accelsim.mapping import elem_bytes
 
@@ -205,8 +207,14 @@ def rnn_times(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
         pw_bytes = (2 * gh + pw_vectors * hidden) * batch * eb
         pw = _pointwise_op("step/pointwise", pw_flops * hidden * batch)
         pw_t = time_op(hw, pw, dtype, nbytes=pw_bytes, resident_bytes=pw_bytes)
-        cold = time_op(hw, gemm, dtype)
-        warm = time_op(hw, gemm, dtype, resident_bytes=resident) if resident else cold
+        if simulate:
+            mp = map_op(hw, gemm, dtype)
+            cold = op_timing(hw, gemm, mp, simulated_gemm_traffic(hw, gemm, mp, dtype), dtype)
+            warm = op_timing(hw, gemm, mp,
+                             simulated_gemm_traffic(hw, gemm, mp, dtype, warm=True), dtype)
+        else:
+            cold = time_op(hw, gemm, dtype)
+            warm = time_op(hw, gemm, dtype, resident_bytes=resident) if resident else cold
         total = call_s + cold.time_s + (steps - 1) * warm.time_s + steps * pw_t.time_s
         return total, warm.bound
 
@@ -214,7 +222,9 @@ def rnn_times(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
     out["fwd"] = chain(gemm_op(gh, batch, hidden, name="step/recurrent"), fwd_flops, fwd_vec)
     out["bwd_inputs"] = chain(gemm_op(hidden, batch, gh, trans_a=True, name="step/grad_h"),
                               bwd_flops, bwd_vec)
-    dw = time_op(hw, gemm_op(gh, hidden, batch * steps, trans_b=True, name="grad_w"), dtype)
+    sim_fn = simulated_traffic_fn() if simulate else None
+    dw = time_op(hw, gemm_op(gh, hidden, batch * steps, trans_b=True, name="grad_w"), dtype,
+                 traffic_fn=sim_fn)
     bias = _pointwise_op("grad_b", gh * batch * steps)
     db = time_op(hw, bias, dtype, nbytes=gh * batch * steps * eb)
     total = call_s + dw.time_s + db.time_s
@@ -230,7 +240,7 @@ def rnn_times(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
     return out
 
 
-def validate_rnn(hw: HardwareSpec, path: str | Path) -> list[Row]:
+def validate_rnn(hw: HardwareSpec, path: str | Path, simulate: bool = False) -> list[Row]:
     """Predict every measured pass of every row of an RNN CSV (empty cells are skipped)."""
     rows = []
     for line, rec in enumerate(read_csv(path, RNN_COLUMNS), start=2):
@@ -241,7 +251,7 @@ def validate_rnn(hw: HardwareSpec, path: str | Path) -> list[Row]:
         measured = {p: _number(path, line, rec, f"{p}_ms", optional=True)
                     for p in ("fwd", "bwd_inputs", "bwd_weights")}
         pred = rnn_times(hw_for_precision(hw, prec), cell, hidden, batch, steps,
-                         PRECISION_DTYPE[prec])
+                         PRECISION_DTYPE[prec], simulate=simulate)
         for phase, ms in measured.items():
             if ms is None:
                 continue
@@ -285,6 +295,24 @@ def format_summary(summary: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def format_markdown(rows: Sequence[Row], summary: dict[str, dict[str, dict[str, float]]],
+                    title: str, worst: int = 12) -> str:
+    """Markdown: the summary table, then the rows with the largest errors."""
+    out = [f"### {title}", "", "| table | precision | rows | median abs % err | p90 abs % err "
+           "| max abs % err |", "|---|---|---:|---:|---:|---:|"]
+    for table, per in summary.items():
+        for prec, s in per.items():
+            out.append(f"| {table} | {prec} | {s['rows']} | {s['median_abs_pct_err']:.1f} | "
+                       f"{s['p90_abs_pct_err']:.1f} | {s['max_abs_pct_err']:.1f} |")
+    out += ["", f"Largest errors ({worst}):", "", "| table | precision | case | measured ms "
+            "| predicted ms | err % | bound |", "|---|---|---|---:|---:|---:|---|"]
+    for r in sorted(rows, key=lambda r: -r.abs_pct_err)[:worst]:
+        sign = (r.predicted_s - r.measured_s) / r.measured_s * 100.0
+        out.append(f"| {r.table} | {r.precision} | {r.label} | {r.measured_s * 1e3:.4g} | "
+                   f"{r.predicted_s * 1e3:.4g} | {sign:+.1f} | {r.bound} |")
+    return "\n".join(out) + "\n"
+
+
 def plot_rows(rows: Sequence[Row], path: str | Path, title: str) -> None:
     """Log-log scatter of predicted against measured time with the y = x line."""
     import matplotlib
@@ -326,10 +354,11 @@ def _pow2_floor(x: int) -> int:
 
 
 def _simulate_gemm_bytes(hw: HardwareSpec, m: int, n: int, k: int, mp: GemmMapping, eb: int,
-                         trans_a: bool, trans_b: bool, units: int,
-                         block: int) -> tuple[float, list[float]]:
+                         trans_a: bool, trans_b: bool, units: int, block: int,
+                         warm: bool = False) -> tuple[float, list[float]]:
     """(bytes served by the first level, [bytes moved below each level; last = HBM]) of one
-    cold GEMM run through the cache hierarchy, dirty lines flushed at the end."""
+    GEMM run through the cache hierarchy, dirty lines flushed at the end: cold, or (`warm`)
+    right after an identical run, as one timestep of a recurrence follows the previous."""
     from accelsim.cache import BYTES_READ_FROM_BELOW, BYTES_WRITTEN_BELOW, CacheHierarchy, Trace
     from accelsim.kernels.trace import gemm_runs
 
@@ -345,6 +374,8 @@ def _simulate_gemm_bytes(hw: HardwareSpec, m: int, n: int, k: int, mp: GemmMappi
     for i in range(1, len(blocks)):
         blocks[i] = max(blocks[i], blocks[i - 1])
     cache = CacheHierarchy.with_block_bytes(hw.caches, units, blocks)
+    if warm:
+        cache.run(trace)
     data = cache.run(trace).total().data[0] + cache.flush().total().data[0]
     below = [float(data[i, BYTES_READ_FROM_BELOW] + data[i, BYTES_WRITTEN_BELOW])
              for i in range(len(hw.caches))]
@@ -352,7 +383,7 @@ def _simulate_gemm_bytes(hw: HardwareSpec, m: int, n: int, k: int, mp: GemmMappi
 
 
 def simulated_gemm_traffic(hw: HardwareSpec, op: Op, mapping: GemmMapping,
-                           dtype: str) -> Traffic:
+                           dtype: str, warm: bool = False) -> Traffic:
     """Bytes per level of a GEMM from the cache simulator (tile-major, block granules).
 
     The trace is the mapping's tile schedule (`kernels.trace.gemm_runs`). Large GEMMs are cut
@@ -360,6 +391,8 @@ def simulated_gemm_traffic(hw: HardwareSpec, op: Op, mapping: GemmMapping,
     difference, which is the steady-state traffic per R rows with the cold start counted once.
     Split-K slices and batch entries are independent GEMMs over disjoint K ranges: one is
     simulated and scaled; the partial-sum reduction bytes are added as in the analytic model.
+    `warm` simulates the GEMM right after an identical one (whole GEMM, no extrapolation):
+    what stays resident between two timesteps of a recurrence is then not fetched again.
     """
     from accelsim.mapping import accumulate_bytes, elem_bytes
 
@@ -387,9 +420,9 @@ def simulated_gemm_traffic(hw: HardwareSpec, op: Op, mapping: GemmMapping,
         size = min(outer, outer_rows * outer_tile)
         mm, nn = (size, n) if mapping.loop_order == 0 else (m, size)
         return _simulate_gemm_bytes(hw, mm, nn, kc, mapping, eb, op.trans_a, op.trans_b,
-                                    units, block)
+                                    units, block, warm)
 
-    if rows * 2 >= n_outer:
+    if warm or rows * 2 >= n_outer:
         served, below = run(n_outer)
     else:
         s1, b1 = run(rows)
@@ -440,6 +473,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"RNN measurements (default {DEFAULT_RNN_CSV}); '' to skip")
     parser.add_argument("--json", metavar="FILE", help="write rows and summary as JSON")
     parser.add_argument("--plot", metavar="FILE", help="write a log-log scatter (PNG)")
+    parser.add_argument("--markdown", metavar="FILE",
+                        help="write the summary and the largest errors as Markdown")
     parser.add_argument("--analytic", action="store_true",
                         help="use the analytic traffic model even if the cache simulator exists")
     parser.add_argument("--quiet", action="store_true", help="print the summary only")
@@ -452,7 +487,7 @@ def run_validation(hw: HardwareSpec, gemm_csv: str | Path | None, rnn_csv: str |
     if gemm_csv:
         rows += validate_gemm(hw, gemm_csv, traffic_fn)
     if rnn_csv:
-        rows += validate_rnn(hw, rnn_csv)
+        rows += validate_rnn(hw, rnn_csv, simulate=traffic_fn is not None)
     return rows
 
 
@@ -474,6 +509,9 @@ def run(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(
             {"hardware": hw.name, "traffic": source, "summary": summary,
              "rows": [r.as_dict() for r in rows]}, indent=1))
+    if getattr(args, "markdown", None):
+        Path(args.markdown).write_text(format_markdown(
+            rows, summary, f"{hw.name}: predicted vs measured (GEMM traffic: {source})"))
     if args.plot and rows:
         plot_rows(rows, args.plot, f"accelsim vs measured on {hw.name}")
     return 0
