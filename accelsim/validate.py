@@ -314,32 +314,37 @@ def format_markdown(rows: Sequence[Row], summary: dict[str, dict[str, dict[str, 
 
 
 def plot_rows(rows: Sequence[Row], path: str | Path, title: str) -> None:
-    """Log-log scatter of predicted against measured time with the y = x line."""
+    """Log-log scatter of predicted against measured time with the y = x line: one panel for
+    GEMMs, one for RNN layers (when present)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 6))
-    markers = {"fp32": "o", "fp16_mixed": "^"}
-    tables = sorted({r.table for r in rows})
-    colors = dict(zip(tables, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
-    for table in tables:
-        for prec in sorted({r.precision for r in rows}):
-            sel = [r for r in rows if r.table == table and r.precision == prec]
-            if sel:
-                ax.scatter([r.measured_s * 1e3 for r in sel], [r.predicted_s * 1e3 for r in sel],
-                           s=14, alpha=0.75, marker=markers.get(prec, "s"),
-                           color=colors[table], label=f"{table} {prec}")
-    lo = min(min(r.measured_s, r.predicted_s) for r in rows) * 1e3 / 1.5
-    hi = max(max(r.measured_s, r.predicted_s) for r in rows) * 1e3 * 1.5
-    ax.plot([lo, hi], [lo, hi], color="black", lw=1, label="y = x")
-    ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), xlabel="measured (ms)",
-           ylabel="predicted (ms)", title=title)
-    ax.legend(fontsize=7, loc="upper left")
-    ax.grid(True, which="both", alpha=0.2)
+    panels = [("GEMM", [r for r in rows if r.table == "gemm"]),
+              ("RNN layers", [r for r in rows if r.table != "gemm"])]
+    panels = [(name, sel) for name, sel in panels if sel]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 5.8), squeeze=False)
+    markers = {"fp32": "o", "fp16_mixed": "^", "fp16_pseudo": "s"}
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (name, sel) in zip(axes[0], panels, strict=True):
+        groups = sorted({(r.table, r.precision) for r in sel})
+        for i, (table, prec) in enumerate(groups):
+            g = [r for r in sel if (r.table, r.precision) == (table, prec)]
+            ax.scatter([r.measured_s * 1e3 for r in g], [r.predicted_s * 1e3 for r in g], s=14,
+                       alpha=0.75, marker=markers.get(prec, "D"), color=palette[i % len(palette)],
+                       label=f"{table} {prec} ({len(g)})")
+        lo = min(min(r.measured_s, r.predicted_s) for r in sel) * 1e3 / 1.5
+        hi = max(max(r.measured_s, r.predicted_s) for r in sel) * 1e3 * 1.5
+        ax.plot([lo, hi], [lo, hi], color="black", lw=1, label="y = x")
+        ax.plot([lo, hi], [lo * 1.2, hi * 1.2], color="grey", lw=0.6, ls="--", label="±20 %")
+        ax.plot([lo, hi], [lo / 1.2, hi / 1.2], color="grey", lw=0.6, ls="--")
+        ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi),
+               xlabel="measured (ms)", ylabel="predicted (ms)", title=f"{title}: {name}")
+        ax.legend(fontsize=7, loc="upper left")
+        ax.grid(True, which="both", alpha=0.2)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
