@@ -34,7 +34,7 @@ __all__ = [
     "ACCESSES", "BYTES_READ_FROM_BELOW", "BYTES_WRITTEN_BELOW", "COUNTER_NAMES", "EVICTIONS",
     "FETCHES", "HITS", "INVALIDATIONS", "MISSES", "N_COUNTERS", "WRITE_ACCESSES", "WRITEBACKS",
     "WRITES_BELOW", "REPLACEMENT_POLICIES", "CacheCounters", "CacheHierarchy", "CacheLevel",
-    "CacheLevelLike", "Trace",
+    "CacheLevelLike", "Trace", "coalesced_block_bytes",
 ]
 
 REPLACEMENT_POLICIES = {
@@ -392,3 +392,22 @@ def _as_level(level: CacheLevelLike) -> CacheLevel:
                       replacement=level.replacement, write_policy=level.write_policy,
                       write_allocate=level.write_allocate, inclusion=level.inclusion,
                       sharing=level.sharing)
+
+
+def coalesced_block_bytes(tile_bytes: Sequence[int], level: CacheLevelLike,
+                          min_sets: int = 64) -> int:
+    """Block size for simulating ``level`` at tile granularity (coalesced mode).
+
+    The largest power of two that (a) divides every tile's byte size, so in the tile-major
+    layout (full-tile slots) each tile is whole, aligned blocks, and (b) leaves the level at
+    least ``min_sets`` sets of ``ways`` blocks, so tiles spread over sets roughly as their
+    lines would; never below the level's line size.
+    """
+    ways = level.ways or level.capacity_bytes // level.line_bytes
+    block = 1 << 62
+    for t in tile_bytes:
+        if t > 0:
+            block = min(block, t & -t)
+    cap = max(1, level.capacity_bytes // (ways * min_sets))
+    block = min(block, 1 << (cap.bit_length() - 1))
+    return max(block, level.line_bytes)

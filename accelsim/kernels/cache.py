@@ -355,36 +355,49 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
                             if vdirty:
                                 push_wb = vline
                         push_fwd = w and not wb
+                        # a whole-line write needs no data, unless an inclusive level
+                        # below must allocate the line too (read-for-ownership)
                         push_fetch = not (w and not compat and cur == line_start
-                                          and seg_end == line_end)
+                                          and seg_end == line_end
+                                          and not (lv + 1 < n_levels
+                                                   and cfg[lv + 1, CFG_INCLUSIVE] == 1))
 
-                if push_wb >= 0:
-                    out[op, lv, WRITEBACKS] += 1
-                    out[op, lv, WRITES_BELOW] += 1
-                    out[op, lv, BYTES_WRITTEN_BELOW] += line_end - line_start
+                # Push in reverse order of service. Normally: fetch, forwarded write,
+                # write-back (as pycachesim). Above an inclusive level the write-back goes
+                # first, so the victim is still held below when its data arrives.
+                below_incl = lv + 1 < n_levels and cfg[lv + 1, CFG_INCLUSIVE] == 1
+                for k in range(3):
+                    if below_incl:
+                        kind = 2 - k  # push fwd (2), fetch (1), write-back (0)
+                    else:
+                        kind = (0, 2, 1)[k]  # push write-back, fwd, fetch
+                    if kind == 0:
+                        if push_wb < 0:
+                            continue
+                        out[op, lv, WRITEBACKS] += 1
+                        out[op, lv, WRITES_BELOW] += 1
+                        out[op, lv, BYTES_WRITTEN_BELOW] += line_end - line_start
+                        stk[sp, 2] = 1
+                        stk[sp, 3] = push_wb << shift
+                        stk[sp, 4] = (push_wb + 1) << shift
+                    elif kind == 1:
+                        if not push_fetch:
+                            continue
+                        out[op, lv, FETCHES] += 1
+                        out[op, lv, BYTES_READ_FROM_BELOW] += line_end - line_start
+                        stk[sp, 2] = 0
+                        stk[sp, 3] = line_start
+                        stk[sp, 4] = line_end
+                    else:
+                        if not push_fwd:
+                            continue
+                        out[op, lv, WRITES_BELOW] += 1
+                        out[op, lv, BYTES_WRITTEN_BELOW] += seg_end - cur
+                        stk[sp, 2] = 1
+                        stk[sp, 3] = cur
+                        stk[sp, 4] = seg_end
                     stk[sp, 0] = lv + 1
                     stk[sp, 1] = u
-                    stk[sp, 2] = 1
-                    stk[sp, 3] = push_wb << shift
-                    stk[sp, 4] = (push_wb + 1) << shift
-                    sp += 1
-                if push_fwd:
-                    out[op, lv, WRITES_BELOW] += 1
-                    out[op, lv, BYTES_WRITTEN_BELOW] += seg_end - cur
-                    stk[sp, 0] = lv + 1
-                    stk[sp, 1] = u
-                    stk[sp, 2] = 1
-                    stk[sp, 3] = cur
-                    stk[sp, 4] = seg_end
-                    sp += 1
-                if push_fetch:
-                    out[op, lv, FETCHES] += 1
-                    out[op, lv, BYTES_READ_FROM_BELOW] += line_end - line_start
-                    stk[sp, 0] = lv + 1
-                    stk[sp, 1] = u
-                    stk[sp, 2] = 0
-                    stk[sp, 3] = line_start
-                    stk[sp, 4] = line_end
                     sp += 1
 
 
