@@ -354,28 +354,35 @@ def plot_rows(rows: Sequence[Row], path: str | Path, title: str) -> None:
 SIM_MAX_GRANULES = 400_000
 
 
-def _pow2_floor(x: int) -> int:
-    return 1 << max(0, int(x).bit_length() - 1)
-
-
 def _simulate_gemm_bytes(hw: HardwareSpec, m: int, n: int, k: int, mp: GemmMapping, eb: int,
-                         trans_a: bool, trans_b: bool, units: int, block: int,
+                         trans_a: bool, trans_b: bool, units: int,
                          warm: bool = False) -> tuple[float, list[float]]:
     """(bytes served by the first level, [bytes moved below each level; last = HBM]) of one
     GEMM run through the cache hierarchy, dirty lines flushed at the end: cold, or (`warm`)
-    right after an identical run, as one timestep of a recurrence follows the previous."""
-    from accelsim.cache import BYTES_READ_FROM_BELOW, BYTES_WRITTEN_BELOW, CacheHierarchy, Trace
+    right after an identical run, as one timestep of a recurrence follows the previous.
+    Tile-major storage, one block granule per level (`cache.coalesced_block_bytes`)."""
+    from accelsim.cache import (
+        BYTES_READ_FROM_BELOW,
+        BYTES_WRITTEN_BELOW,
+        CacheHierarchy,
+        Trace,
+        coalesced_block_bytes,
+    )
     from accelsim.kernels.trace import gemm_runs
 
-    a_bytes, b_bytes = m * k * eb, k * n * eb
+    def padded(rows: int, cols: int, tr: int, tc: int) -> int:  # full-tile slots
+        return math.ceil(rows / tr) * tr * math.ceil(cols / tc) * tc * eb
+
     align = 1 << 20
     a_base = 0
-    b_base = (a_bytes // align + 1) * align
-    c_base = b_base + (b_bytes // align + 1) * align
+    b_base = (padded(m, k, mp.tile_m, mp.tile_k) // align + 1) * align
+    c_base = b_base + (padded(k, n, mp.tile_k, mp.tile_n) // align + 1) * align
     runs = gemm_runs(m, n, k, mp.tile_m, mp.tile_n, mp.tile_k, eb, a_base, b_base, c_base,
                      trans_a, trans_b, mp.loop_order, units, True)
     trace = Trace.from_runs(runs)
-    blocks = [max(block, lvl.line_bytes) for lvl in hw.caches]
+    tile_bytes = [mp.tile_m * mp.tile_k * eb, mp.tile_k * mp.tile_n * eb,
+                  mp.tile_m * mp.tile_n * eb]
+    blocks = [coalesced_block_bytes(tile_bytes, lvl) for lvl in hw.caches]
     for i in range(1, len(blocks)):
         blocks[i] = max(blocks[i], blocks[i - 1])
     cache = CacheHierarchy.with_block_bytes(hw.caches, units, blocks)
@@ -410,7 +417,9 @@ def simulated_gemm_traffic(hw: HardwareSpec, op: Op, mapping: GemmMapping,
     units = max(1, mapping.units_used // copies) if copies > 1 else mapping.units_used
     tile_bytes = [mapping.tile_m * mapping.tile_k * eb, mapping.tile_k * mapping.tile_n * eb,
                   mapping.tile_m * mapping.tile_n * eb]
-    block = _pow2_floor(min(tile_bytes))
+    from accelsim.cache import coalesced_block_bytes
+
+    block = coalesced_block_bytes(tile_bytes, hw.caches[0])
     total_est = (math.ceil(n / mapping.tile_n) * m + math.ceil(m / mapping.tile_m) * n) * kc * eb
     outer_tile = mapping.tile_m if mapping.loop_order == 0 else mapping.tile_n
     outer = m if mapping.loop_order == 0 else n
@@ -425,7 +434,7 @@ def simulated_gemm_traffic(hw: HardwareSpec, op: Op, mapping: GemmMapping,
         size = min(outer, outer_rows * outer_tile)
         mm, nn = (size, n) if mapping.loop_order == 0 else (m, size)
         return _simulate_gemm_bytes(hw, mm, nn, kc, mapping, eb, op.trans_a, op.trans_b,
-                                    units, block, warm)
+                                    units, warm)
 
     if warm or rows * 2 >= n_outer:
         served, below = run(n_outer)
