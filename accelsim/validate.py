@@ -505,13 +505,23 @@ def run_validation(hw: HardwareSpec, gemm_csv: str | Path | None, rnn_csv: str |
     return rows
 
 
+def resolve_default(path: str, default: str) -> str:
+    """A default path is relative to the working directory, else to the repository root (the
+    directory above the `accelsim` package); paths the user gave are taken as they are."""
+    if not path or path != default or Path(path).exists():
+        return path
+    candidate = Path(__file__).resolve().parent.parent / path
+    return str(candidate) if candidate.exists() else path
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the validation, print the tables; 0 on success (errors raise SpecError)."""
     from accelsim.spec import load_hardware
 
-    hw = load_hardware(args.hardware)
+    hw = load_hardware(resolve_default(args.hardware, DEFAULT_HARDWARE))
     traffic_fn = None if args.analytic else simulated_traffic_fn()
-    rows = run_validation(hw, args.gemm_csv, args.rnn_csv, traffic_fn)
+    rows = run_validation(hw, resolve_default(args.gemm_csv, DEFAULT_GEMM_CSV),
+                          resolve_default(args.rnn_csv, DEFAULT_RNN_CSV), traffic_fn)
     summary = summarize(rows)
     if not args.quiet:
         print(format_rows(rows))
