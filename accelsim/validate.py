@@ -45,7 +45,9 @@ RNN_COLUMNS = ("precision", "cell", "hidden", "batch", "timesteps", "fwd_ms", "b
 RNN_CALL_OVERHEAD_S = 70e-6
 #: Gate blocks of the recurrent weight matrix, per cell type.
 CELL_GATES = {"vanilla": 1, "lstm": 4, "gru": 3}
-#: Elementwise FLOPs per hidden unit of one step (forward, backward), Catamount-style counts.
+#: Elementwise FLOPs per hidden unit and batch entry of one step (forward, backward), counted
+#: with `models.common.POINTWISE_FLOPS` (sigmoid 4, tanh 6, add/mul 1) over the cell's gates;
+#: the step's elementwise kernel is launch-bound anyway.
 CELL_POINTWISE_FLOPS = {"vanilla": (7.0, 4.0), "lstm": (30.0, 40.0), "gru": (25.0, 35.0)}
 #: Hidden-sized vectors an elementwise step kernel reads and writes besides the gate
 #: pre-activations (h, c, saved activations), forward and backward.
