@@ -144,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
         "project", help="the paper's Tables 1-3 recomputed from accelsim's graphs, beside the paper's")
     reproduce.add_arguments(project)
     project.set_defaults(func=reproduce.run)
+
+    from accelsim import validate
+
+    val = sub.add_parser(
+        "validate", help="predicted vs measured kernel times (DeepBench V100 GEMM and RNN rows)")
+    validate.add_arguments(val)
+    val.set_defaults(func=validate.run)
     return parser
 
 

@@ -315,41 +315,6 @@ def format_markdown(rows: Sequence[Row], summary: dict[str, dict[str, dict[str, 
     return "\n".join(out) + "\n"
 
 
-def plot_rows(rows: Sequence[Row], path: str | Path, title: str) -> None:
-    """Log-log scatter of predicted against measured time with the y = x line: one panel for
-    GEMMs, one for RNN layers (when present)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [("GEMM", [r for r in rows if r.table == "gemm"]),
-              ("RNN layers", [r for r in rows if r.table != "gemm"])]
-    panels = [(name, sel) for name, sel in panels if sel]
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 5.8), squeeze=False)
-    markers = {"fp32": "o", "fp16_mixed": "^", "fp16_pseudo": "s"}
-    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, (name, sel) in zip(axes[0], panels, strict=True):
-        groups = sorted({(r.table, r.precision) for r in sel})
-        for i, (table, prec) in enumerate(groups):
-            g = [r for r in sel if (r.table, r.precision) == (table, prec)]
-            ax.scatter([r.measured_s * 1e3 for r in g], [r.predicted_s * 1e3 for r in g], s=14,
-                       alpha=0.75, marker=markers.get(prec, "D"), color=palette[i % len(palette)],
-                       label=f"{table} {prec} ({len(g)})")
-        lo = min(min(r.measured_s, r.predicted_s) for r in sel) * 1e3 / 1.5
-        hi = max(max(r.measured_s, r.predicted_s) for r in sel) * 1e3 * 1.5
-        ax.plot([lo, hi], [lo, hi], color="black", lw=1, label="y = x")
-        ax.plot([lo, hi], [lo * 1.2, hi * 1.2], color="grey", lw=0.6, ls="--", label="±20 %")
-        ax.plot([lo, hi], [lo / 1.2, hi / 1.2], color="grey", lw=0.6, ls="--")
-        ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi),
-               xlabel="measured (ms)", ylabel="predicted (ms)", title=f"{title}: {name}")
-        ax.legend(fontsize=7, loc="upper left")
-        ax.grid(True, which="both", alpha=0.2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 # --- cache simulation ------------------------------------------------------------------------------
 #: Granules (blocks) one simulated GEMM may touch before the trace is cut to a prefix of tile
 #: rows and extrapolated (keeps `validate` around a minute on the DeepBench tables).
@@ -539,7 +504,9 @@ def run(args: argparse.Namespace) -> int:
         Path(args.markdown).write_text(format_markdown(
             rows, summary, f"{hw.name}: predicted vs measured (GEMM traffic: {source})"))
     if args.plot and rows:
-        plot_rows(rows, args.plot, f"accelsim vs measured on {hw.name}")
+        from accelsim import plot
+
+        plot.validation_scatter(rows, args.plot, f"accelsim vs measured on {hw.name}")
     return 0
 
 
