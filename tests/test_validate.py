@@ -63,19 +63,24 @@ def test_rnn_backward_weights_median_target(v100_summary: dict, precision: str):
 
 
 @needs_data
-def test_rnn_fp32_backward_data_median_target(v100_summary: dict):
-    assert v100_summary["rnn_bwd_inputs"]["fp32"]["median_abs_pct_err"] <= 15.0
+@pytest.mark.parametrize("precision", ["fp32", "fp16_mixed"])
+def test_rnn_backward_data_median_target(v100_summary: dict, precision: str):
+    assert v100_summary["rnn_bwd_inputs"][precision]["median_abs_pct_err"] <= 15.0
 
 
 @needs_data
-def test_rnn_medians_not_at_target(v100_summary: dict):
-    # Target 15 %, not met (docs/validation.md): cuDNN's short vanilla/LSTM sequences spend
-    # 20-55 us per step beyond the step's GEMM and elementwise kernels, and its fp16 forward
-    # steps run at the speed of the GEMM table's slow transposed-A kernels. Regression guards
-    # at the level reached.
-    assert v100_summary["rnn_fwd"]["fp32"]["median_abs_pct_err"] <= 20.0
-    assert v100_summary["rnn_fwd"]["fp16_mixed"]["median_abs_pct_err"] <= 40.0
-    assert v100_summary["rnn_bwd_inputs"]["fp16_mixed"]["median_abs_pct_err"] <= 30.0
+def test_rnn_fp32_forward_median_target(v100_summary: dict):
+    assert v100_summary["rnn_fwd"]["fp32"]["median_abs_pct_err"] <= 15.0
+
+
+@needs_data
+def test_rnn_fp16_forward_median(v100_summary: dict):
+    # Target 15 %, not met (docs/validation.md): cuDNN's fp16 forward steps run at the speed
+    # of the GEMM table's slow transposed-A tensor-core kernels for K = 1536, 2560, 2816
+    # (a library kernel choice no hardware quantity explains), and vanilla/LSTM steps carry
+    # more per-step time than the one per-step constant fitted for all cells. Regression
+    # guard at the level reached.
+    assert v100_summary["rnn_fwd"]["fp16_mixed"]["median_abs_pct_err"] <= 21.0
 
 
 def test_missing_column_names_file_and_column(tmp_path: Path):
