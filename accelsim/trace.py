@@ -51,7 +51,9 @@ AUTO_EXACT_MAX_STATE_BYTES = 512 * 2**20
 #: Coalesced mode: blocks grow until the first level sees at most this many block accesses ...
 MAX_COALESCED_ACCESSES = 40_000_000
 #: ... but every level keeps at least this many blocks.
-MIN_BLOCKS_PER_LEVEL = 512
+MIN_BLOCKS_PER_LEVEL = 256
+#: ... and the block state (8 B per block) stays below this.
+MAX_COALESCED_STATE_BYTES = 256 * 2**20
 #: A periodic region is simulated until two consecutive instances agree (see `_repeats`).
 STEADY_RTOL = 2e-3
 STEADY_ATOL = 2
@@ -89,6 +91,7 @@ class StepTraffic:
     unique_bytes: int
     simulated_accesses: int
     wall_s: float
+    regions: tuple[tuple[int, int, int, int | None], ...] = ()
 
     @property
     def cache_names(self) -> tuple[str, ...]:
@@ -284,12 +287,13 @@ def _gemm_runs(graph: OpGraph, op: Op, mapping: Any, bases: np.ndarray, dtype: s
 
 
 def _stream_runs(graph: OpGraph, op: Op, mapping: Any, bases: np.ndarray, chunk_bytes: int,
-                 max_runs: int) -> _Runs:
+                 max_runs: int, granule: int) -> _Runs:
     """Streaming op: chunk c of every input, then chunk c of every output, on unit c % units.
 
     Tensors of different sizes are cut into the same number of chunks (a broadcast bias is
     read piece by piece alongside its activation), so an op reads each input and writes each
-    output exactly once, as `OpGraph.op_bytes` counts.
+    output exactly once, as `OpGraph.op_bytes` counts. Chunk boundaries fall on `granule`
+    (line or block) multiples, so neighbouring chunks do not share a granule.
     """
     ids = [t for t in op.inputs] + [t for t in op.outputs]
     writes = [False] * len(op.inputs) + [True] * len(op.outputs)
@@ -302,7 +306,8 @@ def _stream_runs(graph: OpGraph, op: Op, mapping: Any, bases: np.ndarray, chunk_
     n_chunks = max(1, math.ceil(int(sizes.max()) / chunk))
     n_chunks = min(n_chunks, max(1, max_runs // len(ids)))
     c = np.arange(n_chunks + 1, dtype=np.int64)[:, None]
-    bounds = c * sizes[None, :] // n_chunks  # [n_chunks+1, tensors]
+    bounds = c * sizes[None, :] // n_chunks // granule * granule  # [n_chunks+1, tensors]
+    bounds[-1] = sizes
     lo, hi = bounds[:-1], bounds[1:]
     tb = np.array([bases[t] for t in ids], np.int64)[None, :]
     addr = (tb + lo).ravel()
@@ -391,18 +396,22 @@ def _pow2_ceil(x: float) -> int:
 
 def coalesced_block_bytes(levels: Sequence[CacheLevelSpec], stream_bytes: float,
                           min_blocks: int = MIN_BLOCKS_PER_LEVEL,
-                          max_accesses: float = MAX_COALESCED_ACCESSES) -> list[int]:
+                          max_accesses: float = MAX_COALESCED_ACCESSES,
+                          n_units: int = 1) -> list[int]:
     """Block size per level: every level's line times one power-of-two factor.
 
     One factor for all levels keeps the ratio of granules between levels (a lower level sees
     the requests of the level above whole, as with lines; a bigger lower block would turn the
     next requests into spatial hits that line-granular caches do not have). The factor grows
     until the first level sees at most `max_accesses` blocks of `stream_bytes`, but not beyond
-    the point where a level keeps fewer than `min_blocks` blocks (nor fewer than one set).
+    the point where a level keeps fewer than `min_blocks` blocks (nor fewer than one set) --
+    except that it always grows until the block state fits `MAX_COALESCED_STATE_BYTES` (a
+    64 GiB level has 2^29 lines of 128 B).
     """
     need = _pow2_ceil(stream_bytes / max_accesses / levels[0].line_bytes)
     cap = min(_pow2_floor(lv.lines / max(min_blocks, lv.ways or 1)) for lv in levels)
-    factor = max(1, min(need, cap))
+    state = _pow2_ceil(_state_bytes(levels, n_units) / MAX_COALESCED_STATE_BYTES)
+    factor = max(1, min(need, cap), state)
     return [lv.line_bytes * factor for lv in levels]
 
 
@@ -482,7 +491,8 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
         sim_est = est.copy()
         for s, p, reps in regions:
             sim_est[s + 4 * p:s + (reps - 1) * p] = 0.0
-        granules = coalesced_block_bytes(levels, float(sim_est.sum()), min_blocks, max_accesses)
+        granules = coalesced_block_bytes(levels, float(sim_est.sum()), min_blocks, max_accesses,
+                                         n_units)
         sim_levels = coarse_levels(levels, granules)
         align = max(EXACT_ALIGN_BYTES, granules[0])
         min_run = granules[0]
@@ -511,7 +521,7 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
             return _gemm_runs(graph, op, mp, bases, dtype, tile_major=layout == "tile_major",
                               min_run_bytes=min_run, max_runs=max_runs, scratch_base=scratch)
         chunk = int(getattr(mp, "chunk_bytes", 0) or 0) or 65536
-        return _stream_runs(graph, op, mp, bases, max(chunk, min_run), max_runs)
+        return _stream_runs(graph, op, mp, bases, max(chunk, min_run), max_runs, granules[0])
 
     def simulate(lo: int, hi: int) -> None:
         rs = [runs_of(i) for i in range(lo, hi)]
@@ -522,14 +532,17 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
                       is_write=np.concatenate([r.is_write for r in rs]),
                       unit=np.concatenate([r.unit for r in rs]), op_start=starts)
         counters[lo:hi] = hier.run(trace).data
-        req_bytes[lo:hi] = [float(r.nbytes.sum()) for r in rs]
-        line_touched[lo:hi] = [float((((r.addr + r.nbytes - 1) // line0)
-                                      - r.addr // line0 + 1).sum() * line0) for r in rs]
+        lines = (trace.addr + trace.nbytes - 1) // line0 - trace.addr // line0 + 1
+        csum = np.concatenate([[0.0], np.cumsum(trace.nbytes, dtype=np.float64)])
+        lsum = np.concatenate([[0.0], np.cumsum(lines, dtype=np.float64)])
+        req_bytes[lo:hi] = np.diff(csum[starts])
+        line_touched[lo:hi] = np.diff(lsum[starts]) * line0
         simulated[lo:hi] = True
 
     batch_ops = 64
     skipped_total = 0
     region_notes = []
+    region_log: list[tuple[int, int, int, int | None]] = []
     i = 0
     r_iter = iter(regions)
     region = next(r_iter, None)
@@ -549,6 +562,7 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
                 if settled_at is None and j >= 1 and _repeats(counters[lo - p:lo],
                                                               counters[lo:lo + p]):
                     settled_at = j
+            region_log.append((s, p, reps, settled_at))
             if settled_at is not None and reps - 2 > settled_at:
                 skipped = reps - 2 - settled_at
                 skipped_total += skipped * p
@@ -580,6 +594,7 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
         mode_used=mode, level_names=(*[lv.name for lv in levels], MEMORY),
         granule_bytes=tuple(granules), counters=counters, level_bytes=level_bytes,
         simulated=simulated, shortcuts=tuple(shortcuts), unique_bytes=unique,
+        regions=tuple(region_log),
         simulated_accesses=int(counters[simulated, 0, ACCESSES].sum()),
         wall_s=time.perf_counter() - t0)
 
