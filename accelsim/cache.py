@@ -1,0 +1,394 @@
+"""Cache hierarchy: Python face of ``accelsim.kernels.cache`` (state, traces, counters).
+
+The kernel only sees numpy arrays; this module turns level descriptions into the kernel's
+configuration table, owns the persistent state (so a training step can be replayed op by op
+with weights staying resident) and names the counters. Semantics: ``docs/cache.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import attrs
+import numpy as np
+
+from accelsim.kernels import cache as _k
+from accelsim.kernels.cache import (
+    ACCESSES,
+    BYTES_READ_FROM_BELOW,
+    BYTES_WRITTEN_BELOW,
+    COUNTER_NAMES,
+    EVICTIONS,
+    FETCHES,
+    HITS,
+    INVALIDATIONS,
+    MISSES,
+    N_COUNTERS,
+    WRITE_ACCESSES,
+    WRITEBACKS,
+    WRITES_BELOW,
+)
+
+__all__ = [
+    "ACCESSES", "BYTES_READ_FROM_BELOW", "BYTES_WRITTEN_BELOW", "COUNTER_NAMES", "EVICTIONS",
+    "FETCHES", "HITS", "INVALIDATIONS", "MISSES", "N_COUNTERS", "WRITE_ACCESSES", "WRITEBACKS",
+    "WRITES_BELOW", "REPLACEMENT_POLICIES", "CacheCounters", "CacheHierarchy", "CacheLevel",
+    "CacheLevelLike", "Trace",
+]
+
+REPLACEMENT_POLICIES = {
+    "lru": _k.POLICY_LRU,
+    "fifo": _k.POLICY_FIFO,
+    "mru": _k.POLICY_MRU,
+    "random": _k.POLICY_RANDOM,
+    "plru": _k.POLICY_PLRU,
+    "lfu": _k.POLICY_LFU,
+}
+WRITE_POLICIES = ("write_back", "write_through")
+INCLUSION = ("inclusive", "non_inclusive")
+SHARING = ("private", "shared")
+
+
+class CacheLevelLike(Protocol):
+    """What ``CacheHierarchy`` reads from a level (``hardware.CacheLevelSpec`` fits)."""
+
+    name: str
+    capacity_bytes: int
+    line_bytes: int
+    ways: int
+    replacement: str
+    write_policy: str
+    write_allocate: bool
+    inclusion: str
+    sharing: str
+
+
+def _is_pow2(x: int) -> bool:
+    return x > 0 and x & (x - 1) == 0
+
+
+@attrs.frozen(kw_only=True)
+class CacheLevel:
+    """Standalone level description with the same attribute names as the hardware spec.
+
+    ``capacity_bytes`` is per instance (a private level has one instance per unit);
+    ``ways == 0`` means fully associative.
+    """
+
+    name: str
+    capacity_bytes: int
+    line_bytes: int = 128
+    ways: int = 16
+    replacement: str = "lru"
+    write_policy: str = "write_back"
+    write_allocate: bool = True
+    inclusion: str = "non_inclusive"
+    sharing: str = "shared"
+
+
+def _level_geometry(level: CacheLevelLike, line_bytes: int) -> tuple[int, int, int]:
+    """(lines, sets, ways) of one instance, validating the level."""
+    name = level.name
+    if not _is_pow2(line_bytes):
+        raise ValueError(f"{name}.line_bytes: expected a power of two, got {line_bytes}")
+    lines = level.capacity_bytes // line_bytes
+    if lines < 1:
+        raise ValueError(f"{name}.capacity_bytes: expected at least one line of {line_bytes} B, "
+                         f"got {level.capacity_bytes}")
+    ways = lines if level.ways == 0 else level.ways
+    if ways < 1 or lines % ways:
+        raise ValueError(f"{name}.ways: expected 0 or a divisor of {lines} lines, got {level.ways}")
+    if level.replacement not in REPLACEMENT_POLICIES:
+        raise ValueError(f"{name}.replacement: expected one of {sorted(REPLACEMENT_POLICIES)}, "
+                         f"got {level.replacement!r}")
+    if level.replacement == "plru" and not _is_pow2(ways):
+        raise ValueError(f"{name}.ways: plru needs a power-of-two associativity, got {ways}")
+    if level.write_policy not in WRITE_POLICIES:
+        raise ValueError(f"{name}.write_policy: expected one of {WRITE_POLICIES}, "
+                         f"got {level.write_policy!r}")
+    if level.inclusion not in INCLUSION:
+        raise ValueError(f"{name}.inclusion: expected one of {INCLUSION}, got {level.inclusion!r}")
+    if level.sharing not in SHARING:
+        raise ValueError(f"{name}.sharing: expected one of {SHARING}, got {level.sharing!r}")
+    return lines, lines // ways, ways
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class Trace:
+    """Byte runs of a sequence of ops: run ``r`` belongs to op ``o`` iff
+    ``op_start[o] <= r < op_start[o + 1]``."""
+
+    addr: np.ndarray = attrs.field(converter=lambda a: np.ascontiguousarray(a, np.int64))
+    nbytes: np.ndarray = attrs.field(converter=lambda a: np.ascontiguousarray(a, np.int64))
+    is_write: np.ndarray = attrs.field(converter=lambda a: np.ascontiguousarray(a, np.uint8))
+    unit: np.ndarray = attrs.field(converter=lambda a: np.ascontiguousarray(a, np.int32))
+    op_start: np.ndarray = attrs.field(converter=lambda a: np.ascontiguousarray(a, np.int64))
+
+    def __attrs_post_init__(self) -> None:
+        n = self.addr.shape[0]
+        for name in ("nbytes", "is_write", "unit"):
+            arr = getattr(self, name)
+            if arr.ndim != 1 or arr.shape[0] != n:
+                raise ValueError(f"{name}: expected shape ({n},), got {arr.shape}")
+        s = self.op_start
+        if s.ndim != 1 or s.shape[0] < 1 or s[0] != 0 or s[-1] != n or np.any(np.diff(s) < 0):
+            raise ValueError("op_start: expected a non-decreasing CSR index from 0 to n_runs")
+        if n and (self.addr.min() < 0 or self.unit.min() < 0):
+            raise ValueError("addr and unit must be non-negative")
+
+    @classmethod
+    def single_op(cls, addr: np.ndarray, nbytes: np.ndarray, is_write: np.ndarray | None = None,
+                  unit: np.ndarray | None = None) -> Trace:
+        """One op holding all runs (reads on unit 0 unless given)."""
+        addr = np.asarray(addr, np.int64)
+        n = addr.shape[0]
+        nbytes = np.asarray(nbytes, np.int64)
+        if nbytes.ndim == 0:
+            nbytes = np.full(n, nbytes, np.int64)
+        return cls(addr=addr, nbytes=nbytes,
+                   is_write=np.zeros(n, np.uint8) if is_write is None else is_write,
+                   unit=np.zeros(n, np.int32) if unit is None else unit,
+                   op_start=np.array([0, n], np.int64))
+
+    @classmethod
+    def from_runs(cls, runs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> Trace:
+        """One op from an ``(addr, nbytes, is_write, unit)`` tuple as the trace kernels emit."""
+        addr, nbytes, is_write, unit = runs
+        return cls.single_op(addr, nbytes, is_write, unit)
+
+    @classmethod
+    def concat(cls, traces: Sequence[Trace]) -> Trace:
+        """Ops of all traces, in order."""
+        if not traces:
+            return cls(addr=[], nbytes=[], is_write=[], unit=[], op_start=[0])
+        starts = [np.zeros(1, np.int64)]
+        offset = 0
+        for t in traces:
+            starts.append(t.op_start[1:] + offset)
+            offset += t.n_runs
+        return cls(addr=np.concatenate([t.addr for t in traces]),
+                   nbytes=np.concatenate([t.nbytes for t in traces]),
+                   is_write=np.concatenate([t.is_write for t in traces]),
+                   unit=np.concatenate([t.unit for t in traces]),
+                   op_start=np.concatenate(starts))
+
+    @property
+    def n_runs(self) -> int:
+        return int(self.addr.shape[0])
+
+    @property
+    def n_ops(self) -> int:
+        return int(self.op_start.shape[0] - 1)
+
+    @property
+    def total_bytes(self) -> int:
+        return int(self.nbytes.sum())
+
+    def line_accesses(self, line_bytes: int) -> int:
+        """Number of line granules the runs touch (the level-0 access count)."""
+        first = self.addr // line_bytes
+        last = (self.addr + np.maximum(self.nbytes, 1) - 1) // line_bytes
+        return int(np.where(self.nbytes > 0, last - first + 1, 0).sum())
+
+
+class CacheCounters:
+    """Per-op, per-level counters: ``data[op, level, counter]``; the last level is memory."""
+
+    def __init__(self, data: np.ndarray, level_names: Sequence[str]) -> None:
+        self.data = data
+        self.level_names = tuple(level_names) + ("memory",)
+        if data.ndim != 3 or data.shape[1:] != (len(self.level_names), N_COUNTERS):
+            raise ValueError(f"data: expected (n_ops, {len(self.level_names)}, {N_COUNTERS}), "
+                             f"got {data.shape}")
+
+    @property
+    def n_ops(self) -> int:
+        return int(self.data.shape[0])
+
+    def _lv(self, level: int | str) -> int:
+        if isinstance(level, str):
+            try:
+                return self.level_names.index(level)
+            except ValueError:
+                raise KeyError(f"level {level!r} not in {self.level_names}") from None
+        return int(level)
+
+    def counter(self, level: int | str, counter: int) -> np.ndarray:
+        """Per-op values of one counter (index constant from this module) at one level."""
+        return self.data[:, self._lv(level), counter]
+
+    def accesses(self, level: int | str) -> np.ndarray:
+        return self.counter(level, ACCESSES)
+
+    def hits(self, level: int | str) -> np.ndarray:
+        return self.counter(level, HITS)
+
+    def misses(self, level: int | str) -> np.ndarray:
+        return self.counter(level, MISSES)
+
+    def hit_rate(self, level: int | str) -> np.ndarray:
+        """Per-op hits / accesses; NaN for ops that did not reach the level."""
+        acc = self.accesses(level).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(acc > 0, self.hits(level) / acc, np.nan)
+
+    def total_hit_rate(self, level: int | str) -> float:
+        """Hits / accesses over all ops (NaN if the level saw no access)."""
+        acc = int(self.accesses(level).sum())
+        return float(self.hits(level).sum()) / acc if acc else float("nan")
+
+    @property
+    def bytes_from_memory(self) -> np.ndarray:
+        """Per-op bytes read from memory."""
+        return self.data[:, -1, BYTES_READ_FROM_BELOW]
+
+    @property
+    def bytes_to_memory(self) -> np.ndarray:
+        """Per-op bytes written to memory."""
+        return self.data[:, -1, BYTES_WRITTEN_BELOW]
+
+    def total(self) -> CacheCounters:
+        """All ops summed into a single op row."""
+        return CacheCounters(self.data.sum(axis=0, keepdims=True), self.level_names[:-1])
+
+    def as_dict(self) -> dict[str, dict[str, int]]:
+        """Totals as {level: {counter name: value}} (for reports and debugging)."""
+        tot = self.data.sum(axis=0)
+        return {name: {c: int(tot[i, j]) for j, c in enumerate(COUNTER_NAMES)}
+                for i, name in enumerate(self.level_names)}
+
+    def __repr__(self) -> str:
+        return f"CacheCounters(n_ops={self.n_ops}, levels={self.level_names})"
+
+
+class CacheHierarchy:
+    """Stateful multi-level cache; ``run`` can be called repeatedly (state persists).
+
+    ``line_bytes_override`` replaces each level's line size (coalesced mode: one granule per
+    block, capacity/block lines, the same ways when they still divide the lines, else fully
+    associative). ``compat_pycachesim`` switches store semantics to pycachesim's (docs).
+    """
+
+    def __init__(self, levels: Sequence[CacheLevelLike], n_units: int, seed: int = 0,
+                 line_bytes_override: Sequence[int] | None = None,
+                 compat_pycachesim: bool = False) -> None:
+        if not levels:
+            raise ValueError("levels: expected at least one cache level")
+        if n_units < 1:
+            raise ValueError(f"n_units: expected >= 1, got {n_units}")
+        if line_bytes_override is not None and len(line_bytes_override) != len(levels):
+            raise ValueError("line_bytes_override: expected one line size per level")
+        self.levels = tuple(levels)
+        self.n_units = int(n_units)
+        self.seed = int(seed)
+        self.compat = 1 if compat_pycachesim else 0
+        n = len(levels)
+        cfg = np.zeros((n, _k.N_CFG), np.int64)
+        offset = 0
+        prev_line = 0
+        prev_private = True
+        self.line_bytes: list[int] = []
+        self.lines_per_instance: list[int] = []
+        for i, lvl in enumerate(levels):
+            line_bytes = int(line_bytes_override[i] if line_bytes_override is not None
+                             else lvl.line_bytes)
+            if line_bytes_override is not None:
+                lines = lvl.capacity_bytes // line_bytes
+                ways = lvl.ways if lvl.ways and lines >= lvl.ways and lines % lvl.ways == 0 else 0
+                lvl = attrs.evolve(_as_level(lvl), line_bytes=line_bytes, ways=ways)
+            lines, sets, ways = _level_geometry(lvl, line_bytes)
+            if line_bytes < prev_line:
+                raise ValueError(f"{lvl.name}.line_bytes: must be >= the level above "
+                                 f"({prev_line}), got {line_bytes}")
+            private = lvl.sharing == "private"
+            if private and not prev_private:
+                raise ValueError(f"{lvl.name}.sharing: a private level below a shared one "
+                                 "is not supported")
+            prev_line, prev_private = line_bytes, private
+            n_inst = self.n_units if private else 1
+            cfg[i] = 0
+            cfg[i, _k.CFG_SHIFT] = line_bytes.bit_length() - 1
+            cfg[i, _k.CFG_SETS] = sets
+            cfg[i, _k.CFG_WAYS] = ways
+            cfg[i, _k.CFG_POLICY] = REPLACEMENT_POLICIES[lvl.replacement]
+            cfg[i, _k.CFG_WRITE_BACK] = lvl.write_policy == "write_back"
+            cfg[i, _k.CFG_WRITE_ALLOCATE] = bool(lvl.write_allocate)
+            cfg[i, _k.CFG_INCLUSIVE] = lvl.inclusion == "inclusive"
+            cfg[i, _k.CFG_PRIVATE] = private
+            cfg[i, _k.CFG_TAG_OFFSET] = offset
+            cfg[i, _k.CFG_SET_MASK] = sets - 1 if _is_pow2(sets) else -1
+            offset += n_inst * lines
+            self.line_bytes.append(line_bytes)
+            self.lines_per_instance.append(lines)
+        self.cfg = cfg
+        self.recip = 1.0 / cfg[:, _k.CFG_SETS].astype(np.float64)
+        self._n_slots = offset
+        self._needs_meta = bool(np.isin(cfg[:, _k.CFG_POLICY],
+                                        [_k.POLICY_PLRU, _k.POLICY_LFU]).any())
+        self.level_names = tuple(lvl.name for lvl in levels)
+        self.reset()
+
+    @classmethod
+    def with_block_bytes(cls, levels: Sequence[CacheLevelLike], n_units: int,
+                         block_bytes: int | Sequence[int], seed: int = 0) -> CacheHierarchy:
+        """The same capacities simulated with block granules (coalesced mode)."""
+        if isinstance(block_bytes, int):
+            block_bytes = [block_bytes] * len(levels)
+        return cls(levels, n_units, seed=seed, line_bytes_override=list(block_bytes))
+
+    @property
+    def state_bytes(self) -> int:
+        """Memory held by the simulator state: 8 B per line, 16 B with plru or lfu."""
+        return self.slots.nbytes + self.meta.nbytes
+
+    def reset(self) -> None:
+        """Empty every level and reseed the random policy."""
+        self.slots = np.full(self._n_slots, -1, np.int64)
+        self.meta = np.zeros(self._n_slots if self._needs_meta else 0, np.int64)
+        # xorshift64 needs a non-zero state
+        self.rng = np.array([(self.seed * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) % 2**64 or 1],
+                            np.uint64)
+
+    def run(self, trace: Trace) -> CacheCounters:
+        """Replay ``trace`` on the current state; counters per op and level."""
+        if trace.n_runs and int(trace.unit.max()) >= self.n_units:
+            raise ValueError(f"trace.unit: expected units < {self.n_units}, "
+                             f"got {int(trace.unit.max())}")
+        out = _k.simulate(trace.addr, trace.nbytes, trace.is_write, trace.unit, trace.op_start,
+                          self.cfg, self.recip, self.slots, self.meta, self.rng, self.n_units,
+                          self.compat)
+        return CacheCounters(out, self.level_names)
+
+    def flush(self) -> CacheCounters:
+        """Write all dirty lines back to memory (one op row); lines stay resident."""
+        out = _k.flush(self.cfg, self.recip, self.slots, self.meta, self.rng, self.n_units,
+                       self.compat)
+        return CacheCounters(out, self.level_names)
+
+    def _level_slots(self, i: int) -> np.ndarray:
+        off = int(self.cfg[i, _k.CFG_TAG_OFFSET])
+        n_inst = self.n_units if self.cfg[i, _k.CFG_PRIVATE] else 1
+        return self.slots[off:off + n_inst * self.lines_per_instance[i]]
+
+    def occupancy_lines(self) -> list[int]:
+        """Valid lines per level, summed over private instances."""
+        return [int((self._level_slots(i) >= 0).sum()) for i in range(len(self.levels))]
+
+    def resident_lines(self, level: int, instance: int = 0) -> set[int]:
+        """Line indices (address // line_bytes) held by one instance of a level."""
+        slots = self._level_slots(level).reshape(-1, self.lines_per_instance[level])[instance]
+        return {int(e) >> 1 for e in slots if e >= 0}
+
+    def dirty_lines(self) -> list[int]:
+        """Dirty lines per level, summed over instances."""
+        return [int(((s >= 0) & (s & 1 == 1)).sum())
+                for s in (self._level_slots(i) for i in range(len(self.levels)))]
+
+
+def _as_level(level: CacheLevelLike) -> CacheLevel:
+    return CacheLevel(name=level.name, capacity_bytes=level.capacity_bytes,
+                      line_bytes=level.line_bytes, ways=level.ways,
+                      replacement=level.replacement, write_policy=level.write_policy,
+                      write_allocate=level.write_allocate, inclusion=level.inclusion,
+                      sharing=level.sharing)

@@ -1,0 +1,1 @@
+"""Numba kernels: the only place accelsim imports numba."""

@@ -1,0 +1,441 @@
+"""Set-associative multi-level cache simulation over run traces (numba).
+
+The hot loop lives here so that the Python side (``accelsim.cache``) never touches single
+lines. Everything crossing this boundary is a numpy array; see ``docs/cache.md`` for the exact
+counting semantics, summarised here:
+
+* A request ``(addr, nbytes, is_write, unit)`` entering level ``L`` is split into that level's
+  line granules; every granule is one *access* at ``L`` (``ACCESSES``, and ``WRITE_ACCESSES``
+  when it is a write). A write hit counts as a hit and refreshes LRU order.
+* A miss that allocates *fetches* the whole line from ``L+1`` (``FETCHES``,
+  ``BYTES_READ_FROM_BELOW``), except a write that covers the whole line, which allocates
+  without a fetch. A write miss without write-allocate is forwarded to ``L+1``.
+* Replacing a valid line is an ``EVICTION``; a dirty victim is a ``WRITEBACK`` (one full-line
+  write request to ``L+1``). Write-through levels forward every written segment to ``L+1``.
+  ``WRITES_BELOW`` / ``BYTES_WRITTEN_BELOW`` count all write requests / bytes sent to ``L+1``.
+* An inclusive level back-invalidates its victim in all levels above it (all instances if it is
+  shared, the requesting unit's instances if private); each removed upper line counts one
+  ``INVALIDATIONS`` at the *upper* level, and dirty upper data is merged into the victim.
+* Row ``n_levels`` is memory: ``ACCESSES`` = requests reaching memory, ``WRITE_ACCESSES`` = the
+  write requests among them, ``BYTES_READ_FROM_BELOW`` = bytes read from memory,
+  ``BYTES_WRITTEN_BELOW`` = bytes written to memory.
+
+``compat=1`` reproduces pycachesim's store semantics for cross-checks: a store hit only marks
+the line dirty (no access, no hit, no LRU refresh) and every store miss fetches the line.
+"""
+
+import numba as nb
+import numpy as np
+
+# ---- counter indices (last axis of the output) -------------------------------------------
+ACCESSES = 0
+HITS = 1
+MISSES = 2
+EVICTIONS = 3
+WRITEBACKS = 4
+BYTES_READ_FROM_BELOW = 5
+BYTES_WRITTEN_BELOW = 6
+INVALIDATIONS = 7
+WRITE_ACCESSES = 8
+FETCHES = 9
+WRITES_BELOW = 10
+N_COUNTERS = 11
+
+COUNTER_NAMES = (
+    "accesses", "hits", "misses", "evictions", "writebacks", "bytes_read_from_below",
+    "bytes_written_below", "invalidations", "write_accesses", "fetches", "writes_below",
+)
+
+# ---- replacement policies ---------------------------------------------------------------
+# Recency-ordered policies keep each set as a queue (slot 0 = most recent / newest) with the
+# valid lines packed at the front; in-place policies keep lines in fixed slots.
+POLICY_LRU = 0
+POLICY_FIFO = 1
+POLICY_MRU = 2
+POLICY_RANDOM = 3
+POLICY_PLRU = 4
+POLICY_LFU = 5
+
+# ---- per-level configuration columns (cfg[level, column]) -------------------------------
+CFG_SHIFT = 0  # log2(line_bytes)
+CFG_SETS = 1  # sets per instance
+CFG_WAYS = 2
+CFG_POLICY = 3
+CFG_WRITE_BACK = 4  # 1 write-back, 0 write-through
+CFG_WRITE_ALLOCATE = 5
+CFG_INCLUSIVE = 6
+CFG_PRIVATE = 7  # 1: one instance per unit, 0: one shared instance
+CFG_TAG_OFFSET = 8  # first slot of this level in the flat state arrays
+CFG_SET_MASK = 9  # sets - 1 when sets is a power of two, else -1
+N_CFG = 10
+
+
+# State layout: ``slots[i] = (line << 1) | dirty`` or -1 when invalid (one int64 per line, so a
+# move-to-front shifts one array); ``meta`` holds PLRU tree bits (node j of a set at slot j) or
+# LFU counts; ``rng`` is a one-element xorshift64 state for the random policy.
+
+
+@nb.njit(cache=True)
+def stack_depth(n_levels: int) -> int:
+    """Pending-request stack size: each level keeps at most 3 requests pending."""
+    return 3 * (n_levels + 1) + 2
+
+
+@nb.njit(cache=True)
+def _set_base(cfg, recip, lv, inst, line):
+    """First slot of ``line``'s set; avoids a 64-bit division for non-power-of-two sets."""
+    sets = cfg[lv, CFG_SETS]
+    mask = cfg[lv, CFG_SET_MASK]
+    if mask >= 0:
+        s = line & mask
+    else:
+        s = line - np.int64(line * recip[lv]) * sets
+        while s < 0:
+            s += sets
+        while s >= sets:
+            s -= sets
+    return cfg[lv, CFG_TAG_OFFSET] + (inst * sets + s) * cfg[lv, CFG_WAYS]
+
+
+@nb.njit(cache=True)
+def _remove(slots, meta, base, ways, policy, line):
+    """Drop ``line`` from the set at ``base``; return -1 if absent, else its dirty bit."""
+    ordered = policy <= POLICY_MRU
+    key = (line << 1) | 1
+    pos = -1
+    for i in range(ways):
+        e = slots[base + i]
+        if (e | 1) == key:
+            pos = i
+            break
+        if e < 0 and ordered:
+            break
+    if pos < 0:
+        return -1
+    was_dirty = slots[base + pos] & 1
+    if ordered:
+        j = pos
+        while j + 1 < ways and slots[base + j + 1] >= 0:
+            slots[base + j] = slots[base + j + 1]
+            j += 1
+        slots[base + j] = -1
+    else:
+        slots[base + pos] = -1
+        if policy == POLICY_LFU:
+            meta[base + pos] = 0
+    return was_dirty
+
+
+@nb.njit(cache=True)
+def _back_invalidate(cfg, recip, slots, meta, n_units, out, op, lv, unit, victim):
+    """Remove every upper-level copy of level ``lv``'s victim line; return 1 if any was dirty."""
+    shift = cfg[lv, CFG_SHIFT]
+    start = victim << shift
+    end = start + (np.int64(1) << shift)
+    lv_private = cfg[lv, CFG_PRIVATE]
+    any_dirty = 0
+    for up in range(lv):
+        ushift = cfg[up, CFG_SHIFT]
+        ways = cfg[up, CFG_WAYS]
+        policy = cfg[up, CFG_POLICY]
+        if cfg[up, CFG_PRIVATE] == 0:
+            i0 = 0
+            i1 = 1
+        elif lv_private == 1:
+            i0 = unit
+            i1 = unit + 1
+        else:
+            i0 = 0
+            i1 = n_units
+        for inst in range(i0, i1):
+            uline = start >> ushift
+            uend = end >> ushift
+            while uline < uend:
+                base = _set_base(cfg, recip, up, inst, uline)
+                d = _remove(slots, meta, base, ways, policy, uline)
+                if d >= 0:
+                    out[op, up, INVALIDATIONS] += 1
+                    if d > 0:
+                        any_dirty = 1
+                uline += 1
+    return any_dirty
+
+
+@nb.njit(cache=True)
+def _next_random(rng):
+    x = rng[0]
+    x ^= x << np.uint64(13)
+    x ^= x >> np.uint64(7)
+    x ^= x << np.uint64(17)
+    rng[0] = x
+    return x
+
+
+@nb.njit(cache=True)
+def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta, rng, n_units,
+         compat, out):
+    """Serve runs ``op_start[o]:op_start[o+1]`` entering ``level0``, charging op ``o``.
+
+    Each run is served completely, depth first, with an explicit stack whose rows are
+    (level, unit, is_write, next_byte, end_byte). A line's follow-up requests to the level below
+    (fetch, forwarded write, write-back, in that order of service) are pushed above the parent,
+    so they complete before the parent's next line, as in hardware that blocks on a miss.
+    Everything on the per-line path is written out in this one function: numba increfs array
+    arguments on every call, which cost more than the cache lookup itself.
+    """
+    n_levels = cfg.shape[0]
+    stk = np.empty((stack_depth(n_levels), 5), np.int64)
+    for op in range(op_start.shape[0] - 1):
+        for r in range(op_start[op], op_start[op + 1]):
+            if nbytes[r] <= 0:
+                continue
+            stk[0, 0] = level0
+            stk[0, 1] = unit[r]
+            stk[0, 2] = is_write[r]
+            stk[0, 3] = addr[r]
+            stk[0, 4] = addr[r] + nbytes[r]
+            sp = 1
+            while sp > 0:
+                t = sp - 1
+                lv = stk[t, 0]
+                u = stk[t, 1]
+                w = stk[t, 2]
+                cur = stk[t, 3]
+                end = stk[t, 4]
+                if lv == n_levels:
+                    out[op, lv, ACCESSES] += 1
+                    if w:
+                        out[op, lv, WRITE_ACCESSES] += 1
+                        out[op, lv, BYTES_WRITTEN_BELOW] += end - cur
+                    else:
+                        out[op, lv, BYTES_READ_FROM_BELOW] += end - cur
+                    sp -= 1
+                    continue
+                shift = cfg[lv, CFG_SHIFT]
+                line = cur >> shift
+                line_start = line << shift
+                line_end = line_start + (np.int64(1) << shift)
+                seg_end = end if end < line_end else line_end
+                if seg_end >= end:
+                    sp -= 1
+                else:
+                    stk[t, 3] = seg_end
+
+                ways = cfg[lv, CFG_WAYS]
+                policy = cfg[lv, CFG_POLICY]
+                wb = cfg[lv, CFG_WRITE_BACK]
+                inst = u if cfg[lv, CFG_PRIVATE] else 0
+                sets = cfg[lv, CFG_SETS]
+                mask = cfg[lv, CFG_SET_MASK]
+                if mask >= 0:
+                    s = line & mask
+                else:
+                    s = line - np.int64(line * recip[lv]) * sets
+                    while s < 0:
+                        s += sets
+                    while s >= sets:
+                        s -= sets
+                base = cfg[lv, CFG_TAG_OFFSET] + (inst * sets + s) * ways
+                ordered = policy <= POLICY_MRU
+                key = (line << 1) | 1
+
+                pos = -1
+                free = ways
+                for i in range(ways):
+                    e = slots[base + i]
+                    if (e | 1) == key:
+                        pos = i
+                        break
+                    if e < 0:
+                        if free == ways:
+                            free = i
+                        if ordered:
+                            break
+
+                # Follow-up requests to level lv + 1, pushed in reverse order of service.
+                push_wb = np.int64(-1)  # victim line to write back
+                push_fwd = False  # forward the written segment
+                push_fetch = False
+
+                if pos >= 0:
+                    # ---------------- hit ----------------
+                    if w and compat:
+                        if wb:
+                            slots[base + pos] |= 1
+                        else:
+                            push_fwd = True
+                    else:
+                        out[op, lv, ACCESSES] += 1
+                        out[op, lv, HITS] += 1
+                        if policy == POLICY_LRU or policy == POLICY_MRU:
+                            if pos > 0:
+                                e = slots[base + pos]
+                                for j in range(pos, 0, -1):
+                                    slots[base + j] = slots[base + j - 1]
+                                slots[base] = e
+                                pos = 0
+                        elif policy == POLICY_PLRU:
+                            node = pos + ways
+                            while node > 1:
+                                parent = node >> 1
+                                meta[base + parent] = 1 - (node & 1)
+                                node = parent
+                        elif policy == POLICY_LFU:
+                            meta[base + pos] += 1
+                        if w:
+                            out[op, lv, WRITE_ACCESSES] += 1
+                            if wb:
+                                slots[base + pos] |= 1
+                            else:
+                                push_fwd = True
+                else:
+                    # ---------------- miss ----------------
+                    out[op, lv, ACCESSES] += 1
+                    out[op, lv, MISSES] += 1
+                    if w:
+                        out[op, lv, WRITE_ACCESSES] += 1
+                    if w and cfg[lv, CFG_WRITE_ALLOCATE] == 0:
+                        push_fwd = True
+                    else:
+                        victim = np.int64(-1)
+                        if ordered:
+                            if free < ways:
+                                slot_from = free  # shift the packed prefix down by one
+                            elif policy == POLICY_MRU:
+                                slot_from = 0  # replace the most recent line in place
+                                victim = slots[base]
+                            else:
+                                slot_from = ways - 1
+                                victim = slots[base + ways - 1]
+                            for j in range(slot_from, 0, -1):
+                                slots[base + j] = slots[base + j - 1]
+                            slot = 0
+                        else:
+                            if free < ways:
+                                slot = free
+                            elif policy == POLICY_RANDOM:
+                                x = rng[0]
+                                x ^= x << np.uint64(13)
+                                x ^= x >> np.uint64(7)
+                                x ^= x << np.uint64(17)
+                                rng[0] = x
+                                slot = np.int64(x % np.uint64(ways))
+                            elif policy == POLICY_PLRU:
+                                node = 1
+                                while node < ways:
+                                    node = 2 * node + meta[base + node]
+                                slot = node - ways
+                            else:  # LFU: least count, lowest slot on ties
+                                slot = 0
+                                best = meta[base]
+                                for i in range(1, ways):
+                                    if meta[base + i] < best:
+                                        best = meta[base + i]
+                                        slot = i
+                            if free >= ways:
+                                victim = slots[base + slot]
+                            if policy == POLICY_PLRU:
+                                node = slot + ways
+                                while node > 1:
+                                    parent = node >> 1
+                                    meta[base + parent] = 1 - (node & 1)
+                                    node = parent
+                            elif policy == POLICY_LFU:
+                                meta[base + slot] = 1
+                        slots[base + slot] = (line << 1) | (1 if (w and wb) else 0)
+
+                        if victim >= 0:
+                            out[op, lv, EVICTIONS] += 1
+                            vline = victim >> 1
+                            vdirty = victim & 1
+                            if cfg[lv, CFG_INCLUSIVE] and lv > 0:
+                                if _back_invalidate(cfg, recip, slots, meta, n_units, out, op,
+                                                    lv, u, vline):
+                                    vdirty = 1
+                            if vdirty:
+                                push_wb = vline
+                        push_fwd = w and not wb
+                        push_fetch = not (w and not compat and cur == line_start
+                                          and seg_end == line_end)
+
+                if push_wb >= 0:
+                    out[op, lv, WRITEBACKS] += 1
+                    out[op, lv, WRITES_BELOW] += 1
+                    out[op, lv, BYTES_WRITTEN_BELOW] += line_end - line_start
+                    stk[sp, 0] = lv + 1
+                    stk[sp, 1] = u
+                    stk[sp, 2] = 1
+                    stk[sp, 3] = push_wb << shift
+                    stk[sp, 4] = (push_wb + 1) << shift
+                    sp += 1
+                if push_fwd:
+                    out[op, lv, WRITES_BELOW] += 1
+                    out[op, lv, BYTES_WRITTEN_BELOW] += seg_end - cur
+                    stk[sp, 0] = lv + 1
+                    stk[sp, 1] = u
+                    stk[sp, 2] = 1
+                    stk[sp, 3] = cur
+                    stk[sp, 4] = seg_end
+                    sp += 1
+                if push_fetch:
+                    out[op, lv, FETCHES] += 1
+                    out[op, lv, BYTES_READ_FROM_BELOW] += line_end - line_start
+                    stk[sp, 0] = lv + 1
+                    stk[sp, 1] = u
+                    stk[sp, 2] = 0
+                    stk[sp, 3] = line_start
+                    stk[sp, 4] = line_end
+                    sp += 1
+
+
+@nb.njit(cache=True)
+def simulate(addr, nbytes, is_write, unit, op_start, cfg, recip, slots, meta, rng, n_units,
+             compat):
+    """Run a trace of byte runs through the hierarchy, updating the state arrays in place.
+
+    Returns int64[n_ops, n_levels + 1, N_COUNTERS]; runs ``op_start[o]:op_start[o+1]`` are
+    charged to op ``o``. Runs with ``nbytes <= 0`` are skipped.
+    """
+    out = np.zeros((op_start.shape[0] - 1, cfg.shape[0] + 1, N_COUNTERS), np.int64)
+    _run(addr, nbytes, is_write, unit, op_start, 0, cfg, recip, slots, meta, rng, n_units,
+         compat, out)
+    return out
+
+
+@nb.njit(cache=True)
+def flush(cfg, recip, slots, meta, rng, n_units, compat):
+    """Write every dirty line back, nearest level first, leaving lines valid and clean.
+
+    Returns int64[1, n_levels + 1, N_COUNTERS]. Going top-down lets data flushed from level L
+    land in L+1 and then leave L+1 in the same call. Level L's dirty lines are collected and
+    cleaned first, then written to L+1; that cannot dirty L again (data only flows down).
+    """
+    n_levels = cfg.shape[0]
+    out = np.zeros((1, n_levels + 1, N_COUNTERS), np.int64)
+    for lv in range(n_levels):
+        shift = cfg[lv, CFG_SHIFT]
+        per_inst = cfg[lv, CFG_SETS] * cfg[lv, CFG_WAYS]
+        off = cfg[lv, CFG_TAG_OFFSET]
+        size = per_inst * (n_units if cfg[lv, CFG_PRIVATE] else 1)
+        n_dirty = 0
+        for i in range(off, off + size):
+            if slots[i] >= 0 and (slots[i] & 1):
+                n_dirty += 1
+        addr = np.empty(n_dirty, np.int64)
+        units = np.empty(n_dirty, np.int32)
+        j = 0
+        for i in range(off, off + size):
+            e = slots[i]
+            if e >= 0 and (e & 1):
+                slots[i] = e ^ 1
+                addr[j] = (e >> 1) << shift
+                units[j] = (i - off) // per_inst
+                j += 1
+        out[0, lv, WRITEBACKS] += n_dirty
+        out[0, lv, WRITES_BELOW] += n_dirty
+        out[0, lv, BYTES_WRITTEN_BELOW] += n_dirty << shift
+        op_start = np.array([0, n_dirty], np.int64)
+        _run(addr, np.full(n_dirty, np.int64(1) << shift, np.int64), np.ones(n_dirty, np.uint8),
+             units, op_start, lv + 1, cfg, recip, slots, meta, rng, n_units, compat, out)
+    return out
+

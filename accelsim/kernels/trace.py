@@ -1,0 +1,190 @@
+"""Address streams of tiled kernels as byte runs (numba).
+
+A *run* is ``(addr, nbytes, is_write, unit)``: one contiguous access by one compute unit.
+Emitting runs instead of lines keeps traces 1-2 orders of magnitude smaller; the cache kernel
+splits runs into each level's line granules. Every generator counts first and then fills
+preallocated arrays, so no Python list grows per run.
+"""
+
+import numba as nb
+import numpy as np
+
+
+@nb.njit(cache=True, inline="always")
+def _cdiv(a, b):
+    return (a + b - 1) // b
+
+
+@nb.njit(cache=True)
+def _tile_runs(emit, out_a, out_n, out_w, out_u, pos, base, rows, cols, r0, r1, c0, c1,
+               tr, tc, transposed, tile_major, elem_bytes, is_write, u):
+    """Runs of the logical tile [r0:r1, c0:c1] of a rows x cols matrix; returns the new pos.
+
+    Row-major storage (``transposed`` stores the matrix as cols x rows) emits one run per
+    contiguous segment; tile-major storage (tiles tr x tc laid out tile row by tile row,
+    edge tiles packed smaller) emits the tile as one run.
+    """
+    if tile_major:
+        ti = r0 // tr
+        tj = c0 // tc
+        h = min(tr, rows - ti * tr)
+        off = ti * tr * cols + h * tj * tc
+        if emit:
+            out_a[pos] = base + off * elem_bytes
+            out_n[pos] = (r1 - r0) * (c1 - c0) * elem_bytes
+            out_w[pos] = is_write
+            out_u[pos] = u
+        return pos + 1
+    if not transposed:
+        if emit:
+            seg = (c1 - c0) * elem_bytes
+            for r in range(r0, r1):
+                out_a[pos] = base + (r * cols + c0) * elem_bytes
+                out_n[pos] = seg
+                out_w[pos] = is_write
+                out_u[pos] = u
+                pos += 1
+            return pos
+        return pos + (r1 - r0)
+    if emit:
+        seg = (r1 - r0) * elem_bytes
+        for c in range(c0, c1):
+            out_a[pos] = base + (c * rows + r0) * elem_bytes
+            out_n[pos] = seg
+            out_w[pos] = is_write
+            out_u[pos] = u
+            pos += 1
+        return pos
+    return pos + (c1 - c0)
+
+
+@nb.njit(cache=True)
+def _gemm_pass(emit, out_a, out_n, out_w, out_u, m, n, k, tile_m, tile_n, tile_k, elem_bytes,
+               a_base, b_base, c_base, a_trans, b_trans, loop_order, n_units, tile_major):
+    tiles_m = _cdiv(m, tile_m)
+    tiles_n = _cdiv(n, tile_n)
+    tiles_k = _cdiv(k, tile_k)
+    n_tiles = tiles_m * tiles_n
+    pos = 0
+    for w0 in range(0, n_tiles, n_units):
+        w1 = min(w0 + n_units, n_tiles)
+        for kk in range(tiles_k):
+            k0 = kk * tile_k
+            k1 = min(k0 + tile_k, k)
+            for t in range(w0, w1):
+                if loop_order == 0:
+                    mi = t // tiles_n
+                    ni = t % tiles_n
+                else:
+                    ni = t // tiles_m
+                    mi = t % tiles_m
+                u = t - w0
+                m0 = mi * tile_m
+                m1 = min(m0 + tile_m, m)
+                n0 = ni * tile_n
+                n1 = min(n0 + tile_n, n)
+                pos = _tile_runs(emit, out_a, out_n, out_w, out_u, pos, a_base, m, k,
+                                 m0, m1, k0, k1, tile_m, tile_k, a_trans, tile_major,
+                                 elem_bytes, 0, u)
+                pos = _tile_runs(emit, out_a, out_n, out_w, out_u, pos, b_base, k, n,
+                                 k0, k1, n0, n1, tile_k, tile_n, b_trans, tile_major,
+                                 elem_bytes, 0, u)
+        for t in range(w0, w1):
+            if loop_order == 0:
+                mi = t // tiles_n
+                ni = t % tiles_n
+            else:
+                ni = t // tiles_m
+                mi = t % tiles_m
+            m0 = mi * tile_m
+            n0 = ni * tile_n
+            pos = _tile_runs(emit, out_a, out_n, out_w, out_u, pos, c_base, m, n,
+                             m0, min(m0 + tile_m, m), n0, min(n0 + tile_n, n), tile_m, tile_n,
+                             False, tile_major, elem_bytes, 1, t - w0)
+    return pos
+
+
+@nb.njit(cache=True)
+def gemm_runs(m, n, k, tile_m, tile_n, tile_k, elem_bytes, a_base, b_base, c_base,
+              a_trans, b_trans, loop_order, n_units, tile_major):
+    """Runs of C[m,n] = op(A)[m,k] @ op(B)[k,n] computed tile by tile on ``n_units`` units.
+
+    Output tiles go to units round-robin in waves of ``n_units`` (tile order: ``loop_order``
+    0 = row-major over (mi, ni), 1 = column-major). Within a wave the units advance in lockstep
+    one k-step at a time (each reads its A tile, then its B tile); then each unit writes its C
+    tile once. ``tile_major`` stores every tensor tile by tile (one run per tile); otherwise
+    storage is row-major (A as [k, m] when ``a_trans``, B as [n, k] when ``b_trans``) and a
+    tile is one run per contiguous row segment. Returns (addr int64, nbytes int64,
+    is_write uint8, unit int32).
+    """
+    e = np.empty(0, np.int64)
+    ew = np.empty(0, np.uint8)
+    eu = np.empty(0, np.int32)
+    total = _gemm_pass(False, e, e, ew, eu, m, n, k, tile_m, tile_n, tile_k, elem_bytes,
+                       a_base, b_base, c_base, a_trans, b_trans, loop_order, n_units, tile_major)
+    addr = np.empty(total, np.int64)
+    nbytes = np.empty(total, np.int64)
+    is_write = np.empty(total, np.uint8)
+    unit = np.empty(total, np.int32)
+    _gemm_pass(True, addr, nbytes, is_write, unit, m, n, k, tile_m, tile_n, tile_k, elem_bytes,
+               a_base, b_base, c_base, a_trans, b_trans, loop_order, n_units, tile_major)
+    return addr, nbytes, is_write, unit
+
+
+@nb.njit(cache=True)
+def elementwise_runs(in_bases, out_bases, n_elems, elem_bytes, n_units, chunk_bytes):
+    """Streaming elementwise op: chunk ``c`` of every tensor goes to unit ``c % n_units``.
+
+    For each chunk the unit reads the chunk of each input, then writes the chunk of each
+    output. Returns (addr, nbytes, is_write, unit).
+    """
+    total_bytes = n_elems * elem_bytes
+    n_chunks = _cdiv(total_bytes, chunk_bytes) if total_bytes > 0 else 0
+    n_in = in_bases.shape[0]
+    n_out = out_bases.shape[0]
+    total = n_chunks * (n_in + n_out)
+    addr = np.empty(total, np.int64)
+    nbytes = np.empty(total, np.int64)
+    is_write = np.empty(total, np.uint8)
+    unit = np.empty(total, np.int32)
+    pos = 0
+    for c in range(n_chunks):
+        off = c * chunk_bytes
+        size = min(chunk_bytes, total_bytes - off)
+        u = c % n_units
+        for i in range(n_in):
+            addr[pos] = in_bases[i] + off
+            nbytes[pos] = size
+            is_write[pos] = 0
+            unit[pos] = u
+            pos += 1
+        for i in range(n_out):
+            addr[pos] = out_bases[i] + off
+            nbytes[pos] = size
+            is_write[pos] = 1
+            unit[pos] = u
+            pos += 1
+    return addr, nbytes, is_write, unit
+
+
+@nb.njit(cache=True)
+def expand_lines(addr, nbytes, line_bytes):
+    """Line indices touched by each run, in order (one entry per line granule)."""
+    shift = np.int64(0)
+    while (np.int64(1) << shift) < line_bytes:
+        shift += 1
+    total = 0
+    for r in range(addr.shape[0]):
+        if nbytes[r] > 0:
+            total += ((addr[r] + nbytes[r] - 1) >> shift) - (addr[r] >> shift) + 1
+    out = np.empty(total, np.int64)
+    pos = 0
+    for r in range(addr.shape[0]):
+        if nbytes[r] > 0:
+            first = addr[r] >> shift
+            last = (addr[r] + nbytes[r] - 1) >> shift
+            for x in range(first, last + 1):
+                out[pos] = x
+                pos += 1
+    return out
+
