@@ -55,6 +55,10 @@ class ComputeSpec:
         unit="bytes", doc="scratchpad / shared memory per unit that holds GEMM tiles")
     register_file_bytes: int = field(
         unit="bytes", default=0, doc="register file per unit (0: not modelled)")
+    local_memory_bandwidth_bytes_per_cycle: float = field(
+        default=0.0, minimum=0.0,
+        doc="bytes per cycle one unit's local memory delivers to its pipes; small GEMM tiles "
+            "re-read operands from it often enough to be limited by it (0: not modelled)")
 
     def __attrs_post_init__(self) -> None:
         unknown = sorted(set(self.matrix) - set(DTYPES))

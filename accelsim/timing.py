@@ -1,0 +1,297 @@
+"""Isolated time of one op on one chip, from its mapping and the bytes each memory level moves.
+
+Model (one structure for every op, so `replay` can reproduce it wave by wave):
+
+    time_s = launch_s + latency_s + waves * (wave_overhead_s + max(wave_compute_s,
+                                                max over levels of level_bytes / waves / bandwidth))
+
+A wave is one work item (GEMM tile, stream chunk) on each busy unit; within a wave compute
+overlaps the transfers through every level (double-buffered tiles), and the slowest resource
+sets the wave's pace. Wave quantization, padded edge tiles, split-K partial sums and operands
+re-streamed from HBM when they do not fit in cache all enter through `waves`, the padded tile
+FLOPs and `level_bytes`. A shared cache level is reached through per-unit ports, so a kernel
+that keeps only some units busy gets that share of its bandwidth; HBM bandwidth is chip-wide.
+
+`level_bytes` come from the cache simulation when available (`Traffic` built from its
+counters) or from `analytic_traffic`, a tile re-streaming model: an operand panel is fetched
+from the next level once if the panels swept between two of its uses fit in the level's
+capacity, else once per sweep. No simpy and no cache simulation here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+
+from accelsim.graph import Op
+from accelsim.hardware import HardwareSpec
+from accelsim.mapping import (
+    STAGES,
+    GemmMapping,
+    StreamMapping,
+    accumulate_bytes,
+    elem_bytes,
+    stream_bytes_estimate,
+)
+
+HBM = "HBM"
+
+
+@attrs.frozen
+class Traffic:
+    """Bytes served or moved by each cache level and by HBM ("HBM"), reads plus writes."""
+
+    level_bytes: dict[str, float]
+    hit_rate: dict[str, float]
+
+
+@attrs.frozen
+class OpTiming:
+    """Isolated time of one op and the parts it is made of (see the module docstring)."""
+
+    launch_s: float
+    latency_s: float
+    waves: int
+    units_used: int
+    wave_compute_s: float
+    level_bytes: dict[str, float]
+    level_bandwidth: dict[str, float]
+    time_s: float
+    bound: str
+    wave_overhead_s: float = 0.0  # per wave, not overlapped: first stage fill + output store
+    flops: float = 0.0
+
+    def wave_transfer_s(self, level: str) -> float:
+        """Time one wave spends moving its share of `level`'s bytes."""
+        return self.level_bytes[level] / max(self.waves, 1) / self.level_bandwidth[level]
+
+
+# --- bytes -----------------------------------------------------------------------------------
+def gemm_compulsory_bytes(op: Op, dtype: str) -> float:
+    """Bytes a GEMM must move to or from memory at least: A and B read, C written, once."""
+    eb = elem_bytes(dtype)
+    b = max(op.batch, 1)
+    return float(b * (op.m * op.k + op.k * op.n + op.m * op.n) * eb)
+
+
+def compulsory_bytes(op: Op, dtype: str, nbytes: float | None = None) -> float:
+    """Smallest number of bytes the op moves through HBM (cold caches)."""
+    if op.kind == "gemm":
+        return gemm_compulsory_bytes(op, dtype)
+    return float(stream_bytes_estimate(op, dtype) if nbytes is None else nbytes)
+
+
+def _gemm_restream_bytes(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str,
+                         capacity: float) -> float:
+    """Reads of A and B from below a cache of `capacity` bytes under the mapping's loop order.
+
+    Order 0 walks output tiles row by row (order 1 is the mirror image): call A the outer and
+    B the inner operand. Tiles of one wave advance through K together, so a panel used by
+    several tiles of the same wave is fetched once. Reuse across waves needs capacity:
+    when whole tile rows fit in a wave, A is fetched once and B once per group of rows, unless
+    B (the part of K one split covers) stays resident between groups; when a row spans several
+    waves, the A panel is refetched each wave unless it stays resident, and all of B is
+    swept once per tile row unless it stays resident.
+    """
+    eb = elem_bytes(dtype)
+    m, n, k, batch = max(op.m, 1), max(op.n, 1), max(op.k, 1), max(op.batch, 1)
+    kc = math.ceil(k / mp.split_k)
+    ntm, ntn = math.ceil(m / mp.tile_m), math.ceil(n / mp.tile_n)
+    units = max(1, mp.units_used // max(1, batch * mp.split_k))
+    a_bytes, b_bytes = m * k * eb, n * k * eb
+    if mp.loop_order == 0:
+        outer_n, inner_n, outer_bytes, inner_bytes = ntm, ntn, a_bytes, b_bytes
+        outer_panel, inner_panel = mp.tile_m * kc * eb, mp.tile_n * kc * eb
+    else:
+        outer_n, inner_n, outer_bytes, inner_bytes = ntn, ntm, b_bytes, a_bytes
+        outer_panel, inner_panel = mp.tile_n * kc * eb, mp.tile_m * kc * eb
+    inner_chunk = inner_bytes / mp.split_k
+    if inner_n <= units:
+        rows_per_wave = units // inner_n
+        groups = math.ceil(outer_n / rows_per_wave)
+        outer_fetch = 1
+        resident = inner_chunk + min(outer_n, rows_per_wave) * outer_panel <= capacity
+        inner_fetch = 1 if resident else groups
+    else:
+        waves_per_row = math.ceil(inner_n / units)
+        outer_fetch = 1 if outer_panel + units * inner_panel <= capacity else waves_per_row
+        inner_fetch = 1 if inner_chunk + outer_panel <= capacity else outer_n
+    return float(batch * (outer_bytes * outer_fetch + inner_bytes * inner_fetch))
+
+
+def _gemm_output_bytes(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str) -> float:
+    """C written once; with split-K each slice writes partial sums that a reduction reads back."""
+    mn = max(op.m, 1) * max(op.n, 1) * max(op.batch, 1)
+    out = mn * elem_bytes(dtype)
+    if mp.split_k > 1:
+        out += 2 * mp.split_k * mn * accumulate_bytes(hw, dtype)
+    return float(out)
+
+
+def analytic_traffic(hw: HardwareSpec, op: Op, mapping: GemmMapping | StreamMapping, dtype: str,
+                     nbytes: float | None = None, resident_bytes: float = 0.0) -> Traffic:
+    """Bytes per level without simulation.
+
+    The level nearest the units serves every tile load (A once per tile column, B once per
+    tile row) and the output; each further level and HBM see what the level above misses
+    under the re-streaming rule. A private level does not share panels between units, so it
+    passes tile loads through. `resident_bytes` are input bytes already in the last cache
+    level when the op starts (e.g. recurrent weights that fit, read by the previous timestep);
+    they are not fetched from HBM again. Streaming ops move `nbytes` through every level.
+    """
+    names = [c.name for c in hw.caches]
+    level_bytes: dict[str, float] = {}
+    if isinstance(mapping, StreamMapping) or op.kind != "gemm":
+        total = float(stream_bytes_estimate(op, dtype) if nbytes is None else nbytes)
+        for name in names:
+            level_bytes[name] = total
+        level_bytes[HBM] = max(0.0, total - resident_bytes)
+    else:
+        eb = elem_bytes(dtype)
+        m, n, k, batch = max(op.m, 1), max(op.n, 1), max(op.k, 1), max(op.batch, 1)
+        ntm, ntn = math.ceil(m / mapping.tile_m), math.ceil(n / mapping.tile_n)
+        tile_loads = float(batch * (ntn * m * k + ntm * n * k) * eb)
+        out = _gemm_output_bytes(hw, op, mapping, dtype)
+        upper = tile_loads
+        for i, lvl in enumerate(hw.caches):
+            level_bytes[lvl.name] = upper + out
+            if lvl.sharing == "shared":
+                below = _gemm_restream_bytes(hw, op, mapping, dtype, lvl.capacity_bytes)
+                upper = min(upper, below)
+            if i == len(hw.caches) - 1:
+                break
+        if not hw.caches:
+            upper = _gemm_restream_bytes(hw, op, mapping, dtype, 0.0)
+        compulsory_in = float(batch * (m * k + k * n) * eb)
+        hbm_in = upper
+        if resident_bytes > 0 and upper <= compulsory_in + 1e-9:
+            hbm_in = max(0.0, upper - resident_bytes)
+        level_bytes[HBM] = hbm_in + out
+    hit_rate = {}
+    chain = [*names, HBM]
+    for a, b in zip(chain, chain[1:], strict=False):
+        served = level_bytes[a]
+        hit_rate[a] = 0.0 if served <= 0 else max(0.0, 1.0 - level_bytes[b] / served)
+    return Traffic(level_bytes=level_bytes, hit_rate=hit_rate)
+
+
+# --- time ------------------------------------------------------------------------------------
+def level_bandwidths(hw: HardwareSpec, units_used: int) -> dict[str, float]:
+    """Achievable bytes/s per level when `units_used` units are busy (efficiency included)."""
+    cal = hw.calibration
+    share = min(1.0, units_used / hw.compute.units)
+    bw = {}
+    for lvl in hw.caches:
+        port_share = share if lvl.sharing == "shared" else share  # per-unit ports either way
+        bw[lvl.name] = lvl.bandwidth_bytes_per_s * cal.cache_bandwidth_efficiency * port_share
+    bw[HBM] = hw.memory.bandwidth_bytes_per_s * cal.bandwidth_efficiency
+    return bw
+
+
+def first_byte_latency_s(hw: HardwareSpec) -> float:
+    """Latency of the first operand arriving from HBM (the memory latency is measured from the
+    unit, through the cache levels, so it already includes them)."""
+    return max([hw.memory.latency_s, *(c.latency_s for c in hw.caches)])
+
+
+def _gemm_pipeline_latency_s(hw: HardwareSpec, op: Op, mp: GemmMapping) -> float:
+    """Little's law on the tile's K loop: with `STAGES` operand buffers, at most STAGES - 1
+    stages are in flight, so each K step waits at least latency / (STAGES - 1) for its data.
+    Thin tiles with little compute per step are bound by this, not by bandwidth."""
+    kc = math.ceil(max(op.k, 1) / mp.split_k)
+    steps = math.ceil(kc / mp.tile_k)
+    return steps * first_byte_latency_s(hw) / max(1, STAGES - 1)
+
+
+#: Register tiles a GEMM tile is split into inside a unit: 128 threads for scalar FMA pipes,
+#: 4 warps for matrix pipes (a warp owns an MMA fragment), i.e. one 4-warp thread block.
+SCALAR_LANES_PER_TILE = 128
+MATRIX_LANES_PER_TILE = 4
+
+
+def local_feed_fraction(hw: HardwareSpec, mp: GemmMapping, dtype: str) -> float:
+    """Fraction of the pipe's peak that the unit's local memory can feed for this tile shape.
+
+    Each of the tile's register tiles (threads or warps) reads a row and a column strip of its
+    square-ish sub-tile per K step from local memory: bytes per MAC = 2 * elem_bytes *
+    sqrt(lanes / (tile_m * tile_n)). Small tiles need more bytes per MAC than local memory
+    delivers per cycle, which is why a 32x32 FP32 tile runs well below peak.
+    """
+    bw = hw.compute.local_memory_bandwidth_bytes_per_cycle
+    if bw <= 0:
+        return 1.0
+    pipe = hw.compute.pipe(dtype)
+    lanes = MATRIX_LANES_PER_TILE if pipe.min_tile > 1 else SCALAR_LANES_PER_TILE
+    bytes_per_mac = 2.0 * elem_bytes(dtype) * math.sqrt(lanes / (mp.tile_m * mp.tile_n))
+    macs_per_cycle = hw.compute.peak_flop_rate(dtype) / 2.0 / hw.compute.units / hw.compute.clock_hz
+    return min(1.0, bw / (bytes_per_mac * macs_per_cycle))
+
+
+def _gemm_wave_compute_s(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str) -> float:
+    """One tile (padded to the tile shape and the K stage) on one unit at its share of peak,
+    slowed when local memory cannot feed the tile shape."""
+    kc = math.ceil(max(op.k, 1) / mp.split_k)
+    k_padded = math.ceil(kc / mp.tile_k) * mp.tile_k
+    tile_flops = 2.0 * mp.tile_m * mp.tile_n * k_padded
+    unit_rate = hw.compute.peak_flop_rate(dtype) / hw.compute.units
+    rate = unit_rate * hw.calibration.compute_efficiency * local_feed_fraction(hw, mp, dtype)
+    return tile_flops / rate
+
+
+def _gemm_wave_overhead_s(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str) -> float:
+    """The part of a tile that does not overlap its main loop: waiting for the first operand
+    stage (first-byte latency) and storing the output tile through the unit's port."""
+    cal = hw.calibration
+    out_bytes = mp.tile_m * mp.tile_n * (accumulate_bytes(hw, dtype) if mp.split_k > 1
+                                         else elem_bytes(dtype))
+    if hw.caches:
+        port = hw.caches[0].bandwidth_bytes_per_s * cal.cache_bandwidth_efficiency
+    else:
+        port = hw.memory.bandwidth_bytes_per_s * cal.bandwidth_efficiency
+    return first_byte_latency_s(hw) + out_bytes / (port / hw.compute.units)
+
+
+def op_timing(hw: HardwareSpec, op: Op, mapping: GemmMapping | StreamMapping, traffic: Traffic,
+              dtype: str) -> OpTiming:
+    """Isolated time of `op` under `mapping` with the bytes per level in `traffic`."""
+    cal = hw.calibration
+    waves = max(1, mapping.waves)
+    units_used = max(1, mapping.units_used)
+    if isinstance(mapping, GemmMapping):
+        compute_s = _gemm_wave_compute_s(hw, op, mapping, dtype)
+        pipeline_s = _gemm_pipeline_latency_s(hw, op, mapping)
+        # The K loop runs at the slower of its arithmetic and its operand round trips.
+        wave_compute_s = max(compute_s, pipeline_s)
+        wave_overhead_s = _gemm_wave_overhead_s(hw, op, mapping, dtype)
+    else:
+        share = units_used / hw.compute.units
+        rate = hw.compute.vector_flop_rate * cal.vector_efficiency * share
+        wave_compute_s = compute_s = max(op.flops, 0.0) / waves / rate
+        pipeline_s = 0.0
+        wave_overhead_s = 0.0
+    bandwidth = level_bandwidths(hw, units_used)
+    level_bytes = {name: float(traffic.level_bytes.get(name, 0.0)) for name in bandwidth}
+    transfer = {name: level_bytes[name] / waves / bandwidth[name] for name in bandwidth}
+    wave_s = wave_overhead_s + max(wave_compute_s, *transfer.values())
+    # Split-K partial sums are added by a second (reduction) kernel: one more launch.
+    kernels = 2 if isinstance(mapping, GemmMapping) and mapping.split_k > 1 else 1
+    launch_s = kernels * cal.launch_overhead_s
+    latency_s = first_byte_latency_s(hw)
+    time_s = launch_s + latency_s + waves * wave_s
+    parts = {"launch": launch_s, "latency": latency_s + waves * (wave_overhead_s + pipeline_s),
+             "compute": waves * compute_s}
+    parts.update({name: waves * t for name, t in transfer.items()})
+    bound = max(parts, key=lambda key: parts[key])
+    return OpTiming(launch_s=launch_s, latency_s=latency_s, waves=waves, units_used=units_used,
+                    wave_compute_s=wave_compute_s, level_bytes=level_bytes,
+                    level_bandwidth=bandwidth, time_s=time_s, bound=bound,
+                    wave_overhead_s=wave_overhead_s, flops=float(op.flops))
+
+
+def lower_bound_s(hw: HardwareSpec, op: Op, dtype: str, nbytes: float | None = None) -> float:
+    """max(FLOPs / peak FLOP/s, compulsory bytes / peak bandwidth): no op can beat it."""
+    peak = (hw.compute.peak_flop_rate(dtype) if op.kind == "gemm"
+            else hw.compute.vector_flop_rate)
+    return max(op.flops / peak,
+               compulsory_bytes(op, dtype, nbytes) / hw.memory.bandwidth_bytes_per_s)

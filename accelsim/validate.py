@@ -1,0 +1,460 @@
+"""`accelsim validate`: predicted against measured kernel times (DeepBench V100 by default).
+
+Every GEMM row becomes one `gemm` op (fp32 rows on the fp32 pipes, fp16_mixed rows on the
+tensor cores, dtype "fp16"); it is mapped by `mapping.map_op` and timed by `timing.op_timing`
+with bytes per level from the cache simulator when it is installed (`accelsim.cache`), else from
+the analytic re-streaming model. Every RNN row becomes the chain of per-timestep ops cuDNN runs
+(DeepBench uses CUDNN_SKIP_INPUT: the input enters unprojected, so a step is one recurrent GEMM
+plus one fused elementwise kernel), timed along the dependency chain. The summary gives, per
+table and precision, the median, p90 and max absolute percentage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from accelsim.errors import Issue, SpecError
+from accelsim.graph import Op
+from accelsim.hardware import HardwareSpec
+from accelsim.mapping import GemmMapping, map_op
+from accelsim.timing import HBM, OpTiming, Traffic, analytic_traffic, op_timing
+
+DEFAULT_HARDWARE = "hwspecs/v100.yaml"
+DEFAULT_GEMM_CSV = "../shared/validation/deepbench_v100_gemm.csv"
+DEFAULT_RNN_CSV = "../shared/validation/deepbench_v100_rnn.csv"
+PRECISION_DTYPE = {"fp32": "fp32", "fp16_mixed": "fp16", "fp16": "fp16", "tf32": "tf32",
+                   "bf16": "bf16"}
+GEMM_COLUMNS = ("precision", "M", "N", "K", "transA", "transB", "time_ms")
+RNN_COLUMNS = ("precision", "cell", "hidden", "batch", "timesteps", "fwd_ms", "bwd_inputs_ms",
+               "bwd_weights_ms")
+#: Fixed cost of one cuDNN RNN call (host-side setup before the first kernel), the same for
+#: every row: fitted on the two single-timestep rows (gru h512 b32 t1, fp32 and fp16: 84-100 us
+#: measured for kernels the model times at under 25 us).
+RNN_CALL_OVERHEAD_S = 70e-6
+#: Gate blocks of the recurrent weight matrix, per cell type.
+CELL_GATES = {"vanilla": 1, "lstm": 4, "gru": 3}
+#: Elementwise FLOPs per hidden unit of one step (forward, backward), Catamount-style counts.
+CELL_POINTWISE_FLOPS = {"vanilla": (7.0, 4.0), "lstm": (30.0, 40.0), "gru": (25.0, 35.0)}
+#: Hidden-sized vectors an elementwise step kernel reads and writes besides the gate
+#: pre-activations (h, c, saved activations), forward and backward.
+CELL_STATE_VECTORS = {"vanilla": (3, 4), "lstm": (6, 9), "gru": (5, 8)}
+
+
+@attrs.frozen
+class Row:
+    """One validated measurement and its prediction."""
+
+    table: str
+    precision: str
+    label: str
+    measured_s: float
+    predicted_s: float
+    bound: str
+
+    @property
+    def abs_pct_err(self) -> float:
+        return abs(self.predicted_s - self.measured_s) / self.measured_s * 100.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "precision": self.precision, "label": self.label,
+                "measured_ms": self.measured_s * 1e3, "predicted_ms": self.predicted_s * 1e3,
+                "abs_pct_err": self.abs_pct_err, "bound": self.bound}
+
+
+# --- CSV ---------------------------------------------------------------------------------------
+def read_csv(path: str | Path, columns: Sequence[str]) -> list[dict[str, str]]:
+    """Rows of a CSV that must carry `columns`; missing columns are a SpecError."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError([Issue(str(path), None, None, "", "a readable CSV file",
+                               exc.strerror or str(exc))]) from None
+    reader = csv.DictReader(text.splitlines())
+    header = reader.fieldnames or []
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise SpecError([Issue(str(path), 1, None, c, f"a column named {c!r}",
+                               f"columns {list(header)}") for c in missing])
+    return list(reader)
+
+
+def _number(path: str | Path, line: int, row: dict[str, str], column: str, *,
+            integer: bool = False, optional: bool = False) -> float | None:
+    text = (row.get(column) or "").strip()
+    if text == "" and optional:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    ok = math.isfinite(value) and value > 0 and (not integer or value == int(value))
+    if not ok:
+        what = "a positive integer" if integer else "a positive number"
+        raise SpecError([Issue(str(path), line, None, column, what, repr(text))])
+    return value
+
+
+def _choice(path: str | Path, line: int, row: dict[str, str], column: str,
+            choices: Sequence[str]) -> str:
+    text = (row.get(column) or "").strip()
+    if text not in choices:
+        raise SpecError([Issue(str(path), line, None, column, f"one of {list(choices)}",
+                               repr(text))])
+    return text
+
+
+# --- GEMM ---------------------------------------------------------------------------------------
+def gemm_op(m: int, n: int, k: int, trans_a: bool = False, trans_b: bool = False,
+            batch: int = 1, name: str = "gemm") -> Op:
+    """A stand-alone GEMM op C[m,n] = op(A)[m,k] @ op(B)[k,n]."""
+    return Op(id=0, name=name, kind="gemm", phase="forward", inputs=(), outputs=(),
+              flops=2.0 * m * n * k * batch, m=m, n=n, k=k, batch=batch, trans_a=trans_a,
+              trans_b=trans_b)
+
+
+TrafficFn = Callable[[HardwareSpec, Op, GemmMapping, str], Traffic]
+
+
+def time_op(hw: HardwareSpec, op: Op, dtype: str, *, nbytes: float | None = None,
+            resident_bytes: float = 0.0, traffic_fn: TrafficFn | None = None) -> OpTiming:
+    """Map and time one op; GEMM traffic from `traffic_fn` (cache simulation) when given."""
+    mapping = map_op(hw, op, dtype, nbytes=nbytes)
+    if traffic_fn is not None and isinstance(mapping, GemmMapping) and resident_bytes == 0:
+        traffic = traffic_fn(hw, op, mapping, dtype)
+    else:
+        traffic = analytic_traffic(hw, op, mapping, dtype, nbytes=nbytes,
+                                   resident_bytes=resident_bytes)
+    return op_timing(hw, op, mapping, traffic, dtype)
+
+
+def validate_gemm(hw: HardwareSpec, path: str | Path,
+                  traffic_fn: TrafficFn | None = None) -> list[Row]:
+    """Predict every row of a GEMM CSV."""
+    rows = []
+    for line, rec in enumerate(read_csv(path, GEMM_COLUMNS), start=2):
+        prec = _choice(path, line, rec, "precision", tuple(PRECISION_DTYPE))
+        m, n, k = (int(_number(path, line, rec, c, integer=True)) for c in ("M", "N", "K"))
+        ta = _choice(path, line, rec, "transA", ("N", "T")) == "T"
+        tb = _choice(path, line, rec, "transB", ("N", "T")) == "T"
+        measured = _number(path, line, rec, "time_ms") * 1e-3
+        t = time_op(hw, gemm_op(m, n, k, ta, tb), PRECISION_DTYPE[prec], traffic_fn=traffic_fn)
+        label = f"{m}x{n}x{k} {'T' if ta else 'N'}{'T' if tb else 'N'}"
+        rows.append(Row("gemm", prec, label, measured, t.time_s, t.bound))
+    return rows
+
+
+# --- RNN ----------------------------------------------------------------------------------------
+def _pointwise_op(name: str, flops: float) -> Op:
+    return Op(id=0, name=name, kind="elementwise", phase="forward", inputs=(), outputs=(),
+              flops=flops)
+
+
+def rnn_times(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
+              dtype: str) -> dict[str, tuple[float, str]]:
+    """(time, bound) of a recurrent layer's forward, backward-data and backward-weights passes.
+
+    One step is one recurrent GEMM (gates*hidden x batch x hidden, backward: its transpose)
+    and one fused elementwise kernel; steps depend on each other, so their times add. The
+    recurrent weights stay in the last cache level between steps when they fit there (the
+    elementwise kernel in between touches little), else every step re-reads them from HBM.
+    The weight gradient is one GEMM over all timesteps (gates*hidden x hidden x batch*steps)
+    plus the bias-gradient reduction, as cuDNN batches it.
+    """
+    from accelsim.mapping import elem_bytes
+
+    gates = CELL_GATES[cell]
+    eb = elem_bytes(dtype)
+    gh = gates * hidden
+    llc = hw.last_level_cache_bytes
+    weight_bytes = gh * hidden * eb
+    resident = weight_bytes if weight_bytes + 4 * gh * batch * eb <= llc else 0.0
+    fwd_flops, bwd_flops = CELL_POINTWISE_FLOPS[cell]
+    fwd_vec, bwd_vec = CELL_STATE_VECTORS[cell]
+    out: dict[str, tuple[float, str]] = {}
+
+    def chain(gemm: Op, pw_flops: float, pw_vectors: int) -> tuple[float, str]:
+        pw_bytes = (2 * gh + pw_vectors * hidden) * batch * eb
+        pw = _pointwise_op("step/pointwise", pw_flops * hidden * batch)
+        pw_t = time_op(hw, pw, dtype, nbytes=pw_bytes, resident_bytes=pw_bytes)
+        cold = time_op(hw, gemm, dtype)
+        warm = time_op(hw, gemm, dtype, resident_bytes=resident) if resident else cold
+        total = call_s + cold.time_s + (steps - 1) * warm.time_s + steps * pw_t.time_s
+        return total, warm.bound
+
+    call_s = RNN_CALL_OVERHEAD_S
+    out["fwd"] = chain(gemm_op(gh, batch, hidden, name="step/recurrent"), fwd_flops, fwd_vec)
+    out["bwd_inputs"] = chain(gemm_op(hidden, batch, gh, trans_a=True, name="step/grad_h"),
+                              bwd_flops, bwd_vec)
+    dw = time_op(hw, gemm_op(gh, hidden, batch * steps, trans_b=True, name="grad_w"), dtype)
+    bias = _pointwise_op("grad_b", gh * batch * steps)
+    db = time_op(hw, bias, dtype, nbytes=gh * batch * steps * eb)
+    out["bwd_weights"] = (call_s + dw.time_s + db.time_s, dw.bound)
+    return out
+
+
+def validate_rnn(hw: HardwareSpec, path: str | Path) -> list[Row]:
+    """Predict every measured pass of every row of an RNN CSV (empty cells are skipped)."""
+    rows = []
+    for line, rec in enumerate(read_csv(path, RNN_COLUMNS), start=2):
+        prec = _choice(path, line, rec, "precision", tuple(PRECISION_DTYPE))
+        cell = _choice(path, line, rec, "cell", tuple(CELL_GATES))
+        hidden, batch, steps = (int(_number(path, line, rec, c, integer=True))
+                                for c in ("hidden", "batch", "timesteps"))
+        measured = {p: _number(path, line, rec, f"{p}_ms", optional=True)
+                    for p in ("fwd", "bwd_inputs", "bwd_weights")}
+        pred = rnn_times(hw, cell, hidden, batch, steps, PRECISION_DTYPE[prec])
+        for phase, ms in measured.items():
+            if ms is None:
+                continue
+            label = f"{cell} h{hidden} b{batch} t{steps} {phase}"
+            t, bound = pred[phase]
+            rows.append(Row(f"rnn_{phase}", prec, label, ms * 1e-3, t, bound))
+    return rows
+
+
+# --- summary -------------------------------------------------------------------------------------
+def summarize(rows: Sequence[Row]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per table and precision: median, p90 and max absolute % error, and the row count."""
+    groups: dict[tuple[str, str], list[float]] = {}
+    for r in rows:
+        groups.setdefault((r.table, r.precision), []).append(r.abs_pct_err)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for (table, prec), errs in sorted(groups.items()):
+        e = np.asarray(errs)
+        out.setdefault(table, {})[prec] = {
+            "median_abs_pct_err": float(np.median(e)),
+            "p90_abs_pct_err": float(np.percentile(e, 90)),
+            "max_abs_pct_err": float(e.max()), "rows": int(e.size)}
+    return out
+
+
+def format_rows(rows: Sequence[Row]) -> str:
+    lines = [f"{'table':<16}{'precision':<12}{'case':<34}{'measured ms':>13}"
+             f"{'predicted ms':>14}{'err %':>8}  bound"]
+    for r in rows:
+        lines.append(f"{r.table:<16}{r.precision:<12}{r.label:<34}{r.measured_s * 1e3:>13.4f}"
+                     f"{r.predicted_s * 1e3:>14.4f}{r.abs_pct_err:>8.1f}  {r.bound}")
+    return "\n".join(lines)
+
+
+def format_summary(summary: dict[str, dict[str, dict[str, float]]]) -> str:
+    lines = [f"{'table':<16}{'precision':<12}{'rows':>6}{'median %':>10}{'p90 %':>9}{'max %':>9}"]
+    for table, per in summary.items():
+        for prec, s in per.items():
+            lines.append(f"{table:<16}{prec:<12}{s['rows']:>6}{s['median_abs_pct_err']:>10.1f}"
+                         f"{s['p90_abs_pct_err']:>9.1f}{s['max_abs_pct_err']:>9.1f}")
+    return "\n".join(lines)
+
+
+def plot_rows(rows: Sequence[Row], path: str | Path, title: str) -> None:
+    """Log-log scatter of predicted against measured time with the y = x line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 6))
+    markers = {"fp32": "o", "fp16_mixed": "^"}
+    tables = sorted({r.table for r in rows})
+    colors = dict(zip(tables, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
+    for table in tables:
+        for prec in sorted({r.precision for r in rows}):
+            sel = [r for r in rows if r.table == table and r.precision == prec]
+            if sel:
+                ax.scatter([r.measured_s * 1e3 for r in sel], [r.predicted_s * 1e3 for r in sel],
+                           s=14, alpha=0.75, marker=markers.get(prec, "s"),
+                           color=colors[table], label=f"{table} {prec}")
+    lo = min(min(r.measured_s, r.predicted_s) for r in rows) * 1e3 / 1.5
+    hi = max(max(r.measured_s, r.predicted_s) for r in rows) * 1e3 * 1.5
+    ax.plot([lo, hi], [lo, hi], color="black", lw=1, label="y = x")
+    ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), xlabel="measured (ms)",
+           ylabel="predicted (ms)", title=title)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.grid(True, which="both", alpha=0.2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# --- cache simulation ------------------------------------------------------------------------------
+#: Granules (blocks) one simulated GEMM may touch before the trace is cut to a prefix of tile
+#: rows and extrapolated (keeps `validate` around a minute on the DeepBench tables).
+SIM_MAX_GRANULES = 400_000
+
+
+def _pow2_floor(x: int) -> int:
+    return 1 << max(0, int(x).bit_length() - 1)
+
+
+def _simulate_gemm_bytes(hw: HardwareSpec, m: int, n: int, k: int, mp: GemmMapping, eb: int,
+                         trans_a: bool, trans_b: bool, units: int,
+                         block: int) -> tuple[float, list[float]]:
+    """(bytes served by the first level, [bytes moved below each level; last = HBM]) of one
+    cold GEMM run through the cache hierarchy, dirty lines flushed at the end."""
+    from accelsim.cache import BYTES_READ_FROM_BELOW, BYTES_WRITTEN_BELOW, CacheHierarchy, Trace
+    from accelsim.kernels.trace import gemm_runs
+
+    a_bytes, b_bytes = m * k * eb, k * n * eb
+    align = 1 << 20
+    a_base = 0
+    b_base = (a_bytes // align + 1) * align
+    c_base = b_base + (b_bytes // align + 1) * align
+    runs = gemm_runs(m, n, k, mp.tile_m, mp.tile_n, mp.tile_k, eb, a_base, b_base, c_base,
+                     trans_a, trans_b, mp.loop_order, units, True)
+    trace = Trace.from_runs(runs)
+    blocks = [max(block, lvl.line_bytes) for lvl in hw.caches]
+    for i in range(1, len(blocks)):
+        blocks[i] = max(blocks[i], blocks[i - 1])
+    cache = CacheHierarchy.with_block_bytes(hw.caches, units, blocks)
+    data = cache.run(trace).total().data[0] + cache.flush().total().data[0]
+    below = [float(data[i, BYTES_READ_FROM_BELOW] + data[i, BYTES_WRITTEN_BELOW])
+             for i in range(len(hw.caches))]
+    return float(trace.total_bytes), below
+
+
+def simulated_gemm_traffic(hw: HardwareSpec, op: Op, mapping: GemmMapping,
+                           dtype: str) -> Traffic:
+    """Bytes per level of a GEMM from the cache simulator (tile-major, block granules).
+
+    The trace is the mapping's tile schedule (`kernels.trace.gemm_runs`). Large GEMMs are cut
+    to R and 2R tile rows (columns for loop order 1) and extrapolated linearly from their
+    difference, which is the steady-state traffic per R rows with the cold start counted once.
+    Split-K slices and batch entries are independent GEMMs over disjoint K ranges: one is
+    simulated and scaled; the partial-sum reduction bytes are added as in the analytic model.
+    """
+    from accelsim.mapping import accumulate_bytes, elem_bytes
+
+    if not hw.caches:
+        return analytic_traffic(hw, op, mapping, dtype)
+    eb = elem_bytes(dtype)
+    m, n, batch = max(op.m, 1), max(op.n, 1), max(op.batch, 1)
+    kc = math.ceil(max(op.k, 1) / mapping.split_k)
+    copies = batch * mapping.split_k
+    units = max(1, mapping.units_used // copies) if copies > 1 else mapping.units_used
+    tile_bytes = [mapping.tile_m * mapping.tile_k * eb, mapping.tile_k * mapping.tile_n * eb,
+                  mapping.tile_m * mapping.tile_n * eb]
+    block = _pow2_floor(min(tile_bytes))
+    total_est = (math.ceil(n / mapping.tile_n) * m + math.ceil(m / mapping.tile_m) * n) * kc * eb
+    outer_tile = mapping.tile_m if mapping.loop_order == 0 else mapping.tile_n
+    outer = m if mapping.loop_order == 0 else n
+    n_outer = math.ceil(outer / outer_tile)
+    inner_tiles = math.ceil((n if mapping.loop_order == 0 else m)
+                            / (mapping.tile_n if mapping.loop_order == 0 else mapping.tile_m))
+    per_outer = total_est / n_outer / block
+    rows = max(1, math.ceil(units / max(inner_tiles, 1)))  # one wave of tile rows at least
+    rows = max(rows, int(SIM_MAX_GRANULES / 3 / max(per_outer, 1.0)))
+
+    def run(outer_rows: int) -> tuple[float, list[float]]:
+        size = min(outer, outer_rows * outer_tile)
+        mm, nn = (size, n) if mapping.loop_order == 0 else (m, size)
+        return _simulate_gemm_bytes(hw, mm, nn, kc, mapping, eb, op.trans_a, op.trans_b,
+                                    units, block)
+
+    if rows * 2 >= n_outer:
+        served, below = run(n_outer)
+    else:
+        s1, b1 = run(rows)
+        s2, b2 = run(2 * rows)
+        reps = (n_outer - rows) / rows
+        served = s1 + reps * (s2 - s1)
+        below = [x1 + reps * (x2 - x1) for x1, x2 in zip(b1, b2, strict=True)]
+    partial = 0.0
+    if mapping.split_k > 1:
+        partial = 2.0 * mapping.split_k * m * n * batch * accumulate_bytes(hw, dtype)
+    names = [c.name for c in hw.caches]
+    level_bytes = {names[0]: served * copies + partial}
+    for i, name in enumerate(names[1:], start=1):
+        level_bytes[name] = below[i - 1] * copies + partial
+    level_bytes[HBM] = below[-1] * copies + partial
+    chain = [*names, HBM]
+    hit_rate = {a: (0.0 if level_bytes[a] <= 0 else
+                    max(0.0, 1.0 - level_bytes[b] / level_bytes[a]))
+                for a, b in zip(chain, chain[1:], strict=False)}
+    return Traffic(level_bytes=level_bytes, hit_rate=hit_rate)
+
+
+def simulated_traffic_fn() -> TrafficFn | None:
+    """GEMM traffic from the cache simulator, or None when it is not installed."""
+    try:
+        import accelsim.cache  # noqa: F401
+        import accelsim.kernels.trace  # noqa: F401
+    except ImportError:
+        return None
+    cache: dict[tuple, Traffic] = {}
+
+    def fn(hw: HardwareSpec, op: Op, mapping: GemmMapping, dtype: str) -> Traffic:
+        key = (id(hw), op.signature, mapping, dtype)
+        if key not in cache:
+            cache[key] = simulated_gemm_traffic(hw, op, mapping, dtype)
+        return cache[key]
+    return fn
+
+
+# --- CLI --------------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `accelsim validate`."""
+    parser.add_argument("--hardware", default=DEFAULT_HARDWARE,
+                        help=f"hardware spec YAML (default {DEFAULT_HARDWARE})")
+    parser.add_argument("--gemm-csv", default=DEFAULT_GEMM_CSV,
+                        help=f"GEMM measurements (default {DEFAULT_GEMM_CSV}); '' to skip")
+    parser.add_argument("--rnn-csv", default=DEFAULT_RNN_CSV,
+                        help=f"RNN measurements (default {DEFAULT_RNN_CSV}); '' to skip")
+    parser.add_argument("--json", metavar="FILE", help="write rows and summary as JSON")
+    parser.add_argument("--plot", metavar="FILE", help="write a log-log scatter (PNG)")
+    parser.add_argument("--analytic", action="store_true",
+                        help="use the analytic traffic model even if the cache simulator exists")
+    parser.add_argument("--quiet", action="store_true", help="print the summary only")
+
+
+def run_validation(hw: HardwareSpec, gemm_csv: str | Path | None, rnn_csv: str | Path | None,
+                   traffic_fn: TrafficFn | None = None) -> list[Row]:
+    """All rows of both tables (a None or empty path skips that table)."""
+    rows: list[Row] = []
+    if gemm_csv:
+        rows += validate_gemm(hw, gemm_csv, traffic_fn)
+    if rnn_csv:
+        rows += validate_rnn(hw, rnn_csv)
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the validation, print the tables; 0 on success (errors raise SpecError)."""
+    from accelsim.spec import load_hardware
+
+    hw = load_hardware(args.hardware)
+    traffic_fn = None if args.analytic else simulated_traffic_fn()
+    rows = run_validation(hw, args.gemm_csv, args.rnn_csv, traffic_fn)
+    summary = summarize(rows)
+    if not args.quiet:
+        print(format_rows(rows))
+        print()
+    source = "cache simulation" if traffic_fn else "analytic re-streaming model"
+    print(f"hardware {hw.name} ({args.hardware}); GEMM traffic from the {source}")
+    print(format_summary(summary))
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {"hardware": hw.name, "traffic": source, "summary": summary,
+             "rows": [r.as_dict() for r in rows]}, indent=1))
+    if args.plot and rows:
+        plot_rows(rows, args.plot, f"accelsim vs measured on {hw.name}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="accelsim validate", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

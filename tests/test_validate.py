@@ -1,0 +1,148 @@
+"""`accelsim validate`: the V100 accuracy targets, CSV errors, JSON and plot outputs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from accelsim.errors import SpecError
+from accelsim.spec import load_hardware
+from accelsim.validate import (
+    DEFAULT_GEMM_CSV,
+    DEFAULT_RNN_CSV,
+    add_arguments,
+    run,
+    run_validation,
+    summarize,
+    validate_gemm,
+    validate_rnn,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+GEMM_CSV = ROOT / DEFAULT_GEMM_CSV
+RNN_CSV = ROOT / DEFAULT_RNN_CSV
+HEADER_GEMM = "device,precision,app,M,N,K,transA,transB,time_ms\n"
+HEADER_RNN = ("device,precision,cell,app,hidden,batch,timesteps,fwd_ms,bwd_inputs_ms,"
+              "bwd_weights_ms\n")
+needs_data = pytest.mark.skipif(not GEMM_CSV.exists() or not RNN_CSV.exists(),
+                                reason="DeepBench CSVs not found next to the repository")
+
+
+@pytest.fixture(scope="module")
+def v100_summary() -> dict:
+    hw = load_hardware(ROOT / "hwspecs/v100.yaml")
+    return summarize(run_validation(hw, GEMM_CSV, RNN_CSV))
+
+
+@needs_data
+@pytest.mark.parametrize("precision", ["fp32", "fp16_mixed"])
+def test_gemm_median_target(v100_summary: dict, precision: str):
+    assert v100_summary["gemm"][precision]["median_abs_pct_err"] <= 8.0
+
+
+@needs_data
+def test_gemm_fp32_p90_target(v100_summary: dict):
+    assert v100_summary["gemm"]["fp32"]["p90_abs_pct_err"] <= 20.0
+
+
+@needs_data
+def test_gemm_fp16_p90(v100_summary: dict):
+    # Target 20 %; not met: 12 thin transposed-A rows, 6 M=35 rows and 4 K=500000
+    # transposed-A rows run 1.3-2.3x slower than their non-transposed twins on the same
+    # hardware (docs/validation.md). Guard against regression at the level reached.
+    assert v100_summary["gemm"]["fp16_mixed"]["p90_abs_pct_err"] <= 37.0
+
+
+@needs_data
+def test_rnn_fp32_medians(v100_summary: dict):
+    # Target 15 % for forward and backward: met for backward (data and weights); forward
+    # misses it on the short vanilla/LSTM sequences (docs/validation.md).
+    assert v100_summary["rnn_bwd_inputs"]["fp32"]["median_abs_pct_err"] <= 15.0
+    assert v100_summary["rnn_bwd_weights"]["fp32"]["median_abs_pct_err"] <= 15.0
+    assert v100_summary["rnn_fwd"]["fp32"]["median_abs_pct_err"] <= 20.0
+
+
+@needs_data
+def test_rnn_fp16_medians(v100_summary: dict):
+    # Not met (target 15 %): fp16 forward steps run 1.5-2x slower than the GEMM table's own
+    # fp16 kernels of the same shape (docs/validation.md). Regression guard only.
+    assert v100_summary["rnn_bwd_weights"]["fp16_mixed"]["median_abs_pct_err"] <= 20.0
+    assert v100_summary["rnn_bwd_inputs"]["fp16_mixed"]["median_abs_pct_err"] <= 30.0
+    assert v100_summary["rnn_fwd"]["fp16_mixed"]["median_abs_pct_err"] <= 40.0
+
+
+def test_missing_column_names_file_and_column(tmp_path: Path):
+    bad = tmp_path / "g.csv"
+    bad.write_text("device,precision,M,N,K,transA,transB\nV100,fp32,1,2,3,N,N\n")
+    hw = load_hardware(ROOT / "hwspecs/v100.yaml")
+    with pytest.raises(SpecError) as err:
+        validate_gemm(hw, bad)
+    assert "time_ms" in str(err.value) and str(bad) in str(err.value)
+
+
+def test_non_number_names_line_and_column(tmp_path: Path):
+    bad = tmp_path / "g.csv"
+    bad.write_text(HEADER_GEMM + "V100,fp32,x,64,64,64,N,N,0.01\nV100,fp32,x,64,abc,64,N,N,1\n")
+    hw = load_hardware(ROOT / "hwspecs/v100.yaml")
+    with pytest.raises(SpecError) as err:
+        validate_gemm(hw, bad)
+    issue = err.value.issues[0]
+    assert (issue.line, issue.key_path) == (3, "N")
+    assert "abc" in str(err.value)
+
+
+def test_bad_precision_and_transpose_flag(tmp_path: Path):
+    hw = load_hardware(ROOT / "hwspecs/v100.yaml")
+    for row, column in (("V100,int3,x,64,64,64,N,N,1", "precision"),
+                        ("V100,fp32,x,64,64,64,X,N,1", "transA")):
+        bad = tmp_path / "g.csv"
+        bad.write_text(HEADER_GEMM + row + "\n")
+        with pytest.raises(SpecError) as err:
+            validate_gemm(hw, bad)
+        assert err.value.issues[0].key_path == column
+
+
+def test_rnn_empty_cells_are_skipped(tmp_path: Path):
+    csv = tmp_path / "r.csv"
+    csv.write_text(HEADER_RNN + "V100,fp32,lstm,x,256,16,10,0.5,,\n")
+    rows = validate_rnn(load_hardware(ROOT / "hwspecs/v100.yaml"), csv)
+    assert [r.table for r in rows] == ["rnn_fwd"]
+    assert rows[0].predicted_s > 0
+
+
+def test_rnn_steps_add_up_along_the_dependency_chain():
+    from accelsim.validate import rnn_times
+
+    hw = load_hardware(ROOT / "hwspecs/v100.yaml")
+    t = {steps: rnn_times(hw, "gru", 1024, 32, steps, "fp32") for steps in (100, 200, 300)}
+    for phase in ("fwd", "bwd_inputs"):
+        d1 = t[200][phase][0] - t[100][phase][0]
+        d2 = t[300][phase][0] - t[200][phase][0]
+        assert d1 == pytest.approx(d2) and d1 > 0
+        # 100 dependent steps cannot beat 100 recurrent GEMMs' worth of FLOPs at peak
+        assert d1 >= 100 * 2 * 3 * 1024 * 32 * 1024 / hw.compute.peak_flop_rate("fp32")
+
+
+def test_cli_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    gemm = tmp_path / "g.csv"
+    gemm.write_text(HEADER_GEMM + "V100,fp32,x,1024,1024,1024,N,N,0.2\n"
+                    "V100,fp16_mixed,x,2048,16,2048,T,N,0.02\n")
+    rnn = tmp_path / "r.csv"
+    rnn.write_text(HEADER_RNN + "V100,fp32,gru,x,512,32,4,0.2,0.2,0.1\n")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    out_json, out_png = tmp_path / "v.json", tmp_path / "v.png"
+    args = parser.parse_args(["--hardware", str(ROOT / "hwspecs/v100.yaml"), "--gemm-csv",
+                              str(gemm), "--rnn-csv", str(rnn), "--json", str(out_json),
+                              "--plot", str(out_png), "--analytic"])
+    assert run(args) == 0
+    text = capsys.readouterr().out
+    assert "median %" in text and "1024x1024x1024" in text
+    data = json.loads(out_json.read_text())
+    assert len(data["rows"]) == 5
+    s = data["summary"]["gemm"]["fp32"]
+    assert set(s) >= {"median_abs_pct_err", "p90_abs_pct_err", "max_abs_pct_err"}
+    assert out_png.stat().st_size > 1000
