@@ -58,8 +58,14 @@ MAX_COALESCED_STATE_BYTES = 256 * 2**20
 STEADY_RTOL = 2e-3
 STEADY_ATOL = 2
 STEADY_BLOCK_RTOL = 1e-2
+#: Simulate the last instance of a settled region again (its tensors then sit in the cache
+#: state for the ops after the region) instead of reusing counters for it too.
+STEADY_REFRESH_LAST = False
 #: Fewest repetitions of an op block that make a periodic region worth detecting.
 MIN_REPEATS = 4
+#: Coalesced mode merges GEMM k-steps and stream chunks into runs of this many first-level
+#: blocks (fewer runs to generate; the cache kernel walks a run's blocks itself).
+COALESCED_RUN_BLOCKS = 4
 #: Alignment of tensor base addresses in exact mode (coalesced mode aligns to a block).
 EXACT_ALIGN_BYTES = 4096
 #: Kinds whose output may reuse the buffer of an input read for the last time (TF-style buffer
@@ -136,17 +142,24 @@ class StepTraffic:
 
     def traffic(self, op_index: int) -> Any:
         """The op's `accelsim.timing.Traffic` (bytes per level incl. HBM, hit rate per level)."""
-        from accelsim.timing import Traffic  # timing imports nothing from here; keep it lazy
-
-        rates = self.hit_rates()[op_index]
-        return Traffic(
-            level_bytes={n: float(self.level_bytes[op_index, i])
-                         for i, n in enumerate(self.level_names)},
-            hit_rate={n: (0.0 if math.isnan(rates[i]) else float(rates[i]))
-                      for i, n in enumerate(self.cache_names)})
+        return self._traffics(self.hit_rates(), [op_index])[0]
 
     def traffics(self) -> list[Any]:
-        return [self.traffic(i) for i in range(self.n_ops)]
+        """`traffic` of every op, in op order."""
+        return self._traffics(self.hit_rates(), range(self.n_ops))
+
+    def _traffics(self, rates: np.ndarray, indices: Any) -> list[Any]:
+        from accelsim.timing import Traffic  # lazy: a step without time needs no timing
+
+        names, caches = self.level_names, self.cache_names
+        out = []
+        for i in indices:
+            lb, r = self.level_bytes[i], rates[i]
+            out.append(Traffic(
+                level_bytes={n: float(lb[j]) for j, n in enumerate(names)},
+                hit_rate={n: (0.0 if math.isnan(r[j]) else float(r[j]))
+                          for j, n in enumerate(caches)}))
+        return out
 
     def summary(self) -> dict[str, Any]:
         return {"mode_used": self.mode_used, "granule_bytes": dict(zip(
@@ -235,15 +248,29 @@ def _loop_order(value: Any) -> int:
 
 @attrs.frozen
 class _Runs:
+    """Byte runs of one op, plus first-level hits taken out of the trace (shared tile reads)."""
+
     addr: np.ndarray
     nbytes: np.ndarray
     is_write: np.ndarray
     unit: np.ndarray
+    hit_blocks: float = 0.0
+    hit_bytes: float = 0.0
+    hit_lines: float = 0.0
 
 
 def _gemm_runs(graph: OpGraph, op: Op, mapping: Any, bases: np.ndarray, dtype: str,
-               tile_major: bool, min_run_bytes: int, max_runs: int, scratch_base: int) -> _Runs:
-    """Runs of one (batched) GEMM from its tiles; see `accelsim.kernels.trace.gemm_runs`."""
+               tile_major: bool, min_run_bytes: int, max_runs: int, scratch_base: int,
+               shared_bytes: int = 0, granule: int = 0, line_bytes: int = 0) -> _Runs:
+    """Runs of one (batched) GEMM from its tiles; see `accelsim.kernels.trace.gemm_runs`.
+
+    Coalesced mode (`min_run_bytes` > 0) merges k-steps into runs of at least that size. Units
+    of a wave that read the same A (or B) tile at the same k-step hit in a shared first level
+    once one of them has fetched it, as long as one k-step of the wave fits in it
+    (`shared_bytes` = its capacity, 0 when private). Then those repeated reads are taken out of
+    the trace and counted as hits (`_Runs.hit_*`), which keeps that sharing exact when k-steps
+    are merged; when a k-step does not fit, k-steps are merged only while they still fit.
+    """
     e = _elem_bytes(graph, op, dtype)
     m, n, k = max(op.m, 1), max(op.n, 1), max(op.k, 1)
     tm = max(1, min(int(mapping.tile_m), m))
@@ -252,10 +279,17 @@ def _gemm_runs(graph: OpGraph, op: Op, mapping: Any, bases: np.ndarray, dtype: s
     units = max(1, int(mapping.units_used))
     order = _loop_order(getattr(mapping, "loop_order", 0))
     split_k = max(1, int(getattr(mapping, "split_k", 1) or 1))
-    tiles = math.ceil(m / tm) * math.ceil(n / tn)
+    tiles_m, tiles_n = math.ceil(m / tm), math.ceil(n / tn)
+    tiles = tiles_m * tiles_n
+    dedup = False
     if min_run_bytes > 0:
-        # merge k-steps until each A and B tile run spans a first-level block
-        tk = min(k, tk * max(1, math.ceil(min_run_bytes / (min(tm, tn) * tk * e))))
+        step_bytes = min(units, tiles) * (tm + tn) * tk * e  # one k-step of a wave
+        dedup = tile_major and shared_bytes > 0 and 2 * step_bytes <= shared_bytes
+        # merge k-steps until each A and B tile run spans `min_run_bytes`
+        f = max(1, math.ceil(min_run_bytes / (min(tm, tn) * tk * e)))
+        if not dedup and shared_bytes > 0:
+            f = max(1, min(f, shared_bytes // max(1, 2 * step_bytes)))
+        tk = min(k, tk * f)
         est = op.batch * tiles * (2 * math.ceil(k / tk) + 1)
         if est > max_runs:
             tk = min(k, max(tk, math.ceil(k * 2 * op.batch * tiles / max(1, max_runs - tiles))))
@@ -264,6 +298,18 @@ def _gemm_runs(graph: OpGraph, op: Op, mapping: Any, bases: np.ndarray, dtype: s
     a0, b0, c0 = int(bases[a_id]), int(bases[b_id]), int(bases[c_id])
     addr, nbytes, is_write, unit = gemm_runs(m, n, k, tm, tn, tk, e, a0, b0, c0, op.trans_a,
                                              op.trans_b, order, units, tile_major)
+    hit_blocks = hit_bytes = hit_lines = 0.0
+    if dedup:
+        dup = _wave_duplicates(tiles_m, tiles_n, math.ceil(k / tk), min(units, tiles), order)
+        if dup.shape[0] != addr.shape[0]:  # a run order the mask does not describe: keep all
+            dup = np.zeros(addr.shape[0], bool)
+        if dup.any():
+            da, dn = addr[dup], nbytes[dup]
+            hit_blocks = op.batch * float(_blocks(da, dn, granule))
+            hit_lines = op.batch * float(_blocks(da, dn, line_bytes))
+            hit_bytes = op.batch * float(dn.sum())
+            keep = ~dup
+            addr, nbytes, is_write, unit = addr[keep], nbytes[keep], is_write[keep], unit[keep]
     if op.batch > 1:
         strides = np.array([m * k * e, k * n * e, m * n * e], np.int64)
         which = np.where(addr >= c0, 2, 0)
@@ -283,7 +329,49 @@ def _gemm_runs(graph: OpGraph, op: Op, mapping: Any, bases: np.ndarray, dtype: s
         is_write = np.concatenate([is_write, np.ones(split_k - 1, np.uint8),
                                    np.zeros(split_k - 1, np.uint8)])
         unit = np.concatenate([unit, np.zeros(2 * (split_k - 1), np.int32)])
-    return _Runs(addr, nbytes, is_write, unit)
+    return _Runs(addr, nbytes, is_write, unit, hit_blocks, hit_bytes, hit_lines)
+
+
+def _wave_duplicates(tiles_m: int, tiles_n: int, tiles_k: int, units: int,
+                     order: int) -> np.ndarray:
+    """Mask of the runs `gemm_runs` (tile-major) emits that re-read, in the same wave and
+    k-step, an A or B tile another unit of the wave read before (see its run order: per wave,
+    per k-step, each tile's A run then B run; then each tile's C run)."""
+    n_tiles = tiles_m * tiles_n
+    period = tiles_n if order == 0 else tiles_m  # the pattern depends on w0 modulo this
+    memo: dict[tuple[int, int], np.ndarray] = {}
+    parts = []
+    for w0 in range(0, n_tiles, units):
+        nt = min(units, n_tiles - w0)
+        key = (w0 % period, nt)
+        if key not in memo:
+            t = np.arange(w0, w0 + nt)
+            if order == 0:
+                mi, ni = t // tiles_n, t % tiles_n
+            else:
+                ni, mi = t // tiles_m, t % tiles_m
+            reads = np.empty(2 * nt, bool)
+            reads[0::2] = _repeats_earlier(mi)
+            reads[1::2] = _repeats_earlier(ni)
+            memo[key] = np.concatenate([np.tile(reads, tiles_k), np.zeros(nt, bool)])
+        parts.append(memo[key])
+    return np.concatenate(parts) if parts else np.zeros(0, bool)
+
+
+def _repeats_earlier(values: np.ndarray) -> np.ndarray:
+    """True where the value already occurred earlier in the array."""
+    _, first = np.unique(values, return_index=True)
+    out = np.ones(values.shape[0], bool)
+    out[first] = False
+    return out
+
+
+def _blocks(addr: np.ndarray, nbytes: np.ndarray, granule: int) -> int:
+    """Granules of `granule` bytes the runs cover, counted per run."""
+    if addr.shape[0] == 0 or granule <= 0:
+        return 0
+    shift = granule.bit_length() - 1
+    return int(((addr + nbytes - 1) >> shift).sum() - (addr >> shift).sum() + addr.shape[0])
 
 
 def _stream_runs(graph: OpGraph, op: Op, mapping: Any, bases: np.ndarray, chunk_bytes: int,
@@ -442,7 +530,8 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
                  mode: str = "auto", *, steady_state: bool | None = None,
                  min_blocks: int = MIN_BLOCKS_PER_LEVEL,
                  max_accesses: float = MAX_COALESCED_ACCESSES,
-                 layout: str | None = None) -> StepTraffic:
+                 layout: str | None = None,
+                 refresh_last: bool = STEADY_REFRESH_LAST) -> StepTraffic:
     """Run every op of `graph` (mapped by `mappings`, one per op) through one cache hierarchy.
 
     `mode`: ``exact``, ``coalesced`` or ``auto`` (exact when the step's line accesses and the
@@ -495,7 +584,7 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
                                          n_units)
         sim_levels = coarse_levels(levels, granules)
         align = max(EXACT_ALIGN_BYTES, granules[0])
-        min_run = granules[0]
+        min_run = granules[0] * COALESCED_RUN_BLOCKS
         max_runs = 4_000_000
         desc = ", ".join(f"{lv.name} {_fmt_bytes(b)} ({sl.capacity_bytes // b} blocks, "
                          f"{'fully associative' if sl.ways == 0 else f'{sl.ways}-way'})"
@@ -514,12 +603,14 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
     line_touched = np.zeros(n_ops, np.float64)
     simulated = np.zeros(n_ops, bool)
     line0 = levels[0].line_bytes
+    shared0 = sim_levels[0].capacity_bytes if sim_levels[0].sharing == "shared" else 0
 
     def runs_of(i: int) -> _Runs:
         op, mp = graph.ops[i], mappings[i]
         if _is_gemm(op, mp):
             return _gemm_runs(graph, op, mp, bases, dtype, tile_major=layout == "tile_major",
-                              min_run_bytes=min_run, max_runs=max_runs, scratch_base=scratch)
+                              min_run_bytes=min_run, max_runs=max_runs, scratch_base=scratch,
+                              shared_bytes=shared0, granule=granules[0], line_bytes=line0)
         chunk = int(getattr(mp, "chunk_bytes", 0) or 0) or 65536
         return _stream_runs(graph, op, mp, bases, max(chunk, min_run), max_runs, granules[0])
 
@@ -532,11 +623,13 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
                       is_write=np.concatenate([r.is_write for r in rs]),
                       unit=np.concatenate([r.unit for r in rs]), op_start=starts)
         counters[lo:hi] = hier.run(trace).data
-        lines = (trace.addr + trace.nbytes - 1) // line0 - trace.addr // line0 + 1
-        csum = np.concatenate([[0.0], np.cumsum(trace.nbytes, dtype=np.float64)])
-        lsum = np.concatenate([[0.0], np.cumsum(lines, dtype=np.float64)])
-        req_bytes[lo:hi] = np.diff(csum[starts])
-        line_touched[lo:hi] = np.diff(lsum[starts]) * line0
+        hit_blocks = np.array([r.hit_blocks for r in rs], np.int64)
+        counters[lo:hi, 0, ACCESSES] += hit_blocks
+        counters[lo:hi, 0, HITS] += hit_blocks
+        req_bytes[lo:hi] = [float(r.nbytes.sum()) + r.hit_bytes for r in rs]
+        if not exact:
+            line_touched[lo:hi] = [(_blocks(r.addr, r.nbytes, line0) + r.hit_lines) * line0
+                                   for r in rs]
         simulated[lo:hi] = True
 
     batch_ops = 64
@@ -552,7 +645,7 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
             settled_at = None
             for j in range(reps):
                 lo = s + j * p
-                if settled_at is not None and j < reps - 1:
+                if settled_at is not None and (j < reps - 1 or not refresh_last):
                     src = s + settled_at * p
                     counters[lo:lo + p] = counters[src:src + p]
                     req_bytes[lo:lo + p] = req_bytes[src:src + p]
@@ -563,8 +656,9 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
                                                               counters[lo:lo + p]):
                     settled_at = j
             region_log.append((s, p, reps, settled_at))
-            if settled_at is not None and reps - 2 > settled_at:
-                skipped = reps - 2 - settled_at
+            last_skipped = reps - 1 if not refresh_last else reps - 2
+            if settled_at is not None and last_skipped > settled_at:
+                skipped = last_skipped - settled_at
                 skipped_total += skipped * p
                 region_notes.append((graph.ops[s].name, p, reps, settled_at + 1, skipped))
             i = s + p * reps
