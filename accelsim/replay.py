@@ -137,6 +137,11 @@ class OpRecord:
     units: int
     flops: float
     level_bytes: dict[str, float]
+    hit_rate: dict[str, float] = attrs.field(factory=dict)  # NaN: the op never reached it
+
+    @property
+    def op_id(self) -> int:
+        return self.index
 
     @property
     def duration_s(self) -> float:
@@ -170,6 +175,15 @@ class StepResult:
     traffic: Any = None
     shortcuts: tuple[str, ...] = ()
     wall_s: dict[str, float] = attrs.field(factory=dict)
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Shortcuts and assumptions behind the numbers, for the report."""
+        extra = ()
+        if self.chips > 1:
+            extra = (f"data parallel on {self.chips} chips: ring all-reduce per weight gradient, "
+                     "overlapping the backward pass; the update waits for it",)
+        return tuple(self.shortcuts) + extra
 
     @property
     def critical_path_s(self) -> float:
@@ -219,8 +233,12 @@ def allreduce_time_s(hw: HardwareSpec, nbytes: float, chips: int) -> float:
 
 
 def replay(hw: HardwareSpec, graph: OpGraph, timings: Sequence[Any], *, chips: int = 1,
-           max_wave_groups: int = MAX_WAVE_GROUPS) -> StepResult:
-    """Replay the ops of `graph` with their isolated timings (`accelsim.timing.OpTiming`)."""
+           max_wave_groups: int = MAX_WAVE_GROUPS,
+           hit_rates: Sequence[dict[str, float]] | None = None) -> StepResult:
+    """Replay the ops of `graph` with their isolated timings (`accelsim.timing.OpTiming`).
+
+    `hit_rates` (one dict per op) are only carried into the records for the report.
+    """
     t_wall = time.perf_counter()
     if len(timings) != len(graph.ops):
         raise ValueError(f"timings: expected one per op ({len(graph.ops)}), got {len(timings)}")
@@ -340,7 +358,8 @@ def replay(hw: HardwareSpec, graph: OpGraph, timings: Sequence[Any], *, chips: i
         ops.append(OpRecord(index=i, name=op.name, kind=op.kind, phase=op.phase,
                             start_s=float(start[i]), end_s=float(end[i]), time_s=float(t.time_s),
                             ready_s=float(ready_at[i]), bound=str(t.bound), units=need[i],
-                            flops=float(op.flops), level_bytes=dict(t.level_bytes)))
+                            flops=float(op.flops), level_bytes=dict(t.level_bytes),
+                            hit_rate=dict(hit_rates[i]) if hit_rates is not None else {}))
     busy = {COMPUTE: unit_busy[0] / total_units}
     util = {COMPUTE: unit_busy[0] / total_units / step if step > 0 else 0.0}
     moved = {}
@@ -408,10 +427,14 @@ def simulate_step(hw: HardwareSpec, graph: OpGraph, dtype: str, chips: int = 1,
         traffic = step_traffic(hw, graph, mappings, dtype, mode, **trace_options)
         traffics = traffic.traffics()
         shortcuts = traffic.shortcuts
+        rates = traffic.hit_rates()
+        names = traffic.cache_names
+        hit_rates = [{n: float(r[j]) for j, n in enumerate(names)} for r in rates]
     else:
         traffics = [timing_mod.analytic_traffic(hw, op, mp, dtype, nbytes=nb)
                     for op, mp, nb in zip(graph.ops, mappings, op_bytes, strict=True)]
         shortcuts = ("no cache levels: analytic traffic",)
+        hit_rates = [dict(t.hit_rate) for t in traffics]
     walls["trace"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -424,7 +447,7 @@ def simulate_step(hw: HardwareSpec, graph: OpGraph, dtype: str, chips: int = 1,
         timings.append(time_memo[key])
     walls["timing"] = time.perf_counter() - t0
 
-    result = replay(hw, graph, timings, chips=chips)
+    result = replay(hw, graph, timings, chips=chips, hit_rates=hit_rates)
     result.traffic = traffic
     result.shortcuts = tuple(shortcuts)
     result.wall_s = {**walls, **result.wall_s}
