@@ -8,6 +8,8 @@ import sys
 import attrs
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accelsim.cache import (
     ACCESSES,
@@ -18,12 +20,15 @@ from accelsim.cache import (
     MISSES,
     WRITEBACKS,
     WRITES_BELOW,
+    CacheHierarchy,
+    Trace,
 )
 from accelsim.graph import GraphBuilder
 from accelsim.models import build_graph
 from accelsim.models.nmt import NMTConfig
 from accelsim.spec import load_hardware
 from accelsim.trace import (
+    _gemm_runs,
     allocate,
     coalesced_block_bytes,
     op_keys,
@@ -33,7 +38,7 @@ from accelsim.trace import (
 from accelsim.workload import WorkloadSpec
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from _fakes import fake_map_op  # noqa: E402
+from _fakes import FakeGemmMapping, fake_map_op  # noqa: E402
 
 ROOT = str(pathlib.Path(__file__).parents[1])
 
@@ -241,3 +246,38 @@ def test_bad_arguments():
         step_traffic(hw, graph, maps_for(hw, graph), "fp32", mode="fast")
     with pytest.raises(ValueError, match="mappings"):
         step_traffic(hw, graph, [], "fp32")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 300), st.integers(1, 300), st.integers(1, 200),
+       st.sampled_from([(16, 16, 8), (32, 16, 16), (16, 64, 8)]), st.integers(1, 12),
+       st.sampled_from([0, 1]))
+def test_shared_tile_reads_taken_out_of_the_trace_are_exactly_the_hits(m, n, k, tile, units,
+                                                                       order):
+    """Dropping the re-reads of a wave's shared tiles and counting them as hits changes no
+    counter when a k-step of the wave fits in the (shared, LRU) first level."""
+    g = GraphBuilder("g")
+    a, b = g.input("a", (m, k)), g.input("b", (k, n))
+    g.matmul("mm", a, b)
+    graph = g.build()
+    bases, _ = allocate(graph, 4096)
+    tm, tn, tk = (min(t, d) for t, d in zip(tile, (m, n, k), strict=True))
+    mp = FakeGemmMapping(tm, tn, tk, 1, order, units, 1, 1)
+    level = attrs.evolve(small_hw(1 << 20, 1 << 22).caches[0], line_bytes=64,
+                         capacity_bytes=1 << 20, ways=0)
+    args = dict(tile_major=True, min_run_bytes=1, max_runs=1 << 40, scratch_base=1 << 40,
+                granule=64, line_bytes=64)
+    full = _gemm_runs(graph, graph.ops[0], mp, bases, "fp32", shared_bytes=0, **args)
+    dedup = _gemm_runs(graph, graph.ops[0], mp, bases, "fp32", shared_bytes=1 << 20, **args)
+    assert full.hit_blocks == 0
+    tiles = -(-m // tm) * -(-n // tn)
+    assert (dedup.hit_blocks > 0) == (min(units, tiles) > 1)  # the first wave always shares
+    runs = []
+    for r in (full, dedup):
+        hier = CacheHierarchy([level], n_units=units)
+        runs.append(hier.run(Trace.single_op(r.addr, r.nbytes, r.is_write, r.unit)).data[0, 0])
+    c_full, c_dedup = runs
+    assert c_full[ACCESSES] == c_dedup[ACCESSES] + dedup.hit_blocks
+    assert c_full[HITS] == c_dedup[HITS] + dedup.hit_blocks
+    assert c_full[MISSES] == c_dedup[MISSES]
+    assert full.nbytes.sum() == dedup.nbytes.sum() + dedup.hit_bytes
