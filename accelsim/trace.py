@@ -321,14 +321,15 @@ def _gemm_runs(graph: OpGraph, op: Op, mapping: Any, bases: np.ndarray, dtype: s
         is_write = np.tile(is_write, op.batch)
         unit = ((unit[None, :].astype(np.int64) + bidx * tiles) % units).astype(np.int32).ravel()
     if split_k > 1:
-        # partial output tiles written by the extra k-splits, then read back by the reduction
+        # each K slice writes its partial sums to a workspace that a reduction reads back (as
+        # `timing` counts them); the tiles themselves are traced over the whole K
         c_bytes = op.batch * m * n * e
-        extra = np.arange(split_k - 1, dtype=np.int64) * _align(c_bytes, 4096) + scratch_base
+        extra = np.arange(split_k, dtype=np.int64) * _align(c_bytes, 4096) + scratch_base
         addr = np.concatenate([addr, extra, extra])
-        nbytes = np.concatenate([nbytes, np.full(2 * (split_k - 1), c_bytes, np.int64)])
-        is_write = np.concatenate([is_write, np.ones(split_k - 1, np.uint8),
-                                   np.zeros(split_k - 1, np.uint8)])
-        unit = np.concatenate([unit, np.zeros(2 * (split_k - 1), np.int32)])
+        nbytes = np.concatenate([nbytes, np.full(2 * split_k, c_bytes, np.int64)])
+        is_write = np.concatenate([is_write, np.ones(split_k, np.uint8),
+                                   np.zeros(split_k, np.uint8)])
+        unit = np.concatenate([unit, (np.arange(2 * split_k) % units).astype(np.int32)])
     return _Runs(addr, nbytes, is_write, unit, hit_blocks, hit_bytes, hit_lines)
 
 
