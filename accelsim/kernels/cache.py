@@ -178,10 +178,10 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
 
     Each run is served completely, depth first, with an explicit stack whose rows are
     (level, unit, is_write, next_byte, end_byte). A line's follow-up requests to the level below
-    (fetch, forwarded write, write-back, in that order of service) are pushed above the parent,
-    so they complete before the parent's next line, as in hardware that blocks on a miss.
-    Everything on the per-line path is written out in this one function: numba increfs array
-    arguments on every call, which cost more than the cache lookup itself.
+    are pushed above the parent, so they complete before the parent's next line, as in hardware
+    that blocks on a miss. Everything on the per-line path is written out in this one function
+    (numba increfs array arguments on every call, which costs more than a cache lookup), and
+    only the counters that cannot be derived are counted here (see ``_derive``).
     """
     n_levels = cfg.shape[0]
     stk = np.empty((stack_depth(n_levels), 5), np.int64)
@@ -202,15 +202,6 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
                 w = stk[t, 2]
                 cur = stk[t, 3]
                 end = stk[t, 4]
-                if lv == n_levels:
-                    out[op, lv, ACCESSES] += 1
-                    if w:
-                        out[op, lv, WRITE_ACCESSES] += 1
-                        out[op, lv, BYTES_WRITTEN_BELOW] += end - cur
-                    else:
-                        out[op, lv, BYTES_READ_FROM_BELOW] += end - cur
-                    sp -= 1
-                    continue
                 shift = cfg[lv, CFG_SHIFT]
                 line = cur >> shift
                 line_start = line << shift
@@ -252,20 +243,18 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
                         if ordered:
                             break
 
-                # Follow-up requests to level lv + 1, pushed in reverse order of service.
                 push_wb = np.int64(-1)  # victim line to write back
                 push_fwd = False  # forward the written segment
                 push_fetch = False
-
                 if pos >= 0:
                     # ---------------- hit ----------------
                     if w and compat:
+                        # pycachesim: a store hit only marks the line dirty
                         if wb:
                             slots[base + pos] |= 1
                         else:
                             push_fwd = True
                     else:
-                        out[op, lv, ACCESSES] += 1
                         out[op, lv, HITS] += 1
                         if policy == POLICY_LRU or policy == POLICY_MRU:
                             if pos > 0:
@@ -290,7 +279,6 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
                                 push_fwd = True
                 else:
                     # ---------------- miss ----------------
-                    out[op, lv, ACCESSES] += 1
                     out[op, lv, MISSES] += 1
                     if w:
                         out[op, lv, WRITE_ACCESSES] += 1
@@ -355,50 +343,86 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
                             if vdirty:
                                 push_wb = vline
                         push_fwd = w and not wb
-                        # a whole-line write needs no data, unless an inclusive level
-                        # below must allocate the line too (read-for-ownership)
+                        # A whole-line write needs no data, unless an inclusive level below
+                        # must allocate the line too (read-for-ownership).
                         push_fetch = not (w and not compat and cur == line_start
                                           and seg_end == line_end
                                           and not (lv + 1 < n_levels
                                                    and cfg[lv + 1, CFG_INCLUSIVE] == 1))
 
+                if push_fetch:
+                    out[op, lv, FETCHES] += 1
+                if push_wb >= 0:
+                    out[op, lv, WRITEBACKS] += 1
+                    out[op, lv, WRITES_BELOW] += 1
+                    out[op, lv, BYTES_WRITTEN_BELOW] += line_end - line_start
+                if push_fwd:
+                    out[op, lv, WRITES_BELOW] += 1
+                    out[op, lv, BYTES_WRITTEN_BELOW] += seg_end - cur
+                nxt = lv + 1
+                if nxt == n_levels:
+                    continue  # memory: its row is derived from these counters
                 # Push in reverse order of service. Normally: fetch, forwarded write,
                 # write-back (as pycachesim). Above an inclusive level the write-back goes
                 # first, so the victim is still held below when its data arrives.
-                below_incl = lv + 1 < n_levels and cfg[lv + 1, CFG_INCLUSIVE] == 1
-                for k in range(3):
-                    if below_incl:
-                        kind = 2 - k  # push fwd (2), fetch (1), write-back (0)
-                    else:
-                        kind = (0, 2, 1)[k]  # push write-back, fwd, fetch
-                    if kind == 0:
-                        if push_wb < 0:
-                            continue
-                        out[op, lv, WRITEBACKS] += 1
-                        out[op, lv, WRITES_BELOW] += 1
-                        out[op, lv, BYTES_WRITTEN_BELOW] += line_end - line_start
-                        stk[sp, 2] = 1
-                        stk[sp, 3] = push_wb << shift
-                        stk[sp, 4] = (push_wb + 1) << shift
-                    elif kind == 1:
-                        if not push_fetch:
-                            continue
-                        out[op, lv, FETCHES] += 1
-                        out[op, lv, BYTES_READ_FROM_BELOW] += line_end - line_start
-                        stk[sp, 2] = 0
-                        stk[sp, 3] = line_start
-                        stk[sp, 4] = line_end
-                    else:
-                        if not push_fwd:
-                            continue
-                        out[op, lv, WRITES_BELOW] += 1
-                        out[op, lv, BYTES_WRITTEN_BELOW] += seg_end - cur
+                wb_first = cfg[nxt, CFG_INCLUSIVE] == 1
+                if wb_first:
+                    if push_fwd:
+                        stk[sp, 0] = nxt
+                        stk[sp, 1] = u
                         stk[sp, 2] = 1
                         stk[sp, 3] = cur
                         stk[sp, 4] = seg_end
-                    stk[sp, 0] = lv + 1
+                        sp += 1
+                    if push_fetch:
+                        stk[sp, 0] = nxt
+                        stk[sp, 1] = u
+                        stk[sp, 2] = 0
+                        stk[sp, 3] = line_start
+                        stk[sp, 4] = line_end
+                        sp += 1
+                if push_wb >= 0:
+                    stk[sp, 0] = nxt
                     stk[sp, 1] = u
+                    stk[sp, 2] = 1
+                    stk[sp, 3] = push_wb << shift
+                    stk[sp, 4] = (push_wb + 1) << shift
                     sp += 1
+                if not wb_first:
+                    if push_fwd:
+                        stk[sp, 0] = nxt
+                        stk[sp, 1] = u
+                        stk[sp, 2] = 1
+                        stk[sp, 3] = cur
+                        stk[sp, 4] = seg_end
+                        sp += 1
+                    if push_fetch:
+                        stk[sp, 0] = nxt
+                        stk[sp, 1] = u
+                        stk[sp, 2] = 0
+                        stk[sp, 3] = line_start
+                        stk[sp, 4] = line_end
+                        sp += 1
+
+
+@nb.njit(cache=True)
+def _derive(out, cfg):
+    """Fill the counters implied by the counted ones.
+
+    ACCESSES = HITS + MISSES (in compat mode a store hit is neither); BYTES_READ_FROM_BELOW =
+    FETCHES whole lines; every request sent below one level lands in one line of the next,
+    so memory's row is the last level's requests and bytes.
+    """
+    n_levels = cfg.shape[0]
+    last = n_levels - 1
+    for op in range(out.shape[0]):
+        for lv in range(n_levels):
+            out[op, lv, ACCESSES] = out[op, lv, HITS] + out[op, lv, MISSES]
+            out[op, lv, BYTES_READ_FROM_BELOW] = out[op, lv, FETCHES] << cfg[lv, CFG_SHIFT]
+        out[op, n_levels, ACCESSES] = out[op, last, FETCHES] + out[op, last, WRITES_BELOW]
+        out[op, n_levels, WRITE_ACCESSES] = out[op, last, WRITES_BELOW]
+        out[op, n_levels, BYTES_READ_FROM_BELOW] = out[op, last, BYTES_READ_FROM_BELOW]
+        out[op, n_levels, BYTES_WRITTEN_BELOW] = out[op, last, BYTES_WRITTEN_BELOW]
 
 
 @nb.njit(cache=True)
@@ -412,6 +436,7 @@ def simulate(addr, nbytes, is_write, unit, op_start, cfg, recip, slots, meta, rn
     out = np.zeros((op_start.shape[0] - 1, cfg.shape[0] + 1, N_COUNTERS), np.int64)
     _run(addr, nbytes, is_write, unit, op_start, 0, cfg, recip, slots, meta, rng, n_units,
          compat, out)
+    _derive(out, cfg)
     return out
 
 
@@ -447,8 +472,9 @@ def flush(cfg, recip, slots, meta, rng, n_units, compat):
         out[0, lv, WRITEBACKS] += n_dirty
         out[0, lv, WRITES_BELOW] += n_dirty
         out[0, lv, BYTES_WRITTEN_BELOW] += n_dirty << shift
-        op_start = np.array([0, n_dirty], np.int64)
-        _run(addr, np.full(n_dirty, np.int64(1) << shift, np.int64), np.ones(n_dirty, np.uint8),
-             units, op_start, lv + 1, cfg, recip, slots, meta, rng, n_units, compat, out)
+        if lv + 1 < n_levels:
+            _run(addr, np.full(n_dirty, np.int64(1) << shift, np.int64),
+                 np.ones(n_dirty, np.uint8), units, np.array([0, n_dirty], np.int64), lv + 1,
+                 cfg, recip, slots, meta, rng, n_units, compat, out)
+    _derive(out, cfg)
     return out
-
