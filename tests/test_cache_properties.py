@@ -187,3 +187,18 @@ def test_partitions_chosen_for_typical_hierarchy():
     rnd = [CacheLevel(name="L1", capacity_bytes=8 * 128, line_bytes=128, ways=2,
                       replacement="random")]
     assert CacheHierarchy(rnd, 1).n_parts == 1
+
+
+@FAST
+@given(cache_hierarchies(policies=("lru",), inclusion=("non_inclusive",)), st.data())
+def test_doubling_last_level_sets_never_reads_more_from_memory(design, data):
+    """The example in docs/cache.md: LRU keeps its inclusion property per set."""
+    levels, n_units = design
+    t = data.draw(traces(n_units=n_units, writes=False))
+    last = levels[-1]
+    ways = last.ways or last.capacity_bytes // last.line_bytes
+    bigger = CacheLevel(name=last.name, line_bytes=last.line_bytes, ways=ways,
+                        capacity_bytes=2 * last.capacity_bytes, sharing=last.sharing)
+    small = CacheHierarchy(levels, n_units).run(t).bytes_from_memory.sum()
+    big = CacheHierarchy([*levels[:-1], bigger], n_units).run(t).bytes_from_memory.sum()
+    assert big <= small

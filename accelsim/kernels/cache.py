@@ -190,6 +190,9 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
         for r in range(op_start[op], op_start[op + 1]):
             if nbytes[r] <= 0:
                 continue
+            first = addr[r] >> part_shift
+            if (first & part_mask) != part_id and first == (addr[r] + nbytes[r] - 1) >> part_shift:
+                continue  # the whole run belongs to another partition
             stk[0, 0] = level0
             stk[0, 1] = unit[r]
             stk[0, 2] = is_write[r]
