@@ -34,7 +34,7 @@ __all__ = [
     "ACCESSES", "BYTES_READ_FROM_BELOW", "BYTES_WRITTEN_BELOW", "COUNTER_NAMES", "EVICTIONS",
     "FETCHES", "HITS", "INVALIDATIONS", "MISSES", "N_COUNTERS", "WRITE_ACCESSES", "WRITEBACKS",
     "WRITES_BELOW", "REPLACEMENT_POLICIES", "CacheCounters", "CacheHierarchy", "CacheLevel",
-    "CacheLevelLike", "Trace",
+    "CacheLevelLike", "Trace", "coalesced_block_bytes",
 ]
 
 REPLACEMENT_POLICIES = {
@@ -268,11 +268,13 @@ class CacheHierarchy:
     ``line_bytes_override`` replaces each level's line size (coalesced mode: one granule per
     block, capacity/block lines, the same ways when they still divide the lines, else fully
     associative). ``compat_pycachesim`` switches store semantics to pycachesim's (docs).
+    ``max_threads`` caps the independent address partitions served in parallel (results do
+    not depend on it).
     """
 
     def __init__(self, levels: Sequence[CacheLevelLike], n_units: int, seed: int = 0,
                  line_bytes_override: Sequence[int] | None = None,
-                 compat_pycachesim: bool = False) -> None:
+                 compat_pycachesim: bool = False, max_threads: int = 2) -> None:
         if not levels:
             raise ValueError("levels: expected at least one cache level")
         if n_units < 1:
@@ -327,6 +329,7 @@ class CacheHierarchy:
         self._needs_meta = bool(np.isin(cfg[:, _k.CFG_POLICY],
                                         [_k.POLICY_PLRU, _k.POLICY_LFU]).any())
         self.level_names = tuple(lvl.name for lvl in levels)
+        self.part_shift, self.n_parts = _k.partitions(cfg, self.n_units, max_threads)
         self.reset()
 
     @classmethod
@@ -357,7 +360,7 @@ class CacheHierarchy:
                              f"got {int(trace.unit.max())}")
         out = _k.simulate(trace.addr, trace.nbytes, trace.is_write, trace.unit, trace.op_start,
                           self.cfg, self.recip, self.slots, self.meta, self.rng, self.n_units,
-                          self.compat)
+                          self.compat, self.part_shift, self.n_parts)
         return CacheCounters(out, self.level_names)
 
     def flush(self) -> CacheCounters:
@@ -392,3 +395,22 @@ def _as_level(level: CacheLevelLike) -> CacheLevel:
                       replacement=level.replacement, write_policy=level.write_policy,
                       write_allocate=level.write_allocate, inclusion=level.inclusion,
                       sharing=level.sharing)
+
+
+def coalesced_block_bytes(tile_bytes: Sequence[int], level: CacheLevelLike,
+                          min_sets: int = 64) -> int:
+    """Block size for simulating ``level`` at tile granularity (coalesced mode).
+
+    The largest power of two that (a) divides every tile's byte size, so in the tile-major
+    layout (full-tile slots) each tile is whole, aligned blocks, and (b) leaves the level at
+    least ``min_sets`` sets of ``ways`` blocks, so tiles spread over sets roughly as their
+    lines would; never below the level's line size.
+    """
+    ways = level.ways or level.capacity_bytes // level.line_bytes
+    block = 1 << 62
+    for t in tile_bytes:
+        if t > 0:
+            block = min(block, t & -t)
+    cap = max(1, level.capacity_bytes // (ways * min_sets))
+    block = min(block, 1 << (cap.bit_length() - 1))
+    return max(block, level.line_bytes)

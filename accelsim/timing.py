@@ -182,9 +182,8 @@ def level_bandwidths(hw: HardwareSpec, units_used: int) -> dict[str, float]:
     cal = hw.calibration
     share = min(1.0, units_used / hw.compute.units)
     bw = {}
-    for lvl in hw.caches:
-        port_share = share if lvl.sharing == "shared" else share  # per-unit ports either way
-        bw[lvl.name] = lvl.bandwidth_bytes_per_s * cal.cache_bandwidth_efficiency * port_share
+    for lvl in hw.caches:  # reached through per-unit ports, shared or private
+        bw[lvl.name] = lvl.bandwidth_bytes_per_s * cal.cache_bandwidth_efficiency * share
     bw[HBM] = hw.memory.bandwidth_bytes_per_s * cal.bandwidth_efficiency
     return bw
 
@@ -279,10 +278,14 @@ def op_timing(hw: HardwareSpec, op: Op, mapping: GemmMapping | StreamMapping, tr
     launch_s = kernels * cal.launch_overhead_s
     latency_s = first_byte_latency_s(hw)
     time_s = launch_s + latency_s + waves * wave_s
-    parts = {"launch": launch_s, "latency": latency_s + waves * (wave_overhead_s + pipeline_s),
-             "compute": waves * compute_s}
-    parts.update({name: waves * t for name, t in transfer.items()})
-    bound = max(parts, key=lambda key: parts[key])
+    # What paces the waves (arithmetic, K-loop round trips, a level's transfers), unless the
+    # fixed costs outweigh all the waves together.
+    pace = {"compute": compute_s, "latency": pipeline_s, **transfer}
+    bound = max(pace, key=lambda key: pace[key])
+    if launch_s > waves * wave_s:
+        bound = "launch"
+    elif latency_s + waves * wave_overhead_s > waves * pace[bound]:
+        bound = "latency"
     return OpTiming(launch_s=launch_s, latency_s=latency_s, waves=waves, units_used=units_used,
                     wave_compute_s=wave_compute_s, level_bytes=level_bytes,
                     level_bandwidth=bandwidth, time_s=time_s, bound=bound,

@@ -32,7 +32,10 @@ DEFAULT_HARDWARE = "hwspecs/v100.yaml"
 DEFAULT_GEMM_CSV = "../shared/validation/deepbench_v100_gemm.csv"
 DEFAULT_RNN_CSV = "../shared/validation/deepbench_v100_rnn.csv"
 PRECISION_DTYPE = {"fp32": "fp32", "fp16_mixed": "fp16", "fp16": "fp16", "tf32": "tf32",
-                   "bf16": "bf16"}
+                   "bf16": "bf16", "fp16_pseudo": "fp16"}
+#: Precisions whose data are 16-bit but whose math runs on the FP32 pipes (NVIDIA's "pseudo
+#: FP16", e.g. DeepBench's P100 "Float16" rows).
+SCALAR_MATH_PRECISIONS = ("fp16_pseudo",)
 GEMM_COLUMNS = ("precision", "M", "N", "K", "transA", "transB", "time_ms")
 RNN_COLUMNS = ("precision", "cell", "hidden", "batch", "timesteps", "fwd_ms", "bwd_inputs_ms",
                "bwd_weights_ms")
@@ -42,7 +45,9 @@ RNN_COLUMNS = ("precision", "cell", "hidden", "batch", "timesteps", "fwd_ms", "b
 RNN_CALL_OVERHEAD_S = 70e-6
 #: Gate blocks of the recurrent weight matrix, per cell type.
 CELL_GATES = {"vanilla": 1, "lstm": 4, "gru": 3}
-#: Elementwise FLOPs per hidden unit of one step (forward, backward), Catamount-style counts.
+#: Elementwise FLOPs per hidden unit and batch entry of one step (forward, backward), counted
+#: with `models.common.POINTWISE_FLOPS` (sigmoid 4, tanh 6, add/mul 1) over the cell's gates;
+#: the step's elementwise kernel is launch-bound anyway.
 CELL_POINTWISE_FLOPS = {"vanilla": (7.0, 4.0), "lstm": (30.0, 40.0), "gru": (25.0, 35.0)}
 #: Hidden-sized vectors an elementwise step kernel reads and writes besides the gate
 #: pre-activations (h, c, saved activations), forward and backward.
@@ -137,6 +142,21 @@ def time_op(hw: HardwareSpec, op: Op, dtype: str, *, nbytes: float | None = None
     return op_timing(hw, op, mapping, traffic, dtype)
 
 
+def scalar_math_hw(hw: HardwareSpec, dtype: str) -> HardwareSpec:
+    """`hw` computing `dtype` data on its FP32 pipes (the data stay `dtype`-sized)."""
+    matrix = dict(hw.compute.matrix)
+    if "fp32" in matrix:
+        matrix[dtype] = matrix["fp32"]
+    return attrs.evolve(hw, compute=attrs.evolve(hw.compute, matrix=matrix))
+
+
+def hw_for_precision(hw: HardwareSpec, precision: str) -> HardwareSpec:
+    """The chip as a row of `precision` uses it."""
+    if precision in SCALAR_MATH_PRECISIONS:
+        return scalar_math_hw(hw, PRECISION_DTYPE[precision])
+    return hw
+
+
 def validate_gemm(hw: HardwareSpec, path: str | Path,
                   traffic_fn: TrafficFn | None = None) -> list[Row]:
     """Predict every row of a GEMM CSV."""
@@ -147,7 +167,8 @@ def validate_gemm(hw: HardwareSpec, path: str | Path,
         ta = _choice(path, line, rec, "transA", ("N", "T")) == "T"
         tb = _choice(path, line, rec, "transB", ("N", "T")) == "T"
         measured = _number(path, line, rec, "time_ms") * 1e-3
-        t = time_op(hw, gemm_op(m, n, k, ta, tb), PRECISION_DTYPE[prec], traffic_fn=traffic_fn)
+        t = time_op(hw_for_precision(hw, prec), gemm_op(m, n, k, ta, tb), PRECISION_DTYPE[prec],
+                    traffic_fn=traffic_fn)
         label = f"{m}x{n}x{k} {'T' if ta else 'N'}{'T' if tb else 'N'}"
         rows.append(Row("gemm", prec, label, measured, t.time_s, t.bound))
     return rows
@@ -160,7 +181,7 @@ def _pointwise_op(name: str, flops: float) -> Op:
 
 
 def rnn_times(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
-              dtype: str) -> dict[str, tuple[float, str]]:
+              dtype: str, simulate: bool = False) -> dict[str, tuple[float, str]]:
     """(time, bound) of a recurrent layer's forward, backward-data and backward-weights passes.
 
     One step is one recurrent GEMM (gates*hidden x batch x hidden, backward: its transpose)
@@ -168,7 +189,9 @@ def rnn_times(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
     recurrent weights stay in the last cache level between steps when they fit there (the
     elementwise kernel in between touches little), else every step re-reads them from HBM.
     The weight gradient is one GEMM over all timesteps (gates*hidden x hidden x batch*steps)
-    plus the bias-gradient reduction, as cuDNN batches it.
+    plus the bias-gradient reduction, as cuDNN batches it. With `simulate`, the cold first
+    step and the warm later steps get their bytes from the cache simulator (the step GEMM run
+    twice through one hierarchy) instead of the fits-in-cache rule.
     """
     from accelsim.mapping import elem_bytes
 
@@ -186,8 +209,14 @@ def rnn_times(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
         pw_bytes = (2 * gh + pw_vectors * hidden) * batch * eb
         pw = _pointwise_op("step/pointwise", pw_flops * hidden * batch)
         pw_t = time_op(hw, pw, dtype, nbytes=pw_bytes, resident_bytes=pw_bytes)
-        cold = time_op(hw, gemm, dtype)
-        warm = time_op(hw, gemm, dtype, resident_bytes=resident) if resident else cold
+        if simulate:
+            mp = map_op(hw, gemm, dtype)
+            cold = op_timing(hw, gemm, mp, simulated_gemm_traffic(hw, gemm, mp, dtype), dtype)
+            warm = op_timing(hw, gemm, mp,
+                             simulated_gemm_traffic(hw, gemm, mp, dtype, warm=True), dtype)
+        else:
+            cold = time_op(hw, gemm, dtype)
+            warm = time_op(hw, gemm, dtype, resident_bytes=resident) if resident else cold
         total = call_s + cold.time_s + (steps - 1) * warm.time_s + steps * pw_t.time_s
         return total, warm.bound
 
@@ -195,14 +224,25 @@ def rnn_times(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
     out["fwd"] = chain(gemm_op(gh, batch, hidden, name="step/recurrent"), fwd_flops, fwd_vec)
     out["bwd_inputs"] = chain(gemm_op(hidden, batch, gh, trans_a=True, name="step/grad_h"),
                               bwd_flops, bwd_vec)
-    dw = time_op(hw, gemm_op(gh, hidden, batch * steps, trans_b=True, name="grad_w"), dtype)
+    sim_fn = simulated_traffic_fn() if simulate else None
+    dw = time_op(hw, gemm_op(gh, hidden, batch * steps, trans_b=True, name="grad_w"), dtype,
+                 traffic_fn=sim_fn)
     bias = _pointwise_op("grad_b", gh * batch * steps)
     db = time_op(hw, bias, dtype, nbytes=gh * batch * steps * eb)
-    out["bwd_weights"] = (call_s + dw.time_s + db.time_s, dw.bound)
+    total = call_s + dw.time_s + db.time_s
+    acc = elem_bytes(hw.compute.pipe(dtype).accumulate)
+    if acc > eb:
+        # Products accumulated at higher precision (FP32 for FP16 tensor cores) land in a
+        # workspace; a pass over dW adds them into the 16-bit weight gradient.
+        conv_bytes = gh * hidden * (acc + 2 * eb)
+        conv = time_op(hw, _pointwise_op("grad_w/convert", gh * hidden), dtype,
+                       nbytes=conv_bytes)
+        total += conv.time_s
+    out["bwd_weights"] = (total, dw.bound)
     return out
 
 
-def validate_rnn(hw: HardwareSpec, path: str | Path) -> list[Row]:
+def validate_rnn(hw: HardwareSpec, path: str | Path, simulate: bool = False) -> list[Row]:
     """Predict every measured pass of every row of an RNN CSV (empty cells are skipped)."""
     rows = []
     for line, rec in enumerate(read_csv(path, RNN_COLUMNS), start=2):
@@ -212,7 +252,8 @@ def validate_rnn(hw: HardwareSpec, path: str | Path) -> list[Row]:
                                 for c in ("hidden", "batch", "timesteps"))
         measured = {p: _number(path, line, rec, f"{p}_ms", optional=True)
                     for p in ("fwd", "bwd_inputs", "bwd_weights")}
-        pred = rnn_times(hw, cell, hidden, batch, steps, PRECISION_DTYPE[prec])
+        pred = rnn_times(hw_for_precision(hw, prec), cell, hidden, batch, steps,
+                         PRECISION_DTYPE[prec], simulate=simulate)
         for phase, ms in measured.items():
             if ms is None:
                 continue
@@ -256,33 +297,56 @@ def format_summary(summary: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def format_markdown(rows: Sequence[Row], summary: dict[str, dict[str, dict[str, float]]],
+                    title: str, worst: int = 12) -> str:
+    """Markdown: the summary table, then the rows with the largest errors."""
+    out = [f"### {title}", "", "| table | precision | rows | median abs % err | p90 abs % err "
+           "| max abs % err |", "|---|---|---:|---:|---:|---:|"]
+    for table, per in summary.items():
+        for prec, s in per.items():
+            out.append(f"| {table} | {prec} | {s['rows']} | {s['median_abs_pct_err']:.1f} | "
+                       f"{s['p90_abs_pct_err']:.1f} | {s['max_abs_pct_err']:.1f} |")
+    out += ["", f"Largest errors ({worst}):", "", "| table | precision | case | measured ms "
+            "| predicted ms | err % | bound |", "|---|---|---|---:|---:|---:|---|"]
+    for r in sorted(rows, key=lambda r: -r.abs_pct_err)[:worst]:
+        sign = (r.predicted_s - r.measured_s) / r.measured_s * 100.0
+        out.append(f"| {r.table} | {r.precision} | {r.label} | {r.measured_s * 1e3:.4g} | "
+                   f"{r.predicted_s * 1e3:.4g} | {sign:+.1f} | {r.bound} |")
+    return "\n".join(out) + "\n"
+
+
 def plot_rows(rows: Sequence[Row], path: str | Path, title: str) -> None:
-    """Log-log scatter of predicted against measured time with the y = x line."""
+    """Log-log scatter of predicted against measured time with the y = x line: one panel for
+    GEMMs, one for RNN layers (when present)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 6))
-    markers = {"fp32": "o", "fp16_mixed": "^"}
-    tables = sorted({r.table for r in rows})
-    colors = dict(zip(tables, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
-    for table in tables:
-        for prec in sorted({r.precision for r in rows}):
-            sel = [r for r in rows if r.table == table and r.precision == prec]
-            if sel:
-                ax.scatter([r.measured_s * 1e3 for r in sel], [r.predicted_s * 1e3 for r in sel],
-                           s=14, alpha=0.75, marker=markers.get(prec, "s"),
-                           color=colors[table], label=f"{table} {prec}")
-    lo = min(min(r.measured_s, r.predicted_s) for r in rows) * 1e3 / 1.5
-    hi = max(max(r.measured_s, r.predicted_s) for r in rows) * 1e3 * 1.5
-    ax.plot([lo, hi], [lo, hi], color="black", lw=1, label="y = x")
-    ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), xlabel="measured (ms)",
-           ylabel="predicted (ms)", title=title)
-    ax.legend(fontsize=7, loc="upper left")
-    ax.grid(True, which="both", alpha=0.2)
+    panels = [("GEMM", [r for r in rows if r.table == "gemm"]),
+              ("RNN layers", [r for r in rows if r.table != "gemm"])]
+    panels = [(name, sel) for name, sel in panels if sel]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 5.8), squeeze=False)
+    markers = {"fp32": "o", "fp16_mixed": "^", "fp16_pseudo": "s"}
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (name, sel) in zip(axes[0], panels, strict=True):
+        groups = sorted({(r.table, r.precision) for r in sel})
+        for i, (table, prec) in enumerate(groups):
+            g = [r for r in sel if (r.table, r.precision) == (table, prec)]
+            ax.scatter([r.measured_s * 1e3 for r in g], [r.predicted_s * 1e3 for r in g], s=14,
+                       alpha=0.75, marker=markers.get(prec, "D"), color=palette[i % len(palette)],
+                       label=f"{table} {prec} ({len(g)})")
+        lo = min(min(r.measured_s, r.predicted_s) for r in sel) * 1e3 / 1.5
+        hi = max(max(r.measured_s, r.predicted_s) for r in sel) * 1e3 * 1.5
+        ax.plot([lo, hi], [lo, hi], color="black", lw=1, label="y = x")
+        ax.plot([lo, hi], [lo * 1.2, hi * 1.2], color="grey", lw=0.6, ls="--", label="±20 %")
+        ax.plot([lo, hi], [lo / 1.2, hi / 1.2], color="grey", lw=0.6, ls="--")
+        ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi),
+               xlabel="measured (ms)", ylabel="predicted (ms)", title=f"{title}: {name}")
+        ax.legend(fontsize=7, loc="upper left")
+        ax.grid(True, which="both", alpha=0.2)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
@@ -292,30 +356,40 @@ def plot_rows(rows: Sequence[Row], path: str | Path, title: str) -> None:
 SIM_MAX_GRANULES = 400_000
 
 
-def _pow2_floor(x: int) -> int:
-    return 1 << max(0, int(x).bit_length() - 1)
-
-
 def _simulate_gemm_bytes(hw: HardwareSpec, m: int, n: int, k: int, mp: GemmMapping, eb: int,
                          trans_a: bool, trans_b: bool, units: int,
-                         block: int) -> tuple[float, list[float]]:
+                         warm: bool = False) -> tuple[float, list[float]]:
     """(bytes served by the first level, [bytes moved below each level; last = HBM]) of one
-    cold GEMM run through the cache hierarchy, dirty lines flushed at the end."""
-    from accelsim.cache import BYTES_READ_FROM_BELOW, BYTES_WRITTEN_BELOW, CacheHierarchy, Trace
+    GEMM run through the cache hierarchy, dirty lines flushed at the end: cold, or (`warm`)
+    right after an identical run, as one timestep of a recurrence follows the previous.
+    Tile-major storage, one block granule per level (`cache.coalesced_block_bytes`)."""
+    from accelsim.cache import (
+        BYTES_READ_FROM_BELOW,
+        BYTES_WRITTEN_BELOW,
+        CacheHierarchy,
+        Trace,
+        coalesced_block_bytes,
+    )
     from accelsim.kernels.trace import gemm_runs
 
-    a_bytes, b_bytes = m * k * eb, k * n * eb
+    def padded(rows: int, cols: int, tr: int, tc: int) -> int:  # full-tile slots
+        return math.ceil(rows / tr) * tr * math.ceil(cols / tc) * tc * eb
+
     align = 1 << 20
     a_base = 0
-    b_base = (a_bytes // align + 1) * align
-    c_base = b_base + (b_bytes // align + 1) * align
+    b_base = (padded(m, k, mp.tile_m, mp.tile_k) // align + 1) * align
+    c_base = b_base + (padded(k, n, mp.tile_k, mp.tile_n) // align + 1) * align
     runs = gemm_runs(m, n, k, mp.tile_m, mp.tile_n, mp.tile_k, eb, a_base, b_base, c_base,
                      trans_a, trans_b, mp.loop_order, units, True)
     trace = Trace.from_runs(runs)
-    blocks = [max(block, lvl.line_bytes) for lvl in hw.caches]
+    tile_bytes = [mp.tile_m * mp.tile_k * eb, mp.tile_k * mp.tile_n * eb,
+                  mp.tile_m * mp.tile_n * eb]
+    blocks = [coalesced_block_bytes(tile_bytes, lvl) for lvl in hw.caches]
     for i in range(1, len(blocks)):
         blocks[i] = max(blocks[i], blocks[i - 1])
     cache = CacheHierarchy.with_block_bytes(hw.caches, units, blocks)
+    if warm:
+        cache.run(trace)
     data = cache.run(trace).total().data[0] + cache.flush().total().data[0]
     below = [float(data[i, BYTES_READ_FROM_BELOW] + data[i, BYTES_WRITTEN_BELOW])
              for i in range(len(hw.caches))]
@@ -323,7 +397,7 @@ def _simulate_gemm_bytes(hw: HardwareSpec, m: int, n: int, k: int, mp: GemmMappi
 
 
 def simulated_gemm_traffic(hw: HardwareSpec, op: Op, mapping: GemmMapping,
-                           dtype: str) -> Traffic:
+                           dtype: str, warm: bool = False) -> Traffic:
     """Bytes per level of a GEMM from the cache simulator (tile-major, block granules).
 
     The trace is the mapping's tile schedule (`kernels.trace.gemm_runs`). Large GEMMs are cut
@@ -331,6 +405,8 @@ def simulated_gemm_traffic(hw: HardwareSpec, op: Op, mapping: GemmMapping,
     difference, which is the steady-state traffic per R rows with the cold start counted once.
     Split-K slices and batch entries are independent GEMMs over disjoint K ranges: one is
     simulated and scaled; the partial-sum reduction bytes are added as in the analytic model.
+    `warm` simulates the GEMM right after an identical one (whole GEMM, no extrapolation):
+    what stays resident between two timesteps of a recurrence is then not fetched again.
     """
     from accelsim.mapping import accumulate_bytes, elem_bytes
 
@@ -343,7 +419,9 @@ def simulated_gemm_traffic(hw: HardwareSpec, op: Op, mapping: GemmMapping,
     units = max(1, mapping.units_used // copies) if copies > 1 else mapping.units_used
     tile_bytes = [mapping.tile_m * mapping.tile_k * eb, mapping.tile_k * mapping.tile_n * eb,
                   mapping.tile_m * mapping.tile_n * eb]
-    block = _pow2_floor(min(tile_bytes))
+    from accelsim.cache import coalesced_block_bytes
+
+    block = coalesced_block_bytes(tile_bytes, hw.caches[0])
     total_est = (math.ceil(n / mapping.tile_n) * m + math.ceil(m / mapping.tile_m) * n) * kc * eb
     outer_tile = mapping.tile_m if mapping.loop_order == 0 else mapping.tile_n
     outer = m if mapping.loop_order == 0 else n
@@ -358,9 +436,9 @@ def simulated_gemm_traffic(hw: HardwareSpec, op: Op, mapping: GemmMapping,
         size = min(outer, outer_rows * outer_tile)
         mm, nn = (size, n) if mapping.loop_order == 0 else (m, size)
         return _simulate_gemm_bytes(hw, mm, nn, kc, mapping, eb, op.trans_a, op.trans_b,
-                                    units, block)
+                                    units, warm)
 
-    if rows * 2 >= n_outer:
+    if warm or rows * 2 >= n_outer:
         served, below = run(n_outer)
     else:
         s1, b1 = run(rows)
@@ -411,6 +489,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"RNN measurements (default {DEFAULT_RNN_CSV}); '' to skip")
     parser.add_argument("--json", metavar="FILE", help="write rows and summary as JSON")
     parser.add_argument("--plot", metavar="FILE", help="write a log-log scatter (PNG)")
+    parser.add_argument("--markdown", metavar="FILE",
+                        help="write the summary and the largest errors as Markdown")
     parser.add_argument("--analytic", action="store_true",
                         help="use the analytic traffic model even if the cache simulator exists")
     parser.add_argument("--quiet", action="store_true", help="print the summary only")
@@ -423,17 +503,27 @@ def run_validation(hw: HardwareSpec, gemm_csv: str | Path | None, rnn_csv: str |
     if gemm_csv:
         rows += validate_gemm(hw, gemm_csv, traffic_fn)
     if rnn_csv:
-        rows += validate_rnn(hw, rnn_csv)
+        rows += validate_rnn(hw, rnn_csv, simulate=traffic_fn is not None)
     return rows
+
+
+def resolve_default(path: str, default: str) -> str:
+    """A default path is relative to the working directory, else to the repository root (the
+    directory above the `accelsim` package); paths the user gave are taken as they are."""
+    if not path or path != default or Path(path).exists():
+        return path
+    candidate = Path(__file__).resolve().parent.parent / path
+    return str(candidate) if candidate.exists() else path
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the validation, print the tables; 0 on success (errors raise SpecError)."""
     from accelsim.spec import load_hardware
 
-    hw = load_hardware(args.hardware)
+    hw = load_hardware(resolve_default(args.hardware, DEFAULT_HARDWARE))
     traffic_fn = None if args.analytic else simulated_traffic_fn()
-    rows = run_validation(hw, args.gemm_csv, args.rnn_csv, traffic_fn)
+    rows = run_validation(hw, resolve_default(args.gemm_csv, DEFAULT_GEMM_CSV),
+                          resolve_default(args.rnn_csv, DEFAULT_RNN_CSV), traffic_fn)
     summary = summarize(rows)
     if not args.quiet:
         print(format_rows(rows))
@@ -445,6 +535,9 @@ def run(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(
             {"hardware": hw.name, "traffic": source, "summary": summary,
              "rows": [r.as_dict() for r in rows]}, indent=1))
+    if getattr(args, "markdown", None):
+        Path(args.markdown).write_text(format_markdown(
+            rows, summary, f"{hw.name}: predicted vs measured (GEMM traffic: {source})"))
     if args.plot and rows:
         plot_rows(rows, args.plot, f"accelsim vs measured on {hw.name}")
     return 0

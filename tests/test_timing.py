@@ -142,6 +142,11 @@ def hardware(draw: st.DrawFn) -> HardwareSpec:
     caches = []
     if draw(st.booleans()):
         caches.append(CacheLevelSpec(
+            name="L1", capacity_bytes=2 ** draw(st.integers(12, 18)), line_bytes=128, ways=4,
+            sharing="private", bandwidth_bytes_per_s=draw(st.floats(1e11, 1e14)),
+            latency_s=draw(st.floats(0, 1e-7))))
+    if draw(st.booleans()):
+        caches.append(CacheLevelSpec(
             name="L2", capacity_bytes=2 ** draw(st.integers(14, 26)), line_bytes=128,
             ways=draw(st.sampled_from([0, 4, 16])),
             bandwidth_bytes_per_s=draw(st.floats(1e10, 1e13)),
@@ -182,6 +187,17 @@ def test_no_gemm_beats_flops_or_compulsory_bytes(hw, m, n, k, batch, dtype, pick
         t = op_timing(hw, op, mp, analytic_traffic(hw, op, mp, dtype), dtype)
         assert t.time_s >= bound * (1 - 1e-9)
         assert t.level_bytes[HBM] >= compulsory_bytes(op, dtype) * (1 - 1e-9)
+        assert_replayable(t)
+
+
+def assert_replayable(t) -> None:
+    """The structure replay reproduces wave by wave: per wave, a fixed part, then compute
+    overlapping the transfers through every level."""
+    per_wave = t.wave_overhead_s + max(t.wave_compute_s,
+                                       *(t.wave_transfer_s(lvl) for lvl in t.level_bytes))
+    assert t.time_s == pytest.approx(t.launch_s + t.latency_s + t.waves * per_wave, rel=1e-12)
+    assert set(t.level_bytes) == set(t.level_bandwidth)
+    assert 1 <= t.units_used and 1 <= t.waves
 
 
 @settings(max_examples=100, deadline=None)
@@ -192,6 +208,7 @@ def test_no_stream_op_beats_the_roofline(hw, flops, nbytes, kind):
     mp = map_op(hw, op, "fp32", nbytes=nbytes)
     t = op_timing(hw, op, mp, analytic_traffic(hw, op, mp, "fp32", nbytes=nbytes), "fp32")
     assert t.time_s >= lower_bound_s(hw, op, "fp32", nbytes) * (1 - 1e-9)
+    assert_replayable(t)
 
 
 def test_op_timing_uses_given_traffic():

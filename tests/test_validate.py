@@ -57,21 +57,25 @@ def test_gemm_fp16_p90(v100_summary: dict):
 
 
 @needs_data
-def test_rnn_fp32_medians(v100_summary: dict):
-    # Target 15 % for forward and backward: met for backward (data and weights); forward
-    # misses it on the short vanilla/LSTM sequences (docs/validation.md).
-    assert v100_summary["rnn_bwd_inputs"]["fp32"]["median_abs_pct_err"] <= 15.0
-    assert v100_summary["rnn_bwd_weights"]["fp32"]["median_abs_pct_err"] <= 15.0
-    assert v100_summary["rnn_fwd"]["fp32"]["median_abs_pct_err"] <= 20.0
+@pytest.mark.parametrize("precision", ["fp32", "fp16_mixed"])
+def test_rnn_backward_weights_median_target(v100_summary: dict, precision: str):
+    assert v100_summary["rnn_bwd_weights"][precision]["median_abs_pct_err"] <= 15.0
 
 
 @needs_data
-def test_rnn_fp16_medians(v100_summary: dict):
-    # Not met (target 15 %): fp16 forward steps run 1.5-2x slower than the GEMM table's own
-    # fp16 kernels of the same shape (docs/validation.md). Regression guard only.
-    assert v100_summary["rnn_bwd_weights"]["fp16_mixed"]["median_abs_pct_err"] <= 20.0
-    assert v100_summary["rnn_bwd_inputs"]["fp16_mixed"]["median_abs_pct_err"] <= 30.0
+def test_rnn_fp32_backward_data_median_target(v100_summary: dict):
+    assert v100_summary["rnn_bwd_inputs"]["fp32"]["median_abs_pct_err"] <= 15.0
+
+
+@needs_data
+def test_rnn_medians_not_at_target(v100_summary: dict):
+    # Target 15 %, not met (docs/validation.md): cuDNN's short vanilla/LSTM sequences spend
+    # 20-55 us per step beyond the step's GEMM and elementwise kernels, and its fp16 forward
+    # steps run at the speed of the GEMM table's slow transposed-A kernels. Regression guards
+    # at the level reached.
+    assert v100_summary["rnn_fwd"]["fp32"]["median_abs_pct_err"] <= 20.0
     assert v100_summary["rnn_fwd"]["fp16_mixed"]["median_abs_pct_err"] <= 40.0
+    assert v100_summary["rnn_bwd_inputs"]["fp16_mixed"]["median_abs_pct_err"] <= 30.0
 
 
 def test_missing_column_names_file_and_column(tmp_path: Path):
@@ -146,3 +150,19 @@ def test_cli_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     s = data["summary"]["gemm"]["fp32"]
     assert set(s) >= {"median_abs_pct_err", "p90_abs_pct_err", "max_abs_pct_err"}
     assert out_png.stat().st_size > 1000
+
+
+def test_simulated_recurrent_weights_stay_resident_only_when_they_fit():
+    from accelsim.mapping import map_op
+    from accelsim.timing import HBM
+    from accelsim.validate import gemm_op, simulated_gemm_traffic
+
+    hw = load_hardware(ROOT / "hwspecs/v100.yaml")  # 6 MiB L2
+    for hidden, fits in ((512, True), (2048, False)):  # LSTM weights: 4 MiB / 64 MiB fp32
+        op = gemm_op(4 * hidden, 16, hidden)
+        mp = map_op(hw, op, "fp32")
+        cold = simulated_gemm_traffic(hw, op, mp, "fp32").level_bytes[HBM]
+        warm = simulated_gemm_traffic(hw, op, mp, "fp32", warm=True).level_bytes[HBM]
+        weights = 4 * hidden * hidden * 4
+        assert cold >= weights
+        assert (warm < 0.2 * weights) == fits

@@ -21,14 +21,14 @@ def _tile_runs(emit, out_a, out_n, out_w, out_u, pos, base, rows, cols, r0, r1, 
     """Runs of the logical tile [r0:r1, c0:c1] of a rows x cols matrix; returns the new pos.
 
     Row-major storage (``transposed`` stores the matrix as cols x rows) emits one run per
-    contiguous segment; tile-major storage (tiles tr x tc laid out tile row by tile row,
-    edge tiles packed smaller) emits the tile as one run.
+    contiguous segment. Tile-major storage gives every tile a full tr x tc slot, tile row by
+    tile row, so every tile starts at a multiple of the tile size (what block-granular
+    simulation needs); an edge tile is a shorter run at the start of its slot.
     """
     if tile_major:
         ti = r0 // tr
         tj = c0 // tc
-        h = min(tr, rows - ti * tr)
-        off = ti * tr * cols + h * tj * tc
+        off = (ti * ((cols + tc - 1) // tc) + tj) * tr * tc
         if emit:
             out_a[pos] = base + off * elem_bytes
             out_n[pos] = (r1 - r0) * (c1 - c0) * elem_bytes
@@ -112,7 +112,8 @@ def gemm_runs(m, n, k, tile_m, tile_n, tile_k, elem_bytes, a_base, b_base, c_bas
     Output tiles go to units round-robin in waves of ``n_units`` (tile order: ``loop_order``
     0 = row-major over (mi, ni), 1 = column-major). Within a wave the units advance in lockstep
     one k-step at a time (each reads its A tile, then its B tile); then each unit writes its C
-    tile once. ``tile_major`` stores every tensor tile by tile (one run per tile); otherwise
+    tile once. ``tile_major`` stores every tensor tile by tile in full-tile slots (one run
+    per tile, tile (i, j) at ``base + (i * tile_cols + j) * tile_bytes``); otherwise
     storage is row-major (A as [k, m] when ``a_trans``, B as [n, k] when ``b_trans``) and a
     tile is one run per contiguous row segment. Returns (addr int64, nbytes int64,
     is_write uint8, unit int32).
