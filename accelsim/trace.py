@@ -48,6 +48,8 @@ MEMORY = "HBM"
 #: ``auto`` runs ``exact`` below both limits (line accesses of the step; bytes of cache state).
 AUTO_EXACT_MAX_LINE_ACCESSES = 30_000_000
 AUTO_EXACT_MAX_STATE_BYTES = 512 * 2**20
+#: ``exact`` refuses hierarchies whose line state (8 B per line) exceeds this.
+EXACT_MAX_STATE_BYTES = 2 * 2**30
 #: Coalesced mode: blocks grow until the first level sees at most this many block accesses ...
 MAX_COALESCED_ACCESSES = 40_000_000
 #: ... but every level keeps at least this many blocks.
@@ -562,6 +564,11 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
                 f"{AUTO_EXACT_MAX_LINE_ACCESSES:.3g}), {state / 2**20:.0f} MiB line state "
                 f"(limit {AUTO_EXACT_MAX_STATE_BYTES / 2**20:.0f} MiB)")
     exact = mode == "exact"
+    if exact and _state_bytes(levels, n_units) > EXACT_MAX_STATE_BYTES:
+        raise ValueError(
+            f"mode='exact' needs {_state_bytes(levels, n_units) / 2**30:.1f} GiB of line state "
+            f"for {[lv.name for lv in levels]} (limit {EXACT_MAX_STATE_BYTES / 2**30:.0f} GiB); "
+            "use mode='coalesced' or 'auto'")
     if steady_state is None:
         steady_state = not exact
     regions = periodic_regions(keys) if steady_state else []

@@ -246,6 +246,9 @@ def test_bad_arguments():
         step_traffic(hw, graph, maps_for(hw, graph), "fp32", mode="fast")
     with pytest.raises(ValueError, match="mappings"):
         step_traffic(hw, graph, [], "fp32")
+    big = load_hardware(f"{ROOT}/hwspecs/bigcache.yaml")  # 64 GiB: 4 GiB of line state
+    with pytest.raises(ValueError, match="GiB of line state"):
+        step_traffic(big, graph, maps_for(big, graph), "fp32", mode="exact")
 
 
 @settings(max_examples=40, deadline=None)
