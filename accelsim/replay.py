@@ -360,8 +360,8 @@ def replay(hw: HardwareSpec, graph: OpGraph, timings: Sequence[Any], *, chips: i
                             ready_s=float(ready_at[i]), bound=str(t.bound), units=need[i],
                             flops=float(op.flops), level_bytes=dict(t.level_bytes),
                             hit_rate=dict(hit_rates[i]) if hit_rates is not None else {}))
-    busy = {COMPUTE: unit_busy[0] / total_units}
-    util = {COMPUTE: unit_busy[0] / total_units / step if step > 0 else 0.0}
+    busy = {COMPUTE: float(unit_busy[0] / total_units)}
+    util = {COMPUTE: float(unit_busy[0] / total_units / step) if step > 0 else 0.0}
     moved = {}
     for name, srv in servers.items():
         busy[name] = srv.busy_s
