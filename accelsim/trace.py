@@ -539,7 +539,10 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
 
     `mode`: ``exact``, ``coalesced`` or ``auto`` (exact when the step's line accesses and the
     cache state are small, see `AUTO_EXACT_*`). `steady_state` (default: on in coalesced mode)
-    reuses the counters of repeated timesteps once they repeat.
+    reuses the counters of repeated timesteps once they repeat; `refresh_last` simulates the
+    last repetition again. `min_blocks` and `max_accesses` bound the coalesced block size
+    (`coalesced_block_bytes`). `layout` is ``tile_major`` (default) or ``row_major``.
+    See docs/replay.md for what each shortcut approximates.
     """
     t0 = time.perf_counter()
     if mode not in MODES:
@@ -598,6 +601,12 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
                          f"{'fully associative' if sl.ways == 0 else f'{sl.ways}-way'})"
                          for lv, b, sl in zip(levels, granules, sim_levels, strict=True))
         shortcuts.append(f"coalesced cache blocks: {desc}")
+        few = [f"{sl.name} ({sl.capacity_bytes // b} blocks)"
+               for sl, b in zip(sim_levels, granules, strict=True)
+               if sl.capacity_bytes // b < min_blocks]
+        if few:
+            shortcuts.append(f"blocks forced coarse by the state limit: {', '.join(few)} keep "
+                             f"fewer than {min_blocks} blocks; their hit rates are rough")
         shortcuts.append("tensors stored tile by tile; GEMM k-steps and stream chunks merged "
                          f"to runs of at least {_fmt_bytes(min_run)}")
 
@@ -677,11 +686,12 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
         i = hi
 
     if skipped_total:
+        big = max(region_notes, key=lambda r: r[1] * r[4])
         shortcuts.append(
             f"steady state: {skipped_total} of {n_ops} ops reuse the counters of an earlier "
-            f"repetition ({len(region_notes)} periodic regions, e.g. {region_notes[0][2]} x "
-            f"{region_notes[0][1]} ops from {region_notes[0][0]!r} settled after "
-            f"{region_notes[0][3]}); their accesses are not applied to the cache state")
+            f"repetition ({len(region_notes)} periodic regions; the largest, {big[2]} x "
+            f"{big[1]} ops from {big[0]!r}, settled after {big[3]}); their accesses are not "
+            "applied to the cache state")
 
     if exact:
         rho = np.ones(n_ops)
