@@ -3,6 +3,7 @@ and the coalesced-vs-exact trade-off on a reduced NMT.
 
     python benchmarks/bench_step.py                 # headline + ppopp19_target + reduced NMT
     python benchmarks/bench_step.py --only reduced  # just the coalesced/exact comparison
+    python benchmarks/bench_step.py --only sensitivity  # frontier: blocks halved, no steady state
 
 Every measurement runs in a fresh Python process (so the peak RSS is that run's, and "cold"
 really compiles): cold uses an empty NUMBA_CACHE_DIR, warm reuses it. Results are printed as
@@ -76,6 +77,34 @@ print(json.dumps(out))
 """
 
 
+CHILD_SENS = r"""
+import json, sys, time
+from accelsim.spec import load_hardware, load_workload
+from accelsim.models import build_graph
+from accelsim.mapping import map_op
+from accelsim.trace import step_traffic
+hw = load_hardware(sys.argv[1])
+graph = build_graph(load_workload(sys.argv[2]))
+memo, maps = {}, []
+for op in graph.ops:
+    nb = graph.op_bytes(op)
+    key = (op.signature, nb if op.kind != "gemm" else 0)
+    if key not in memo:
+        memo[key] = map_op(hw, op, "fp32", nbytes=nb)
+    maps.append(memo[key])
+step_traffic(hw, graph, maps, "fp32", mode="coalesced")  # compile, warm up
+out = {}
+for name, kw in (("default", {}), ("min_blocks=512", {"min_blocks": 512}),
+                 ("no steady state", {"steady_state": False})):
+    t = time.perf_counter()
+    st = step_traffic(hw, graph, maps, "fp32", mode="coalesced", **kw)
+    out[name] = {"wall_s": time.perf_counter() - t, "granule": list(st.granule_bytes),
+                 "hit_rate": st.step_hit_rate(), "bytes": st.total_bytes(),
+                 "accesses": st.simulated_accesses}
+print(json.dumps(out))
+"""
+
+
 def run_child(code: str, args: list[str], cache_dir: str) -> tuple[dict, float]:
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, PYTHONPATH=str(ROOT))
     t = time.perf_counter()
@@ -130,9 +159,19 @@ def bench_reduced(cfg: tuple[int, int, int, int, int]) -> None:
           f"{rates} | {diff} | {co['bytes']['HBM'] / ex['bytes']['HBM']:.3f} |")
 
 
+def bench_sensitivity(hw_name: str, wl: str) -> None:
+    """How much the frontier result moves with the shortcuts: blocks halved, steady state off."""
+    with tempfile.TemporaryDirectory(prefix="numba-") as cache:
+        out, _ = run_child(CHILD_SENS, [str(ROOT / "hwspecs" / f"{hw_name}.yaml"), wl], cache)
+    for name, r in out.items():
+        rates = ", ".join(f"{k} {v:.4f}" for k, v in r["hit_rate"].items())
+        print(f"| {hw_name} | {name} | {r['granule'][0] // 1024} KiB | {r['wall_s']:.1f} | "
+              f"{r['accesses'] / 1e6:.0f} M | {rates} | {r['bytes']['HBM'] / 1e12:.3f} TB |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", choices=["headline", "reduced"], default=None)
+    ap.add_argument("--only", choices=["headline", "reduced", "sensitivity"], default=None)
     ap.add_argument("--chips", type=int, default=1)
     args = ap.parse_args()
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {cpu_model()}, "
@@ -144,6 +183,11 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for hw_name in ("bigcache", "ppopp19_target"):
             bench_headline(hw_name, wl, args.chips)
+    if args.only in (None, "sensitivity"):
+        print("| hardware | variant | block | cache sim s | block accesses | hit rate | HBM |")
+        print("|---|---|---|---|---|---|---|")
+        for hw_name in ("ppopp19_target", "bigcache"):
+            bench_sensitivity(hw_name, wl)
     if args.only in (None, "reduced"):
         print("| reduced NMT | ops | exact s | coalesced s | speed-up | fewer accesses | "
               "blocks (B) | ops simulated | exact hit rate | coalesced - exact (pp) | "
