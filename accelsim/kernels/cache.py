@@ -162,16 +162,6 @@ def _back_invalidate(cfg, recip, slots, meta, n_units, out, op, lv, unit, victim
 
 
 @nb.njit(cache=True)
-def _next_random(rng):
-    x = rng[0]
-    x ^= x << np.uint64(13)
-    x ^= x >> np.uint64(7)
-    x ^= x << np.uint64(17)
-    rng[0] = x
-    return x
-
-
-@nb.njit(cache=True)
 def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta, rng, n_units,
          compat, part_shift, part_mask, part_id, out):
     """Serve runs ``op_start[o]:op_start[o+1]`` entering ``level0``, charging op ``o``.
