@@ -9,7 +9,9 @@ counting semantics, summarised here:
   when it is a write). A write hit counts as a hit and refreshes LRU order.
 * A miss that allocates *fetches* the whole line from ``L+1`` (``FETCHES``,
   ``BYTES_READ_FROM_BELOW``), except a write that covers the whole line, which allocates
-  without a fetch. A write miss without write-allocate is forwarded to ``L+1``.
+  without a fetch unless ``L+1`` is inclusive (read-for-ownership). A write miss without
+  write-allocate is forwarded to ``L+1``. Requests to ``L+1`` are served fetch, forwarded
+  write, write-back (write-back first when ``L+1`` is inclusive).
 * Replacing a valid line is an ``EVICTION``; a dirty victim is a ``WRITEBACK`` (one full-line
   write request to ``L+1``). Write-through levels forward every written segment to ``L+1``.
   ``WRITES_BELOW`` / ``BYTES_WRITTEN_BELOW`` count all write requests / bytes sent to ``L+1``.
