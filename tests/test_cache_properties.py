@@ -31,14 +31,17 @@ def resident(h: CacheHierarchy, level: int) -> set[tuple[int, int]]:
 
 
 def check_invariants(h: CacheHierarchy) -> None:
-    """No line twice in a set, valid lines packed first in recency-ordered sets."""
+    """No line twice in a set, each line in its own set, valid lines packed first in
+    recency-ordered sets, occupancy within capacity."""
     for lv, lines in enumerate(h.lines_per_instance):
         n_inst = h.n_units if h.levels[lv].sharing == "private" else 1
         ways = int(h.cfg[lv, 2])
-        sets = h._level_slots(lv).reshape(n_inst * lines // ways, ways)
-        for row in sets:
+        n_sets = lines // ways
+        sets = h._level_slots(lv).reshape(n_inst * n_sets, ways)
+        for g, row in enumerate(sets):
             valid = row[row >= 0] >> 1
             assert len(set(valid.tolist())) == valid.size
+            assert ((valid % n_sets) == g % n_sets).all()
             if h.levels[lv].replacement in ("lru", "fifo", "mru"):
                 assert (row[:valid.size] >= 0).all()
         assert h.occupancy_lines()[lv] <= n_inst * lines

@@ -9,7 +9,9 @@ counting semantics, summarised here:
   when it is a write). A write hit counts as a hit and refreshes LRU order.
 * A miss that allocates *fetches* the whole line from ``L+1`` (``FETCHES``,
   ``BYTES_READ_FROM_BELOW``), except a write that covers the whole line, which allocates
-  without a fetch. A write miss without write-allocate is forwarded to ``L+1``.
+  without a fetch unless ``L+1`` is inclusive (read-for-ownership). A write miss without
+  write-allocate is forwarded to ``L+1``. Requests to ``L+1`` are served fetch, forwarded
+  write, write-back (write-back first when ``L+1`` is inclusive).
 * Replacing a valid line is an ``EVICTION``; a dirty victim is a ``WRITEBACK`` (one full-line
   write request to ``L+1``). Write-through levels forward every written segment to ``L+1``.
   ``WRITES_BELOW`` / ``BYTES_WRITTEN_BELOW`` count all write requests / bytes sent to ``L+1``.
@@ -159,16 +161,6 @@ def _back_invalidate(cfg, recip, slots, meta, n_units, out, op, lv, unit, victim
                         any_dirty = 1
                 uline += 1
     return any_dirty
-
-
-@nb.njit(cache=True)
-def _next_random(rng):
-    x = rng[0]
-    x ^= x << np.uint64(13)
-    x ^= x >> np.uint64(7)
-    x ^= x << np.uint64(17)
-    rng[0] = x
-    return x
 
 
 @nb.njit(cache=True)
