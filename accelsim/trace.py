@@ -70,6 +70,10 @@ MIN_REPEATS = 4
 COALESCED_RUN_BLOCKS = 4
 #: Alignment of tensor base addresses in exact mode (coalesced mode aligns to a block).
 EXACT_ALIGN_BYTES = 4096
+#: Address partitions the cache kernel may serve on parallel threads. 1: on this 2-core shared
+#: machine the frontier step ran 17 s with 1 and 22-24 s with 2 (each partition scans the
+#: whole trace); results do not depend on it.
+CACHE_THREADS = 1
 #: Kinds whose output may reuse the buffer of an input read for the last time (TF-style buffer
 #: forwarding); a gradient running sum is then updated in place.
 INPLACE_KINDS = ("elementwise", "update")
@@ -612,7 +616,7 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
 
     bases, top = allocate(graph, align)
     scratch = _align(top, align)
-    hier = CacheHierarchy(sim_levels, n_units)
+    hier = CacheHierarchy(sim_levels, n_units, max_threads=CACHE_THREADS)
     n_lv = len(levels)
     n_ops = len(graph.ops)
     counters = np.zeros((n_ops, n_lv + 1, N_COUNTERS), np.int64)
@@ -649,7 +653,7 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
                                    for r in rs]
         simulated[lo:hi] = True
 
-    batch_ops = 64
+    batch_ops = 256
     skipped_total = 0
     region_notes = []
     region_log: list[tuple[int, int, int, int | None]] = []
