@@ -63,6 +63,8 @@ STEADY_BLOCK_RTOL = 1e-2
 #: Simulate the last instance of a settled region again (its tensors then sit in the cache
 #: state for the ops after the region) instead of reusing counters for it too.
 STEADY_REFRESH_LAST = False
+#: Instances of a region simulated in the first kernel call (fewer calls: each has a fixed cost).
+FIRST_INSTANCES = 3
 #: Fewest repetitions of an op block that make a periodic region worth detecting.
 MIN_REPEATS = 4
 #: Coalesced mode merges GEMM k-steps and stream chunks into runs of this many first-level
@@ -664,24 +666,29 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
         if region is not None and i == region[0]:
             s, p, reps = region
             settled_at = None
+            done_upto = 0  # instances [0, done_upto) have been simulated
+            copied = 0
             for j in range(reps):
                 lo = s + j * p
-                if settled_at is not None and (j < reps - 1 or not refresh_last):
+                if (settled_at is not None and j >= done_upto
+                        and (j < reps - 1 or not refresh_last)):
                     src = s + settled_at * p
                     counters[lo:lo + p] = counters[src:src + p]
                     req_bytes[lo:lo + p] = req_bytes[src:src + p]
                     line_touched[lo:lo + p] = line_touched[src:src + p]
+                    copied += 1
                     continue
-                simulate(lo, lo + p)
+                if j >= done_upto:
+                    # the first instances rarely repeat (cold cache): one kernel call for three
+                    done_upto = min(reps, j + (FIRST_INSTANCES if j == 0 else 1))
+                    simulate(lo, s + done_upto * p)
                 if settled_at is None and j >= 1 and _repeats(counters[lo - p:lo],
                                                               counters[lo:lo + p]):
                     settled_at = j
             region_log.append((s, p, reps, settled_at))
-            last_skipped = reps - 1 if not refresh_last else reps - 2
-            if settled_at is not None and last_skipped > settled_at:
-                skipped = last_skipped - settled_at
-                skipped_total += skipped * p
-                region_notes.append((graph.ops[s].name, p, reps, settled_at + 1, skipped))
+            if copied:
+                skipped_total += copied * p
+                region_notes.append((graph.ops[s].name, p, reps, settled_at + 1, copied))
             i = s + p * reps
             region = next(r_iter, None)
             continue
