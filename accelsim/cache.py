@@ -268,11 +268,13 @@ class CacheHierarchy:
     ``line_bytes_override`` replaces each level's line size (coalesced mode: one granule per
     block, capacity/block lines, the same ways when they still divide the lines, else fully
     associative). ``compat_pycachesim`` switches store semantics to pycachesim's (docs).
+    ``max_threads`` caps the independent address partitions served in parallel (results do
+    not depend on it).
     """
 
     def __init__(self, levels: Sequence[CacheLevelLike], n_units: int, seed: int = 0,
                  line_bytes_override: Sequence[int] | None = None,
-                 compat_pycachesim: bool = False) -> None:
+                 compat_pycachesim: bool = False, max_threads: int = 2) -> None:
         if not levels:
             raise ValueError("levels: expected at least one cache level")
         if n_units < 1:
@@ -327,6 +329,7 @@ class CacheHierarchy:
         self._needs_meta = bool(np.isin(cfg[:, _k.CFG_POLICY],
                                         [_k.POLICY_PLRU, _k.POLICY_LFU]).any())
         self.level_names = tuple(lvl.name for lvl in levels)
+        self.part_shift, self.n_parts = _k.partitions(cfg, self.n_units, max_threads)
         self.reset()
 
     @classmethod
@@ -357,7 +360,7 @@ class CacheHierarchy:
                              f"got {int(trace.unit.max())}")
         out = _k.simulate(trace.addr, trace.nbytes, trace.is_write, trace.unit, trace.op_start,
                           self.cfg, self.recip, self.slots, self.meta, self.rng, self.n_units,
-                          self.compat)
+                          self.compat, self.part_shift, self.n_parts)
         return CacheCounters(out, self.level_names)
 
     def flush(self) -> CacheCounters:

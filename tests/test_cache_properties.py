@@ -31,14 +31,17 @@ def resident(h: CacheHierarchy, level: int) -> set[tuple[int, int]]:
 
 
 def check_invariants(h: CacheHierarchy) -> None:
-    """No line twice in a set, valid lines packed first in recency-ordered sets."""
+    """No line twice in a set, each line in its own set, valid lines packed first in
+    recency-ordered sets, occupancy within capacity."""
     for lv, lines in enumerate(h.lines_per_instance):
         n_inst = h.n_units if h.levels[lv].sharing == "private" else 1
         ways = int(h.cfg[lv, 2])
-        sets = h._level_slots(lv).reshape(n_inst * lines // ways, ways)
-        for row in sets:
+        n_sets = lines // ways
+        sets = h._level_slots(lv).reshape(n_inst * n_sets, ways)
+        for g, row in enumerate(sets):
             valid = row[row >= 0] >> 1
             assert len(set(valid.tolist())) == valid.size
+            assert ((valid % n_sets) == g % n_sets).all()
             if h.levels[lv].replacement in ("lru", "fifo", "mru"):
                 assert (row[:valid.size] >= 0).all()
         assert h.occupancy_lines()[lv] <= n_inst * lines
@@ -161,3 +164,44 @@ def test_op_by_op_equals_one_call_and_flush_cleans(dt):
     assert f[len(levels), BYTES_WRITTEN_BELOW] >= 0
     assert whole.flush().data.sum() == 0
     check_invariants(whole)
+
+
+@FAST
+@given(design_and_trace(), st.integers(0, 3))
+def test_address_partitions_do_not_change_results(dt, seed):
+    """Serving independent address partitions in parallel is exact, whatever their number."""
+    levels, n_units, t = dt
+    ref = CacheHierarchy(levels, n_units, seed=seed, max_threads=1)
+    assert ref.n_parts == 1
+    expect = ref.run(t).data
+    for threads in (2, 4):
+        h = CacheHierarchy(levels, n_units, seed=seed, max_threads=threads)
+        assert (h.run(t).data == expect).all()
+        assert (h.slots == ref.slots).all()
+
+
+def test_partitions_chosen_for_typical_hierarchy():
+    levels = [CacheLevel(name="L1", capacity_bytes=128 << 10, line_bytes=128, ways=4),
+              CacheLevel(name="L2", capacity_bytes=6 << 20, line_bytes=128, ways=16)]
+    assert CacheHierarchy(levels, 1, max_threads=4).n_parts == 4  # 256 and 3072 sets
+    assert CacheHierarchy(levels, 1, max_threads=2).n_parts == 2
+    odd = [CacheLevel(name="L1", capacity_bytes=3 * 128, line_bytes=128, ways=1)]
+    assert CacheHierarchy(odd, 1).n_parts == 1  # 3 sets: no address bit picks the set
+    rnd = [CacheLevel(name="L1", capacity_bytes=8 * 128, line_bytes=128, ways=2,
+                      replacement="random")]
+    assert CacheHierarchy(rnd, 1).n_parts == 1
+
+
+@FAST
+@given(cache_hierarchies(policies=("lru",), inclusion=("non_inclusive",)), st.data())
+def test_doubling_last_level_sets_never_reads_more_from_memory(design, data):
+    """The example in docs/cache.md: LRU keeps its inclusion property per set."""
+    levels, n_units = design
+    t = data.draw(traces(n_units=n_units, writes=False))
+    last = levels[-1]
+    ways = last.ways or last.capacity_bytes // last.line_bytes
+    bigger = CacheLevel(name=last.name, line_bytes=last.line_bytes, ways=ways,
+                        capacity_bytes=2 * last.capacity_bytes, sharing=last.sharing)
+    small = CacheHierarchy(levels, n_units).run(t).bytes_from_memory.sum()
+    big = CacheHierarchy([*levels[:-1], bigger], n_units).run(t).bytes_from_memory.sum()
+    assert big <= small

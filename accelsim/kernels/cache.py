@@ -9,7 +9,9 @@ counting semantics, summarised here:
   when it is a write). A write hit counts as a hit and refreshes LRU order.
 * A miss that allocates *fetches* the whole line from ``L+1`` (``FETCHES``,
   ``BYTES_READ_FROM_BELOW``), except a write that covers the whole line, which allocates
-  without a fetch. A write miss without write-allocate is forwarded to ``L+1``.
+  without a fetch unless ``L+1`` is inclusive (read-for-ownership). A write miss without
+  write-allocate is forwarded to ``L+1``. Requests to ``L+1`` are served fetch, forwarded
+  write, write-back (write-back first when ``L+1`` is inclusive).
 * Replacing a valid line is an ``EVICTION``; a dirty victim is a ``WRITEBACK`` (one full-line
   write request to ``L+1``). Write-through levels forward every written segment to ``L+1``.
   ``WRITES_BELOW`` / ``BYTES_WRITTEN_BELOW`` count all write requests / bytes sent to ``L+1``.
@@ -162,33 +164,27 @@ def _back_invalidate(cfg, recip, slots, meta, n_units, out, op, lv, unit, victim
 
 
 @nb.njit(cache=True)
-def _next_random(rng):
-    x = rng[0]
-    x ^= x << np.uint64(13)
-    x ^= x >> np.uint64(7)
-    x ^= x << np.uint64(17)
-    rng[0] = x
-    return x
-
-
-@nb.njit(cache=True)
 def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta, rng, n_units,
-         compat, out):
+         compat, part_shift, part_mask, part_id, out):
     """Serve runs ``op_start[o]:op_start[o+1]`` entering ``level0``, charging op ``o``.
 
     Each run is served completely, depth first, with an explicit stack whose rows are
     (level, unit, is_write, next_byte, end_byte). A line's follow-up requests to the level below
-    (fetch, forwarded write, write-back, in that order of service) are pushed above the parent,
-    so they complete before the parent's next line, as in hardware that blocks on a miss.
-    Everything on the per-line path is written out in this one function: numba increfs array
-    arguments on every call, which cost more than the cache lookup itself.
+    are pushed above the parent, so they complete before the parent's next line, as in hardware
+    that blocks on a miss. Everything on the per-line path is written out in this one function
+    (numba increfs array arguments on every call, which costs more than a cache lookup), and
+    only the counters that cannot be derived are counted here (see ``_derive``).
     """
     n_levels = cfg.shape[0]
     stk = np.empty((stack_depth(n_levels), 5), np.int64)
     for op in range(op_start.shape[0] - 1):
+        uop = np.uint64(op)
         for r in range(op_start[op], op_start[op + 1]):
             if nbytes[r] <= 0:
                 continue
+            first = addr[r] >> part_shift
+            if (first & part_mask) != part_id and first == (addr[r] + nbytes[r] - 1) >> part_shift:
+                continue  # the whole run belongs to another partition
             stk[0, 0] = level0
             stk[0, 1] = unit[r]
             stk[0, 2] = is_write[r]
@@ -197,21 +193,14 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
             sp = 1
             while sp > 0:
                 t = sp - 1
-                lv = stk[t, 0]
-                u = stk[t, 1]
-                w = stk[t, 2]
-                cur = stk[t, 3]
-                end = stk[t, 4]
-                if lv == n_levels:
-                    out[op, lv, ACCESSES] += 1
-                    if w:
-                        out[op, lv, WRITE_ACCESSES] += 1
-                        out[op, lv, BYTES_WRITTEN_BELOW] += end - cur
-                    else:
-                        out[op, lv, BYTES_READ_FROM_BELOW] += end - cur
-                    sp -= 1
-                    continue
-                shift = cfg[lv, CFG_SHIFT]
+                ut = np.uint64(t)
+                lv = stk[ut, 0]
+                u = stk[ut, 1]
+                w = stk[ut, 2]
+                cur = stk[ut, 3]
+                end = stk[ut, 4]
+                ulv = np.uint64(lv)
+                shift = cfg[ulv, CFG_SHIFT]
                 line = cur >> shift
                 line_start = line << shift
                 line_end = line_start + (np.int64(1) << shift)
@@ -219,30 +208,33 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
                 if seg_end >= end:
                     sp -= 1
                 else:
-                    stk[t, 3] = seg_end
+                    stk[ut, 3] = seg_end
+                if t == 0 and ((cur >> part_shift) & part_mask) != part_id:
+                    continue  # another partition serves this entry line
 
-                ways = cfg[lv, CFG_WAYS]
-                policy = cfg[lv, CFG_POLICY]
-                wb = cfg[lv, CFG_WRITE_BACK]
-                inst = u if cfg[lv, CFG_PRIVATE] else 0
-                sets = cfg[lv, CFG_SETS]
-                mask = cfg[lv, CFG_SET_MASK]
+                ways = cfg[ulv, CFG_WAYS]
+                policy = cfg[ulv, CFG_POLICY]
+                wb = cfg[ulv, CFG_WRITE_BACK]
+                inst = u if cfg[ulv, CFG_PRIVATE] else 0
+                sets = cfg[ulv, CFG_SETS]
+                mask = cfg[ulv, CFG_SET_MASK]
                 if mask >= 0:
                     s = line & mask
                 else:
-                    s = line - np.int64(line * recip[lv]) * sets
+                    s = line - np.int64(line * recip[ulv]) * sets
                     while s < 0:
                         s += sets
                     while s >= sets:
                         s -= sets
-                base = cfg[lv, CFG_TAG_OFFSET] + (inst * sets + s) * ways
+                base = cfg[ulv, CFG_TAG_OFFSET] + (inst * sets + s) * ways
                 ordered = policy <= POLICY_MRU
                 key = (line << 1) | 1
 
+                ub = np.uint64(base)
                 pos = -1
                 free = ways
                 for i in range(ways):
-                    e = slots[base + i]
+                    e = slots[ub + np.uint64(i)]
                     if (e | 1) == key:
                         pos = i
                         break
@@ -252,27 +244,25 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
                         if ordered:
                             break
 
-                # Follow-up requests to level lv + 1, pushed in reverse order of service.
                 push_wb = np.int64(-1)  # victim line to write back
                 push_fwd = False  # forward the written segment
                 push_fetch = False
-
                 if pos >= 0:
                     # ---------------- hit ----------------
                     if w and compat:
+                        # pycachesim: a store hit only marks the line dirty
                         if wb:
                             slots[base + pos] |= 1
                         else:
                             push_fwd = True
                     else:
-                        out[op, lv, ACCESSES] += 1
-                        out[op, lv, HITS] += 1
+                        out[uop, ulv, HITS] += 1
                         if policy == POLICY_LRU or policy == POLICY_MRU:
                             if pos > 0:
-                                e = slots[base + pos]
+                                e = slots[ub + np.uint64(pos)]
                                 for j in range(pos, 0, -1):
-                                    slots[base + j] = slots[base + j - 1]
-                                slots[base] = e
+                                    slots[ub + np.uint64(j)] = slots[ub + np.uint64(j - 1)]
+                                slots[ub] = e
                                 pos = 0
                         elif policy == POLICY_PLRU:
                             node = pos + ways
@@ -283,18 +273,17 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
                         elif policy == POLICY_LFU:
                             meta[base + pos] += 1
                         if w:
-                            out[op, lv, WRITE_ACCESSES] += 1
+                            out[uop, ulv, WRITE_ACCESSES] += 1
                             if wb:
                                 slots[base + pos] |= 1
                             else:
                                 push_fwd = True
                 else:
                     # ---------------- miss ----------------
-                    out[op, lv, ACCESSES] += 1
-                    out[op, lv, MISSES] += 1
+                    out[uop, ulv, MISSES] += 1
                     if w:
-                        out[op, lv, WRITE_ACCESSES] += 1
-                    if w and cfg[lv, CFG_WRITE_ALLOCATE] == 0:
+                        out[uop, ulv, WRITE_ACCESSES] += 1
+                    if w and cfg[ulv, CFG_WRITE_ALLOCATE] == 0:
                         push_fwd = True
                     else:
                         victim = np.int64(-1)
@@ -308,7 +297,7 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
                                 slot_from = ways - 1
                                 victim = slots[base + ways - 1]
                             for j in range(slot_from, 0, -1):
-                                slots[base + j] = slots[base + j - 1]
+                                slots[ub + np.uint64(j)] = slots[ub + np.uint64(j - 1)]
                             slot = 0
                         else:
                             if free < ways:
@@ -342,76 +331,142 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
                                     node = parent
                             elif policy == POLICY_LFU:
                                 meta[base + slot] = 1
-                        slots[base + slot] = (line << 1) | (1 if (w and wb) else 0)
+                        slots[ub + np.uint64(slot)] = (line << 1) | (1 if (w and wb) else 0)
 
                         if victim >= 0:
-                            out[op, lv, EVICTIONS] += 1
+                            out[uop, ulv, EVICTIONS] += 1
                             vline = victim >> 1
                             vdirty = victim & 1
-                            if cfg[lv, CFG_INCLUSIVE] and lv > 0:
+                            if cfg[ulv, CFG_INCLUSIVE] and lv > 0:
                                 if _back_invalidate(cfg, recip, slots, meta, n_units, out, op,
                                                     lv, u, vline):
                                     vdirty = 1
                             if vdirty:
                                 push_wb = vline
                         push_fwd = w and not wb
-                        # a whole-line write needs no data, unless an inclusive level
-                        # below must allocate the line too (read-for-ownership)
+                        # A whole-line write needs no data, unless an inclusive level below
+                        # must allocate the line too (read-for-ownership).
                         push_fetch = not (w and not compat and cur == line_start
                                           and seg_end == line_end
                                           and not (lv + 1 < n_levels
                                                    and cfg[lv + 1, CFG_INCLUSIVE] == 1))
 
+                if push_fetch:
+                    out[uop, ulv, FETCHES] += 1
+                if push_wb >= 0:
+                    out[uop, ulv, WRITEBACKS] += 1
+                    out[uop, ulv, WRITES_BELOW] += 1
+                    out[uop, ulv, BYTES_WRITTEN_BELOW] += line_end - line_start
+                if push_fwd:
+                    out[uop, ulv, WRITES_BELOW] += 1
+                    out[uop, ulv, BYTES_WRITTEN_BELOW] += seg_end - cur
+                nxt = lv + 1
+                if nxt == n_levels:
+                    continue  # memory: its row is derived from these counters
                 # Push in reverse order of service. Normally: fetch, forwarded write,
                 # write-back (as pycachesim). Above an inclusive level the write-back goes
                 # first, so the victim is still held below when its data arrives.
-                below_incl = lv + 1 < n_levels and cfg[lv + 1, CFG_INCLUSIVE] == 1
-                for k in range(3):
-                    if below_incl:
-                        kind = 2 - k  # push fwd (2), fetch (1), write-back (0)
-                    else:
-                        kind = (0, 2, 1)[k]  # push write-back, fwd, fetch
-                    if kind == 0:
-                        if push_wb < 0:
-                            continue
-                        out[op, lv, WRITEBACKS] += 1
-                        out[op, lv, WRITES_BELOW] += 1
-                        out[op, lv, BYTES_WRITTEN_BELOW] += line_end - line_start
-                        stk[sp, 2] = 1
-                        stk[sp, 3] = push_wb << shift
-                        stk[sp, 4] = (push_wb + 1) << shift
-                    elif kind == 1:
-                        if not push_fetch:
-                            continue
-                        out[op, lv, FETCHES] += 1
-                        out[op, lv, BYTES_READ_FROM_BELOW] += line_end - line_start
-                        stk[sp, 2] = 0
-                        stk[sp, 3] = line_start
-                        stk[sp, 4] = line_end
-                    else:
-                        if not push_fwd:
-                            continue
-                        out[op, lv, WRITES_BELOW] += 1
-                        out[op, lv, BYTES_WRITTEN_BELOW] += seg_end - cur
-                        stk[sp, 2] = 1
-                        stk[sp, 3] = cur
-                        stk[sp, 4] = seg_end
-                    stk[sp, 0] = lv + 1
-                    stk[sp, 1] = u
+                wb_first = cfg[nxt, CFG_INCLUSIVE] == 1
+                if wb_first:
+                    if push_fwd:
+                        stk[np.uint64(sp), 0] = nxt
+                        stk[np.uint64(sp), 1] = u
+                        stk[np.uint64(sp), 2] = 1
+                        stk[np.uint64(sp), 3] = cur
+                        stk[np.uint64(sp), 4] = seg_end
+                        sp += 1
+                    if push_fetch:
+                        stk[np.uint64(sp), 0] = nxt
+                        stk[np.uint64(sp), 1] = u
+                        stk[np.uint64(sp), 2] = 0
+                        stk[np.uint64(sp), 3] = line_start
+                        stk[np.uint64(sp), 4] = line_end
+                        sp += 1
+                if push_wb >= 0:
+                    stk[np.uint64(sp), 0] = nxt
+                    stk[np.uint64(sp), 1] = u
+                    stk[np.uint64(sp), 2] = 1
+                    stk[np.uint64(sp), 3] = push_wb << shift
+                    stk[np.uint64(sp), 4] = (push_wb + 1) << shift
                     sp += 1
+                if not wb_first:
+                    if push_fwd:
+                        stk[np.uint64(sp), 0] = nxt
+                        stk[np.uint64(sp), 1] = u
+                        stk[np.uint64(sp), 2] = 1
+                        stk[np.uint64(sp), 3] = cur
+                        stk[np.uint64(sp), 4] = seg_end
+                        sp += 1
+                    if push_fetch:
+                        stk[np.uint64(sp), 0] = nxt
+                        stk[np.uint64(sp), 1] = u
+                        stk[np.uint64(sp), 2] = 0
+                        stk[np.uint64(sp), 3] = line_start
+                        stk[np.uint64(sp), 4] = line_end
+                        sp += 1
 
 
 @nb.njit(cache=True)
+def _derive(out, cfg):
+    """Fill the counters implied by the counted ones.
+
+    ACCESSES = HITS + MISSES (in compat mode a store hit is neither); BYTES_READ_FROM_BELOW =
+    FETCHES whole lines; every request sent below one level lands in one line of the next,
+    so memory's row is the last level's requests and bytes.
+    """
+    n_levels = cfg.shape[0]
+    last = n_levels - 1
+    for op in range(out.shape[0]):
+        for lv in range(n_levels):
+            out[op, lv, ACCESSES] = out[op, lv, HITS] + out[op, lv, MISSES]
+            out[op, lv, BYTES_READ_FROM_BELOW] = out[op, lv, FETCHES] << cfg[lv, CFG_SHIFT]
+        out[op, n_levels, ACCESSES] = out[op, last, FETCHES] + out[op, last, WRITES_BELOW]
+        out[op, n_levels, WRITE_ACCESSES] = out[op, last, WRITES_BELOW]
+        out[op, n_levels, BYTES_READ_FROM_BELOW] = out[op, last, BYTES_READ_FROM_BELOW]
+        out[op, n_levels, BYTES_WRITTEN_BELOW] = out[op, last, BYTES_WRITTEN_BELOW]
+
+
+def partitions(cfg, n_units: int, max_parts: int) -> tuple[int, int]:
+    """(part_shift, n_parts) for serving the trace in independent address partitions.
+
+    Lines whose address bit(s) at ``part_shift`` differ can never meet in a set at any level
+    (nor in one line: ``part_shift`` is at least every level's line shift) when every level's
+    set count is a multiple of ``2 ** (part_shift - line_shift + bits)``; the partitions then
+    evolve independently and can run on separate threads with results identical to one
+    partition. Random replacement draws from one generator in trace order, so it gets 1.
+    """
+    if max_parts < 2 or (cfg[:, CFG_POLICY] == POLICY_RANDOM).any():
+        return int(cfg[:, CFG_SHIFT].max()), 1
+    shift = int(cfg[:, CFG_SHIFT].max())
+    bits = 0
+    while (1 << (bits + 1)) <= max_parts:
+        ok = True
+        for lv in range(cfg.shape[0]):
+            need = 1 << (shift - int(cfg[lv, CFG_SHIFT]) + bits + 1)
+            if int(cfg[lv, CFG_SETS]) % need:
+                ok = False
+        if not ok:
+            break
+        bits += 1
+    return shift, 1 << bits
+
+
+@nb.njit(cache=True, parallel=True)
 def simulate(addr, nbytes, is_write, unit, op_start, cfg, recip, slots, meta, rng, n_units,
-             compat):
+             compat, part_shift, n_parts):
     """Run a trace of byte runs through the hierarchy, updating the state arrays in place.
 
     Returns int64[n_ops, n_levels + 1, N_COUNTERS]; runs ``op_start[o]:op_start[o+1]`` are
-    charged to op ``o``. Runs with ``nbytes <= 0`` are skipped.
+    charged to op ``o``. Runs with ``nbytes <= 0`` are skipped. ``n_parts`` address partitions
+    (see ``partitions``) are served in parallel.
     """
-    out = np.zeros((op_start.shape[0] - 1, cfg.shape[0] + 1, N_COUNTERS), np.int64)
-    _run(addr, nbytes, is_write, unit, op_start, 0, cfg, recip, slots, meta, rng, n_units,
-         compat, out)
+    n_ops = op_start.shape[0] - 1
+    parts = np.zeros((n_parts, n_ops, cfg.shape[0] + 1, N_COUNTERS), np.int64)
+    for p in nb.prange(n_parts):
+        _run(addr, nbytes, is_write, unit, op_start, 0, cfg, recip, slots, meta, rng, n_units,
+             compat, part_shift, n_parts - 1, p, parts[p])
+    out = parts.sum(axis=0)
+    _derive(out, cfg)
     return out
 
 
@@ -447,8 +502,9 @@ def flush(cfg, recip, slots, meta, rng, n_units, compat):
         out[0, lv, WRITEBACKS] += n_dirty
         out[0, lv, WRITES_BELOW] += n_dirty
         out[0, lv, BYTES_WRITTEN_BELOW] += n_dirty << shift
-        op_start = np.array([0, n_dirty], np.int64)
-        _run(addr, np.full(n_dirty, np.int64(1) << shift, np.int64), np.ones(n_dirty, np.uint8),
-             units, op_start, lv + 1, cfg, recip, slots, meta, rng, n_units, compat, out)
+        if lv + 1 < n_levels:
+            _run(addr, np.full(n_dirty, np.int64(1) << shift, np.int64),
+                 np.ones(n_dirty, np.uint8), units, np.array([0, n_dirty], np.int64), lv + 1,
+                 cfg, recip, slots, meta, rng, n_units, compat, 0, 0, 0, out)
+    _derive(out, cfg)
     return out
-
