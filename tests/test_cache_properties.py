@@ -186,10 +186,11 @@ def test_partitions_chosen_for_typical_hierarchy():
     assert CacheHierarchy(levels, 1, max_threads=4).n_parts == 4  # 256 and 3072 sets
     assert CacheHierarchy(levels, 1, max_threads=2).n_parts == 2
     odd = [CacheLevel(name="L1", capacity_bytes=3 * 128, line_bytes=128, ways=1)]
-    assert CacheHierarchy(odd, 1).n_parts == 1  # 3 sets: no address bit picks the set
+    assert CacheHierarchy(odd, 1, max_threads=4).n_parts == 1  # 3 sets: no bit picks the set
     rnd = [CacheLevel(name="L1", capacity_bytes=8 * 128, line_bytes=128, ways=2,
                       replacement="random")]
-    assert CacheHierarchy(rnd, 1).n_parts == 1
+    assert CacheHierarchy(rnd, 1, max_threads=4).n_parts == 1
+    assert CacheHierarchy(levels, 1).n_parts == 1  # default: no thread pool
 
 
 @FAST

@@ -451,15 +451,27 @@ def partitions(cfg, n_units: int, max_parts: int) -> tuple[int, int]:
     return shift, 1 << bits
 
 
-@nb.njit(cache=True, parallel=True)
+@nb.njit(cache=True)
 def simulate(addr, nbytes, is_write, unit, op_start, cfg, recip, slots, meta, rng, n_units,
-             compat, part_shift, n_parts):
+             compat):
     """Run a trace of byte runs through the hierarchy, updating the state arrays in place.
 
     Returns int64[n_ops, n_levels + 1, N_COUNTERS]; runs ``op_start[o]:op_start[o+1]`` are
-    charged to op ``o``. Runs with ``nbytes <= 0`` are skipped. ``n_parts`` address partitions
-    (see ``partitions``) are served in parallel.
+    charged to op ``o``. Runs with ``nbytes <= 0`` are skipped.
     """
+    out = np.zeros((op_start.shape[0] - 1, cfg.shape[0] + 1, N_COUNTERS), np.int64)
+    _run(addr, nbytes, is_write, unit, op_start, 0, cfg, recip, slots, meta, rng, n_units,
+         compat, 0, 0, 0, out)
+    _derive(out, cfg)
+    return out
+
+
+@nb.njit(cache=True, parallel=True)
+def simulate_parallel(addr, nbytes, is_write, unit, op_start, cfg, recip, slots, meta, rng,
+                      n_units, compat, part_shift, n_parts):
+    """``simulate`` with ``n_parts`` address partitions (see ``partitions``) served on
+    parallel threads; identical results. Kept separate so that single-threaded use never
+    starts numba's thread pool (the OpenMP layer is not fork-safe)."""
     n_ops = op_start.shape[0] - 1
     parts = np.zeros((n_parts, n_ops, cfg.shape[0] + 1, N_COUNTERS), np.int64)
     for p in nb.prange(n_parts):
