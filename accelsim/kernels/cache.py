@@ -173,7 +173,9 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
     are pushed above the parent, so they complete before the parent's next line, as in hardware
     that blocks on a miss. Everything on the per-line path is written out in this one function
     (numba increfs array arguments on every call, which costs more than a cache lookup), and
-    only the counters that cannot be derived are counted here (see ``_derive``).
+    only the counters that cannot be derived are counted here (see ``_derive``). With
+    ``part_mask`` None (serial use) numba compiles the partition checks away; otherwise only
+    entry lines whose address bits ``(addr >> part_shift) & part_mask == part_id`` are served.
     """
     n_levels = cfg.shape[0]
     stk = np.empty((stack_depth(n_levels), 5), np.int64)
@@ -182,9 +184,11 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
         for r in range(op_start[op], op_start[op + 1]):
             if nbytes[r] <= 0:
                 continue
-            first = addr[r] >> part_shift
-            if (first & part_mask) != part_id and first == (addr[r] + nbytes[r] - 1) >> part_shift:
-                continue  # the whole run belongs to another partition
+            if part_mask is not None:
+                first = addr[r] >> part_shift
+                if (first & part_mask) != part_id and first == (
+                        addr[r] + nbytes[r] - 1) >> part_shift:
+                    continue  # the whole run belongs to another partition
             stk[0, 0] = level0
             stk[0, 1] = unit[r]
             stk[0, 2] = is_write[r]
@@ -209,8 +213,9 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
                     sp -= 1
                 else:
                     stk[ut, 3] = seg_end
-                if t == 0 and ((cur >> part_shift) & part_mask) != part_id:
-                    continue  # another partition serves this entry line
+                if part_mask is not None:
+                    if t == 0 and ((cur >> part_shift) & part_mask) != part_id:
+                        continue  # another partition serves this entry line
 
                 ways = cfg[ulv, CFG_WAYS]
                 policy = cfg[ulv, CFG_POLICY]
@@ -461,7 +466,7 @@ def simulate(addr, nbytes, is_write, unit, op_start, cfg, recip, slots, meta, rn
     """
     out = np.zeros((op_start.shape[0] - 1, cfg.shape[0] + 1, N_COUNTERS), np.int64)
     _run(addr, nbytes, is_write, unit, op_start, 0, cfg, recip, slots, meta, rng, n_units,
-         compat, 0, 0, 0, out)
+         compat, 0, None, 0, out)
     _derive(out, cfg)
     return out
 
@@ -517,6 +522,6 @@ def flush(cfg, recip, slots, meta, rng, n_units, compat):
         if lv + 1 < n_levels:
             _run(addr, np.full(n_dirty, np.int64(1) << shift, np.int64),
                  np.ones(n_dirty, np.uint8), units, np.array([0, n_dirty], np.int64), lv + 1,
-                 cfg, recip, slots, meta, rng, n_units, compat, 0, 0, 0, out)
+                 cfg, recip, slots, meta, rng, n_units, compat, 0, None, 0, out)
     _derive(out, cfg)
     return out
