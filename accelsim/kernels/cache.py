@@ -10,8 +10,8 @@ counting semantics, summarised here:
 * A miss that allocates *fetches* the whole line from ``L+1`` (``FETCHES``,
   ``BYTES_READ_FROM_BELOW``), except a write that covers the whole line, which allocates
   without a fetch unless ``L+1`` is inclusive (read-for-ownership). A write miss without
-  write-allocate is forwarded to ``L+1``. Requests to ``L+1`` are served fetch, forwarded
-  write, write-back (write-back first when ``L+1`` is inclusive).
+  write-allocate is forwarded to ``L+1``. Requests to ``L+1`` are served write-back, fetch,
+  forwarded write (pycachesim mode: fetch, forwarded write, write-back).
 * Replacing a valid line is an ``EVICTION``; a dirty victim is a ``WRITEBACK`` (one full-line
   write request to ``L+1``). Write-through levels forward every written segment to ``L+1``.
   ``WRITES_BELOW`` / ``BYTES_WRITTEN_BELOW`` count all write requests / bytes sent to ``L+1``.
@@ -368,10 +368,12 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
                 nxt = lv + 1
                 if nxt == n_levels:
                     continue  # memory: its row is derived from these counters
-                # Push in reverse order of service. Normally: fetch, forwarded write,
-                # write-back (as pycachesim). Above an inclusive level the write-back goes
-                # first, so the victim is still held below when its data arrives.
-                wb_first = cfg[nxt, CFG_INCLUSIVE] == 1
+                # Push in reverse order of service: write-back, fetch, forwarded write. The
+                # victim's data leaves first, while the levels below still hold it (an
+                # inclusive level further down could otherwise evict it while the fetch
+                # passes, and its late write-back would then evict the fetched line). In
+                # pycachesim mode: fetch, forwarded write, write-back, as pycachesim does.
+                wb_first = compat == 0 or cfg[nxt, CFG_INCLUSIVE] == 1
                 if wb_first:
                     if push_fwd:
                         stk[np.uint64(sp), 0] = nxt
