@@ -45,6 +45,17 @@ def check_invariants(h: CacheHierarchy) -> None:
             if h.levels[lv].replacement in ("lru", "fifo", "mru"):
                 assert (row[:valid.size] >= 0).all()
         assert h.occupancy_lines()[lv] <= n_inst * lines
+    # inclusion: every line above an inclusive level lies in a line that level holds
+    for lv, lvl in enumerate(h.levels):
+        if lvl.inclusion != "inclusive":
+            continue
+        shift = h.line_bytes[lv]
+        for up in range(lv):
+            n_up = h.n_units if h.levels[up].sharing == "private" else 1
+            for inst in range(n_up):
+                below = h.resident_lines(lv, inst if lvl.sharing == "private" else 0)
+                for x in h.resident_lines(up, inst):
+                    assert x * h.line_bytes[up] // shift in below, (up, inst, x, lv)
 
 
 @st.composite

@@ -9,7 +9,7 @@ counting semantics, summarised here:
   when it is a write). A write hit counts as a hit and refreshes LRU order.
 * A miss that allocates *fetches* the whole line from ``L+1`` (``FETCHES``,
   ``BYTES_READ_FROM_BELOW``), except a write that covers the whole line, which allocates
-  without a fetch unless ``L+1`` is inclusive (read-for-ownership). A write miss without
+  without a fetch unless a level below is inclusive (read-for-ownership). A write miss without
   write-allocate is forwarded to ``L+1``. Requests to ``L+1`` are served write-back, fetch,
   forwarded write (pycachesim mode: fetch, forwarded write, write-back).
 * Replacing a valid line is an ``EVICTION``; a dirty victim is a ``WRITEBACK`` (one full-line
@@ -351,10 +351,12 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
                         push_fwd = w and not wb
                         # A whole-line write needs no data, unless an inclusive level below
                         # must allocate the line too (read-for-ownership).
-                        push_fetch = not (w and not compat and cur == line_start
-                                          and seg_end == line_end
-                                          and not (lv + 1 < n_levels
-                                                   and cfg[lv + 1, CFG_INCLUSIVE] == 1))
+                        push_fetch = True
+                        if w and not compat and cur == line_start and seg_end == line_end:
+                            push_fetch = False
+                            for lb in range(lv + 1, n_levels):
+                                if cfg[lb, CFG_INCLUSIVE] == 1:
+                                    push_fetch = True
 
                 if push_fetch:
                     out[uop, ulv, FETCHES] += 1
