@@ -435,7 +435,7 @@ def _derive(out, cfg):
         out[op, n_levels, BYTES_WRITTEN_BELOW] = out[op, last, BYTES_WRITTEN_BELOW]
 
 
-def partitions(cfg, n_units: int, max_parts: int) -> tuple[int, int]:
+def partitions(cfg: np.ndarray, n_units: int, max_parts: int) -> tuple[int, int]:
     """(part_shift, n_parts) for serving the trace in independent address partitions.
 
     Lines whose address bit(s) at ``part_shift`` differ can never meet in a set at any level
@@ -461,8 +461,9 @@ def partitions(cfg, n_units: int, max_parts: int) -> tuple[int, int]:
 
 
 @nb.njit(cache=True)
-def simulate(addr, nbytes, is_write, unit, op_start, cfg, recip, slots, meta, rng, n_units,
-             compat):
+def simulate(addr: np.ndarray, nbytes: np.ndarray, is_write: np.ndarray, unit: np.ndarray,
+             op_start: np.ndarray, cfg: np.ndarray, recip: np.ndarray, slots: np.ndarray,
+             meta: np.ndarray, rng: np.ndarray, n_units: int, compat: int) -> np.ndarray:
     """Run a trace of byte runs through the hierarchy, updating the state arrays in place.
 
     Returns int64[n_ops, n_levels + 1, N_COUNTERS]; runs ``op_start[o]:op_start[o+1]`` are
@@ -476,8 +477,10 @@ def simulate(addr, nbytes, is_write, unit, op_start, cfg, recip, slots, meta, rn
 
 
 @nb.njit(cache=True, parallel=True)
-def simulate_parallel(addr, nbytes, is_write, unit, op_start, cfg, recip, slots, meta, rng,
-                      n_units, compat, part_shift, n_parts):
+def simulate_parallel(addr: np.ndarray, nbytes: np.ndarray, is_write: np.ndarray,
+                      unit: np.ndarray, op_start: np.ndarray, cfg: np.ndarray, recip: np.ndarray,
+                      slots: np.ndarray, meta: np.ndarray, rng: np.ndarray, n_units: int,
+                      compat: int, part_shift: int, n_parts: int) -> np.ndarray:
     """``simulate`` with ``n_parts`` address partitions (see ``partitions``) served on
     parallel threads; identical results. Kept separate so that single-threaded use never
     starts numba's thread pool (the OpenMP layer is not fork-safe)."""
@@ -492,7 +495,8 @@ def simulate_parallel(addr, nbytes, is_write, unit, op_start, cfg, recip, slots,
 
 
 @nb.njit(cache=True)
-def flush(cfg, recip, slots, meta, rng, n_units, compat):
+def flush(cfg: np.ndarray, recip: np.ndarray, slots: np.ndarray, meta: np.ndarray,
+          rng: np.ndarray, n_units: int, compat: int) -> np.ndarray:
     """Write every dirty line back, nearest level first, leaving lines valid and clean.
 
     Returns int64[1, n_levels + 1, N_COUNTERS]. Going top-down lets data flushed from level L
