@@ -72,6 +72,8 @@ def traces(quick: bool) -> dict[str, Trace]:
     return {
         f"gemm {gm}^3 fp32, tiles 128x128x32": Trace.single_op(g[0], g[1]),
         "random 4 B loads in 32 MiB": Trace.single_op(rng.integers(0, 32 << 20, n), 4),
+        "random 4 B loads in 96 KiB (L1-resident)": Trace.single_op(
+            rng.integers(0, 96 << 10, n), 4),
         "4 KiB stride sweeps over 64 MiB": Trace.single_op(strided, 4),
     }
 
