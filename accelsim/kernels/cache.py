@@ -176,9 +176,9 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
     only the counters that cannot be derived are counted here (see ``_derive``). With
     ``part_mask`` None (serial use) numba compiles the partition checks away; otherwise only
     entry lines whose address bits ``(addr >> part_shift) & part_mask == part_id`` are served.
-    A one-line read at a recency-ordered entry level is looked up before any stack work: a
-    hit needs nothing else (1.5x on L1-resident traces); a miss enters the general path
-    without scanning the set again.
+    A one-line read (or write into a write-back level) at a recency-ordered entry level is
+    looked up before any stack work: a hit needs nothing else (1.5x on L1-resident traces); a
+    miss enters the general path without scanning the set again.
     """
     n_levels = cfg.shape[0]
     stk = np.empty((stack_depth(n_levels), 5), np.int64)
@@ -193,6 +193,7 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
     rec0 = recip[u0]
     fast0 = cfg[u0, CFG_POLICY] <= POLICY_MRU
     mtf0 = cfg[u0, CFG_POLICY] != POLICY_FIFO
+    wfast0 = cfg[u0, CFG_WRITE_BACK] == 1 and compat == 0  # a write hit only dirties
     for op in range(op_start.shape[0] - 1):
         uop = np.uint64(op)
         for r in range(op_start[op], op_start[op + 1]):
@@ -204,8 +205,10 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
                         addr[r] + nbytes[r] - 1) >> part_shift:
                     continue  # the whole run belongs to another partition
             line0 = addr[r] >> shift0
-            if fast0 and is_write[r] == 0 and line0 == (addr[r] + nbytes[r] - 1) >> shift0:
-                # a read of one line that hits at the entry level needs nothing else
+            w0 = is_write[r]
+            if fast0 and (w0 == 0 or wfast0) and line0 == (addr[r] + nbytes[r] - 1) >> shift0:
+                # a one-line read (or write-back write) that hits at the entry level needs
+                # nothing else
                 if mask0 >= 0:
                     s0 = line0 & mask0
                 else:
@@ -235,6 +238,10 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
                         for j in range(hit0, 0, -1):
                             slots[ub0 + np.uint64(j)] = slots[ub0 + np.uint64(j - 1)]
                         slots[ub0] = e
+                        hit0 = 0
+                    if w0:
+                        out[uop, u0, WRITE_ACCESSES] += 1
+                        slots[ub0 + np.uint64(hit0)] |= 1
                     continue
             else:
                 known_miss = False
