@@ -499,26 +499,25 @@ def _derive(out, cfg):
 def partitions(cfg: np.ndarray, n_units: int, max_parts: int) -> tuple[int, int]:
     """(part_shift, n_parts) for serving the trace in independent address partitions.
 
-    Lines whose address bit(s) at ``part_shift`` differ can never meet in a set at any level
-    (nor in one line: ``part_shift`` is at least every level's line shift) when every level's
-    set count is a multiple of ``2 ** (part_shift - line_shift + bits)``; the partitions then
-    evolve independently and can run on separate threads with results identical to one
-    partition. Random replacement draws from one generator in trace order, so it gets 1.
+    Lines whose address bits ``part_shift .. part_shift + bits - 1`` differ can never meet in
+    a set at any level (nor in one line: ``part_shift`` is at least every level's line shift)
+    when every level's set count is a multiple of ``2 ** (part_shift - line_shift + bits)``;
+    the partitions then evolve independently and can run on separate threads with results
+    identical to one partition. The highest such ``part_shift`` is taken, so each partition
+    owns long runs of consecutive sets and threads do not share cache lines of the state.
+    Random replacement draws from one generator in trace order, so it gets 1 partition.
     """
+    min_shift = int(cfg[:, CFG_SHIFT].max())
     if max_parts < 2 or (cfg[:, CFG_POLICY] == POLICY_RANDOM).any():
-        return int(cfg[:, CFG_SHIFT].max()), 1
-    shift = int(cfg[:, CFG_SHIFT].max())
+        return min_shift, 1
+    # highest address bit that still selects the set at every level: shift + log2 of the
+    # largest power of two dividing the set count
+    top = min(int(cfg[lv, CFG_SHIFT]) + (int(cfg[lv, CFG_SETS]) & -int(cfg[lv, CFG_SETS]))
+              .bit_length() - 1 for lv in range(cfg.shape[0]))
     bits = 0
-    while (1 << (bits + 1)) <= max_parts:
-        ok = True
-        for lv in range(cfg.shape[0]):
-            need = 1 << (shift - int(cfg[lv, CFG_SHIFT]) + bits + 1)
-            if int(cfg[lv, CFG_SETS]) % need:
-                ok = False
-        if not ok:
-            break
+    while (1 << (bits + 1)) <= max_parts and top - (bits + 1) >= min_shift:
         bits += 1
-    return shift, 1 << bits
+    return top - bits, 1 << bits
 
 
 @nb.njit(cache=True)
@@ -546,11 +545,12 @@ def simulate_parallel(addr: np.ndarray, nbytes: np.ndarray, is_write: np.ndarray
     parallel threads; identical results. Kept separate so that single-threaded use never
     starts numba's thread pool (the OpenMP layer is not fork-safe)."""
     n_ops = op_start.shape[0] - 1
-    parts = np.zeros((n_parts, n_ops, cfg.shape[0] + 1, N_COUNTERS), np.int64)
+    # one padding op row around each partition's counters: no cache line shared by threads
+    parts = np.zeros((n_parts, n_ops + 2, cfg.shape[0] + 1, N_COUNTERS), np.int64)
     for p in nb.prange(n_parts):
         _run(addr, nbytes, is_write, unit, op_start, 0, cfg, recip, slots, meta, rng, n_units,
-             compat, part_shift, n_parts - 1, p, parts[p])
-    out = parts.sum(axis=0)
+             compat, part_shift, n_parts - 1, p, parts[p, 1:n_ops + 1])
+    out = parts[:, 1:n_ops + 1].sum(axis=0)
     _derive(out, cfg)
     return out
 
