@@ -330,7 +330,7 @@ class CacheHierarchy:
         self._needs_meta = bool(np.isin(cfg[:, _k.CFG_POLICY],
                                         [_k.POLICY_PLRU, _k.POLICY_LFU]).any())
         self.level_names = tuple(lvl.name for lvl in levels)
-        self.part_shift, self.n_parts = _k.partitions(cfg, self.n_units, max_threads)
+        self.part_shift, self.n_parts = _k.partitions(cfg, max_threads)
         self.reset()
 
     @classmethod

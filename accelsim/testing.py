@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from accelsim.cache import REPLACEMENT_POLICIES, CacheLevel, Trace
 from accelsim.kernels.trace import elementwise_runs, gemm_runs
 
-__all__ = ["cache_hierarchies", "cache_levels", "gemm_traces", "traces"]
+__all__ = ["cache_hierarchies", "cache_levels", "elementwise_traces", "gemm_traces", "random_runs",
+           "strided_runs", "traces"]
 
 ALL_POLICIES = tuple(REPLACEMENT_POLICIES)
 

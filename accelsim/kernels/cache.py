@@ -496,7 +496,7 @@ def _derive(out, cfg):
         out[op, n_levels, BYTES_WRITTEN_BELOW] = out[op, last, BYTES_WRITTEN_BELOW]
 
 
-def partitions(cfg: np.ndarray, n_units: int, max_parts: int) -> tuple[int, int]:
+def partitions(cfg: np.ndarray, max_parts: int) -> tuple[int, int]:
     """(part_shift, n_parts) for serving the trace in independent address partitions.
 
     Lines whose address bits ``part_shift .. part_shift + bits - 1`` differ can never meet in
