@@ -268,13 +268,14 @@ class CacheHierarchy:
     ``line_bytes_override`` replaces each level's line size (coalesced mode: one granule per
     block, capacity/block lines, the same ways when they still divide the lines, else fully
     associative). ``compat_pycachesim`` switches store semantics to pycachesim's (docs).
-    ``max_threads`` caps the independent address partitions served in parallel (results do
-    not depend on it).
+    ``max_threads`` > 1 serves independent address partitions on that many threads (results
+    do not depend on it); the default 1 never starts numba's thread pool, whose OpenMP layer
+    breaks processes forked after it started (e.g. multiprocessing sweeps).
     """
 
     def __init__(self, levels: Sequence[CacheLevelLike], n_units: int, seed: int = 0,
                  line_bytes_override: Sequence[int] | None = None,
-                 compat_pycachesim: bool = False, max_threads: int = 2) -> None:
+                 compat_pycachesim: bool = False, max_threads: int = 1) -> None:
         if not levels:
             raise ValueError("levels: expected at least one cache level")
         if n_units < 1:
@@ -329,16 +330,19 @@ class CacheHierarchy:
         self._needs_meta = bool(np.isin(cfg[:, _k.CFG_POLICY],
                                         [_k.POLICY_PLRU, _k.POLICY_LFU]).any())
         self.level_names = tuple(lvl.name for lvl in levels)
-        self.part_shift, self.n_parts = _k.partitions(cfg, self.n_units, max_threads)
+        self.part_shift, self.n_parts = _k.partitions(cfg, max_threads)
         self.reset()
 
     @classmethod
     def with_block_bytes(cls, levels: Sequence[CacheLevelLike], n_units: int,
-                         block_bytes: int | Sequence[int], seed: int = 0) -> CacheHierarchy:
-        """The same capacities simulated with block granules (coalesced mode)."""
+                         block_bytes: int | Sequence[int], seed: int = 0,
+                         max_threads: int = 1) -> CacheHierarchy:
+        """The same capacities simulated with block granules (coalesced mode); an int uses
+        one block size for every level (recommended, see docs/cache.md)."""
         if isinstance(block_bytes, int):
             block_bytes = [block_bytes] * len(levels)
-        return cls(levels, n_units, seed=seed, line_bytes_override=list(block_bytes))
+        return cls(levels, n_units, seed=seed, line_bytes_override=list(block_bytes),
+                   max_threads=max_threads)
 
     @property
     def state_bytes(self) -> int:
@@ -358,9 +362,12 @@ class CacheHierarchy:
         if trace.n_runs and int(trace.unit.max()) >= self.n_units:
             raise ValueError(f"trace.unit: expected units < {self.n_units}, "
                              f"got {int(trace.unit.max())}")
-        out = _k.simulate(trace.addr, trace.nbytes, trace.is_write, trace.unit, trace.op_start,
-                          self.cfg, self.recip, self.slots, self.meta, self.rng, self.n_units,
-                          self.compat, self.part_shift, self.n_parts)
+        args = (trace.addr, trace.nbytes, trace.is_write, trace.unit, trace.op_start, self.cfg,
+                self.recip, self.slots, self.meta, self.rng, self.n_units, self.compat)
+        if self.n_parts > 1:
+            out = _k.simulate_parallel(*args, self.part_shift, self.n_parts)
+        else:
+            out = _k.simulate(*args)
         return CacheCounters(out, self.level_names)
 
     def flush(self) -> CacheCounters:

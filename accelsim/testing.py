@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from accelsim.cache import REPLACEMENT_POLICIES, CacheLevel, Trace
 from accelsim.kernels.trace import elementwise_runs, gemm_runs
 
-__all__ = ["cache_hierarchies", "cache_levels", "gemm_traces", "traces"]
+__all__ = ["cache_hierarchies", "cache_levels", "elementwise_traces", "gemm_traces", "random_runs",
+           "strided_runs", "traces"]
 
 ALL_POLICIES = tuple(REPLACEMENT_POLICIES)
 
@@ -164,3 +165,15 @@ def traces(draw: st.DrawFn, n_units: int = 1, max_ops: int = 3,
             is_write = np.zeros_like(is_write)
         ops.append(Trace.single_op(addr, nbytes, is_write, unit))
     return Trace.concat(ops)
+
+
+# Spec strategies live beside the spec loader; re-exported so `accelsim.testing` is the one
+# public place for property-test strategies (hardware specs, workloads, caches, traces).
+from accelsim.spec_strategies import (  # noqa: E402
+    cache_level_specs,
+    hardware_specs,
+    model_configs,
+    workload_specs,
+)
+
+__all__ += ["cache_level_specs", "hardware_specs", "model_configs", "workload_specs"]

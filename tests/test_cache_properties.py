@@ -45,6 +45,17 @@ def check_invariants(h: CacheHierarchy) -> None:
             if h.levels[lv].replacement in ("lru", "fifo", "mru"):
                 assert (row[:valid.size] >= 0).all()
         assert h.occupancy_lines()[lv] <= n_inst * lines
+    # inclusion: every line above an inclusive level lies in a line that level holds
+    for lv, lvl in enumerate(h.levels):
+        if lvl.inclusion != "inclusive":
+            continue
+        shift = h.line_bytes[lv]
+        for up in range(lv):
+            n_up = h.n_units if h.levels[up].sharing == "private" else 1
+            for inst in range(n_up):
+                below = h.resident_lines(lv, inst if lvl.sharing == "private" else 0)
+                for x in h.resident_lines(up, inst):
+                    assert x * h.line_bytes[up] // shift in below, (up, inst, x, lv)
 
 
 @st.composite
@@ -186,10 +197,11 @@ def test_partitions_chosen_for_typical_hierarchy():
     assert CacheHierarchy(levels, 1, max_threads=4).n_parts == 4  # 256 and 3072 sets
     assert CacheHierarchy(levels, 1, max_threads=2).n_parts == 2
     odd = [CacheLevel(name="L1", capacity_bytes=3 * 128, line_bytes=128, ways=1)]
-    assert CacheHierarchy(odd, 1).n_parts == 1  # 3 sets: no address bit picks the set
+    assert CacheHierarchy(odd, 1, max_threads=4).n_parts == 1  # 3 sets: no bit picks the set
     rnd = [CacheLevel(name="L1", capacity_bytes=8 * 128, line_bytes=128, ways=2,
                       replacement="random")]
-    assert CacheHierarchy(rnd, 1).n_parts == 1
+    assert CacheHierarchy(rnd, 1, max_threads=4).n_parts == 1
+    assert CacheHierarchy(levels, 1).n_parts == 1  # default: no thread pool
 
 
 @FAST

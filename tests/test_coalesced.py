@@ -16,7 +16,7 @@ import pytest
 from accelsim.cache import CacheHierarchy, CacheLevel, Trace, coalesced_block_bytes
 from accelsim.kernels.trace import gemm_runs
 
-CSV = Path("/work/shared/validation/deepbench_v100_gemm.csv")
+CSV = Path(__file__).resolve().parents[1].parent / "shared" / "validation" / "deepbench_v100_gemm.csv"
 L2 = CacheLevel(name="L2", capacity_bytes=6 << 20, line_bytes=128, ways=16)
 UNITS = 8
 MAX_LINES = 400_000
@@ -62,7 +62,6 @@ KNOWN_GAPS = {
 }
 
 
-@pytest.mark.skipif(not CSV.exists(), reason="DeepBench validation data not available")
 @pytest.mark.parametrize("shape", sample_shapes(24, seed=3) if CSV.exists() else [], ids=str)
 def test_coalesced_last_level_hit_rate_within_1pp(shape):
     m, n, k, at, bt, eb = shape
@@ -70,6 +69,28 @@ def test_coalesced_last_level_hit_rate_within_1pp(shape):
     exact, coarse, block = hit_rates(m, n, k, at, bt, eb)
     assert block == 4096
     assert 100 * abs(coarse - exact) <= 1.0, f"line-exact {exact:.4f}, coalesced {coarse:.4f}"
+
+
+L1 = CacheLevel(name="L1", capacity_bytes=128 << 10, line_bytes=128, ways=4, sharing="private")
+
+
+@pytest.mark.parametrize("shape", sample_shapes(24, seed=3)[::2] if CSV.exists() else [],
+                         ids=str)
+def test_two_level_coalesced_memory_traffic_within_1_percent(shape):
+    """Private 128 KiB L1 + shared 6 MiB L2, one block size for both levels (the L2's)."""
+    m, n, k, at, bt, eb = shape
+    m, n, k = scaled(m, n, k, eb)
+    tm, tn, tk = min(128, m), min(128, n), min(128 // eb, k)
+    slot = [-(-x // tx) * -(-y // ty) * tx * ty * eb
+            for x, y, tx, ty in ((m, k, tm, tk), (k, n, tk, tn), (m, n, tm, tn))]
+    a, b, c = 0, slot[0], slot[0] + slot[1]
+    exact = CacheHierarchy([L1, L2], UNITS).run(Trace.from_runs(
+        gemm_runs(m, n, k, tm, tn, tk, eb, a, b, c, at, bt, 0, UNITS, False)))
+    block = coalesced_block_bytes([tm * tk * eb, tk * tn * eb, tm * tn * eb], L2)
+    coarse = CacheHierarchy.with_block_bytes([L1, L2], UNITS, block).run(Trace.from_runs(
+        gemm_runs(m, n, k, tm, tn, tk, eb, a, b, c, at, bt, 0, UNITS, True)))
+    read = exact.bytes_from_memory.sum()
+    assert abs(coarse.bytes_from_memory.sum() - read) <= 0.01 * read
 
 
 @pytest.mark.parametrize("shape,bound", KNOWN_GAPS.items(), ids=str)

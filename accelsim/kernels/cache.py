@@ -9,9 +9,9 @@ counting semantics, summarised here:
   when it is a write). A write hit counts as a hit and refreshes LRU order.
 * A miss that allocates *fetches* the whole line from ``L+1`` (``FETCHES``,
   ``BYTES_READ_FROM_BELOW``), except a write that covers the whole line, which allocates
-  without a fetch unless ``L+1`` is inclusive (read-for-ownership). A write miss without
-  write-allocate is forwarded to ``L+1``. Requests to ``L+1`` are served fetch, forwarded
-  write, write-back (write-back first when ``L+1`` is inclusive).
+  without a fetch unless a level below is inclusive (read-for-ownership). A write miss without
+  write-allocate is forwarded to ``L+1``. Requests to ``L+1`` are served write-back, fetch,
+  forwarded write (pycachesim mode: fetch, forwarded write, write-back).
 * Replacing a valid line is an ``EVICTION``; a dirty victim is a ``WRITEBACK`` (one full-line
   write request to ``L+1``). Write-through levels forward every written segment to ``L+1``.
   ``WRITES_BELOW`` / ``BYTES_WRITTEN_BELOW`` count all write requests / bytes sent to ``L+1``.
@@ -173,18 +173,79 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
     are pushed above the parent, so they complete before the parent's next line, as in hardware
     that blocks on a miss. Everything on the per-line path is written out in this one function
     (numba increfs array arguments on every call, which costs more than a cache lookup), and
-    only the counters that cannot be derived are counted here (see ``_derive``).
+    only the counters that cannot be derived are counted here (see ``_derive``). With
+    ``part_mask`` None (serial use) numba compiles the partition checks away; otherwise only
+    entry lines whose address bits ``(addr >> part_shift) & part_mask == part_id`` are served.
+    A one-line read (or write into a write-back level) at a recency-ordered entry level is
+    looked up before any stack work: a hit needs nothing else (1.5x on L1-resident traces); a
+    miss enters the general path without scanning the set again.
     """
     n_levels = cfg.shape[0]
     stk = np.empty((stack_depth(n_levels), 5), np.int64)
+    # entry level, hoisted for the read-hit fast path
+    u0 = np.uint64(level0)
+    shift0 = cfg[u0, CFG_SHIFT]
+    ways0 = cfg[u0, CFG_WAYS]
+    sets0 = cfg[u0, CFG_SETS]
+    mask0 = cfg[u0, CFG_SET_MASK]
+    off0 = cfg[u0, CFG_TAG_OFFSET]
+    private0 = cfg[u0, CFG_PRIVATE] == 1
+    rec0 = recip[u0]
+    fast0 = cfg[u0, CFG_POLICY] <= POLICY_MRU
+    mtf0 = cfg[u0, CFG_POLICY] != POLICY_FIFO
+    wfast0 = cfg[u0, CFG_WRITE_BACK] == 1 and compat == 0  # a write hit only dirties
     for op in range(op_start.shape[0] - 1):
         uop = np.uint64(op)
         for r in range(op_start[op], op_start[op + 1]):
             if nbytes[r] <= 0:
                 continue
-            first = addr[r] >> part_shift
-            if (first & part_mask) != part_id and first == (addr[r] + nbytes[r] - 1) >> part_shift:
-                continue  # the whole run belongs to another partition
+            if part_mask is not None:
+                first = addr[r] >> part_shift
+                if (first & part_mask) != part_id and first == (
+                        addr[r] + nbytes[r] - 1) >> part_shift:
+                    continue  # the whole run belongs to another partition
+            line0 = addr[r] >> shift0
+            w0 = is_write[r]
+            if fast0 and (w0 == 0 or wfast0) and line0 == (addr[r] + nbytes[r] - 1) >> shift0:
+                # a one-line read (or write-back write) that hits at the entry level needs
+                # nothing else
+                if mask0 >= 0:
+                    s0 = line0 & mask0
+                else:
+                    s0 = line0 - np.int64(line0 * rec0) * sets0
+                    while s0 < 0:
+                        s0 += sets0
+                    while s0 >= sets0:
+                        s0 -= sets0
+                inst0 = np.int64(unit[r]) if private0 else 0
+                ub0 = np.uint64(off0 + (inst0 * sets0 + s0) * ways0)
+                key0 = (line0 << 1) | 1
+                hit0 = -1
+                free0 = ways0
+                for i in range(ways0):
+                    e = slots[ub0 + np.uint64(i)]
+                    if (e | 1) == key0:
+                        hit0 = i
+                        break
+                    if e < 0:
+                        free0 = i
+                        break
+                known_miss = hit0 < 0  # the general path below need not scan again
+                if hit0 >= 0:
+                    out[uop, u0, HITS] += 1
+                    if mtf0 and hit0 > 0:
+                        e = slots[ub0 + np.uint64(hit0)]
+                        for j in range(hit0, 0, -1):
+                            slots[ub0 + np.uint64(j)] = slots[ub0 + np.uint64(j - 1)]
+                        slots[ub0] = e
+                        hit0 = 0
+                    if w0:
+                        out[uop, u0, WRITE_ACCESSES] += 1
+                        slots[ub0 + np.uint64(hit0)] |= 1
+                    continue
+            else:
+                known_miss = False
+                free0 = ways0
             stk[0, 0] = level0
             stk[0, 1] = unit[r]
             stk[0, 2] = is_write[r]
@@ -209,8 +270,9 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
                     sp -= 1
                 else:
                     stk[ut, 3] = seg_end
-                if t == 0 and ((cur >> part_shift) & part_mask) != part_id:
-                    continue  # another partition serves this entry line
+                if part_mask is not None:
+                    if t == 0 and ((cur >> part_shift) & part_mask) != part_id:
+                        continue  # another partition serves this entry line
 
                 ways = cfg[ulv, CFG_WAYS]
                 policy = cfg[ulv, CFG_POLICY]
@@ -233,16 +295,20 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
                 ub = np.uint64(base)
                 pos = -1
                 free = ways
-                for i in range(ways):
-                    e = slots[ub + np.uint64(i)]
-                    if (e | 1) == key:
-                        pos = i
-                        break
-                    if e < 0:
-                        if free == ways:
-                            free = i
-                        if ordered:
+                if known_miss:
+                    free = free0  # the fast path above already scanned this set
+                    known_miss = False
+                else:
+                    for i in range(ways):
+                        e = slots[ub + np.uint64(i)]
+                        if (e | 1) == key:
+                            pos = i
                             break
+                        if e < 0:
+                            if free == ways:
+                                free = i
+                            if ordered:
+                                break
 
                 push_wb = np.int64(-1)  # victim line to write back
                 push_fwd = False  # forward the written segment
@@ -346,10 +412,12 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
                         push_fwd = w and not wb
                         # A whole-line write needs no data, unless an inclusive level below
                         # must allocate the line too (read-for-ownership).
-                        push_fetch = not (w and not compat and cur == line_start
-                                          and seg_end == line_end
-                                          and not (lv + 1 < n_levels
-                                                   and cfg[lv + 1, CFG_INCLUSIVE] == 1))
+                        push_fetch = True
+                        if w and not compat and cur == line_start and seg_end == line_end:
+                            push_fetch = False
+                            for lb in range(lv + 1, n_levels):
+                                if cfg[lb, CFG_INCLUSIVE] == 1:
+                                    push_fetch = True
 
                 if push_fetch:
                     out[uop, ulv, FETCHES] += 1
@@ -363,10 +431,12 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
                 nxt = lv + 1
                 if nxt == n_levels:
                     continue  # memory: its row is derived from these counters
-                # Push in reverse order of service. Normally: fetch, forwarded write,
-                # write-back (as pycachesim). Above an inclusive level the write-back goes
-                # first, so the victim is still held below when its data arrives.
-                wb_first = cfg[nxt, CFG_INCLUSIVE] == 1
+                # Push in reverse order of service: write-back, fetch, forwarded write. The
+                # victim's data leaves first, while the levels below still hold it (an
+                # inclusive level further down could otherwise evict it while the fetch
+                # passes, and its late write-back would then evict the fetched line). In
+                # pycachesim mode: fetch, forwarded write, write-back, as pycachesim does.
+                wb_first = compat == 0 or cfg[nxt, CFG_INCLUSIVE] == 1
                 if wb_first:
                     if push_fwd:
                         stk[np.uint64(sp), 0] = nxt
@@ -426,52 +496,68 @@ def _derive(out, cfg):
         out[op, n_levels, BYTES_WRITTEN_BELOW] = out[op, last, BYTES_WRITTEN_BELOW]
 
 
-def partitions(cfg, n_units: int, max_parts: int) -> tuple[int, int]:
+def partitions(cfg: np.ndarray, max_parts: int) -> tuple[int, int]:
     """(part_shift, n_parts) for serving the trace in independent address partitions.
 
-    Lines whose address bit(s) at ``part_shift`` differ can never meet in a set at any level
-    (nor in one line: ``part_shift`` is at least every level's line shift) when every level's
-    set count is a multiple of ``2 ** (part_shift - line_shift + bits)``; the partitions then
-    evolve independently and can run on separate threads with results identical to one
-    partition. Random replacement draws from one generator in trace order, so it gets 1.
+    Lines whose address bits ``part_shift .. part_shift + bits - 1`` differ can never meet in
+    a set at any level (nor in one line: ``part_shift`` is at least every level's line shift)
+    when every level's set count is a multiple of ``2 ** (part_shift - line_shift + bits)``;
+    the partitions then evolve independently and can run on separate threads with results
+    identical to one partition. The highest such ``part_shift`` is taken, so each partition
+    owns long runs of consecutive sets and threads do not share cache lines of the state.
+    Random replacement draws from one generator in trace order, so it gets 1 partition.
     """
+    min_shift = int(cfg[:, CFG_SHIFT].max())
     if max_parts < 2 or (cfg[:, CFG_POLICY] == POLICY_RANDOM).any():
-        return int(cfg[:, CFG_SHIFT].max()), 1
-    shift = int(cfg[:, CFG_SHIFT].max())
+        return min_shift, 1
+    # highest address bit that still selects the set at every level: shift + log2 of the
+    # largest power of two dividing the set count
+    top = min(int(cfg[lv, CFG_SHIFT]) + (int(cfg[lv, CFG_SETS]) & -int(cfg[lv, CFG_SETS]))
+              .bit_length() - 1 for lv in range(cfg.shape[0]))
     bits = 0
-    while (1 << (bits + 1)) <= max_parts:
-        ok = True
-        for lv in range(cfg.shape[0]):
-            need = 1 << (shift - int(cfg[lv, CFG_SHIFT]) + bits + 1)
-            if int(cfg[lv, CFG_SETS]) % need:
-                ok = False
-        if not ok:
-            break
+    while (1 << (bits + 1)) <= max_parts and top - (bits + 1) >= min_shift:
         bits += 1
-    return shift, 1 << bits
+    return top - bits, 1 << bits
 
 
-@nb.njit(cache=True, parallel=True)
-def simulate(addr, nbytes, is_write, unit, op_start, cfg, recip, slots, meta, rng, n_units,
-             compat, part_shift, n_parts):
+@nb.njit(cache=True)
+def simulate(addr: np.ndarray, nbytes: np.ndarray, is_write: np.ndarray, unit: np.ndarray,
+             op_start: np.ndarray, cfg: np.ndarray, recip: np.ndarray, slots: np.ndarray,
+             meta: np.ndarray, rng: np.ndarray, n_units: int, compat: int) -> np.ndarray:
     """Run a trace of byte runs through the hierarchy, updating the state arrays in place.
 
     Returns int64[n_ops, n_levels + 1, N_COUNTERS]; runs ``op_start[o]:op_start[o+1]`` are
-    charged to op ``o``. Runs with ``nbytes <= 0`` are skipped. ``n_parts`` address partitions
-    (see ``partitions``) are served in parallel.
+    charged to op ``o``. Runs with ``nbytes <= 0`` are skipped.
     """
+    out = np.zeros((op_start.shape[0] - 1, cfg.shape[0] + 1, N_COUNTERS), np.int64)
+    _run(addr, nbytes, is_write, unit, op_start, 0, cfg, recip, slots, meta, rng, n_units,
+         compat, 0, None, 0, out)
+    _derive(out, cfg)
+    return out
+
+
+@nb.njit(cache=True, parallel=True)
+def simulate_parallel(addr: np.ndarray, nbytes: np.ndarray, is_write: np.ndarray,
+                      unit: np.ndarray, op_start: np.ndarray, cfg: np.ndarray, recip: np.ndarray,
+                      slots: np.ndarray, meta: np.ndarray, rng: np.ndarray, n_units: int,
+                      compat: int, part_shift: int, n_parts: int) -> np.ndarray:
+    """``simulate`` with ``n_parts`` address partitions (see ``partitions``) served on
+    parallel threads; identical results. Kept separate so that single-threaded use never
+    starts numba's thread pool (the OpenMP layer is not fork-safe)."""
     n_ops = op_start.shape[0] - 1
-    parts = np.zeros((n_parts, n_ops, cfg.shape[0] + 1, N_COUNTERS), np.int64)
+    # one padding op row around each partition's counters: no cache line shared by threads
+    parts = np.zeros((n_parts, n_ops + 2, cfg.shape[0] + 1, N_COUNTERS), np.int64)
     for p in nb.prange(n_parts):
         _run(addr, nbytes, is_write, unit, op_start, 0, cfg, recip, slots, meta, rng, n_units,
-             compat, part_shift, n_parts - 1, p, parts[p])
-    out = parts.sum(axis=0)
+             compat, part_shift, n_parts - 1, p, parts[p, 1:n_ops + 1])
+    out = parts[:, 1:n_ops + 1].sum(axis=0)
     _derive(out, cfg)
     return out
 
 
 @nb.njit(cache=True)
-def flush(cfg, recip, slots, meta, rng, n_units, compat):
+def flush(cfg: np.ndarray, recip: np.ndarray, slots: np.ndarray, meta: np.ndarray,
+          rng: np.ndarray, n_units: int, compat: int) -> np.ndarray:
     """Write every dirty line back, nearest level first, leaving lines valid and clean.
 
     Returns int64[1, n_levels + 1, N_COUNTERS]. Going top-down lets data flushed from level L
@@ -505,6 +591,6 @@ def flush(cfg, recip, slots, meta, rng, n_units, compat):
         if lv + 1 < n_levels:
             _run(addr, np.full(n_dirty, np.int64(1) << shift, np.int64),
                  np.ones(n_dirty, np.uint8), units, np.array([0, n_dirty], np.int64), lv + 1,
-                 cfg, recip, slots, meta, rng, n_units, compat, 0, 0, 0, out)
+                 cfg, recip, slots, meta, rng, n_units, compat, 0, None, 0, out)
     _derive(out, cfg)
     return out

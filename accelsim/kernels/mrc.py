@@ -11,7 +11,7 @@ import numpy as np
 
 
 @nb.njit(cache=True)
-def stack_distance_histogram(line_ids, n_distinct):
+def stack_distance_histogram(line_ids: np.ndarray, n_distinct: int) -> np.ndarray:
     """Histogram of LRU stack distances of a stream of dense line ids in [0, n_distinct).
 
     ``hist[d]`` counts accesses that found exactly ``d`` distinct other lines since their

@@ -105,8 +105,10 @@ def _gemm_pass(emit, out_a, out_n, out_w, out_u, m, n, k, tile_m, tile_n, tile_k
 
 
 @nb.njit(cache=True)
-def gemm_runs(m, n, k, tile_m, tile_n, tile_k, elem_bytes, a_base, b_base, c_base,
-              a_trans, b_trans, loop_order, n_units, tile_major):
+def gemm_runs(m: int, n: int, k: int, tile_m: int, tile_n: int, tile_k: int, elem_bytes: int,
+              a_base: int, b_base: int, c_base: int, a_trans: bool, b_trans: bool,
+              loop_order: int, n_units: int, tile_major: bool
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Runs of C[m,n] = op(A)[m,k] @ op(B)[k,n] computed tile by tile on ``n_units`` units.
 
     Output tiles go to units round-robin in waves of ``n_units`` (tile order: ``loop_order``
@@ -133,7 +135,9 @@ def gemm_runs(m, n, k, tile_m, tile_n, tile_k, elem_bytes, a_base, b_base, c_bas
 
 
 @nb.njit(cache=True)
-def elementwise_runs(in_bases, out_bases, n_elems, elem_bytes, n_units, chunk_bytes):
+def elementwise_runs(in_bases: np.ndarray, out_bases: np.ndarray, n_elems: int, elem_bytes: int,
+                     n_units: int, chunk_bytes: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Streaming elementwise op: chunk ``c`` of every tensor goes to unit ``c % n_units``.
 
     For each chunk the unit reads the chunk of each input, then writes the chunk of each
@@ -169,7 +173,7 @@ def elementwise_runs(in_bases, out_bases, n_elems, elem_bytes, n_units, chunk_by
 
 
 @nb.njit(cache=True)
-def expand_lines(addr, nbytes, line_bytes):
+def expand_lines(addr: np.ndarray, nbytes: np.ndarray, line_bytes: int) -> np.ndarray:
     """Line indices touched by each run, in order (one entry per line granule)."""
     shift = np.int64(0)
     while (np.int64(1) << shift) < line_bytes:
