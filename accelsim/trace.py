@@ -63,8 +63,9 @@ STEADY_BLOCK_RTOL = 1e-2
 #: Simulate the last instance of a settled region again (its tensors then sit in the cache
 #: state for the ops after the region) instead of reusing counters for it too.
 STEADY_REFRESH_LAST = False
-#: Instances of a region simulated in the first kernel call (fewer calls: each has a fixed cost).
-FIRST_INSTANCES = 3
+#: Instances of a region simulated in the first kernel call (fewer calls, each has a fixed cost;
+#: the first repeat can be found at the second instance at the earliest, so 2 costs nothing).
+FIRST_INSTANCES = 2
 #: Fewest repetitions of an op block that make a periodic region worth detecting.
 MIN_REPEATS = 4
 #: Coalesced mode merges GEMM k-steps and stream chunks into runs of this many first-level
@@ -679,7 +680,7 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
                     copied += 1
                     continue
                 if j >= done_upto:
-                    # the first instances rarely repeat (cold cache): one kernel call for three
+                    # the first instances rarely repeat (cold cache): one kernel call for two
                     done_upto = min(reps, j + (FIRST_INSTANCES if j == 0 else 1))
                     simulate(lo, s + done_upto * p)
                 if settled_at is None and j >= 1 and _repeats(counters[lo - p:lo],
