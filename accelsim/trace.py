@@ -588,6 +588,8 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
         raise ValueError(f"layout: expected 'row_major' or 'tile_major', got {layout!r}")
 
     if exact:
+        shortcuts.append(f"exact: line-granular caches, every op simulated; tensors stored "
+                         f"{'tile by tile' if layout == 'tile_major' else 'row-major'}")
         sim_levels = levels
         granules = [lv.line_bytes for lv in levels]
         align = EXACT_ALIGN_BYTES
