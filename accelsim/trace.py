@@ -50,6 +50,11 @@ AUTO_EXACT_MAX_LINE_ACCESSES = 30_000_000
 AUTO_EXACT_MAX_STATE_BYTES = 512 * 2**20
 #: ``exact`` refuses hierarchies whose line state (8 B per line) exceeds this.
 EXACT_MAX_STATE_BYTES = 2 * 2**30
+#: ... and steps of more line accesses than this (~30 s of kernel time each 1e9).
+EXACT_MAX_LINE_ACCESSES = 1e9
+#: Ops outside periodic regions go to the cache kernel in batches of at most this many
+#: (estimated) first-level granules, so a call's trace stays small in memory.
+CALL_MAX_GRANULES = 20_000_000
 #: Coalesced mode: blocks grow until the first level sees at most this many block accesses ...
 MAX_COALESCED_ACCESSES = 40_000_000
 #: ... but every level keeps at least this many blocks.
@@ -574,6 +579,11 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
                 f"{AUTO_EXACT_MAX_LINE_ACCESSES:.3g}), {state / 2**20:.0f} MiB line state "
                 f"(limit {AUTO_EXACT_MAX_STATE_BYTES / 2**20:.0f} MiB)")
     exact = mode == "exact"
+    if exact and float(est.sum()) / levels[0].line_bytes > EXACT_MAX_LINE_ACCESSES:
+        raise ValueError(
+            f"mode='exact' would simulate ~{float(est.sum()) / levels[0].line_bytes:.3g} line "
+            f"accesses (limit {EXACT_MAX_LINE_ACCESSES:.3g}, hours of work and a trace larger "
+            "than memory); use mode='coalesced' or 'auto'")
     if exact and _state_bytes(levels, n_units) > EXACT_MAX_STATE_BYTES:
         raise ValueError(
             f"mode='exact' needs {_state_bytes(levels, n_units) / 2**30:.1f} GiB of line state "
@@ -696,6 +706,11 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
             region = next(r_iter, None)
             continue
         hi = min(n_ops, i + batch_ops, region[0] if region is not None else n_ops)
+        # keep one call's trace bounded: at most CALL_MAX_GRANULES first-level granules
+        stop = i + 1 + int(np.searchsorted(np.cumsum(est[i + 1:hi]),
+                                           CALL_MAX_GRANULES * granules[0] - est[i],
+                                           side="right"))
+        hi = max(i + 1, min(hi, stop))
         simulate(i, hi)
         i = hi
 

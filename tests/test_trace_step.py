@@ -246,6 +246,12 @@ def test_bad_arguments():
         step_traffic(hw, graph, maps_for(hw, graph), "fp32", mode="fast")
     with pytest.raises(ValueError, match="mappings"):
         step_traffic(hw, graph, [], "fp32")
+    g = GraphBuilder("huge")
+    a, b = g.input("a", (4096, 65536)), g.input("b", (65536, 8192))
+    g.matmul("mm", a, b)
+    huge = g.build()
+    with pytest.raises(ValueError, match="line accesses"):
+        step_traffic(hw, huge, maps_for(hw, huge), "fp32", mode="exact")
     big = load_hardware(f"{ROOT}/hwspecs/bigcache.yaml")  # 64 GiB: 4 GiB of line state
     with pytest.raises(ValueError, match="GiB of line state"):
         step_traffic(big, graph, maps_for(big, graph), "fp32", mode="exact")
