@@ -390,31 +390,47 @@ def _blocks(addr: np.ndarray, nbytes: np.ndarray, granule: int) -> int:
 
 
 def _stream_runs(graph: OpGraph, op: Op, mapping: Any, bases: np.ndarray, chunk_bytes: int,
-                 max_runs: int, granule: int) -> _Runs:
+                 max_runs: int, granule: int, scratch_base: int = 0) -> _Runs:
     """Streaming op: chunk c of every input, then chunk c of every output, on unit c % units.
 
     Tensors of different sizes are cut into the same number of chunks (a broadcast bias is
     read piece by piece alongside its activation), so an op reads each input and writes each
     output exactly once, as `OpGraph.op_bytes` counts. Chunk boundaries fall on `granule`
-    (line or block) multiples, so neighbouring chunks do not share a granule.
+    (line or block) multiples, so neighbouring chunks do not share a granule. A negative
+    `Op.extra_bytes` (a gather reads only the rows it copies) shrinks the largest input to a
+    sample spread evenly over it; a positive one is read from a workspace at `scratch_base`.
     """
     ids = [t for t in op.inputs] + [t for t in op.outputs]
     writes = [False] * len(op.inputs) + [True] * len(op.outputs)
-    sizes = np.array([graph.tensors[t].nbytes for t in ids], np.int64)
-    if len(ids) == 0 or sizes.max(initial=0) == 0:
+    sizes = [graph.tensors[t].nbytes for t in ids]
+    tb = [int(bases[t]) for t in ids]
+    touch = list(sizes)
+    extra = int(op.extra_bytes)
+    if extra < 0 and op.inputs:
+        big = max(range(len(op.inputs)), key=lambda k: sizes[k])
+        touch[big] = max(0, sizes[big] + extra)
+    elif extra > 0:
+        sizes.append(extra)
+        touch.append(extra)
+        tb.append(int(scratch_base))
+        writes.append(False)
+    if not sizes or max(sizes) == 0:
         empty = np.zeros(0, np.int64)
         return _Runs(empty, empty, np.zeros(0, np.uint8), np.zeros(0, np.int32))
+    size_a, touch_a = np.array(sizes, np.int64), np.array(touch, np.int64)
     units = max(1, int(getattr(mapping, "units_used", 1) or 1))
     chunk = max(1, int(chunk_bytes))
-    n_chunks = max(1, math.ceil(int(sizes.max()) / chunk))
-    n_chunks = min(n_chunks, max(1, max_runs // len(ids)))
+    n_chunks = max(1, math.ceil(int(size_a.max()) / chunk))
+    n_chunks = min(n_chunks, max(1, max_runs // len(sizes)))
     c = np.arange(n_chunks + 1, dtype=np.int64)[:, None]
-    bounds = c * sizes[None, :] // n_chunks // granule * granule  # [n_chunks+1, tensors]
-    bounds[-1] = sizes
-    lo, hi = bounds[:-1], bounds[1:]
-    tb = np.array([bases[t] for t in ids], np.int64)[None, :]
-    addr = (tb + lo).ravel()
-    nbytes = (hi - lo).ravel()
+    bounds = c * size_a[None, :] // n_chunks // granule * granule  # [n_chunks+1, tensors]
+    bounds[-1] = size_a
+    seg = c * touch_a[None, :] // n_chunks // granule * granule
+    seg[-1] = touch_a
+    lo = bounds[:-1]
+    length = np.minimum(np.diff(seg, axis=0), np.diff(bounds, axis=0))
+    addr = (np.array(tb, np.int64)[None, :] + lo).ravel()
+    nbytes = length.ravel()
     is_write = np.broadcast_to(np.array(writes, np.uint8)[None, :], lo.shape).ravel()
     unit = np.broadcast_to((np.arange(n_chunks) % units).astype(np.int32)[:, None],
                            lo.shape).ravel()
@@ -437,7 +453,8 @@ def estimated_bytes(graph: OpGraph, mappings: Sequence[Any], dtype: str) -> np.n
             out[i] = op.batch * e * (op.m * op.k * math.ceil(op.n / tn)
                                      + op.k * op.n * math.ceil(op.m / tm) + op.m * op.n)
         else:
-            out[i] = sum(graph.tensors[t].nbytes for t in (*op.inputs, *op.outputs))
+            out[i] = max(0, sum(graph.tensors[t].nbytes for t in (*op.inputs, *op.outputs))
+                         + op.extra_bytes)
     return out
 
 
@@ -648,7 +665,8 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
                               min_run_bytes=min_run, max_runs=max_runs, scratch_base=scratch,
                               shared_bytes=shared0, granule=granules[0], line_bytes=line0)
         chunk = int(getattr(mp, "chunk_bytes", 0) or 0) or 65536
-        return _stream_runs(graph, op, mp, bases, max(chunk, min_run), max_runs, granules[0])
+        return _stream_runs(graph, op, mp, bases, max(chunk, min_run), max_runs, granules[0],
+                            scratch)
 
     def simulate(lo: int, hi: int) -> None:
         rs = [runs_of(i) for i in range(lo, hi)]

@@ -290,3 +290,21 @@ def test_shared_tile_reads_taken_out_of_the_trace_are_exactly_the_hits(m, n, k, 
     assert c_full[HITS] == c_dedup[HITS] + dedup.hit_blocks
     assert c_full[MISSES] == c_dedup[MISSES]
     assert full.nbytes.sum() == dedup.nbytes.sum() + dedup.hit_bytes
+
+
+@pytest.mark.parametrize("mode", ["exact", "coalesced"])
+def test_streams_follow_op_bytes_with_extra_bytes(mode):
+    """A gather reads only its rows (negative extra bytes); a workspace adds reads."""
+    g = GraphBuilder("g")
+    table, ids = g.weight("table", (5000, 64)), g.input("ids", (32,), dtype="int32")
+    rows = g.tensor("rows", (32, 64))
+    gather = g.op("gather", "data", [table, ids], [rows], 0.0)
+    gather.extra_bytes = rows.nbytes - table.nbytes
+    y = g.pointwise("scale", [rows], 1.0)
+    g.op("with_workspace", "elementwise", [y], [g.tensor("z", (32, 64))], 1.0,
+         extra_bytes=40_000)
+    graph = g.build()
+    hw = small_hw(64 * 1024, 1 * 2**20)
+    st = step_traffic(hw, graph, maps_for(hw, graph), "fp32", mode=mode, max_accesses=1)
+    np.testing.assert_allclose(st.level_bytes[:, 0], [graph.op_bytes(op) for op in graph.ops])
+    assert st.level_bytes[0, -1] < 0.2 * table.nbytes  # the table is not streamed whole
