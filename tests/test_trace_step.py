@@ -308,3 +308,19 @@ def test_streams_follow_op_bytes_with_extra_bytes(mode):
     st = step_traffic(hw, graph, maps_for(hw, graph), "fp32", mode=mode, max_accesses=1)
     np.testing.assert_allclose(st.level_bytes[:, 0], [graph.op_bytes(op) for op in graph.ops])
     assert st.level_bytes[0, -1] < 0.2 * table.nbytes  # the table is not streamed whole
+
+
+def test_coalesced_within_one_point_with_the_real_mapping():
+    """The same check with `map_op`'s tiles (what `simulate_step` uses) on a longer sequence,
+    where steady state skips most timesteps."""
+    from accelsim.mapping import map_op
+
+    graph = reduced_nmt(hidden=256, seq=12, batch=16)
+    hw = small_hw(256 * 1024, 2 * 2**20)
+    maps = [map_op(hw, op, "fp32", nbytes=graph.op_bytes(op)) for op in graph.ops]
+    exact = step_traffic(hw, graph, maps, "fp32", mode="exact")
+    co = step_traffic(hw, graph, maps, "fp32", mode="coalesced", max_accesses=1)
+    assert co.simulated.sum() < 0.5 * len(graph.ops)
+    for level, rate in exact.step_hit_rate().items():
+        assert abs(co.step_hit_rate()[level] - rate) < 0.01, level
+    assert co.total_bytes()["HBM"] == pytest.approx(exact.total_bytes()["HBM"], rel=0.03)
