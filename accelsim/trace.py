@@ -6,12 +6,14 @@ hit at t+1 when the cache holds it. No time here: `replay` turns these bytes int
 
 Two modes (docs/replay.md):
 
-* ``exact``: line-granular caches, row-major tensors, the mapping's own tiles and chunks.
-* ``coalesced``: each level simulated with block granules (capacity / block blocks, the same
-  associativity), tensors stored tile by tile, GEMM k-steps and stream chunks merged so that a
-  run covers at least one first-level block, and periodic regions (one LSTM timestep after the
-  next) simulated only until their counters repeat; the repeats reuse the counters.
+* ``exact``: line-granular caches, the mapping's own tiles and chunks, every op simulated.
+* ``coalesced``: each level simulated with block granules (line x one power-of-two factor,
+  the same associativity), GEMM k-steps and stream chunks merged into runs of a few blocks,
+  tile re-reads shared by the units of a wave counted as hits instead of simulated, and
+  periodic regions (one LSTM timestep after the next) simulated only until their counters
+  repeat; the repeats reuse the counters.
 
+Both store tensors tile by tile (``layout="row_major"`` is available).
 The shortcuts taken are listed in `StepTraffic.shortcuts` for the report.
 """
 
