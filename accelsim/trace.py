@@ -6,12 +6,14 @@ hit at t+1 when the cache holds it. No time here: `replay` turns these bytes int
 
 Two modes (docs/replay.md):
 
-* ``exact``: line-granular caches, row-major tensors, the mapping's own tiles and chunks.
-* ``coalesced``: each level simulated with block granules (capacity / block blocks, the same
-  associativity), tensors stored tile by tile, GEMM k-steps and stream chunks merged so that a
-  run covers at least one first-level block, and periodic regions (one LSTM timestep after the
-  next) simulated only until their counters repeat; the repeats reuse the counters.
+* ``exact``: line-granular caches, the mapping's own tiles and chunks, every op simulated.
+* ``coalesced``: each level simulated with block granules (line x one power-of-two factor,
+  the same associativity), GEMM k-steps and stream chunks merged into runs of a few blocks,
+  tile re-reads shared by the units of a wave counted as hits instead of simulated, and
+  periodic regions (one LSTM timestep after the next) simulated only until their counters
+  repeat; the repeats reuse the counters.
 
+Both store tensors tile by tile (``layout="row_major"`` is available).
 The shortcuts taken are listed in `StepTraffic.shortcuts` for the report.
 """
 
@@ -50,6 +52,11 @@ AUTO_EXACT_MAX_LINE_ACCESSES = 30_000_000
 AUTO_EXACT_MAX_STATE_BYTES = 512 * 2**20
 #: ``exact`` refuses hierarchies whose line state (8 B per line) exceeds this.
 EXACT_MAX_STATE_BYTES = 2 * 2**30
+#: ... and steps of more line accesses than this (~30 s of kernel time each 1e9).
+EXACT_MAX_LINE_ACCESSES = 1e9
+#: Ops outside periodic regions go to the cache kernel in batches of at most this many
+#: (estimated) first-level granules, so a call's trace stays small in memory.
+CALL_MAX_GRANULES = 20_000_000
 #: Coalesced mode: blocks grow until the first level sees at most this many block accesses ...
 MAX_COALESCED_ACCESSES = 40_000_000
 #: ... but every level keeps at least this many blocks.
@@ -63,8 +70,9 @@ STEADY_BLOCK_RTOL = 1e-2
 #: Simulate the last instance of a settled region again (its tensors then sit in the cache
 #: state for the ops after the region) instead of reusing counters for it too.
 STEADY_REFRESH_LAST = False
-#: Instances of a region simulated in the first kernel call (fewer calls: each has a fixed cost).
-FIRST_INSTANCES = 3
+#: Instances of a region simulated in the first kernel call (fewer calls, each has a fixed cost;
+#: the first repeat can be found at the second instance at the earliest, so 2 costs nothing).
+FIRST_INSTANCES = 2
 #: Fewest repetitions of an op block that make a periodic region worth detecting.
 MIN_REPEATS = 4
 #: Coalesced mode merges GEMM k-steps and stream chunks into runs of this many first-level
@@ -384,31 +392,47 @@ def _blocks(addr: np.ndarray, nbytes: np.ndarray, granule: int) -> int:
 
 
 def _stream_runs(graph: OpGraph, op: Op, mapping: Any, bases: np.ndarray, chunk_bytes: int,
-                 max_runs: int, granule: int) -> _Runs:
+                 max_runs: int, granule: int, scratch_base: int = 0) -> _Runs:
     """Streaming op: chunk c of every input, then chunk c of every output, on unit c % units.
 
     Tensors of different sizes are cut into the same number of chunks (a broadcast bias is
     read piece by piece alongside its activation), so an op reads each input and writes each
     output exactly once, as `OpGraph.op_bytes` counts. Chunk boundaries fall on `granule`
-    (line or block) multiples, so neighbouring chunks do not share a granule.
+    (line or block) multiples, so neighbouring chunks do not share a granule. A negative
+    `Op.extra_bytes` (a gather reads only the rows it copies) shrinks the largest input to a
+    sample spread evenly over it; a positive one is read from a workspace at `scratch_base`.
     """
     ids = [t for t in op.inputs] + [t for t in op.outputs]
     writes = [False] * len(op.inputs) + [True] * len(op.outputs)
-    sizes = np.array([graph.tensors[t].nbytes for t in ids], np.int64)
-    if len(ids) == 0 or sizes.max(initial=0) == 0:
+    sizes = [graph.tensors[t].nbytes for t in ids]
+    tb = [int(bases[t]) for t in ids]
+    touch = list(sizes)
+    extra = int(op.extra_bytes)
+    if extra < 0 and op.inputs:
+        big = max(range(len(op.inputs)), key=lambda k: sizes[k])
+        touch[big] = max(0, sizes[big] + extra)
+    elif extra > 0:
+        sizes.append(extra)
+        touch.append(extra)
+        tb.append(int(scratch_base))
+        writes.append(False)
+    if not sizes or max(sizes) == 0:
         empty = np.zeros(0, np.int64)
         return _Runs(empty, empty, np.zeros(0, np.uint8), np.zeros(0, np.int32))
+    size_a, touch_a = np.array(sizes, np.int64), np.array(touch, np.int64)
     units = max(1, int(getattr(mapping, "units_used", 1) or 1))
     chunk = max(1, int(chunk_bytes))
-    n_chunks = max(1, math.ceil(int(sizes.max()) / chunk))
-    n_chunks = min(n_chunks, max(1, max_runs // len(ids)))
+    n_chunks = max(1, math.ceil(int(size_a.max()) / chunk))
+    n_chunks = min(n_chunks, max(1, max_runs // len(sizes)))
     c = np.arange(n_chunks + 1, dtype=np.int64)[:, None]
-    bounds = c * sizes[None, :] // n_chunks // granule * granule  # [n_chunks+1, tensors]
-    bounds[-1] = sizes
-    lo, hi = bounds[:-1], bounds[1:]
-    tb = np.array([bases[t] for t in ids], np.int64)[None, :]
-    addr = (tb + lo).ravel()
-    nbytes = (hi - lo).ravel()
+    bounds = c * size_a[None, :] // n_chunks // granule * granule  # [n_chunks+1, tensors]
+    bounds[-1] = size_a
+    seg = c * touch_a[None, :] // n_chunks // granule * granule
+    seg[-1] = touch_a
+    lo = bounds[:-1]
+    length = np.minimum(np.diff(seg, axis=0), np.diff(bounds, axis=0))
+    addr = (np.array(tb, np.int64)[None, :] + lo).ravel()
+    nbytes = length.ravel()
     is_write = np.broadcast_to(np.array(writes, np.uint8)[None, :], lo.shape).ravel()
     unit = np.broadcast_to((np.arange(n_chunks) % units).astype(np.int32)[:, None],
                            lo.shape).ravel()
@@ -431,7 +455,8 @@ def estimated_bytes(graph: OpGraph, mappings: Sequence[Any], dtype: str) -> np.n
             out[i] = op.batch * e * (op.m * op.k * math.ceil(op.n / tn)
                                      + op.k * op.n * math.ceil(op.m / tm) + op.m * op.n)
         else:
-            out[i] = sum(graph.tensors[t].nbytes for t in (*op.inputs, *op.outputs))
+            out[i] = max(0, sum(graph.tensors[t].nbytes for t in (*op.inputs, *op.outputs))
+                         + op.extra_bytes)
     return out
 
 
@@ -573,6 +598,11 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
                 f"{AUTO_EXACT_MAX_LINE_ACCESSES:.3g}), {state / 2**20:.0f} MiB line state "
                 f"(limit {AUTO_EXACT_MAX_STATE_BYTES / 2**20:.0f} MiB)")
     exact = mode == "exact"
+    if exact and float(est.sum()) / levels[0].line_bytes > EXACT_MAX_LINE_ACCESSES:
+        raise ValueError(
+            f"mode='exact' would simulate ~{float(est.sum()) / levels[0].line_bytes:.3g} line "
+            f"accesses (limit {EXACT_MAX_LINE_ACCESSES:.3g}, hours of work and a trace larger "
+            "than memory); use mode='coalesced' or 'auto'")
     if exact and _state_bytes(levels, n_units) > EXACT_MAX_STATE_BYTES:
         raise ValueError(
             f"mode='exact' needs {_state_bytes(levels, n_units) / 2**30:.1f} GiB of line state "
@@ -587,6 +617,8 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
         raise ValueError(f"layout: expected 'row_major' or 'tile_major', got {layout!r}")
 
     if exact:
+        shortcuts.append(f"exact: line-granular caches, every op simulated; tensors stored "
+                         f"{'tile by tile' if layout == 'tile_major' else 'row-major'}")
         sim_levels = levels
         granules = [lv.line_bytes for lv in levels]
         align = EXACT_ALIGN_BYTES
@@ -635,7 +667,8 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
                               min_run_bytes=min_run, max_runs=max_runs, scratch_base=scratch,
                               shared_bytes=shared0, granule=granules[0], line_bytes=line0)
         chunk = int(getattr(mp, "chunk_bytes", 0) or 0) or 65536
-        return _stream_runs(graph, op, mp, bases, max(chunk, min_run), max_runs, granules[0])
+        return _stream_runs(graph, op, mp, bases, max(chunk, min_run), max_runs, granules[0],
+                            scratch)
 
     def simulate(lo: int, hi: int) -> None:
         rs = [runs_of(i) for i in range(lo, hi)]
@@ -679,7 +712,7 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
                     copied += 1
                     continue
                 if j >= done_upto:
-                    # the first instances rarely repeat (cold cache): one kernel call for three
+                    # the first instances rarely repeat (cold cache): one kernel call for two
                     done_upto = min(reps, j + (FIRST_INSTANCES if j == 0 else 1))
                     simulate(lo, s + done_upto * p)
                 if settled_at is None and j >= 1 and _repeats(counters[lo - p:lo],
@@ -693,6 +726,11 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
             region = next(r_iter, None)
             continue
         hi = min(n_ops, i + batch_ops, region[0] if region is not None else n_ops)
+        # keep one call's trace bounded: at most CALL_MAX_GRANULES first-level granules
+        stop = i + 1 + int(np.searchsorted(np.cumsum(est[i + 1:hi]),
+                                           CALL_MAX_GRANULES * granules[0] - est[i],
+                                           side="right"))
+        hi = max(i + 1, min(hi, stop))
         simulate(i, hi)
         i = hi
 

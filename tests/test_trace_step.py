@@ -246,6 +246,12 @@ def test_bad_arguments():
         step_traffic(hw, graph, maps_for(hw, graph), "fp32", mode="fast")
     with pytest.raises(ValueError, match="mappings"):
         step_traffic(hw, graph, [], "fp32")
+    g = GraphBuilder("huge")
+    a, b = g.input("a", (4096, 65536)), g.input("b", (65536, 8192))
+    g.matmul("mm", a, b)
+    huge = g.build()
+    with pytest.raises(ValueError, match="line accesses"):
+        step_traffic(hw, huge, maps_for(hw, huge), "fp32", mode="exact")
     big = load_hardware(f"{ROOT}/hwspecs/bigcache.yaml")  # 64 GiB: 4 GiB of line state
     with pytest.raises(ValueError, match="GiB of line state"):
         step_traffic(big, graph, maps_for(big, graph), "fp32", mode="exact")
@@ -284,3 +290,37 @@ def test_shared_tile_reads_taken_out_of_the_trace_are_exactly_the_hits(m, n, k, 
     assert c_full[HITS] == c_dedup[HITS] + dedup.hit_blocks
     assert c_full[MISSES] == c_dedup[MISSES]
     assert full.nbytes.sum() == dedup.nbytes.sum() + dedup.hit_bytes
+
+
+@pytest.mark.parametrize("mode", ["exact", "coalesced"])
+def test_streams_follow_op_bytes_with_extra_bytes(mode):
+    """A gather reads only its rows (negative extra bytes); a workspace adds reads."""
+    g = GraphBuilder("g")
+    table, ids = g.weight("table", (5000, 64)), g.input("ids", (32,), dtype="int32")
+    rows = g.tensor("rows", (32, 64))
+    gather = g.op("gather", "data", [table, ids], [rows], 0.0)
+    gather.extra_bytes = rows.nbytes - table.nbytes
+    y = g.pointwise("scale", [rows], 1.0)
+    g.op("with_workspace", "elementwise", [y], [g.tensor("z", (32, 64))], 1.0,
+         extra_bytes=40_000)
+    graph = g.build()
+    hw = small_hw(64 * 1024, 1 * 2**20)
+    st = step_traffic(hw, graph, maps_for(hw, graph), "fp32", mode=mode, max_accesses=1)
+    np.testing.assert_allclose(st.level_bytes[:, 0], [graph.op_bytes(op) for op in graph.ops])
+    assert st.level_bytes[0, -1] < 0.2 * table.nbytes  # the table is not streamed whole
+
+
+def test_coalesced_within_one_point_with_the_real_mapping():
+    """The same check with `map_op`'s tiles (what `simulate_step` uses) on a longer sequence,
+    where steady state skips most timesteps."""
+    from accelsim.mapping import map_op
+
+    graph = reduced_nmt(hidden=256, seq=12, batch=16)
+    hw = small_hw(256 * 1024, 2 * 2**20)
+    maps = [map_op(hw, op, "fp32", nbytes=graph.op_bytes(op)) for op in graph.ops]
+    exact = step_traffic(hw, graph, maps, "fp32", mode="exact")
+    co = step_traffic(hw, graph, maps, "fp32", mode="coalesced", max_accesses=1)
+    assert co.simulated.sum() < 0.5 * len(graph.ops)
+    for level, rate in exact.step_hit_rate().items():
+        assert abs(co.step_hit_rate()[level] - rate) < 0.01, level
+    assert co.total_bytes()["HBM"] == pytest.approx(exact.total_bytes()["HBM"], rel=0.03)
