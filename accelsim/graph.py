@@ -72,11 +72,17 @@ class Op:
     extra_bytes: int = 0
     layer: str = ""
     deps: tuple[int, ...] = ()
+    #: GEMM only: C = A@B + D with D = inputs[2] read in the epilogue (beta = 1), as a fused
+    #: gradient accumulation runs; set by `accelsim.fusion`, never by model builders.
+    accumulate: bool = False
+    #: What an op is for, when its kind does not say: "accumulate" marks a running sum of
+    #: gradient contributions (what `accelsim.fusion` folds into the producing GEMM).
+    tag: str = ""
 
     @property
     def signature(self) -> tuple:
         return (self.kind, self.m, self.n, self.k, self.batch, self.trans_a, self.trans_b,
-                self.flops)
+                self.flops, self.accumulate)
 
 
 class OpGraph:
@@ -93,6 +99,10 @@ class OpGraph:
                 self._producer.setdefault(t, op.id)
             for t in op.inputs:
                 self._consumers.setdefault(t, []).append(op.id)
+
+    def _used(self, t: Tensor) -> bool:
+        """A tensor some op reads or writes (a graph pass may orphan tensors it fused away)."""
+        return t.id in self._producer or t.id in self._consumers
 
     # --- structure -------------------------------------------------------------------------
     def producer(self, tensor_id: int) -> int | None:
@@ -130,12 +140,13 @@ class OpGraph:
     @property
     def total_footprint_bytes(self) -> int:
         """Every tensor's bytes, as if nothing were ever freed."""
-        return sum(t.nbytes for t in self.tensors)
+        return sum(t.nbytes for t in self.tensors if self._used(t))
 
     def footprint_by_role(self) -> dict[str, int]:
         out = dict.fromkeys(TENSOR_ROLES, 0)
         for t in self.tensors:
-            out[t.role] += t.nbytes
+            if self._used(t):
+                out[t.role] += t.nbytes
         return out
 
     def minimal_footprint_bytes(self) -> int:
@@ -164,7 +175,7 @@ class OpGraph:
         by_role = dict.fromkeys(TENSOR_ROLES, 0)
         state: dict[int, int] = {}
         for t in tensors:
-            if t.persistent or t.id not in self._producer:
+            if self._used(t) and (t.persistent or t.id not in self._producer):
                 state[t.id] = _LIVE
                 by_role[t.role] += t.nbytes
         live = sum(by_role.values())
@@ -254,11 +265,11 @@ class GraphBuilder:
 
     def pointwise(self, name: str, inputs: Sequence[Tensor], flops_per_element: float = 1.0,
                   shape: Iterable[int] | None = None, out_role: str = "activation",
-                  kind: str = "elementwise") -> Tensor:
+                  kind: str = "elementwise", tag: str = "") -> Tensor:
         """An elementwise op over the output's elements."""
         out_shape = tuple(shape) if shape is not None else inputs[0].shape
         out = self.tensor(f"{name}:out", out_shape, role=out_role)
-        self.op(name, kind, inputs, [out], flops_per_element * out.elements)
+        self.op(name, kind, inputs, [out], flops_per_element * out.elements, tag=tag)
         return out
 
     def data(self, name: str, inputs: Sequence[Tensor], shape: Iterable[int],

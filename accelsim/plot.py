@@ -14,9 +14,9 @@ from accelsim.report import Report  # noqa: E402
 
 
 def comparison(reports: Sequence[Report], path: str | Path) -> Path:
-    """Four panels: step time, FLOP utilization, last-level hit rate, footprint vs capacity."""
+    """Five panels: step time, FLOP utilization, hit rates, HBM traffic, footprint vs capacity."""
     names = [r.hardware for r in reports]
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4))
+    fig, axes = plt.subplots(1, 5, figsize=(20, 4))
     s = [r.summary for r in reports]
     axes[0].bar(names, [x.step_time_s for x in s], color="tab:blue")
     axes[0].set_ylabel("step time (s)")
@@ -32,12 +32,14 @@ def comparison(reports: Sequence[Report], path: str | Path) -> Path:
     axes[2].set_xticks([j + width * (len(levels) - 1) / 2 for j in range(len(names))], names)
     axes[2].set_ylabel("hit rate (%)")
     axes[2].legend()
-    axes[3].bar(names, [x.footprint_bytes / 1e9 for x in s], color="tab:red", label="footprint")
-    axes[3].scatter(names, [x.capacity_bytes / 1e9 for x in s], color="black", marker="_",
+    axes[3].bar(names, [x.level_bytes.get("HBM", 0.0) / 1e12 for x in s], color="tab:purple")
+    axes[3].set_ylabel("HBM traffic per step (TB)")
+    axes[4].bar(names, [x.footprint_bytes / 1e9 for x in s], color="tab:red", label="footprint")
+    axes[4].scatter(names, [x.capacity_bytes / 1e9 for x in s], color="black", marker="_",
                     s=800, label="capacity", zorder=3)
-    axes[3].set_yscale("log")
-    axes[3].set_ylabel("GB")
-    axes[3].legend()
+    axes[4].set_yscale("log")
+    axes[4].set_ylabel("GB")
+    axes[4].legend()
     for ax in axes:
         ax.tick_params(axis="x", rotation=20)
     fig.suptitle(f"{reports[0].workload}: one training step per design")

@@ -58,6 +58,7 @@ class Summary:
     bound_time_s: dict[str, float]     # op time by what bounds it
     footprint_bytes: int               # minimal footprint (peak live bytes)
     footprint_by_role: dict[str, int]  # what the peak is made of
+    algorithmic_footprint_bytes: int   # the paper's minimal footprint of the unfused graph
     capacity_bytes: int
     shortfall_bytes: int               # max(0, footprint - capacity)
     chips_needed: int                  # chips whose memory together holds the footprint

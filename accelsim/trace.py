@@ -226,8 +226,9 @@ def allocate(graph: OpGraph, align_bytes: int) -> tuple[np.ndarray, int]:
         for t in op.outputs:
             if base[t] >= 0:
                 continue
-            if op.kind in INPLACE_KINDS:
-                for s in op.inputs:
+            if op.kind in INPLACE_KINDS or op.accumulate:
+                # a fused GEMM accumulates into its addend (inputs[2]), never into A or B
+                for s in (op.inputs[2:] if op.accumulate else op.inputs):
                     if (not fixed[s] and not donated[s] and last_use[s] == i
                             and size[s] == size[t] and s not in op.outputs and base[s] >= 0):
                         base[t] = base[s]
@@ -336,6 +337,9 @@ def _gemm_runs(graph: OpGraph, op: Op, mapping: Any, bases: np.ndarray, dtype: s
         nbytes = np.tile(nbytes, op.batch)
         is_write = np.tile(is_write, op.batch)
         unit = ((unit[None, :].astype(np.int64) + bidx * tiles) % units).astype(np.int32).ravel()
+    if op.accumulate:
+        addr, nbytes, is_write, unit = _epilogue_reads(addr, nbytes, is_write, unit, c0,
+                                                       int(bases[op.inputs[2]]))
     if split_k > 1:
         # each K slice writes its partial sums to a workspace that a reduction reads back (as
         # `timing` counts them); the tiles themselves are traced over the whole K
@@ -347,6 +351,21 @@ def _gemm_runs(graph: OpGraph, op: Op, mapping: Any, bases: np.ndarray, dtype: s
                                    np.zeros(split_k, np.uint8)])
         unit = np.concatenate([unit, (np.arange(2 * split_k) % units).astype(np.int32)])
     return _Runs(addr, nbytes, is_write, unit, hit_blocks, hit_bytes, hit_lines)
+
+
+def _epilogue_reads(addr: np.ndarray, nbytes: np.ndarray, is_write: np.ndarray,
+                    unit: np.ndarray, c_base: int, d_base: int) -> tuple[np.ndarray, ...]:
+    """C = A@B + D: before each C-tile write the epilogue reads the same tile of D."""
+    copies = np.where(is_write == 1, 2, 1)
+    idx = np.repeat(np.arange(addr.shape[0]), copies)
+    first = np.ones(idx.shape[0], bool)
+    first[1:] = idx[1:] != idx[:-1]
+    read_d = first & (is_write[idx] == 1)  # the first copy of a write becomes the D read
+    new_addr = addr[idx].copy()
+    new_addr[read_d] += d_base - c_base
+    new_write = is_write[idx].copy()
+    new_write[read_d] = 0
+    return new_addr, nbytes[idx], new_write, unit[idx]
 
 
 def _wave_duplicates(tiles_m: int, tiles_n: int, tiles_k: int, units: int,

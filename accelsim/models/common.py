@@ -73,7 +73,8 @@ class Net:
         else:
             role = "weight_gradient" if target.role == "weight" else "gradient"
             self._grads[target.id] = self.g.pointwise(
-                f"grad/{target.name}/accumulate", [prev, grad], 1.0, out_role=role)
+                f"grad/{target.name}/accumulate", [prev, grad], 1.0, out_role=role,
+                tag="accumulate")
 
     def _grad_of(self, t: Tensor) -> Tensor | None:
         return self._grads.pop(t.id, None)
