@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 
+import attrs
+import numpy as np
+
 from accelsim.errors import AccelsimError
 from accelsim.fusion import fuse_gemm_accumulate
 from accelsim.graph import Op, OpGraph
@@ -88,3 +91,59 @@ def summarize(hw: HardwareSpec, wl: WorkloadSpec, graph: OpGraph, executed: OpGr
         chips_needed=max(1, math.ceil(footprint / capacity)), chips=chips,
         samples_per_step=samples_per_step, steps_per_epoch=steps,
         epoch_time_s=steps * step_time_s if steps is not None else None)
+
+
+@attrs.frozen(kw_only=True)
+class MissRatioCurve:
+    """Last-level hit rate of a fully associative LRU cache at every capacity, for one step."""
+
+    workload: str
+    hardware: str
+    granule_bytes: int
+    accesses: int
+    capacity_bytes: np.ndarray
+    hit_rate: np.ndarray
+
+    def capacity_for(self, target: float) -> int | None:
+        """Smallest capacity whose hit rate reaches `target` (None: no capacity does)."""
+        ok = np.flatnonzero(self.hit_rate >= target - 1e-12)
+        return int(self.capacity_bytes[ok[0]]) if ok.size else None
+
+    def hit_rate_at(self, capacity_bytes: float) -> float:
+        """Hit rate of a cache of `capacity_bytes` (whole granules; 0 below one granule)."""
+        i = int(capacity_bytes // self.granule_bytes) - 1
+        if i < 0 or self.hit_rate.size == 0:
+            return 0.0
+        return float(self.hit_rate[min(i, self.hit_rate.size - 1)])
+
+
+#: The step's stream is cut into granules so that one pass sees at most this many accesses.
+MRC_MAX_ACCESSES = 50_000_000
+
+
+def miss_ratio_curve(hw: HardwareSpec, wl: WorkloadSpec, *,
+                     granule_bytes: int | None = None) -> MissRatioCurve:
+    """One pass over the executed step's address stream: hit rate at every cache size.
+
+    The stream is what the caches see from the compute units (tiles as `mapping` chooses them
+    for `hw`), at granules of `granule_bytes` (default: the largest of the chip's line size
+    and the power of two that keeps the pass under `MRC_MAX_ACCESSES` accesses).
+    """
+    from accelsim.kernels.trace import expand_lines
+    from accelsim.mapping import map_graph
+    from accelsim.mrc import curve_from_line_ids
+    from accelsim.trace import estimated_bytes, iter_step_runs
+
+    graph, _ = fuse_gemm_accumulate(build_graph(wl))
+    mappings = map_graph(hw, graph, wl.precision)
+    line = hw.caches[0].line_bytes if hw.caches else 128
+    if granule_bytes is None:
+        total = float(np.sum(estimated_bytes(graph, mappings, wl.precision)))
+        granule_bytes = max(line, 1 << max(0, math.ceil(math.log2(max(1.0, total / MRC_MAX_ACCESSES)))))
+    elif granule_bytes < 1 or granule_bytes & (granule_bytes - 1):
+        raise AccelsimError(f"granule: expected a power of two number of bytes, got {granule_bytes}")
+    ids = np.concatenate([expand_lines(r.addr, r.nbytes, granule_bytes) for r in
+                          iter_step_runs(graph, mappings, wl.precision, granule_bytes)])
+    capacity, hit = curve_from_line_ids(ids, granule_bytes)
+    return MissRatioCurve(workload=wl.name, hardware=hw.name, granule_bytes=granule_bytes,
+                          accesses=int(ids.shape[0]), capacity_bytes=capacity, hit_rate=hit)

@@ -104,6 +104,47 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_mrc(args: argparse.Namespace) -> int:
+    from accelsim.api import miss_ratio_curve
+    from accelsim.units import format_bytes
+
+    (hw,), wl = _load_pair([args.hardware], args.workload)
+    curve = miss_ratio_curve(hw, wl, granule_bytes=args.granule)
+    llc = hw.last_level_cache_bytes
+    print(f"accelsim mrc: {wl.name}, tiled for {hw.name}; fully associative LRU, "
+          f"{format_bytes(curve.granule_bytes)} granules, {curve.accesses:.4g} accesses")
+    print(f"  {'hit rate':>9}  {'cache needed':>14}")
+    for target in (0.5, 0.9, 0.99):
+        cap = curve.capacity_for(target)
+        print(f"  {100 * target:>8.0f}%  {format_bytes(cap) if cap else 'unreachable':>14}")
+    best = float(curve.hit_rate[-1]) if curve.hit_rate.size else 0.0
+    print(f"  at most {100 * best:.1f} % (the rest are first touches) from "
+          f"{format_bytes(curve.capacity_for(best) or 0)}")
+    if llc:
+        print(f"  {hw.name}'s on-chip cache ({format_bytes(llc)}): "
+              f"{100 * curve.hit_rate_at(llc):.1f} %")
+    if args.plot:
+        from accelsim import plot
+
+        marks = [(f"{hw.name} {format_bytes(llc)}", llc)] if llc else []
+        print("wrote", plot.miss_ratio_curve(
+            curve.capacity_bytes, curve.hit_rate, args.plot, marks=marks,
+            title=f"{wl.name}: hit rate vs cache size ({format_bytes(curve.granule_bytes)} granules)"))
+    return EXIT_OK
+
+
+def _power_of_two_bytes(text: str) -> int:
+    from accelsim.units import UnitError, parse_bytes
+
+    try:
+        value = parse_bytes(text)
+    except UnitError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value < 1 or value & (value - 1):
+        raise argparse.ArgumentTypeError(f"expected a power of two, got {text!r}")
+    return value
+
+
 def _add_sim_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chips", type=_positive_int, default=1,
                    help="data-parallel chips (gradient all-reduce over the interconnect)")
@@ -137,6 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", metavar="FILE", help="write all reports as JSON")
     compare.add_argument("--plot", metavar="FILE", help="draw the comparison (PNG)")
     compare.set_defaults(func=_cmd_compare)
+
+    mrc = sub.add_parser("mrc", help="miss-ratio curve: hit rate against cache size, one pass")
+    mrc.add_argument("hardware", metavar="HW", help="hardware spec YAML (sets tiles and marks)")
+    mrc.add_argument("workload", metavar="WL", help="workload YAML")
+    mrc.add_argument("--granule", type=_power_of_two_bytes, metavar="SIZE",
+                     help="granule of the curve, e.g. '1 MiB' (default: chosen by trace size)")
+    mrc.add_argument("--plot", metavar="FILE", help="draw the curve (PNG)")
+    mrc.set_defaults(func=_cmd_mrc)
 
     from accelsim import reproduce
 

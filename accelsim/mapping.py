@@ -17,7 +17,7 @@ import math
 
 import attrs
 
-from accelsim.graph import Op
+from accelsim.graph import Op, OpGraph
 from accelsim.hardware import HardwareSpec
 from accelsim.units import DTYPE_BYTES
 
@@ -129,6 +129,19 @@ def stream_bytes_estimate(op: Op, dtype: str) -> float:
     """Bytes of a streaming op when the graph is not at hand: its FLOPs as elements, read twice
     and written once (callers with a graph pass `nbytes=graph.op_bytes(op)` instead)."""
     return 3.0 * max(op.flops, 1.0) * elem_bytes(dtype) + op.extra_bytes
+
+
+def map_graph(hw: HardwareSpec, graph: OpGraph, dtype: str) -> list[GemmMapping | StreamMapping]:
+    """The mapping of every op, computed once per op signature (repeated timesteps are free)."""
+    memo: dict[tuple, GemmMapping | StreamMapping] = {}
+    out = []
+    for op in graph.ops:
+        nb = graph.op_bytes(op)
+        key = (op.signature, nb if op.kind != "gemm" else 0)
+        if key not in memo:
+            memo[key] = map_op(hw, op, dtype, nbytes=nb)
+        out.append(memo[key])
+    return out
 
 
 def map_op(hw: HardwareSpec, op: Op, dtype: str,

@@ -14,7 +14,8 @@ from accelsim.cache import Trace
 from accelsim.kernels.mrc import stack_distance_histogram
 from accelsim.kernels.trace import expand_lines
 
-__all__ = ["capacity_for_hit_rate", "miss_ratio_curve", "stack_distances"]
+__all__ = ["capacity_for_hit_rate", "curve_from_histogram", "curve_from_line_ids",
+           "miss_ratio_curve", "stack_distances"]
 
 
 def stack_distances(trace: Trace, line_bytes: int) -> tuple[np.ndarray, int]:
@@ -38,6 +39,25 @@ def miss_ratio_curve(trace: Trace, line_bytes: int) -> tuple[np.ndarray, np.ndar
     misses) at the trace's footprint.
     """
     hist, n = stack_distances(trace, line_bytes)
+    return curve_from_histogram(hist, n, line_bytes)
+
+
+def curve_from_line_ids(line_ids: np.ndarray, line_bytes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The curve of a stream of line indices (address // line_bytes), e.g. built op by op.
+
+    Ids are used as they are (dense enough when they come from a compact address space), so
+    no sort or copy of the stream is needed: memory is about 16 bytes per access.
+    """
+    if line_ids.shape[0] == 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    hist = stack_distance_histogram(np.ascontiguousarray(line_ids, np.int64),
+                                    int(line_ids.max()) + 1)
+    return curve_from_histogram(hist, int(line_ids.shape[0]), line_bytes)
+
+
+def curve_from_histogram(hist: np.ndarray, n: int,
+                         line_bytes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(capacity_bytes, hit_rate) from a stack-distance histogram of `n` accesses."""
     n_distinct = hist.shape[0] - 1
     capacity_bytes = np.arange(1, n_distinct + 1, dtype=np.int64) * line_bytes
     if n == 0:

@@ -411,13 +411,7 @@ def simulate_step(hw: HardwareSpec, graph: OpGraph, dtype: str, chips: int = 1,
     walls: dict[str, float] = {}
     t0 = time.perf_counter()
     op_bytes = [graph.op_bytes(op) for op in graph.ops]
-    map_memo: dict[tuple, Any] = {}
-    mappings = []
-    for op, nb in zip(graph.ops, op_bytes, strict=True):
-        key = (op.signature, nb if op.kind != "gemm" else 0)
-        if key not in map_memo:
-            map_memo[key] = mapping_mod.map_op(hw, op, dtype, nbytes=nb)
-        mappings.append(map_memo[key])
+    mappings = mapping_mod.map_graph(hw, graph, dtype)
     walls["mapping"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

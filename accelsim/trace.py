@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -460,6 +460,39 @@ def _stream_runs(graph: OpGraph, op: Op, mapping: Any, bases: np.ndarray, chunk_
                  np.ascontiguousarray(unit[keep]))
 
 
+def iter_step_runs(graph: OpGraph, mappings: Sequence[Any], dtype: str, granule_bytes: int,
+                   max_runs_per_op: int = 200_000) -> Iterator[_Runs]:
+    """Each op's access runs in program order (tile-major layout, runs >= `granule_bytes`).
+
+    For one-pass analyses of the step's address stream, such as the miss-ratio curve: no
+    cache state, no steady-state shortcut. A generator, so a caller can reduce each op's
+    runs (e.g. to granule ids) without holding the whole step's runs at once.
+    """
+    bases, top = allocate(graph, granule_bytes)
+    scratch = _align(top, granule_bytes)
+    for op, mp in zip(graph.ops, mappings, strict=True):
+        if _is_gemm(op, mp):
+            yield _gemm_runs(graph, op, mp, bases, dtype, tile_major=True,
+                             min_run_bytes=granule_bytes, max_runs=max_runs_per_op,
+                             scratch_base=scratch)
+        else:
+            chunk = max(int(getattr(mp, "chunk_bytes", 0) or 0), granule_bytes)
+            yield _stream_runs(graph, op, mp, bases, chunk, max_runs_per_op, granule_bytes,
+                               scratch)
+
+
+def step_trace(graph: OpGraph, mappings: Sequence[Any], dtype: str, granule_bytes: int,
+               max_runs_per_op: int = 200_000) -> Trace:
+    """The whole step's runs as one `Trace` (see `iter_step_runs`)."""
+    parts = list(iter_step_runs(graph, mappings, dtype, granule_bytes, max_runs_per_op))
+    starts = np.zeros(len(parts) + 1, np.int64)
+    starts[1:] = np.cumsum([r.addr.shape[0] for r in parts])
+    return Trace(addr=np.concatenate([r.addr for r in parts]),
+                 nbytes=np.concatenate([r.nbytes for r in parts]),
+                 is_write=np.concatenate([r.is_write for r in parts]),
+                 unit=np.concatenate([r.unit for r in parts]), op_start=starts)
+
+
 def _is_gemm(op: Op, mapping: Any) -> bool:
     return op.kind == "gemm" and hasattr(mapping, "tile_m") and len(op.inputs) >= 2
 
@@ -824,5 +857,5 @@ def _fmt_bytes(b: float) -> str:
 
 __all__ = [
     "MEMORY", "MODES", "StepTraffic", "allocate", "coalesced_block_bytes", "coarse_levels",
-    "estimated_bytes", "op_keys", "periodic_regions", "step_traffic",
+    "estimated_bytes", "op_keys", "periodic_regions", "iter_step_runs", "step_trace", "step_traffic",
 ]

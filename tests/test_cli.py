@@ -102,3 +102,22 @@ def test_console_script_entry_point(repo):
     assert out.returncode == 0
     for cmd in ("run", "compare", "check", "project", "validate"):
         assert cmd in out.stdout
+
+
+def test_mrc_command_and_curve(tiny, repo, tmp_path, capsys):
+    import numpy as np
+
+    import accelsim
+    from accelsim.api import miss_ratio_curve
+
+    png = tmp_path / "mrc.png"
+    assert main(["mrc", str(repo / "hwspecs/v100.yaml"), tiny, "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "90%" in out and "on-chip cache" in out and png.stat().st_size > 5_000
+    hw = accelsim.load_hardware(repo / "hwspecs/v100.yaml")
+    curve = miss_ratio_curve(hw, accelsim.load_workload(tiny), granule_bytes=128)
+    assert np.all(np.diff(curve.hit_rate) >= 0)  # LRU inclusion: bigger never hits less
+    assert 0 < curve.hit_rate[-1] < 1  # first touches always miss
+    assert curve.capacity_for(0.5) is not None
+    assert curve.hit_rate_at(6 * 2**20) == curve.hit_rate[min(len(curve.hit_rate), 49152) - 1]
+    assert main(["mrc", str(repo / "hwspecs/v100.yaml"), tiny, "--granule", "100 B"]) == 2
