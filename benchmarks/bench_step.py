@@ -29,9 +29,10 @@ import json, resource, sys, time
 t0 = time.perf_counter()
 from accelsim.spec import load_hardware, load_workload
 from accelsim.models import build_graph
+from accelsim.fusion import fuse_gemm_accumulate
 from accelsim.replay import simulate_step
 hw = load_hardware(sys.argv[1]); wl = load_workload(sys.argv[2])
-graph = build_graph(wl)
+graph, _ = fuse_gemm_accumulate(build_graph(wl))  # the executed graph, as accelsim.simulate
 t1 = time.perf_counter()
 res = simulate_step(hw, graph, wl.precision, chips=int(sys.argv[3]))
 t2 = time.perf_counter()
