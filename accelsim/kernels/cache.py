@@ -439,41 +439,28 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
                 wb_first = compat == 0 or cfg[nxt, CFG_INCLUSIVE] == 1
                 if wb_first:
                     if push_fwd:
-                        stk[np.uint64(sp), 0] = nxt
-                        stk[np.uint64(sp), 1] = u
-                        stk[np.uint64(sp), 2] = 1
-                        stk[np.uint64(sp), 3] = cur
-                        stk[np.uint64(sp), 4] = seg_end
-                        sp += 1
+                        sp = _push(stk, sp, nxt, u, 1, cur, seg_end)
                     if push_fetch:
-                        stk[np.uint64(sp), 0] = nxt
-                        stk[np.uint64(sp), 1] = u
-                        stk[np.uint64(sp), 2] = 0
-                        stk[np.uint64(sp), 3] = line_start
-                        stk[np.uint64(sp), 4] = line_end
-                        sp += 1
+                        sp = _push(stk, sp, nxt, u, 0, line_start, line_end)
                 if push_wb >= 0:
-                    stk[np.uint64(sp), 0] = nxt
-                    stk[np.uint64(sp), 1] = u
-                    stk[np.uint64(sp), 2] = 1
-                    stk[np.uint64(sp), 3] = push_wb << shift
-                    stk[np.uint64(sp), 4] = (push_wb + 1) << shift
-                    sp += 1
+                    sp = _push(stk, sp, nxt, u, 1, push_wb << shift, (push_wb + 1) << shift)
                 if not wb_first:
                     if push_fwd:
-                        stk[np.uint64(sp), 0] = nxt
-                        stk[np.uint64(sp), 1] = u
-                        stk[np.uint64(sp), 2] = 1
-                        stk[np.uint64(sp), 3] = cur
-                        stk[np.uint64(sp), 4] = seg_end
-                        sp += 1
+                        sp = _push(stk, sp, nxt, u, 1, cur, seg_end)
                     if push_fetch:
-                        stk[np.uint64(sp), 0] = nxt
-                        stk[np.uint64(sp), 1] = u
-                        stk[np.uint64(sp), 2] = 0
-                        stk[np.uint64(sp), 3] = line_start
-                        stk[np.uint64(sp), 4] = line_end
-                        sp += 1
+                        sp = _push(stk, sp, nxt, u, 0, line_start, line_end)
+
+
+@nb.njit(cache=True, inline="always")
+def _push(stk, sp, level, unit, write, start, end):
+    """Push a request (level, unit, is_write, byte range) for a level below; new stack top."""
+    i = np.uint64(sp)
+    stk[i, 0] = level
+    stk[i, 1] = unit
+    stk[i, 2] = write
+    stk[i, 3] = start
+    stk[i, 4] = end
+    return sp + 1
 
 
 @nb.njit(cache=True)
