@@ -143,6 +143,9 @@ class Report:
         rows.append(("memory footprint (minimal)", format_bytes(s.footprint_bytes) + "  ("
                      + ", ".join(f"{k.replace('_', ' ')} {format_bytes(v)}"
                                  for k, v in s.footprint_by_role.items() if v) + ")"))
+        if s.algorithmic_footprint_bytes != s.footprint_bytes:
+            rows.append(("  of the algorithmic graph", format_bytes(s.algorithmic_footprint_bytes)
+                         + " (the paper's definition: no fused epilogues)"))
         rows.append(("memory capacity", format_bytes(s.capacity_bytes)))
         if s.shortfall_bytes > 0:
             rows.append(("SHORTFALL", f"{format_bytes(s.shortfall_bytes)}: footprint is "
