@@ -464,6 +464,126 @@ def _push(stk, sp, level, unit, write, start, end):
 
 
 @nb.njit(cache=True)
+def _run_lru_reads(addr, nbytes, unit, op_start, cfg, recip, slots, part_shift, part_mask,
+                   part_id, out):
+    """``_run`` specialised to reads through LRU, non-inclusive levels holding no dirty line.
+
+    The caller (``accelsim.cache``) checks those conditions; then a request never writes, never
+    evicts a dirty line and never back-invalidates, so a level-0 granule is one chain of
+    lookups, level by level, until the first hit: no request stack. Each lookup moves the line
+    to the front of its set in the same pass that searches it (the scanned entries shift down
+    by one until the line, a free way or the end of the set is reached); what is counted is
+    HITS, MISSES and EVICTIONS, FETCHES = MISSES is filled in per op. Counters and states are
+    identical to ``_run`` (property-tested).
+    """
+    n_levels = cfg.shape[0]
+    shifts = cfg[:, CFG_SHIFT].copy()
+    waysv = cfg[:, CFG_WAYS].copy()
+    setsv = cfg[:, CFG_SETS].copy()
+    masks = cfg[:, CFG_SET_MASK].copy()
+    offs = cfg[:, CFG_TAG_OFFSET].copy()
+    privs = cfg[:, CFG_PRIVATE].copy()
+    shift0 = shifts[0]
+    ways0 = waysv[0]
+    sets0 = setsv[0]
+    mask0 = masks[0]
+    rec0 = recip[0]
+    for op in range(op_start.shape[0] - 1):
+        uop = np.uint64(op)
+        hits0 = 0
+        misses0 = 0
+        evict0 = 0
+        for r in range(op_start[op], op_start[op + 1]):
+            nbr = nbytes[r]
+            if nbr <= 0:
+                continue
+            a = addr[r]
+            line = a >> shift0
+            last = (a + nbr - 1) >> shift0
+            u = np.int64(unit[r])
+            ioff0 = offs[0] + (u * sets0 * ways0 if privs[0] else 0)
+            while line <= last:
+                cur = line
+                line += 1
+                if part_mask is not None:
+                    if ((cur << shift0) >> part_shift) & part_mask != part_id:
+                        continue  # another partition serves this line
+                if mask0 >= 0:
+                    s = cur & mask0
+                else:
+                    s = cur - np.int64(cur * rec0) * sets0
+                    while s < 0:
+                        s += sets0
+                    while s >= sets0:
+                        s -= sets0
+                ub = np.uint64(ioff0 + s * ways0)
+                key = cur << 1
+                carry = key
+                i = 0
+                while True:
+                    ui = ub + np.uint64(i)
+                    e = slots[ui]
+                    slots[ui] = carry
+                    if e == key:
+                        break
+                    if e < 0:
+                        break
+                    i += 1
+                    if i == ways0:
+                        break
+                    carry = e
+                if e == key:
+                    hits0 += 1
+                    continue
+                misses0 += 1
+                if e >= 0:
+                    evict0 += 1
+                byte = cur << shift0
+                for lv in range(1, n_levels):
+                    ulv = np.uint64(lv)
+                    ways = waysv[ulv]
+                    sets = setsv[ulv]
+                    ln = byte >> shifts[ulv]
+                    mask = masks[ulv]
+                    if mask >= 0:
+                        s = ln & mask
+                    else:
+                        s = ln - np.int64(ln * recip[ulv]) * sets
+                        while s < 0:
+                            s += sets
+                        while s >= sets:
+                            s -= sets
+                    inst = u if privs[ulv] else 0
+                    ub = np.uint64(offs[ulv] + (inst * sets + s) * ways)
+                    key = ln << 1
+                    carry = key
+                    i = 0
+                    while True:
+                        ui = ub + np.uint64(i)
+                        e = slots[ui]
+                        slots[ui] = carry
+                        if e == key:
+                            break
+                        if e < 0:
+                            break
+                        i += 1
+                        if i == ways:
+                            break
+                        carry = e
+                    if e == key:
+                        out[uop, ulv, HITS] += 1
+                        break
+                    out[uop, ulv, MISSES] += 1
+                    if e >= 0:
+                        out[uop, ulv, EVICTIONS] += 1
+        out[uop, 0, HITS] += hits0
+        out[uop, 0, MISSES] += misses0
+        out[uop, 0, EVICTIONS] += evict0
+        for lv in range(n_levels):
+            out[uop, lv, FETCHES] = out[uop, lv, MISSES]
+
+
+@nb.njit(cache=True)
 def _derive(out, cfg):
     """Fill the counters implied by the counted ones.
 
@@ -519,6 +639,18 @@ def simulate(addr: np.ndarray, nbytes: np.ndarray, is_write: np.ndarray, unit: n
     out = np.zeros((op_start.shape[0] - 1, cfg.shape[0] + 1, N_COUNTERS), np.int64)
     _run(addr, nbytes, is_write, unit, op_start, 0, cfg, recip, slots, meta, rng, n_units,
          compat, 0, None, 0, out)
+    _derive(out, cfg)
+    return out
+
+
+@nb.njit(cache=True)
+def simulate_lru_reads(addr: np.ndarray, nbytes: np.ndarray, unit: np.ndarray,
+                       op_start: np.ndarray, cfg: np.ndarray, recip: np.ndarray,
+                       slots: np.ndarray) -> np.ndarray:
+    """``simulate`` for a read-only trace when every level is LRU and non-inclusive and no
+    line is dirty (the caller checks); identical results, no request stack."""
+    out = np.zeros((op_start.shape[0] - 1, cfg.shape[0] + 1, N_COUNTERS), np.int64)
+    _run_lru_reads(addr, nbytes, unit, op_start, cfg, recip, slots, 0, None, 0, out)
     _derive(out, cfg)
     return out
 
