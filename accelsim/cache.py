@@ -335,6 +335,10 @@ class CacheHierarchy:
         # (identical results) as long as no line is dirty
         self._lru_reads = bool((cfg[:, _k.CFG_POLICY] == _k.POLICY_LRU).all()
                                and (cfg[:, _k.CFG_INCLUSIVE] == 0).all())
+        # ... and any trace when they are also write-back and write-allocate
+        self._lru_wb = bool(self._lru_reads and self.compat == 0
+                            and (cfg[:, _k.CFG_WRITE_BACK] == 1).all()
+                            and (cfg[:, _k.CFG_WRITE_ALLOCATE] == 1).all())
         self.reset()
 
     @classmethod
@@ -375,6 +379,10 @@ class CacheHierarchy:
                                         self.cfg, self.recip, self.slots)
             return CacheCounters(out, self.level_names)
         self._clean = self._clean and reads_only
+        if self._lru_wb:
+            out = _k.simulate_lru_wb(trace.addr, trace.nbytes, trace.is_write, trace.unit,
+                                     trace.op_start, self.cfg, self.recip, self.slots)
+            return CacheCounters(out, self.level_names)
         args = (trace.addr, trace.nbytes, trace.is_write, trace.unit, trace.op_start, self.cfg,
                 self.recip, self.slots, self.meta, self.rng, self.n_units, self.compat)
         if self.n_parts > 1:

@@ -79,3 +79,26 @@ def test_fast_path_taken_only_when_exact():
     assert not h._clean  # a dirty line may exist: reads now take the general kernel
     h.flush()
     assert h._clean
+
+
+@st.composite
+def wb_design_and_traces(draw):
+    """An LRU, write-back, write-allocate, non-inclusive hierarchy and two traces with
+    writes (the second runs on the dirty state the first left)."""
+    levels, n_units = draw(cache_hierarchies(policies=("lru",), write_policies=("write_back",),
+                                             inclusion=("non_inclusive",), write_allocate=True))
+    return levels, n_units, draw(traces(n_units=n_units)), draw(traces(n_units=n_units))
+
+
+@FAST
+@given(wb_design_and_traces())
+def test_write_back_kernel_equals_general_kernel(dt):
+    levels, n_units, first, second = dt
+    fast = CacheHierarchy(levels, n_units)
+    ref = CacheHierarchy(levels, n_units)
+    assert fast._lru_wb
+    for t in (first, second):
+        got = _k.simulate_lru_wb(t.addr, t.nbytes, t.is_write, t.unit, t.op_start, fast.cfg,
+                                 fast.recip, fast.slots)
+        assert (got == general(ref, t)).all()
+        assert (fast.slots == ref.slots).all()  # same lines, order and dirty bits
