@@ -268,8 +268,8 @@ class CacheHierarchy:
     ``line_bytes_override`` replaces each level's line size (coalesced mode: one granule per
     block, capacity/block lines, the same ways when they still divide the lines, else fully
     associative). ``compat_pycachesim`` switches store semantics to pycachesim's (docs).
-    ``max_threads`` > 1 serves independent address partitions on that many threads (results
-    do not depend on it); the default 1 never starts numba's thread pool, whose OpenMP layer
+    ``max_threads`` > 1 serves independent address partitions on that many threads in the
+    general kernel (results do not depend on it; the faster serial LRU kernels ignore it); the default 1 never starts numba's thread pool, whose OpenMP layer
     breaks processes forked after it started (e.g. multiprocessing sweeps).
     """
 
