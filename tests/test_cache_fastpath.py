@@ -33,10 +33,14 @@ def test_fast_reads_equal_general_kernel(dt):
     levels, n_units, first, second = dt
     fast = CacheHierarchy(levels, n_units)
     ref = CacheHierarchy(levels, n_units)
-    assert fast._lru_reads and fast._clean
+    compat = CacheHierarchy(levels, n_units, compat_pycachesim=True)  # same for loads
+    assert fast._lru_reads and fast._clean and compat._lru_reads
     for t in (first, second):
-        assert (fast.run(t).data == general(ref, t)).all()
+        got = fast.run(t).data
+        assert (got == general(ref, t)).all()
+        assert (got == general(compat, t)).all()
         assert (fast.slots == ref.slots).all()  # same resident lines in the same LRU order
+        assert (fast.slots == compat.slots).all()
         for lv in range(len(levels)):
             n_inst = n_units if levels[lv].sharing == "private" else 1
             for i in range(n_inst):
@@ -44,13 +48,13 @@ def test_fast_reads_equal_general_kernel(dt):
 
 
 @FAST
-@given(cache_hierarchies(), st.data())
-def test_wrapper_choice_never_changes_results(design, data):
-    """Whatever the design, trace mix and state (dirty lines left by writes, flushed or
-    not), ``run`` gives what the general kernel gives."""
+@given(cache_hierarchies(), st.booleans(), st.data())
+def test_wrapper_choice_never_changes_results(design, compat, data):
+    """Whatever the design, store semantics, trace mix and state (dirty lines left by
+    writes, flushed or not), ``run`` gives what the general kernel gives."""
     levels, n_units = design
-    h = CacheHierarchy(levels, n_units, seed=3)
-    ref = CacheHierarchy(levels, n_units, seed=3)
+    h = CacheHierarchy(levels, n_units, seed=3, compat_pycachesim=compat)
+    ref = CacheHierarchy(levels, n_units, seed=3, compat_pycachesim=compat)
     for _ in range(data.draw(st.integers(1, 4))):
         action = data.draw(st.sampled_from(["reads", "writes", "flush"]))
         if action == "flush":
