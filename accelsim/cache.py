@@ -268,8 +268,8 @@ class CacheHierarchy:
     ``line_bytes_override`` replaces each level's line size (coalesced mode: one granule per
     block, capacity/block lines, the same ways when they still divide the lines, else fully
     associative). ``compat_pycachesim`` switches store semantics to pycachesim's (docs).
-    ``max_threads`` > 1 serves independent address partitions on that many threads (results
-    do not depend on it); the default 1 never starts numba's thread pool, whose OpenMP layer
+    ``max_threads`` > 1 serves independent address partitions on that many threads in the
+    general kernel (results do not depend on it; the faster serial LRU kernels ignore it); the default 1 never starts numba's thread pool, whose OpenMP layer
     breaks processes forked after it started (e.g. multiprocessing sweeps).
     """
 
@@ -331,6 +331,14 @@ class CacheHierarchy:
                                         [_k.POLICY_PLRU, _k.POLICY_LFU]).any())
         self.level_names = tuple(lvl.name for lvl in levels)
         self.part_shift, self.n_parts = _k.partitions(cfg, max_threads)
+        # read-only traces through LRU, non-inclusive levels take the stack-free kernel
+        # (identical results) as long as no line is dirty
+        self._lru_reads = bool((cfg[:, _k.CFG_POLICY] == _k.POLICY_LRU).all()
+                               and (cfg[:, _k.CFG_INCLUSIVE] == 0).all())
+        # ... and any trace when they are also write-back and write-allocate
+        self._lru_wb = bool(self._lru_reads and self.compat == 0
+                            and (cfg[:, _k.CFG_WRITE_BACK] == 1).all()
+                            and (cfg[:, _k.CFG_WRITE_ALLOCATE] == 1).all())
         self.reset()
 
     @classmethod
@@ -356,12 +364,25 @@ class CacheHierarchy:
         # xorshift64 needs a non-zero state
         self.rng = np.array([(self.seed * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) % 2**64 or 1],
                             np.uint64)
+        self._clean = True  # no dirty line in the state (reads keep it so, flush restores it)
 
     def run(self, trace: Trace) -> CacheCounters:
         """Replay ``trace`` on the current state; counters per op and level."""
         if trace.n_runs and int(trace.unit.max()) >= self.n_units:
             raise ValueError(f"trace.unit: expected units < {self.n_units}, "
                              f"got {int(trace.unit.max())}")
+        reads_only = not trace.is_write.any()
+        if self._lru_reads and self._clean and reads_only:
+            # no write, no dirty victim, no back-invalidation: the stack-free kernel, which on
+            # one thread beats the general kernel on two
+            out = _k.simulate_lru_reads(trace.addr, trace.nbytes, trace.unit, trace.op_start,
+                                        self.cfg, self.recip, self.slots)
+            return CacheCounters(out, self.level_names)
+        self._clean = self._clean and reads_only
+        if self._lru_wb:
+            out = _k.simulate_lru_wb(trace.addr, trace.nbytes, trace.is_write, trace.unit,
+                                     trace.op_start, self.cfg, self.recip, self.slots)
+            return CacheCounters(out, self.level_names)
         args = (trace.addr, trace.nbytes, trace.is_write, trace.unit, trace.op_start, self.cfg,
                 self.recip, self.slots, self.meta, self.rng, self.n_units, self.compat)
         if self.n_parts > 1:
@@ -374,6 +395,7 @@ class CacheHierarchy:
         """Write all dirty lines back to memory (one op row); lines stay resident."""
         out = _k.flush(self.cfg, self.recip, self.slots, self.meta, self.rng, self.n_units,
                        self.compat)
+        self._clean = True
         return CacheCounters(out, self.level_names)
 
     def _level_slots(self, i: int) -> np.ndarray:

@@ -464,6 +464,249 @@ def _push(stk, sp, level, unit, write, start, end):
 
 
 @nb.njit(cache=True)
+def _run_lru_reads(addr, nbytes, unit, op_start, cfg, recip, slots, part_shift, part_mask,
+                   part_id, out):
+    """``_run`` specialised to reads through LRU, non-inclusive levels holding no dirty line.
+
+    The caller (``accelsim.cache``) checks those conditions; then a request never writes, never
+    evicts a dirty line and never back-invalidates, so a level-0 granule is one chain of
+    lookups, level by level, until the first hit: no request stack. Each lookup moves the line
+    to the front of its set in the same pass that searches it (the scanned entries shift down
+    by one until the line, a free way or the end of the set is reached); what is counted is
+    HITS, MISSES and EVICTIONS, FETCHES = MISSES is filled in per op. Counters and states are
+    identical to ``_run`` (property-tested).
+    """
+    n_levels = cfg.shape[0]
+    shifts = cfg[:, CFG_SHIFT].copy()
+    waysv = cfg[:, CFG_WAYS].copy()
+    setsv = cfg[:, CFG_SETS].copy()
+    masks = cfg[:, CFG_SET_MASK].copy()
+    offs = cfg[:, CFG_TAG_OFFSET].copy()
+    privs = cfg[:, CFG_PRIVATE].copy()
+    shift0 = shifts[0]
+    ways0 = waysv[0]
+    sets0 = setsv[0]
+    mask0 = masks[0]
+    rec0 = recip[0]
+    for op in range(op_start.shape[0] - 1):
+        uop = np.uint64(op)
+        hits0 = 0
+        misses0 = 0
+        evict0 = 0
+        for r in range(op_start[op], op_start[op + 1]):
+            nbr = nbytes[r]
+            if nbr <= 0:
+                continue
+            a = addr[r]
+            line = a >> shift0
+            last = (a + nbr - 1) >> shift0
+            u = np.int64(unit[r])
+            ioff0 = offs[0] + (u * sets0 * ways0 if privs[0] else 0)
+            while line <= last:
+                cur = line
+                line += 1
+                if part_mask is not None:
+                    if ((cur << shift0) >> part_shift) & part_mask != part_id:
+                        continue  # another partition serves this line
+                if mask0 >= 0:
+                    s = cur & mask0
+                else:
+                    s = cur - np.int64(cur * rec0) * sets0
+                    while s < 0:
+                        s += sets0
+                    while s >= sets0:
+                        s -= sets0
+                ub = np.uint64(ioff0 + s * ways0)
+                key = cur << 1
+                carry = key
+                i = 0
+                while True:
+                    ui = ub + np.uint64(i)
+                    e = slots[ui]
+                    slots[ui] = carry
+                    if e == key:
+                        break
+                    if e < 0:
+                        break
+                    i += 1
+                    if i == ways0:
+                        break
+                    carry = e
+                if e == key:
+                    hits0 += 1
+                    continue
+                misses0 += 1
+                if e >= 0:
+                    evict0 += 1
+                byte = cur << shift0
+                for lv in range(1, n_levels):
+                    ulv = np.uint64(lv)
+                    ways = waysv[ulv]
+                    sets = setsv[ulv]
+                    ln = byte >> shifts[ulv]
+                    mask = masks[ulv]
+                    if mask >= 0:
+                        s = ln & mask
+                    else:
+                        s = ln - np.int64(ln * recip[ulv]) * sets
+                        while s < 0:
+                            s += sets
+                        while s >= sets:
+                            s -= sets
+                    inst = u if privs[ulv] else 0
+                    ub = np.uint64(offs[ulv] + (inst * sets + s) * ways)
+                    key = ln << 1
+                    carry = key
+                    i = 0
+                    while True:
+                        ui = ub + np.uint64(i)
+                        e = slots[ui]
+                        slots[ui] = carry
+                        if e == key:
+                            break
+                        if e < 0:
+                            break
+                        i += 1
+                        if i == ways:
+                            break
+                        carry = e
+                    if e == key:
+                        out[uop, ulv, HITS] += 1
+                        break
+                    out[uop, ulv, MISSES] += 1
+                    if e >= 0:
+                        out[uop, ulv, EVICTIONS] += 1
+        out[uop, 0, HITS] += hits0
+        out[uop, 0, MISSES] += misses0
+        out[uop, 0, EVICTIONS] += evict0
+        for lv in range(n_levels):
+            out[uop, lv, FETCHES] = out[uop, lv, MISSES]
+
+
+@nb.njit(cache=True)
+def _run_lru_wb(addr, nbytes, is_write, unit, op_start, cfg, recip, slots, out):
+    """``_run`` specialised to LRU, write-back, write-allocate, non-inclusive levels (not
+    pycachesim mode), reads and writes, any state.
+
+    A granule's requests to the level below are at most a write-back of the victim (served
+    first) and a fetch, each one granule of the level below. The current request is kept in
+    registers; only a fetch waiting behind a write-back is pushed on a small stack, so reads
+    run as one chain of lookups. Lookup and move-to-front are one pass as in
+    ``_run_lru_reads``. Counters and states are identical to ``_run`` (property-tested).
+    """
+    n_levels = cfg.shape[0]
+    shifts = cfg[:, CFG_SHIFT].copy()
+    waysv = cfg[:, CFG_WAYS].copy()
+    setsv = cfg[:, CFG_SETS].copy()
+    masks = cfg[:, CFG_SET_MASK].copy()
+    offs = cfg[:, CFG_TAG_OFFSET].copy()
+    privs = cfg[:, CFG_PRIVATE].copy()
+    pend_lv = np.empty(n_levels + 1, np.int64)
+    pend_byte = np.empty(n_levels + 1, np.int64)
+    shift0 = shifts[0]
+    for op in range(op_start.shape[0] - 1):
+        uop = np.uint64(op)
+        for r in range(op_start[op], op_start[op + 1]):
+            nbr = nbytes[r]
+            if nbr <= 0:
+                continue
+            a = addr[r]
+            end = a + nbr
+            line0 = a >> shift0
+            last0 = (end - 1) >> shift0
+            u = np.int64(unit[r])
+            w0 = np.int64(is_write[r] != 0)
+            while line0 <= last0:
+                # current request: level lv, byte address of its granule, write flag, whether
+                # a write covers the granule's whole line
+                lv = 0
+                byte = line0 << shift0
+                w = w0
+                whole = w0 == 1 and byte >= a and byte + (np.int64(1) << shift0) <= end
+                line0 += 1
+                sp = 0
+                while True:
+                    ulv = np.uint64(lv)
+                    shift = shifts[ulv]
+                    ways = waysv[ulv]
+                    sets = setsv[ulv]
+                    ln = byte >> shift
+                    mask = masks[ulv]
+                    if mask >= 0:
+                        s = ln & mask
+                    else:
+                        s = ln - np.int64(ln * recip[ulv]) * sets
+                        while s < 0:
+                            s += sets
+                        while s >= sets:
+                            s -= sets
+                    inst = u if privs[ulv] else 0
+                    ub = np.uint64(offs[ulv] + (inst * sets + s) * ways)
+                    key = (ln << 1) | 1
+                    carry = ln << 1
+                    i = 0
+                    while True:
+                        ui = ub + np.uint64(i)
+                        e = slots[ui]
+                        slots[ui] = carry
+                        if (e | 1) == key:
+                            break
+                        if e < 0:
+                            break
+                        i += 1
+                        if i == ways:
+                            break
+                        carry = e
+                    nxt = lv + 1
+                    if (e | 1) == key:
+                        out[uop, ulv, HITS] += 1
+                        slots[ub] = e | w
+                        if w:
+                            out[uop, ulv, WRITE_ACCESSES] += 1
+                        fetch = False
+                        wb = False
+                    else:
+                        out[uop, ulv, MISSES] += 1
+                        slots[ub] = (ln << 1) | w
+                        if w:
+                            out[uop, ulv, WRITE_ACCESSES] += 1
+                        wb = False
+                        if e >= 0:
+                            out[uop, ulv, EVICTIONS] += 1
+                            if e & 1:
+                                wb = True
+                                out[uop, ulv, WRITEBACKS] += 1
+                                out[uop, ulv, WRITES_BELOW] += 1
+                                out[uop, ulv, BYTES_WRITTEN_BELOW] += np.int64(1) << shift
+                        fetch = not whole
+                        if fetch:
+                            out[uop, ulv, FETCHES] += 1
+                    if nxt < n_levels and wb:
+                        if fetch:
+                            pend_lv[sp] = nxt
+                            pend_byte[sp] = ln << shift
+                            sp += 1
+                        # the victim's write-back: a whole line of this level
+                        whole = shifts[nxt] == shift
+                        byte = (e >> 1) << shift
+                        w = 1
+                        lv = nxt
+                    elif nxt < n_levels and fetch:
+                        byte = ln << shift
+                        w = 0
+                        whole = False
+                        lv = nxt
+                    elif sp > 0:
+                        sp -= 1
+                        lv = pend_lv[sp]
+                        byte = pend_byte[sp]
+                        w = 0
+                        whole = False
+                    else:
+                        break
+
+
+@nb.njit(cache=True)
 def _derive(out, cfg):
     """Fill the counters implied by the counted ones.
 
@@ -519,6 +762,30 @@ def simulate(addr: np.ndarray, nbytes: np.ndarray, is_write: np.ndarray, unit: n
     out = np.zeros((op_start.shape[0] - 1, cfg.shape[0] + 1, N_COUNTERS), np.int64)
     _run(addr, nbytes, is_write, unit, op_start, 0, cfg, recip, slots, meta, rng, n_units,
          compat, 0, None, 0, out)
+    _derive(out, cfg)
+    return out
+
+
+@nb.njit(cache=True)
+def simulate_lru_reads(addr: np.ndarray, nbytes: np.ndarray, unit: np.ndarray,
+                       op_start: np.ndarray, cfg: np.ndarray, recip: np.ndarray,
+                       slots: np.ndarray) -> np.ndarray:
+    """``simulate`` for a read-only trace when every level is LRU and non-inclusive and no
+    line is dirty (the caller checks); identical results, no request stack."""
+    out = np.zeros((op_start.shape[0] - 1, cfg.shape[0] + 1, N_COUNTERS), np.int64)
+    _run_lru_reads(addr, nbytes, unit, op_start, cfg, recip, slots, 0, None, 0, out)
+    _derive(out, cfg)
+    return out
+
+
+@nb.njit(cache=True)
+def simulate_lru_wb(addr: np.ndarray, nbytes: np.ndarray, is_write: np.ndarray,
+                    unit: np.ndarray, op_start: np.ndarray, cfg: np.ndarray, recip: np.ndarray,
+                    slots: np.ndarray) -> np.ndarray:
+    """``simulate`` when every level is LRU, write-back, write-allocate and non-inclusive
+    and ``compat`` is 0 (the caller checks); identical results."""
+    out = np.zeros((op_start.shape[0] - 1, cfg.shape[0] + 1, N_COUNTERS), np.int64)
+    _run_lru_wb(addr, nbytes, is_write, unit, op_start, cfg, recip, slots, out)
     _derive(out, cfg)
     return out
 
