@@ -90,16 +90,20 @@ def parse_bandwidth(text: str | int | float) -> float:
     return _finite_nonneg(value * _prefix_scale(m.group(1), what, text), what, text)
 
 
-def parse_frequency(text: str | int | float) -> float:
-    """'1.53 GHz' -> 1.53e9 hertz; a bare number is hertz."""
-    what = "a frequency such as '1.53 GHz'"
+def _parse_decimal(text: str | int | float, what: str, pattern: str) -> float:
+    """A number with a unit `pattern` whose group 1 is an optional decimal prefix."""
     value, unit = _split(text, what)
     if unit == "":
         return _finite_nonneg(value, what, text)
-    m = re.fullmatch(r"([kMGT]?)Hz", unit)
+    m = re.fullmatch(pattern, unit)
     if not m:
         raise UnitError(f"{what}, got {text!r}")
     return _finite_nonneg(value * DECIMAL[m.group(1)], what, text)
+
+
+def parse_frequency(text: str | int | float) -> float:
+    """'1.53 GHz' -> 1.53e9 hertz; a bare number is hertz."""
+    return _parse_decimal(text, "a frequency such as '1.53 GHz'", r"([kMGT]?)Hz")
 
 
 def parse_time(text: str | int | float) -> float:
@@ -115,14 +119,8 @@ def parse_time(text: str | int | float) -> float:
 
 def parse_flop_rate(text: str | int | float) -> float:
     """'15.67 TFLOP/s' (also 'TFLOPS') -> 1.567e13 FLOP per second; a bare number is FLOP/s."""
-    what = "a compute rate such as '15.7 TFLOP/s'"
-    value, unit = _split(text, what)
-    if unit == "":
-        return _finite_nonneg(value, what, text)
-    m = re.fullmatch(r"([kMGTPE]?)(?:FLOP\s*/\s*s|FLOPS|OP\s*/\s*s|OPS)", unit)
-    if not m:
-        raise UnitError(f"{what}, got {text!r}")
-    return _finite_nonneg(value * DECIMAL[m.group(1)], what, text)
+    return _parse_decimal(text, "a compute rate such as '15.7 TFLOP/s'",
+                          r"([kMGTPE]?)(?:FLOP\s*/\s*s|FLOPS|OP\s*/\s*s|OPS)")
 
 
 def parse_count(text: str | int | float) -> float:

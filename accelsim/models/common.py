@@ -71,10 +71,15 @@ class Net:
         if prev is None:
             self._grads[target.id] = grad
         else:
-            role = "weight_gradient" if target.role == "weight" else "gradient"
+            role = _grad_role(target)
             self._grads[target.id] = self.g.pointwise(
                 f"grad/{target.name}/accumulate", [prev, grad], 1.0, out_role=role,
                 tag="accumulate")
+
+    def _sum_to(self, name: str, grad: Tensor, target: Tensor) -> Tensor:
+        """Reduce a broadcast operand's gradient to its shape (1 FLOP per input element)."""
+        return self.g.pointwise(name, [grad], grad.elements / max(1, target.elements),
+                                shape=target.shape, out_role=_grad_role(target), kind="reduce")
 
     def _grad_of(self, t: Tensor) -> Tensor | None:
         return self._grads.pop(t.id, None)
@@ -92,7 +97,7 @@ class Net:
                     self._accumulate(a, self.g.matmul(f"{name}/grad_a", dc, b,
                                                       trans_b=not trans_b, out_role="gradient"))
                 if b.id in self._needs_grad:
-                    role = "weight_gradient" if b.role == "weight" else "gradient"
+                    role = _grad_role(b)
                     db = (self.g.matmul(f"{name}/grad_b", dc, a, trans_a=True, out_role=role)
                           if trans_b else
                           self.g.matmul(f"{name}/grad_b", a, dc, trans_a=True, out_role=role))
@@ -141,12 +146,10 @@ class Net:
                     self._accumulate(a, self.g.pointwise(f"{name}/grad_a", [dc, b], 1.0,
                                                          out_role="gradient"))
                 if b.id in self._needs_grad:
-                    role = "weight_gradient" if b.role == "weight" else "gradient"
-                    db = self.g.pointwise(f"{name}/grad_b", [dc, a], 1.0, out_role=role)
+                    db = self.g.pointwise(f"{name}/grad_b", [dc, a], 1.0,
+                                          out_role=_grad_role(b))
                     if b.shape != a.shape:
-                        db = self.g.pointwise(f"{name}/grad_b_sum", [db],
-                                              db.elements / max(1, b.elements), shape=b.shape,
-                                              out_role=role, kind="reduce")
+                        db = self._sum_to(f"{name}/grad_b_sum", db, b)
                     self._accumulate(b, db)
             self._tape.append(back)
         return c
@@ -161,13 +164,8 @@ class Net:
                     return
                 self._accumulate(a, dc)
                 if b.id in self._needs_grad:
-                    if b.shape == a.shape:
-                        self._accumulate(b, dc)
-                    else:
-                        role = "weight_gradient" if b.role == "weight" else "gradient"
-                        self._accumulate(b, self.g.pointwise(
-                            f"{name}/grad_b", [dc], dc.elements / max(1, b.elements),
-                            shape=b.shape, out_role=role, kind="reduce"))
+                    self._accumulate(b, dc if b.shape == a.shape
+                                     else self._sum_to(f"{name}/grad_b", dc, b))
             self._tape.append(back)
         return c
 
@@ -342,7 +340,7 @@ class Net:
                                                          NORM_GRAD_FLOPS, out_role="gradient"))
                 for p in (gamma, beta):
                     if p.id in self._needs_grad:
-                        role = "weight_gradient" if p.role == "weight" else "gradient"
+                        role = _grad_role(p)
                         ins = [dy, x] if p is gamma else [dy]
                         self._accumulate(p, self.g.pointwise(
                             f"{name}/grad_{'gamma' if p is gamma else 'beta'}", ins,
@@ -381,6 +379,11 @@ class Net:
 
     def build(self) -> OpGraph:
         return self.g.build()
+
+
+def _grad_role(t: Tensor) -> str:
+    """The role of a gradient of `t`: weight gradients are kept apart in footprints."""
+    return "weight_gradient" if t.role == "weight" else "gradient"
 
 
 # --- layers ----------------------------------------------------------------------------------
