@@ -43,7 +43,7 @@ def simulate(hw: HardwareSpec, wl: WorkloadSpec, *, chips: int = 1, mode: str = 
 def _shape(op: Op) -> str:
     if op.kind == "gemm":
         batch = f"{op.batch}x" if op.batch > 1 else ""
-        return f"{batch}[{op.m}x{op.k}]@[{op.k}x{op.n}]"
+        return f"{batch}[{op.m}x{op.k}]@[{op.k}x{op.n}]" + ("+C" if op.accumulate else "")
     return f"{op.flops:.3g} FLOP"
 
 
@@ -70,7 +70,7 @@ def summarize(hw: HardwareSpec, wl: WorkloadSpec, graph: OpGraph, executed: OpGr
         bound_time[op.bound] = bound_time.get(op.bound, 0.0) + op.time_s
     hit_rate = {}
     for lv in (c.name for c in hw.caches):
-        # Weighted by each op's traffic into the level: hits / accesses over the step.
+        # Each op's rate weighted by the bytes it asked of the level (as StepTraffic does).
         served = [(op.hit_rate.get(lv), op.bytes.get(lv, 0.0)) for op in ops]
         total = sum(b for r, b in served if r is not None and not math.isnan(r))
         hit_rate[lv] = (sum(r * b for r, b in served if r is not None and not math.isnan(r))
