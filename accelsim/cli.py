@@ -1,4 +1,4 @@
-"""The `accelsim` command: run, compare, check, project, validate, mrc.
+"""The `accelsim` command: run, compare, check, project, validate, mrc, sweep.
 
 Every error a user can cause (bad YAML, unknown keys, missing files, bad options) is an
 `AccelsimError`: printed without a traceback, exit code 2.
@@ -133,6 +133,44 @@ def _cmd_mrc(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from accelsim import dse
+
+    settings: dict[str, list[str]] = {}
+    for text in args.set:
+        key, values = dse.parse_set(text)
+        if key in settings:
+            raise AccelsimError(f"--set {text}: {key} is already set by another --set")
+        settings[key] = values
+    (hw,), wl = _load_pair([args.hardware], args.workload)
+    n = 1
+    for values in settings.values():
+        n *= len(values)
+
+    done = 0
+
+    def progress(point) -> None:
+        nonlocal done
+        done += 1
+        where = ", ".join(f"{k}={v}" for k, v in point.settings.items())
+        print(f"  [{done} new] {where}: {point.summary['step_time_s']:.4g} s", file=sys.stderr,
+              flush=True)
+
+    points = dse.sweep(hw, wl, settings, chips=args.chips, mode=args.mode, jobs=args.jobs,
+                       store=args.out, on_point=progress)
+    reused = sum(p.reused for p in points)
+    print(f"accelsim sweep: {wl.name} on {hw.name}, {n} points"
+          + (f" x {args.chips} chips" if args.chips > 1 else "")
+          + (f"; {reused} reused from {args.out}" if args.out else ""))
+    print(dse.table(points))
+    if args.out:
+        print(f"appended {n - reused} points to {args.out}")
+    if args.csv:
+        dse.to_csv(points, args.csv)
+        print(f"wrote {args.csv}")
+    return EXIT_OK
+
+
 def _power_of_two_bytes(text: str) -> int:
     from accelsim.units import UnitError, parse_bytes
 
@@ -186,6 +224,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="granule of the curve, e.g. '1 MiB' (default: chosen by trace size)")
     mrc.add_argument("--plot", metavar="FILE", help="draw the curve (PNG)")
     mrc.set_defaults(func=_cmd_mrc)
+
+    sweep = sub.add_parser("sweep", help="simulate every combination of hardware settings")
+    sweep.add_argument("hardware", metavar="HW", help="base hardware spec YAML")
+    sweep.add_argument("workload", metavar="WL", help="workload YAML")
+    sweep.add_argument("--set", action="append", required=True, metavar="KEY=V1,V2,...",
+                       help="a YAML key path and its values, e.g. 'caches[0].capacity=6MiB,24MiB'"
+                            " (repeat for a Cartesian product)")
+    _add_sim_options(sweep)
+    sweep.add_argument("--jobs", type=_positive_int, default=1, metavar="J",
+                       help="simulate points in J local processes")
+    sweep.add_argument("--out", metavar="FILE",
+                       help="JSON-lines result store: append finished points, reuse stored ones")
+    sweep.add_argument("--csv", metavar="FILE", help="write the table as CSV")
+    sweep.set_defaults(func=_cmd_sweep)
 
     from accelsim import reproduce
 

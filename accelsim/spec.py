@@ -533,6 +533,37 @@ def workload_from_yaml(text: str, filename: str = "<string>") -> WorkloadSpec:
     return _load(text, WorkloadSpec, filename)
 
 
+class Verbatim(str):
+    """A scalar as the user typed it (e.g. on a command line), dumped as plain YAML text.
+
+    Plain data holding `Verbatim("64")` or `Verbatim("6 MiB")` goes through `hardware_from_data`
+    so that the loader judges the text exactly as it would in a file (no string quoting).
+    """
+
+
+class _VerbatimDumper(yaml.SafeDumper):
+    pass
+
+
+def _represent_verbatim(dumper: yaml.SafeDumper, data: Verbatim) -> yaml.ScalarNode:
+    text = str(data)
+    return dumper.represent_scalar(dumper.resolve(yaml.ScalarNode, text, (True, False)), text)
+
+
+_VerbatimDumper.add_representer(Verbatim, _represent_verbatim)
+
+
+def hardware_from_data(data: Any, filename: str = "<data>") -> HardwareSpec:
+    """Load plain data (`to_dict`'s form, `Verbatim` scalars allowed) through the YAML loader.
+
+    Going through the loader rather than constructing attrs objects directly keeps one set of
+    checks and error messages for files and programmatic edits alike (used by `dse`).
+    """
+    text = yaml.dump(data, Dumper=_VerbatimDumper, sort_keys=False, allow_unicode=True,
+                     width=10_000)
+    return hardware_from_yaml(text, filename)
+
+
 def load_hardware(path: str | Path) -> HardwareSpec:
     """Read a hardware spec YAML file; raises SpecError listing every problem."""
     text, name = _read(path)
