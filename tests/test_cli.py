@@ -11,22 +11,6 @@ import pytest
 
 from accelsim.cli import main
 
-TINY_NMT = """\
-name: nmt_tiny
-model: {family: nmt, hidden: 64, vocab: 500, sequence_length: 3}
-subbatch: 8
-precision: fp32
-optimizer: sgd
-dataset: {samples: 1e6, unit: word-pieces}
-"""
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    path = tmp_path_factory.mktemp("wl") / "nmt_tiny.yaml"
-    path.write_text(TINY_NMT)
-    return str(path)
-
 
 def test_run_prints_report_and_writes_json_and_csv(tiny, repo, tmp_path, capsys):
     js, cs = tmp_path / "r.json", tmp_path / "r.csv"

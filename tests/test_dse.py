@@ -12,23 +12,7 @@ from accelsim import dse
 from accelsim.cli import main
 from accelsim.errors import SpecError
 
-TINY_NMT = """\
-name: nmt_tiny
-model: {family: nmt, hidden: 64, vocab: 500, sequence_length: 3}
-subbatch: 8
-precision: fp32
-optimizer: sgd
-dataset: {samples: 1e6, unit: word-pieces}
-"""
-
 SETS = ["--set", "caches[0].capacity=1MiB,24MiB", "--set", "memory.bandwidth=300GB/s,900 GB/s"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    path = tmp_path_factory.mktemp("wl") / "nmt_tiny.yaml"
-    path.write_text(TINY_NMT)
-    return str(path)
 
 
 @pytest.fixture(scope="module")
