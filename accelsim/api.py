@@ -75,7 +75,8 @@ def summarize(hw: HardwareSpec, wl: WorkloadSpec, graph: OpGraph, executed: OpGr
         total = sum(b for r, b in served if r is not None and not math.isnan(r))
         hit_rate[lv] = (sum(r * b for r, b in served if r is not None and not math.isnan(r))
                         / total) if total > 0 else float("nan")
-    footprint = executed.minimal_footprint_bytes()
+    by_role = executed.peak_footprint_by_role()
+    footprint = sum(by_role.values())  # the peak is the sum of what is live at it
     capacity = hw.memory.capacity_bytes
     per_example = getattr(wl.model, "samples_per_example", lambda: 1)()
     samples_per_step = float(wl.subbatch * per_example * chips)
@@ -85,7 +86,7 @@ def summarize(hw: HardwareSpec, wl: WorkloadSpec, graph: OpGraph, executed: OpGr
         step_time_s=step_time_s, peak_flop_rate=peak,
         flop_utilization=graph.flops / (step_time_s * peak) if step_time_s > 0 else 0.0,
         hit_rate=hit_rate, level_bytes=level_bytes, bound_time_s=bound_time,
-        footprint_bytes=footprint, footprint_by_role=executed.peak_footprint_by_role(),
+        footprint_bytes=footprint, footprint_by_role=by_role,
         algorithmic_footprint_bytes=graph.minimal_footprint_bytes(),
         capacity_bytes=capacity, shortfall_bytes=max(0, footprint - capacity),
         chips_needed=max(1, math.ceil(footprint / capacity)), chips=chips,
