@@ -25,11 +25,13 @@ __all__ = ["AccelsimError", "HardwareSpec", "OpResult", "Report", "SpecError", "
 __version__ = "0.1.0"
 
 
-def simulate(hw: HardwareSpec, wl: WorkloadSpec, *, chips: int = 1, mode: str = "auto") -> Report:
-    """Replay one training step of `wl` on `chips` data-parallel copies of `hw`."""
+def simulate(hw: HardwareSpec, wl: WorkloadSpec, *, chips: int = 1, mode: str = "auto",
+             graph: OpGraph | None = None) -> Report:
+    """Replay one training step of `wl` on `chips` data-parallel copies of `hw` (`graph`: the
+    step's algorithmic graph when already built)."""
     from accelsim.api import simulate as _simulate
 
-    return _simulate(hw, wl, chips=chips, mode=mode)
+    return _simulate(hw, wl, chips=chips, mode=mode, graph=graph)
 
 
 def build_graph(wl: WorkloadSpec) -> OpGraph:

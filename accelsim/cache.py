@@ -8,11 +8,11 @@ with weights staying resident) and names the counters. Semantics: ``docs/cache.m
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 import attrs
 import numpy as np
 
+from accelsim.hardware import CacheLevelSpec
 from accelsim.kernels import cache as _k
 from accelsim.kernels.cache import (
     ACCESSES,
@@ -29,15 +29,22 @@ from accelsim.kernels.cache import (
     WRITEBACKS,
     WRITES_BELOW,
 )
+from accelsim.vocabulary import (
+    INCLUSION_POLICIES,
+    MEMORY,
+    REPLACEMENT_POLICIES,
+    SHARING_POLICIES,
+    WRITE_POLICIES,
+)
 
 __all__ = [
     "ACCESSES", "BYTES_READ_FROM_BELOW", "BYTES_WRITTEN_BELOW", "COUNTER_NAMES", "EVICTIONS",
     "FETCHES", "HITS", "INVALIDATIONS", "MISSES", "N_COUNTERS", "WRITE_ACCESSES", "WRITEBACKS",
-    "WRITES_BELOW", "REPLACEMENT_POLICIES", "CacheCounters", "CacheHierarchy", "CacheLevel",
-    "CacheLevelLike", "Trace", "coalesced_block_bytes",
+    "WRITES_BELOW", "POLICY_CODES", "CacheCounters", "CacheHierarchy", "Trace",
 ]
 
-REPLACEMENT_POLICIES = {
+#: Kernel code of each replacement policy (`vocabulary.REPLACEMENT_POLICIES` names them).
+POLICY_CODES = {
     "lru": _k.POLICY_LRU,
     "fifo": _k.POLICY_FIFO,
     "mru": _k.POLICY_MRU,
@@ -45,49 +52,14 @@ REPLACEMENT_POLICIES = {
     "plru": _k.POLICY_PLRU,
     "lfu": _k.POLICY_LFU,
 }
-WRITE_POLICIES = ("write_back", "write_through")
-INCLUSION = ("inclusive", "non_inclusive")
-SHARING = ("private", "shared")
-
-
-class CacheLevelLike(Protocol):
-    """What ``CacheHierarchy`` reads from a level (``hardware.CacheLevelSpec`` fits)."""
-
-    name: str
-    capacity_bytes: int
-    line_bytes: int
-    ways: int
-    replacement: str
-    write_policy: str
-    write_allocate: bool
-    inclusion: str
-    sharing: str
+assert tuple(POLICY_CODES) == REPLACEMENT_POLICIES
 
 
 def _is_pow2(x: int) -> bool:
     return x > 0 and x & (x - 1) == 0
 
 
-@attrs.frozen(kw_only=True)
-class CacheLevel:
-    """Standalone level description with the same attribute names as the hardware spec.
-
-    ``capacity_bytes`` is per instance (a private level has one instance per unit);
-    ``ways == 0`` means fully associative.
-    """
-
-    name: str
-    capacity_bytes: int
-    line_bytes: int = 128
-    ways: int = 16
-    replacement: str = "lru"
-    write_policy: str = "write_back"
-    write_allocate: bool = True
-    inclusion: str = "non_inclusive"
-    sharing: str = "shared"
-
-
-def _level_geometry(level: CacheLevelLike, line_bytes: int) -> tuple[int, int, int]:
+def _level_geometry(level: CacheLevelSpec, line_bytes: int) -> tuple[int, int, int]:
     """(lines, sets, ways) of one instance, validating the level."""
     name = level.name
     if not _is_pow2(line_bytes):
@@ -99,18 +71,20 @@ def _level_geometry(level: CacheLevelLike, line_bytes: int) -> tuple[int, int, i
     ways = lines if level.ways == 0 else level.ways
     if ways < 1 or lines % ways:
         raise ValueError(f"{name}.ways: expected 0 or a divisor of {lines} lines, got {level.ways}")
-    if level.replacement not in REPLACEMENT_POLICIES:
-        raise ValueError(f"{name}.replacement: expected one of {sorted(REPLACEMENT_POLICIES)}, "
+    if level.replacement not in POLICY_CODES:
+        raise ValueError(f"{name}.replacement: expected one of {list(REPLACEMENT_POLICIES)}, "
                          f"got {level.replacement!r}")
     if level.replacement == "plru" and not _is_pow2(ways):
         raise ValueError(f"{name}.ways: plru needs a power-of-two associativity, got {ways}")
     if level.write_policy not in WRITE_POLICIES:
         raise ValueError(f"{name}.write_policy: expected one of {WRITE_POLICIES}, "
                          f"got {level.write_policy!r}")
-    if level.inclusion not in INCLUSION:
-        raise ValueError(f"{name}.inclusion: expected one of {INCLUSION}, got {level.inclusion!r}")
-    if level.sharing not in SHARING:
-        raise ValueError(f"{name}.sharing: expected one of {SHARING}, got {level.sharing!r}")
+    if level.inclusion not in INCLUSION_POLICIES:
+        raise ValueError(f"{name}.inclusion: expected one of {INCLUSION_POLICIES}, "
+                         f"got {level.inclusion!r}")
+    if level.sharing not in SHARING_POLICIES:
+        raise ValueError(f"{name}.sharing: expected one of {SHARING_POLICIES}, "
+                         f"got {level.sharing!r}")
     return lines, lines // ways, ways
 
 
@@ -197,7 +171,7 @@ class CacheCounters:
 
     def __init__(self, data: np.ndarray, level_names: Sequence[str]) -> None:
         self.data = data
-        self.level_names = tuple(level_names) + ("memory",)
+        self.level_names = tuple(level_names) + (MEMORY,)
         if data.ndim != 3 or data.shape[1:] != (len(self.level_names), N_COUNTERS):
             raise ValueError(f"data: expected (n_ops, {len(self.level_names)}, {N_COUNTERS}), "
                              f"got {data.shape}")
@@ -273,7 +247,7 @@ class CacheHierarchy:
     breaks processes forked after it started (e.g. multiprocessing sweeps).
     """
 
-    def __init__(self, levels: Sequence[CacheLevelLike], n_units: int, seed: int = 0,
+    def __init__(self, levels: Sequence[CacheLevelSpec], n_units: int, seed: int = 0,
                  line_bytes_override: Sequence[int] | None = None,
                  compat_pycachesim: bool = False, max_threads: int = 1) -> None:
         if not levels:
@@ -299,7 +273,7 @@ class CacheHierarchy:
             if line_bytes_override is not None:
                 lines = lvl.capacity_bytes // line_bytes
                 ways = lvl.ways if lvl.ways and lines >= lvl.ways and lines % lvl.ways == 0 else 0
-                lvl = attrs.evolve(_as_level(lvl), line_bytes=line_bytes, ways=ways)
+                lvl = attrs.evolve(lvl, line_bytes=line_bytes, ways=ways)
             lines, sets, ways = _level_geometry(lvl, line_bytes)
             if line_bytes < prev_line:
                 raise ValueError(f"{lvl.name}.line_bytes: must be >= the level above "
@@ -314,7 +288,7 @@ class CacheHierarchy:
             cfg[i, _k.CFG_SHIFT] = line_bytes.bit_length() - 1
             cfg[i, _k.CFG_SETS] = sets
             cfg[i, _k.CFG_WAYS] = ways
-            cfg[i, _k.CFG_POLICY] = REPLACEMENT_POLICIES[lvl.replacement]
+            cfg[i, _k.CFG_POLICY] = POLICY_CODES[lvl.replacement]
             cfg[i, _k.CFG_WRITE_BACK] = lvl.write_policy == "write_back"
             cfg[i, _k.CFG_WRITE_ALLOCATE] = bool(lvl.write_allocate)
             cfg[i, _k.CFG_INCLUSIVE] = lvl.inclusion == "inclusive"
@@ -342,7 +316,7 @@ class CacheHierarchy:
         self.reset()
 
     @classmethod
-    def with_block_bytes(cls, levels: Sequence[CacheLevelLike], n_units: int,
+    def with_block_bytes(cls, levels: Sequence[CacheLevelSpec], n_units: int,
                          block_bytes: int | Sequence[int], seed: int = 0,
                          max_threads: int = 1) -> CacheHierarchy:
         """The same capacities simulated with block granules (coalesced mode); an int uses
@@ -416,30 +390,3 @@ class CacheHierarchy:
         """Dirty lines per level, summed over instances."""
         return [int(((s >= 0) & (s & 1 == 1)).sum())
                 for s in (self._level_slots(i) for i in range(len(self.levels)))]
-
-
-def _as_level(level: CacheLevelLike) -> CacheLevel:
-    return CacheLevel(name=level.name, capacity_bytes=level.capacity_bytes,
-                      line_bytes=level.line_bytes, ways=level.ways,
-                      replacement=level.replacement, write_policy=level.write_policy,
-                      write_allocate=level.write_allocate, inclusion=level.inclusion,
-                      sharing=level.sharing)
-
-
-def coalesced_block_bytes(tile_bytes: Sequence[int], level: CacheLevelLike,
-                          min_sets: int = 64) -> int:
-    """Block size for simulating ``level`` at tile granularity (coalesced mode).
-
-    The largest power of two that (a) divides every tile's byte size, so in the tile-major
-    layout (full-tile slots) each tile is whole, aligned blocks, and (b) leaves the level at
-    least ``min_sets`` sets of ``ways`` blocks, so tiles spread over sets roughly as their
-    lines would; never below the level's line size.
-    """
-    ways = level.ways or level.capacity_bytes // level.line_bytes
-    block = 1 << 62
-    for t in tile_bytes:
-        if t > 0:
-            block = min(block, t & -t)
-    cap = max(1, level.capacity_bytes // (ways * min_sets))
-    block = min(block, 1 << (cap.bit_length() - 1))
-    return max(block, level.line_bytes)

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from accelsim.errors import AccelsimError
+from accelsim.vocabulary import MODES
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
@@ -186,7 +187,7 @@ def _power_of_two_bytes(text: str) -> int:
 def _add_sim_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chips", type=_positive_int, default=1,
                    help="data-parallel chips (gradient all-reduce over the interconnect)")
-    p.add_argument("--mode", choices=("auto", "exact", "coalesced"), default="auto",
+    p.add_argument("--mode", choices=MODES, default="auto",
                    help="cache simulation granularity: lines, blocks, or chosen by size")
 
 

@@ -35,7 +35,7 @@ def fuse_gemm_accumulate(graph: OpGraph) -> tuple[OpGraph, int]:
             continue
         gemm = graph.ops[g_id]
         out = graph.tensors[add.outputs[0]]
-        if (gemm.kind != "gemm" or gemm.batch != 1 or gemm.accumulate or g_id in dropped
+        if (gemm.kind != "gemm" or gemm.batch_count != 1 or gemm.accumulate or g_id in dropped
                 or graph.consumers(contrib) != [add.id]
                 or graph.tensors[contrib].shape != out.shape
                 or graph.tensors[prev].shape != out.shape):
@@ -47,18 +47,11 @@ def fuse_gemm_accumulate(graph: OpGraph) -> tuple[OpGraph, int]:
         dropped.add(g_id)
     if not fused_into:
         return graph, 0
-    ops: list[Op] = []
-    for op in graph.ops:
-        if op.id in dropped:
-            continue
-        new = fused_into.get(op.id, op)
-        ops.append(attrs.evolve(new, id=len(ops), deps=()))
-    remap = {}
     kept = [op for op in graph.ops if op.id not in dropped]
-    for new_id, op in enumerate(kept):
-        remap[op.id] = new_id
-    for new_op, old_op in zip(ops, kept, strict=True):
+    remap = {op.id: new_id for new_id, op in enumerate(kept)}
+    ops = []
+    for new_id, old_op in enumerate(kept):
         source = fused_into.get(old_op.id, old_op)
-        if source.deps:
-            object.__setattr__(new_op, "deps", tuple(remap[d] for d in source.deps if d in remap))
+        ops.append(attrs.evolve(source, id=new_id,
+                                deps=tuple(remap[d] for d in source.deps if d in remap)))
     return OpGraph(graph.name, graph.tensors, ops), len(fused_into)

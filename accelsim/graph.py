@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 import attrs
 import numpy as np
 
-from accelsim.units import DTYPE_BYTES
+from accelsim.vocabulary import dtype_bytes
 
 TENSOR_ROLES = ("weight", "input", "activation", "gradient", "weight_gradient", "optimizer_state")
 OP_KINDS = ("gemm", "elementwise", "reduce", "softmax", "data", "update")
@@ -39,18 +39,19 @@ class Tensor:
 
     @property
     def nbytes(self) -> int:
-        return self.elements * DTYPE_BYTES.get(self.dtype, 4)
+        return self.elements * dtype_bytes(self.dtype)
 
     @property
     def persistent(self) -> bool:
         return self.role in ("weight", "optimizer_state")
 
 
-@attrs.define(slots=True, eq=False)
+@attrs.frozen(slots=True, eq=False)
 class Op:
     """One kernel of the step.
 
-    GEMMs carry `m, n, k` (C[m,n] = op(A)[m,k] @ op(B)[k,n], `batch` independent products);
+    GEMMs carry `m, n, k` (C[m,n] = op(A)[m,k] @ op(B)[k,n], `batch_count` independent products
+    of a batched GEMM; unrelated to the workload's subbatch);
     convolutions are lowered to their implicit GEMM. Others carry their FLOPs directly.
     `signature` is equal for ops that are the same computation on other data (e.g. one LSTM
     timestep and the next), so per-shape work (tiling, timing) is done once.
@@ -66,7 +67,7 @@ class Op:
     m: int = 0
     n: int = 0
     k: int = 0
-    batch: int = 1
+    batch_count: int = 1
     trans_a: bool = False
     trans_b: bool = False
     extra_bytes: int = 0
@@ -81,7 +82,7 @@ class Op:
 
     @property
     def signature(self) -> tuple:
-        return (self.kind, self.m, self.n, self.k, self.batch, self.trans_a, self.trans_b,
+        return (self.kind, self.m, self.n, self.k, self.batch_count, self.trans_a, self.trans_b,
                 self.flops, self.accumulate)
 
 
@@ -235,10 +236,10 @@ class GraphBuilder:
 
     # --- ops ---------------------------------------------------------------------------------
     def op(self, name: str, kind: str, inputs: Sequence[Tensor], outputs: Sequence[Tensor],
-           flops: float, **gemm: object) -> Op:
+           flops: float, **fields: object) -> Op:
         op = Op(id=len(self.ops), name=name, kind=kind, phase=self.phase,
                 inputs=tuple(t.id for t in inputs), outputs=tuple(t.id for t in outputs),
-                flops=float(flops), **gemm)  # type: ignore[arg-type]
+                flops=float(flops), **fields)  # type: ignore[arg-type]
         self.ops.append(op)
         return op
 
@@ -260,7 +261,7 @@ class GraphBuilder:
         batch = math.prod(a.shape[:-2])
         c = self.tensor(f"{name}:out", (*a.shape[:-2], m, n), role=out_role)
         self.op(name, "gemm", [a, b], [c], 2.0 * m * n * ka * batch, m=m, n=n, k=ka,
-                batch=batch, trans_a=trans_a, trans_b=trans_b)
+                batch_count=batch, trans_a=trans_a, trans_b=trans_b)
         return c
 
     def pointwise(self, name: str, inputs: Sequence[Tensor], flops_per_element: float = 1.0,

@@ -10,14 +10,16 @@ from __future__ import annotations
 import attrs
 
 from accelsim.schema import Violation, check_rules, field, rule
-from accelsim.units import DTYPE_BYTES
+from accelsim.vocabulary import (
+    COMPUTE_DTYPES,
+    INCLUSION_POLICIES,
+    REPLACEMENT_POLICIES,
+    SHARING_POLICIES,
+    TOPOLOGIES,
+    WRITE_POLICIES,
+)
 
-DTYPES = tuple(DTYPE_BYTES)
-REPLACEMENT_POLICIES = ("lru", "fifo", "random", "plru", "lfu")
-WRITE_POLICIES = ("write_back", "write_through")
-INCLUSION = ("inclusive", "non_inclusive")
-SHARING = ("private", "shared")
-TOPOLOGIES = ("ring", "switch", "torus2d", "fully_connected")
+DTYPES = COMPUTE_DTYPES
 
 
 @attrs.frozen
@@ -102,9 +104,9 @@ class CacheLevelSpec:
     replacement: str = field(default="lru", choices=REPLACEMENT_POLICIES, doc="replacement policy")
     write_policy: str = field(default="write_back", choices=WRITE_POLICIES, doc="write policy")
     write_allocate: bool = field(default=True, doc="allocate a line on a write miss")
-    inclusion: str = field(default="non_inclusive", choices=INCLUSION,
+    inclusion: str = field(default="non_inclusive", choices=INCLUSION_POLICIES,
                            doc="inclusive of the levels above, or not")
-    sharing: str = field(default="shared", choices=SHARING,
+    sharing: str = field(default="shared", choices=SHARING_POLICIES,
                          doc="private (one instance per compute unit) or shared by all units")
     bandwidth_bytes_per_s: float = field(
         unit="bandwidth", doc="total bandwidth this level serves (summed over instances)")

@@ -6,9 +6,8 @@ quantization). The candidate tiles are those whose double-buffered operand panel
 unit's local memory and whose accumulators fit in half its register file, on the granule of the
 matrix pipe (16 for tensor cores), like the kernel table of a vendor BLAS.
 
-This module does not time anything itself. To choose among candidates, `map_op` asks the timing
-model (imported lazily, `timing` imports this module) which candidate is fastest under analytic
-traffic: that is what a library heuristic (cuBLAS) approximates with its own performance model.
+This module lists the legal mappings and times nothing: `timing.map_op` chooses among them
+with the timing model (data flows mapping -> timing, never back).
 """
 
 from __future__ import annotations
@@ -17,9 +16,9 @@ import math
 
 import attrs
 
-from accelsim.graph import Op, OpGraph
+from accelsim.graph import Op
 from accelsim.hardware import HardwareSpec
-from accelsim.units import DTYPE_BYTES
+from accelsim.vocabulary import dtype_bytes
 
 #: Tile edges a kernel library offers (elements); a pipe's `min_tile` must divide them.
 TILE_EDGES = (32, 64, 128, 256)
@@ -35,8 +34,6 @@ MIN_K_PER_SPLIT = 256
 #: Bytes one unit streams per chunk of an elementwise / reduction op.
 STREAM_CHUNK_BYTES = 64 * 1024
 STREAM_KINDS = ("elementwise", "reduce", "softmax", "data", "update")
-#: Candidates this close to the fastest count as ties in `map_op`.
-TIE_FRACTION = 0.01
 
 
 @attrs.frozen
@@ -62,9 +59,13 @@ class StreamMapping:
     chunk_bytes: int
 
 
+#: Where one op's work goes: a GEMM's tiling or a streaming op's chunks.
+Mapping = GemmMapping | StreamMapping
+
+
 def elem_bytes(dtype: str) -> int:
-    """Bytes of one element of `dtype` (4 when unknown)."""
-    return DTYPE_BYTES.get(dtype, 4)
+    """Bytes of one element of `dtype` (an unknown dtype is an error)."""
+    return dtype_bytes(dtype)
 
 
 def accumulate_bytes(hw: HardwareSpec, dtype: str) -> int:
@@ -102,7 +103,7 @@ def tile_shapes(hw: HardwareSpec, dtype: str) -> list[tuple[int, int, int]]:
 def gemm_candidates(hw: HardwareSpec, op: Op, dtype: str) -> list[GemmMapping]:
     """Every legal (tile, split-K, loop order) mapping of a GEMM op."""
     units = hw.compute.units
-    m, n, k, batch = max(op.m, 1), max(op.n, 1), max(op.k, 1), max(op.batch, 1)
+    m, n, k, batch = max(op.m, 1), max(op.n, 1), max(op.k, 1), max(op.batch_count, 1)
     out = []
     for tm, tn, tk in tile_shapes(hw, dtype):
         base = math.ceil(m / tm) * math.ceil(n / tn) * batch
@@ -129,36 +130,3 @@ def stream_bytes_estimate(op: Op, dtype: str) -> float:
     """Bytes of a streaming op when the graph is not at hand: its FLOPs as elements, read twice
     and written once (callers with a graph pass `nbytes=graph.op_bytes(op)` instead)."""
     return 3.0 * max(op.flops, 1.0) * elem_bytes(dtype) + op.extra_bytes
-
-
-def map_graph(hw: HardwareSpec, graph: OpGraph, dtype: str) -> list[GemmMapping | StreamMapping]:
-    """The mapping of every op, computed once per op signature (repeated timesteps are free)."""
-    memo: dict[tuple, GemmMapping | StreamMapping] = {}
-    out = []
-    for op in graph.ops:
-        nb = graph.op_bytes(op)
-        key = (op.signature, nb if op.kind != "gemm" else 0)
-        if key not in memo:
-            memo[key] = map_op(hw, op, dtype, nbytes=nb)
-        out.append(memo[key])
-    return out
-
-
-def map_op(hw: HardwareSpec, op: Op, dtype: str,
-           nbytes: float | None = None) -> GemmMapping | StreamMapping:
-    """The mapping of one op: for a GEMM the candidate the timing model finds fastest under
-    analytic traffic; for a streaming op, chunks over all units. `nbytes` (bytes read plus
-    written, e.g. `graph.op_bytes(op)`) sizes a streaming op."""
-    if op.kind != "gemm":
-        return stream_mapping(hw, stream_bytes_estimate(op, dtype) if nbytes is None else nbytes)
-    from accelsim import timing  # lazy: timing imports mapping
-
-    scored = []
-    for cand in gemm_candidates(hw, op, dtype):
-        t = timing.op_timing(hw, op, cand, timing.analytic_traffic(hw, op, cand, dtype), dtype)
-        scored.append((t.time_s, t.level_bytes.get(timing.HBM, 0.0), cand))
-    fastest = min(s[0] for s in scored)
-    # Among near-ties (within TIE_FRACTION), take the one moving fewest HBM bytes, then the
-    # largest tile: it leaves the most bandwidth to concurrent work, as libraries prefer.
-    near = [s for s in scored if s[0] <= fastest * (1.0 + TIE_FRACTION)]
-    return min(near, key=lambda s: (s[1], -s[2].tile_m * s[2].tile_n, s[0]))[2]

@@ -13,7 +13,7 @@ op cannot use yet). It then runs exactly the structure of `accelsim.timing`:
     transfer of the wave's bytes through every level
 
 with waves batched into at most `max_wave_groups` groups (events stay per group, never per
-cache line), so an op alone takes exactly its `OpTiming.time_s`, and concurrent ops slow each
+cache line), so an op alone takes exactly its `OpTiming.isolated_time_s`, and concurrent ops slow each
 other down only where they share a level or HBM.
 
 Data parallel on `chips` chips: when the last op producing a weight's gradient ends, a ring
@@ -35,13 +35,13 @@ import simpy
 
 from accelsim.graph import OpGraph
 from accelsim.hardware import HardwareSpec
+from accelsim.timing import OpTiming
+from accelsim.vocabulary import COMPUTE, LINKS
 
 #: Waves of one op are simulated in at most this many groups (events scale with groups).
 MAX_WAVE_GROUPS = 8
 #: Transfers this close to done (seconds at their rate) count as done (float round-off).
 _EPS_S = 1e-15
-COMPUTE = "compute"
-LINKS = "links"
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,7 +131,7 @@ class OpRecord:
     phase: str
     start_s: float
     end_s: float
-    time_s: float  # isolated time (OpTiming.time_s); end_s - start_s is the contended time
+    isolated_time_s: float  # alone on the chip (OpTiming); duration_s is the contended time
     ready_s: float  # when its predecessors (and all-reduce) were done
     bound: str
     units: int
@@ -145,6 +145,7 @@ class OpRecord:
 
     @property
     def duration_s(self) -> float:
+        """Contended time: from start to end in the replayed step."""
         return self.end_s - self.start_s
 
 
@@ -171,19 +172,16 @@ class StepResult:
     bytes_moved: dict[str, float]
     critical_path: list[int]
     allreduces: list[AllReduceRecord]
-    timings: list[Any] = attrs.field(factory=list)
-    traffic: Any = None
-    shortcuts: tuple[str, ...] = ()
+    timings: list[OpTiming] = attrs.field(factory=list)
     wall_s: dict[str, float] = attrs.field(factory=dict)
 
     @property
     def notes(self) -> tuple[str, ...]:
-        """Shortcuts and assumptions behind the numbers, for the report."""
-        extra = ()
+        """Assumptions of the replay behind the numbers, for the report."""
         if self.chips > 1:
-            extra = (f"data parallel on {self.chips} chips: ring all-reduce per weight gradient, "
-                     "overlapping the backward pass; the update waits for it",)
-        return tuple(self.shortcuts) + extra
+            return (f"data parallel on {self.chips} chips: ring all-reduce per weight gradient, "
+                    "overlapping the backward pass; the update waits for it",)
+        return ()
 
     @property
     def critical_path_s(self) -> float:
@@ -194,7 +192,7 @@ class StepResult:
         return {"step_time_s": self.step_time_s, "chips": self.chips,
                 "utilization": dict(self.utilization), "busy_s": dict(self.busy_s),
                 "bytes": dict(self.bytes_moved), "critical_path_ops": len(self.critical_path),
-                "shortcuts": list(self.shortcuts), "wall_s": dict(self.wall_s)}
+                "wall_s": dict(self.wall_s)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,17 +220,29 @@ def weight_gradients(graph: OpGraph) -> dict[int, tuple[int, int, int]]:
     return out
 
 
+def ring_allreduce(hw: HardwareSpec, nbytes: float, chips: int) -> tuple[float, float]:
+    """(latency_s, bytes each chip sends) of a ring all-reduce of `nbytes` on `chips` chips:
+    2(N-1) ring steps, each one link latency, moving 2(N-1)/N x bytes in all."""
+    if chips <= 1:
+        return 0.0, 0.0
+    steps = 2 * (chips - 1)
+    return steps * hw.interconnect.latency_s, steps / chips * nbytes
+
+
+def link_rate_bytes_per_s(hw: HardwareSpec) -> float:
+    """Bandwidth all of a chip's links achieve together (efficiency included)."""
+    return hw.interconnect.bandwidth_bytes_per_s * hw.calibration.link_efficiency
+
+
 def allreduce_time_s(hw: HardwareSpec, nbytes: float, chips: int) -> float:
-    """Ring all-reduce alone on the links: 2(N-1)/N x bytes at the link bandwidth x efficiency,
-    plus one link latency per ring step (2(N-1) steps)."""
+    """Ring all-reduce alone on the links (`ring_allreduce` at `link_rate_bytes_per_s`)."""
     if chips <= 1:
         return 0.0
-    ic = hw.interconnect
-    bw = ic.bandwidth_bytes_per_s * hw.calibration.link_efficiency
-    return 2 * (chips - 1) / chips * nbytes / bw + 2 * (chips - 1) * ic.latency_s
+    latency_s, sent = ring_allreduce(hw, nbytes, chips)
+    return sent / link_rate_bytes_per_s(hw) + latency_s
 
 
-def replay(hw: HardwareSpec, graph: OpGraph, timings: Sequence[Any], *, chips: int = 1,
+def replay(hw: HardwareSpec, graph: OpGraph, timings: Sequence[OpTiming], *, chips: int = 1,
            max_wave_groups: int = MAX_WAVE_GROUPS,
            hit_rates: Sequence[dict[str, float]] | None = None) -> StepResult:
     """Replay the ops of `graph` with their isolated timings (`accelsim.timing.OpTiming`).
@@ -254,8 +264,7 @@ def replay(hw: HardwareSpec, graph: OpGraph, timings: Sequence[Any], *, chips: i
         for name, bw in t.level_bandwidth.items():
             rates[name] = max(rates.get(name, 0.0), float(bw))
     servers = {name: FairShareServer(env, name, r) for name, r in rates.items()}
-    link_rate = hw.interconnect.bandwidth_bytes_per_s * hw.calibration.link_efficiency
-    links = FairShareServer(env, LINKS, link_rate) if chips > 1 else None
+    links = FairShareServer(env, LINKS, link_rate_bytes_per_s(hw)) if chips > 1 else None
 
     preds = [graph.predecessors(op) for op in graph.ops]
     grads = weight_gradients(graph) if chips > 1 else {}
@@ -287,7 +296,7 @@ def replay(hw: HardwareSpec, graph: OpGraph, timings: Sequence[Any], *, chips: i
         if fixed > 0:
             yield env.timeout(fixed)
         waves = max(1, int(t.waves))
-        overhead = float(getattr(t, "wave_overhead_s", 0.0) or 0.0)
+        overhead = t.wave_overhead_s
         for g in _wave_groups(waves, max_wave_groups):
             if overhead > 0:
                 yield env.timeout(g * overhead)
@@ -310,11 +319,11 @@ def replay(hw: HardwareSpec, graph: OpGraph, timings: Sequence[Any], *, chips: i
         w, g, _p = grads[u]
         nbytes = float(graph.tensors[g].nbytes)
         t0 = env.now
-        lat = 2 * (chips - 1) * hw.interconnect.latency_s
+        lat, sent = ring_allreduce(hw, nbytes, chips)
         if lat > 0:
             yield env.timeout(lat)
         assert links is not None
-        yield links.transfer(2 * (chips - 1) / chips * nbytes)
+        yield links.transfer(sent)
         allreduces.append(AllReduceRecord(graph.tensors[w].name, nbytes, t0, env.now, u))
         ar_end[u] = env.now
         _satisfy(u, _p)
@@ -356,7 +365,7 @@ def replay(hw: HardwareSpec, graph: OpGraph, timings: Sequence[Any], *, chips: i
     ops = []
     for i, (op, t) in enumerate(zip(graph.ops, timings, strict=True)):
         ops.append(OpRecord(index=i, name=op.name, kind=op.kind, phase=op.phase,
-                            start_s=float(start[i]), end_s=float(end[i]), time_s=float(t.time_s),
+                            start_s=float(start[i]), end_s=float(end[i]), isolated_time_s=float(t.isolated_time_s),
                             ready_s=float(ready_at[i]), bound=str(t.bound), units=need[i],
                             flops=float(op.flops), level_bytes=dict(t.level_bytes),
                             hit_rate=dict(hit_rates[i]) if hit_rates is not None else {}))
@@ -393,62 +402,6 @@ def _critical_path(ops: Sequence[OpRecord], cause: np.ndarray) -> list[int]:
     return path[::-1]
 
 
-# --------------------------------------------------------------------------------------------
-# the whole step: mapping -> cache traffic -> timing -> replay
-# --------------------------------------------------------------------------------------------
-def simulate_step(hw: HardwareSpec, graph: OpGraph, dtype: str, chips: int = 1,
-                  mode: str = "auto", **trace_options: Any) -> StepResult:
-    """Map every op, run the step through the cache hierarchy, time each op, replay.
-
-    Mappings are computed once per op signature and timings once per (signature, traffic),
-    so repeated timesteps cost nothing. `mode` and `trace_options` go to
-    `accelsim.trace.step_traffic`; without cache levels the analytic traffic is used.
-    """
-    from accelsim import mapping as mapping_mod
-    from accelsim import timing as timing_mod
-    from accelsim.trace import step_traffic
-
-    walls: dict[str, float] = {}
-    t0 = time.perf_counter()
-    op_bytes = [graph.op_bytes(op) for op in graph.ops]
-    mappings = mapping_mod.map_graph(hw, graph, dtype)
-    walls["mapping"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    traffic = None
-    shortcuts: tuple[str, ...] = ()
-    if hw.caches:
-        traffic = step_traffic(hw, graph, mappings, dtype, mode, **trace_options)
-        traffics = traffic.traffics()
-        shortcuts = traffic.shortcuts
-        rates = traffic.hit_rates()
-        names = traffic.cache_names
-        hit_rates = [{n: float(r[j]) for j, n in enumerate(names)} for r in rates]
-    else:
-        traffics = [timing_mod.analytic_traffic(hw, op, mp, dtype, nbytes=nb)
-                    for op, mp, nb in zip(graph.ops, mappings, op_bytes, strict=True)]
-        shortcuts = ("no cache levels: analytic traffic",)
-        hit_rates = [dict(t.hit_rate) for t in traffics]
-    walls["trace"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    time_memo: dict[tuple, Any] = {}
-    timings = []
-    for op, mp, tr, nb in zip(graph.ops, mappings, traffics, op_bytes, strict=True):
-        key = (op.signature, nb, tuple(sorted(tr.level_bytes.items())))
-        if key not in time_memo:
-            time_memo[key] = timing_mod.op_timing(hw, op, mp, tr, dtype)
-        timings.append(time_memo[key])
-    walls["timing"] = time.perf_counter() - t0
-
-    result = replay(hw, graph, timings, chips=chips, hit_rates=hit_rates)
-    result.traffic = traffic
-    result.shortcuts = tuple(shortcuts)
-    result.wall_s = {**walls, **result.wall_s}
-    result.wall_s["total"] = sum(result.wall_s.values())
-    return result
-
-
 def lower_bound_step_s(hw: HardwareSpec, graph: OpGraph, dtype: str) -> float:
     """No schedule beats max(FLOPs / peak, compulsory HBM bytes / peak bandwidth) of the step:
     GEMM FLOPs at the matrix peak plus other FLOPs at the vector peak, and every byte of a
@@ -468,5 +421,6 @@ def lower_bound_step_s(hw: HardwareSpec, graph: OpGraph, dtype: str) -> float:
 
 __all__ = [
     "AllReduceRecord", "FairShareServer", "OpRecord", "StepResult", "allreduce_time_s",
-    "lower_bound_step_s", "replay", "simulate_step", "weight_gradients",
+    "link_rate_bytes_per_s", "ring_allreduce",
+    "lower_bound_step_s", "replay", "weight_gradients",
 ]

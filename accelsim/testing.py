@@ -8,16 +8,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import attrs
 import numpy as np
 from hypothesis import strategies as st
 
-from accelsim.cache import REPLACEMENT_POLICIES, CacheLevel, Trace
+from accelsim.cache import Trace
+from accelsim.hardware import CacheLevelSpec
 from accelsim.kernels.trace import elementwise_runs, gemm_runs
+from accelsim.vocabulary import REPLACEMENT_POLICIES
 
-__all__ = ["cache_hierarchies", "cache_levels", "elementwise_traces", "gemm_traces", "random_runs",
+__all__ = ["cache_hierarchies", "cache_level", "cache_levels", "elementwise_traces", "gemm_traces", "random_runs",
            "strided_runs", "traces"]
 
 ALL_POLICIES = tuple(REPLACEMENT_POLICIES)
+#: Bandwidth given to levels made for cache-only tests (the cache model does not read it).
+TEST_LEVEL_BANDWIDTH_BYTES_PER_S = 1e12
+
+
+def cache_level(name: str, capacity_bytes: int, **fields: object) -> CacheLevelSpec:
+    """A `CacheLevelSpec` for cache-only use: the spec's defaults, any bandwidth."""
+    fields.setdefault("bandwidth_bytes_per_s", TEST_LEVEL_BANDWIDTH_BYTES_PER_S)
+    return CacheLevelSpec(name=name, capacity_bytes=capacity_bytes, **fields)  # type: ignore[arg-type]
 
 
 @st.composite
@@ -25,7 +36,7 @@ def cache_levels(draw: st.DrawFn, name: str = "L1", line_bytes: Sequence[int] = 
                  max_lines: int = 32, policies: Sequence[str] = ALL_POLICIES,
                  write_policies: Sequence[str] = ("write_back", "write_through"),
                  inclusion: Sequence[str] = ("inclusive", "non_inclusive"),
-                 sharing: Sequence[str] = ("private", "shared")) -> CacheLevel:
+                 sharing: Sequence[str] = ("private", "shared")) -> CacheLevelSpec:
     """One valid level (``ways`` 0 = fully associative; plru gets power-of-two ways)."""
     line = draw(st.sampled_from(list(line_bytes)))
     policy = draw(st.sampled_from(list(policies)))
@@ -36,7 +47,7 @@ def cache_levels(draw: st.DrawFn, name: str = "L1", line_bytes: Sequence[int] = 
         ways = draw(st.integers(1, max_lines))
         sets = draw(st.integers(1, max(1, max_lines // ways)))
     lines = ways * sets
-    return CacheLevel(
+    return cache_level(
         name=name, capacity_bytes=lines * line, line_bytes=line,
         ways=0 if sets == 1 and draw(st.booleans()) else ways,
         replacement=policy,
@@ -53,12 +64,12 @@ def cache_hierarchies(draw: st.DrawFn, max_levels: int = 3, max_units: int = 3,
                       write_policies: Sequence[str] = ("write_back", "write_through"),
                       inclusion: Sequence[str] = ("inclusive", "non_inclusive"),
                       write_allocate: bool | None = None,
-                      ) -> tuple[list[CacheLevel], int]:
+                      ) -> tuple[list[CacheLevelSpec], int]:
     """(levels, n_units): line sizes never shrink downwards and no private level sits below a
     shared one (what ``CacheHierarchy`` accepts)."""
     n_levels = draw(st.integers(1, max_levels))
     n_units = draw(st.integers(1, max_units))
-    levels: list[CacheLevel] = []
+    levels: list[CacheLevelSpec] = []
     line = draw(st.sampled_from([16, 32]))
     shared_seen = False
     for i in range(n_levels):
@@ -69,16 +80,10 @@ def cache_hierarchies(draw: st.DrawFn, max_levels: int = 3, max_units: int = 3,
                                 policies=policies, write_policies=write_policies,
                                 inclusion=inclusion, sharing=sharing))
         if write_allocate is not None:
-            lvl = CacheLevel(**{**_fields(lvl), "write_allocate": write_allocate})
+            lvl = attrs.evolve(lvl, write_allocate=write_allocate)
         shared_seen = shared_seen or lvl.sharing == "shared"
         levels.append(lvl)
     return levels, n_units
-
-
-def _fields(level: CacheLevel) -> dict:
-    return {k: getattr(level, k) for k in (
-        "name", "capacity_bytes", "line_bytes", "ways", "replacement", "write_policy",
-        "write_allocate", "inclusion", "sharing")}
 
 
 @st.composite

@@ -2,20 +2,24 @@
 
 Model (one structure for every op, so `replay` can reproduce it wave by wave):
 
-    time_s = launch_s + latency_s + waves * (wave_overhead_s + max(wave_compute_s,
-                                                max over levels of level_bytes / waves / bandwidth))
+    isolated_time_s = launch_s + latency_s + waves * (wave_overhead_s + max(wave_compute_s,
+                                                         max over levels of level_bytes / waves / bandwidth))
 
 A wave is one work item (GEMM tile, stream chunk) on each busy unit; within a wave compute
 overlaps the transfers through every level (double-buffered tiles), and the slowest resource
 sets the wave's pace. Wave quantization, padded edge tiles, split-K partial sums and operands
-re-streamed from HBM when they do not fit in cache all enter through `waves`, the padded tile
+re-streamed from MEMORY when they do not fit in cache all enter through `waves`, the padded tile
 FLOPs and `level_bytes`. A shared cache level is reached through per-unit ports, so a kernel
-that keeps only some units busy gets that share of its bandwidth; HBM bandwidth is chip-wide.
+that keeps only some units busy gets that share of its bandwidth; MEMORY bandwidth is chip-wide.
 
-`level_bytes` come from the cache simulation when available (`Traffic` built from its
+`level_bytes` come from the cache simulation when available (`traffic.Traffic` built from its
 counters) or from `analytic_traffic`, a tile re-streaming model: an operand panel is fetched
 from the next level once if the panels swept between two of its uses fit in the level's
 capacity, else once per sweep. No simpy and no cache simulation here.
+
+The same model chooses each GEMM's mapping (`map_op`): among the legal tilings `mapping`
+lists, the one this model finds fastest under analytic traffic, which is what a library
+heuristic (cuBLAS) approximates with its own performance model.
 """
 
 from __future__ import annotations
@@ -24,31 +28,30 @@ import math
 
 import attrs
 
-from accelsim.graph import Op
+from accelsim.graph import Op, OpGraph
 from accelsim.hardware import HardwareSpec
 from accelsim.mapping import (
     STAGES,
     GemmMapping,
+    Mapping,
     StreamMapping,
     accumulate_bytes,
     elem_bytes,
+    gemm_candidates,
     stream_bytes_estimate,
+    stream_mapping,
 )
+from accelsim.traffic import Traffic
+from accelsim.vocabulary import COMPUTE, LATENCY, LAUNCH, MEMORY
 
-HBM = "HBM"
-
-
-@attrs.frozen
-class Traffic:
-    """Bytes served or moved by each cache level and by HBM ("HBM"), reads plus writes."""
-
-    level_bytes: dict[str, float]
-    hit_rate: dict[str, float]
+#: Candidates this close to the fastest count as ties in `map_op`.
+TIE_FRACTION = 0.01
 
 
 @attrs.frozen
 class OpTiming:
-    """Isolated time of one op and the parts it is made of (see the module docstring)."""
+    """Isolated time of one op (alone on the chip) and the parts it is made of (see the module
+    docstring); `replay` turns it into the contended time of the op in the step."""
 
     launch_s: float
     latency_s: float
@@ -57,7 +60,7 @@ class OpTiming:
     wave_compute_s: float
     level_bytes: dict[str, float]
     level_bandwidth: dict[str, float]
-    time_s: float
+    isolated_time_s: float
     bound: str
     wave_overhead_s: float = 0.0  # per wave, not overlapped: first stage fill + output store
     flops: float = 0.0
@@ -71,12 +74,12 @@ class OpTiming:
 def gemm_compulsory_bytes(op: Op, dtype: str) -> float:
     """Bytes a GEMM must move to or from memory at least: A and B read, C written, once."""
     eb = elem_bytes(dtype)
-    b = max(op.batch, 1)
+    b = max(op.batch_count, 1)
     return float(b * (op.m * op.k + op.k * op.n + op.m * op.n) * eb)
 
 
 def compulsory_bytes(op: Op, dtype: str, nbytes: float | None = None) -> float:
-    """Smallest number of bytes the op moves through HBM (cold caches)."""
+    """Smallest number of bytes the op moves through MEMORY (cold caches)."""
     if op.kind == "gemm":
         return gemm_compulsory_bytes(op, dtype)
     return float(stream_bytes_estimate(op, dtype) if nbytes is None else nbytes)
@@ -95,7 +98,7 @@ def _gemm_restream_bytes(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str,
     swept once per tile row unless it stays resident.
     """
     eb = elem_bytes(dtype)
-    m, n, k, batch = max(op.m, 1), max(op.n, 1), max(op.k, 1), max(op.batch, 1)
+    m, n, k, batch = max(op.m, 1), max(op.n, 1), max(op.k, 1), max(op.batch_count, 1)
     kc = math.ceil(k / mp.split_k)
     ntm, ntn = math.ceil(m / mp.tile_m), math.ceil(n / mp.tile_n)
     units = max(1, mp.units_used // max(1, batch * mp.split_k))
@@ -122,23 +125,23 @@ def _gemm_restream_bytes(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str,
 
 def _gemm_output_bytes(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str) -> float:
     """C written once; with split-K each slice writes partial sums that a reduction reads back."""
-    mn = max(op.m, 1) * max(op.n, 1) * max(op.batch, 1)
+    mn = max(op.m, 1) * max(op.n, 1) * max(op.batch_count, 1)
     out = mn * elem_bytes(dtype)
     if mp.split_k > 1:
         out += 2 * mp.split_k * mn * accumulate_bytes(hw, dtype)
     return float(out)
 
 
-def analytic_traffic(hw: HardwareSpec, op: Op, mapping: GemmMapping | StreamMapping, dtype: str,
+def analytic_traffic(hw: HardwareSpec, op: Op, mapping: Mapping, dtype: str,
                      nbytes: float | None = None, resident_bytes: float = 0.0) -> Traffic:
     """Bytes per level without simulation.
 
     The level nearest the units serves every tile load (A once per tile column, B once per
-    tile row) and the output; each further level and HBM see what the level above misses
+    tile row) and the output; each further level and MEMORY see what the level above misses
     under the re-streaming rule. A private level does not share panels between units, so it
     passes tile loads through. `resident_bytes` are input bytes already in the last cache
     level when the op starts (e.g. recurrent weights that fit, read by the previous timestep);
-    they are not fetched from HBM again. Streaming ops move `nbytes` through every level.
+    they are not fetched from MEMORY again. Streaming ops move `nbytes` through every level.
     """
     names = [c.name for c in hw.caches]
     level_bytes: dict[str, float] = {}
@@ -146,10 +149,10 @@ def analytic_traffic(hw: HardwareSpec, op: Op, mapping: GemmMapping | StreamMapp
         total = float(stream_bytes_estimate(op, dtype) if nbytes is None else nbytes)
         for name in names:
             level_bytes[name] = total
-        level_bytes[HBM] = max(0.0, total - resident_bytes)
+        level_bytes[MEMORY] = max(0.0, total - resident_bytes)
     else:
         eb = elem_bytes(dtype)
-        m, n, k, batch = max(op.m, 1), max(op.n, 1), max(op.k, 1), max(op.batch, 1)
+        m, n, k, batch = max(op.m, 1), max(op.n, 1), max(op.k, 1), max(op.batch_count, 1)
         ntm, ntn = math.ceil(m / mapping.tile_m), math.ceil(n / mapping.tile_n)
         tile_loads = float(batch * (ntn * m * k + ntm * n * k) * eb)
         out = _gemm_output_bytes(hw, op, mapping, dtype)
@@ -167,9 +170,9 @@ def analytic_traffic(hw: HardwareSpec, op: Op, mapping: GemmMapping | StreamMapp
         hbm_in = upper
         if resident_bytes > 0 and upper <= compulsory_in + 1e-9:
             hbm_in = max(0.0, upper - resident_bytes)
-        level_bytes[HBM] = hbm_in + out
+        level_bytes[MEMORY] = hbm_in + out
     hit_rate = {}
-    chain = [*names, HBM]
+    chain = [*names, MEMORY]
     for a, b in zip(chain, chain[1:], strict=False):
         served = level_bytes[a]
         hit_rate[a] = 0.0 if served <= 0 else max(0.0, 1.0 - level_bytes[b] / served)
@@ -184,12 +187,12 @@ def level_bandwidths(hw: HardwareSpec, units_used: int) -> dict[str, float]:
     bw = {}
     for lvl in hw.caches:  # reached through per-unit ports, shared or private
         bw[lvl.name] = lvl.bandwidth_bytes_per_s * cal.cache_bandwidth_efficiency * share
-    bw[HBM] = hw.memory.bandwidth_bytes_per_s * cal.bandwidth_efficiency
+    bw[MEMORY] = hw.memory.bandwidth_bytes_per_s * cal.bandwidth_efficiency
     return bw
 
 
 def first_byte_latency_s(hw: HardwareSpec) -> float:
-    """Latency of the first operand arriving from HBM (the memory latency is measured from the
+    """Latency of the first operand arriving from MEMORY (the memory latency is measured from the
     unit, through the cache levels, so it already includes them)."""
     return max([hw.memory.latency_s, *(c.latency_s for c in hw.caches)])
 
@@ -251,7 +254,7 @@ def _gemm_wave_overhead_s(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str)
     return first_byte_latency_s(hw) + out_bytes / (port / hw.compute.units)
 
 
-def op_timing(hw: HardwareSpec, op: Op, mapping: GemmMapping | StreamMapping, traffic: Traffic,
+def op_timing(hw: HardwareSpec, op: Op, mapping: Mapping, traffic: Traffic,
               dtype: str) -> OpTiming:
     """Isolated time of `op` under `mapping` with the bytes per level in `traffic`."""
     cal = hw.calibration
@@ -277,18 +280,18 @@ def op_timing(hw: HardwareSpec, op: Op, mapping: GemmMapping | StreamMapping, tr
     kernels = 2 if isinstance(mapping, GemmMapping) and mapping.split_k > 1 else 1
     launch_s = kernels * cal.launch_overhead_s
     latency_s = first_byte_latency_s(hw)
-    time_s = launch_s + latency_s + waves * wave_s
+    isolated_time_s = launch_s + latency_s + waves * wave_s
     # What paces the waves (arithmetic, K-loop round trips, a level's transfers), unless the
     # fixed costs outweigh all the waves together.
-    pace = {"compute": compute_s, "latency": pipeline_s, **transfer}
+    pace = {COMPUTE: compute_s, LATENCY: pipeline_s, **transfer}
     bound = max(pace, key=lambda key: pace[key])
     if launch_s > waves * wave_s:
-        bound = "launch"
+        bound = LAUNCH
     elif latency_s + waves * wave_overhead_s > waves * pace[bound]:
-        bound = "latency"
+        bound = LATENCY
     return OpTiming(launch_s=launch_s, latency_s=latency_s, waves=waves, units_used=units_used,
                     wave_compute_s=wave_compute_s, level_bytes=level_bytes,
-                    level_bandwidth=bandwidth, time_s=time_s, bound=bound,
+                    level_bandwidth=bandwidth, isolated_time_s=isolated_time_s, bound=bound,
                     wave_overhead_s=wave_overhead_s, flops=float(op.flops))
 
 
@@ -298,3 +301,34 @@ def lower_bound_s(hw: HardwareSpec, op: Op, dtype: str, nbytes: float | None = N
             else hw.compute.vector_flop_rate)
     return max(op.flops / peak,
                compulsory_bytes(op, dtype, nbytes) / hw.memory.bandwidth_bytes_per_s)
+
+
+# --- mapping choice ----------------------------------------------------------------------------
+def map_op(hw: HardwareSpec, op: Op, dtype: str, nbytes: float | None = None) -> Mapping:
+    """The mapping of one op: for a GEMM the candidate (`mapping.gemm_candidates`) this model
+    finds fastest under analytic traffic; for a streaming op, chunks over all units. `nbytes`
+    (bytes read plus written, e.g. `graph.op_bytes(op)`) sizes a streaming op."""
+    if op.kind != "gemm":
+        return stream_mapping(hw, stream_bytes_estimate(op, dtype) if nbytes is None else nbytes)
+    scored = []
+    for cand in gemm_candidates(hw, op, dtype):
+        t = op_timing(hw, op, cand, analytic_traffic(hw, op, cand, dtype), dtype)
+        scored.append((t.isolated_time_s, t.level_bytes.get(MEMORY, 0.0), cand))
+    fastest = min(s[0] for s in scored)
+    # Among near-ties (within TIE_FRACTION), take the one moving fewest HBM bytes, then the
+    # largest tile: it leaves the most bandwidth to concurrent work, as libraries prefer.
+    near = [s for s in scored if s[0] <= fastest * (1.0 + TIE_FRACTION)]
+    return min(near, key=lambda s: (s[1], -s[2].tile_m * s[2].tile_n, s[0]))[2]
+
+
+def map_graph(hw: HardwareSpec, graph: OpGraph, dtype: str) -> list[Mapping]:
+    """The mapping of every op, computed once per op signature (repeated timesteps are free)."""
+    memo: dict[tuple, Mapping] = {}
+    out = []
+    for op in graph.ops:
+        nb = graph.op_bytes(op)
+        key = (op.signature, nb if op.kind != "gemm" else 0)
+        if key not in memo:
+            memo[key] = map_op(hw, op, dtype, nbytes=nb)
+        out.append(memo[key])
+    return out

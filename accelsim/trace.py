@@ -39,13 +39,18 @@ from accelsim.cache import (
     CacheHierarchy,
     Trace,
 )
+from accelsim.coarsening import (
+    MAX_COALESCED_ACCESSES,
+    MIN_BLOCKS_PER_LEVEL,
+    coarse_levels,
+    state_bytes,
+    step_block_bytes,
+)
 from accelsim.graph import Op, OpGraph
-from accelsim.hardware import CacheLevelSpec, HardwareSpec
+from accelsim.hardware import HardwareSpec
 from accelsim.kernels.trace import gemm_runs
-from accelsim.units import DTYPE_BYTES
-
-MODES = ("auto", "exact", "coalesced")
-MEMORY = "HBM"
+from accelsim.traffic import Traffic
+from accelsim.vocabulary import MEMORY, MODES, dtype_bytes
 
 #: ``auto`` runs ``exact`` below both limits (line accesses of the step; bytes of cache state).
 AUTO_EXACT_MAX_LINE_ACCESSES = 30_000_000
@@ -57,12 +62,6 @@ EXACT_MAX_LINE_ACCESSES = 1e9
 #: Ops outside periodic regions go to the cache kernel in batches of at most this many
 #: (estimated) first-level granules, so a call's trace stays small in memory.
 CALL_MAX_GRANULES = 20_000_000
-#: Coalesced mode: blocks grow until the first level sees at most this many block accesses ...
-MAX_COALESCED_ACCESSES = 40_000_000
-#: ... but every level keeps at least this many blocks.
-MIN_BLOCKS_PER_LEVEL = 256
-#: ... and the block state (8 B per block) stays below this.
-MAX_COALESCED_STATE_BYTES = 256 * 2**20
 #: A periodic region is simulated until two consecutive instances agree (see `_repeats`).
 STEADY_RTOL = 2e-3
 STEADY_ATOL = 2
@@ -156,17 +155,15 @@ class StepTraffic:
         tot = self.level_bytes.sum(axis=0)
         return {name: float(tot[i]) for i, name in enumerate(self.level_names)}
 
-    def traffic(self, op_index: int) -> Any:
-        """The op's `accelsim.timing.Traffic` (bytes per level incl. HBM, hit rate per level)."""
+    def traffic(self, op_index: int) -> Traffic:
+        """The op's `Traffic` (bytes per level incl. memory, hit rate per level)."""
         return self._traffics(self.hit_rates(), [op_index])[0]
 
-    def traffics(self) -> list[Any]:
+    def traffics(self) -> list[Traffic]:
         """`traffic` of every op, in op order."""
         return self._traffics(self.hit_rates(), range(self.n_ops))
 
-    def _traffics(self, rates: np.ndarray, indices: Any) -> list[Any]:
-        from accelsim.timing import Traffic  # lazy: a step without time needs no timing
-
+    def _traffics(self, rates: np.ndarray, indices: Any) -> list[Traffic]:
         names, caches = self.level_names, self.cache_names
         out = []
         for i in indices:
@@ -253,7 +250,7 @@ def allocate(graph: OpGraph, align_bytes: int) -> tuple[np.ndarray, int]:
 # --------------------------------------------------------------------------------------------
 def _elem_bytes(graph: OpGraph, op: Op, dtype: str) -> int:
     tid = op.inputs[0] if op.inputs else op.outputs[0]
-    return DTYPE_BYTES.get(graph.tensors[tid].dtype, DTYPE_BYTES.get(dtype, 4))
+    return dtype_bytes(graph.tensors[tid].dtype)
 
 
 def _loop_order(value: Any) -> int:
@@ -307,9 +304,9 @@ def _gemm_runs(graph: OpGraph, op: Op, mapping: Any, bases: np.ndarray, dtype: s
         if not dedup and shared_bytes > 0:
             f = max(1, min(f, shared_bytes // max(1, 2 * step_bytes)))
         tk = min(k, tk * f)
-        est = op.batch * tiles * (2 * math.ceil(k / tk) + 1)
+        est = op.batch_count * tiles * (2 * math.ceil(k / tk) + 1)
         if est > max_runs:
-            tk = min(k, max(tk, math.ceil(k * 2 * op.batch * tiles / max(1, max_runs - tiles))))
+            tk = min(k, max(tk, math.ceil(k * 2 * op.batch_count * tiles / max(1, max_runs - tiles))))
     a_id, b_id = op.inputs[0], op.inputs[1]
     c_id = op.outputs[0]
     a0, b0, c0 = int(bases[a_id]), int(bases[b_id]), int(bases[c_id])
@@ -322,20 +319,20 @@ def _gemm_runs(graph: OpGraph, op: Op, mapping: Any, bases: np.ndarray, dtype: s
             dup = np.zeros(addr.shape[0], bool)
         if dup.any():
             da, dn = addr[dup], nbytes[dup]
-            hit_blocks = op.batch * float(_blocks(da, dn, granule))
-            hit_lines = op.batch * float(_blocks(da, dn, line_bytes))
-            hit_bytes = op.batch * float(dn.sum())
+            hit_blocks = op.batch_count * float(_blocks(da, dn, granule))
+            hit_lines = op.batch_count * float(_blocks(da, dn, line_bytes))
+            hit_bytes = op.batch_count * float(dn.sum())
             keep = ~dup
             addr, nbytes, is_write, unit = addr[keep], nbytes[keep], is_write[keep], unit[keep]
-    if op.batch > 1:
+    if op.batch_count > 1:
         strides = np.array([m * k * e, k * n * e, m * n * e], np.int64)
         which = np.where(addr >= c0, 2, 0)
         which = np.where((addr >= b0) & (addr < b0 + strides[1]), 1, which)
         which = np.where((addr >= a0) & (addr < a0 + strides[0]), 0, which)
-        bidx = np.arange(op.batch, dtype=np.int64)[:, None]
+        bidx = np.arange(op.batch_count, dtype=np.int64)[:, None]
         addr = (addr[None, :] + bidx * strides[which][None, :]).ravel()
-        nbytes = np.tile(nbytes, op.batch)
-        is_write = np.tile(is_write, op.batch)
+        nbytes = np.tile(nbytes, op.batch_count)
+        is_write = np.tile(is_write, op.batch_count)
         unit = ((unit[None, :].astype(np.int64) + bidx * tiles) % units).astype(np.int32).ravel()
     if op.accumulate:
         addr, nbytes, is_write, unit = _epilogue_reads(addr, nbytes, is_write, unit, c0,
@@ -343,7 +340,7 @@ def _gemm_runs(graph: OpGraph, op: Op, mapping: Any, bases: np.ndarray, dtype: s
     if split_k > 1:
         # each K slice writes its partial sums to a workspace that a reduction reads back (as
         # `timing` counts them); the tiles themselves are traced over the whole K
-        c_bytes = op.batch * m * n * e
+        c_bytes = op.batch_count * m * n * e
         extra = np.arange(split_k, dtype=np.int64) * _align(c_bytes, 4096) + scratch_base
         addr = np.concatenate([addr, extra, extra])
         nbytes = np.concatenate([nbytes, np.full(2 * split_k, c_bytes, np.int64)])
@@ -504,7 +501,7 @@ def estimated_bytes(graph: OpGraph, mappings: Sequence[Any], dtype: str) -> np.n
         if _is_gemm(op, mp):
             e = _elem_bytes(graph, op, dtype)
             tm, tn = max(1, min(int(mp.tile_m), op.m)), max(1, min(int(mp.tile_n), op.n))
-            out[i] = op.batch * e * (op.m * op.k * math.ceil(op.n / tn)
+            out[i] = op.batch_count * e * (op.m * op.k * math.ceil(op.n / tn)
                                      + op.k * op.n * math.ceil(op.m / tm) + op.m * op.n)
         else:
             out[i] = max(0, sum(graph.tensors[t].nbytes for t in (*op.inputs, *op.outputs))
@@ -558,60 +555,8 @@ def periodic_regions(keys: Sequence[Any], min_repeats: int = MIN_REPEATS,
 
 
 # --------------------------------------------------------------------------------------------
-# block sizes of the coalesced mode
-# --------------------------------------------------------------------------------------------
-def _pow2_floor(x: float) -> int:
-    return 1 << max(0, int(math.floor(math.log2(max(1.0, x)))))
-
-
-def _pow2_ceil(x: float) -> int:
-    return 1 << max(0, int(math.ceil(math.log2(max(1.0, x)))))
-
-
-def coalesced_block_bytes(levels: Sequence[CacheLevelSpec], stream_bytes: float,
-                          min_blocks: int = MIN_BLOCKS_PER_LEVEL,
-                          max_accesses: float = MAX_COALESCED_ACCESSES,
-                          n_units: int = 1) -> list[int]:
-    """Block size per level: every level's line times one power-of-two factor.
-
-    One factor for all levels keeps the ratio of granules between levels (a lower level sees
-    the requests of the level above whole, as with lines; a bigger lower block would turn the
-    next requests into spatial hits that line-granular caches do not have). The factor grows
-    until the first level sees at most `max_accesses` blocks of `stream_bytes`, but not beyond
-    the point where a level keeps fewer than `min_blocks` blocks (nor fewer than one set) --
-    except that it always grows until the block state fits `MAX_COALESCED_STATE_BYTES` (a
-    64 GiB level has 2^29 lines of 128 B).
-    """
-    need = _pow2_ceil(stream_bytes / max_accesses / levels[0].line_bytes)
-    cap = min(_pow2_floor(lv.lines / max(min_blocks, lv.ways or 1)) for lv in levels)
-    state = _pow2_ceil(_state_bytes(levels, n_units) / MAX_COALESCED_STATE_BYTES)
-    factor = max(1, min(need, cap), state)
-    return [lv.line_bytes * factor for lv in levels]
-
-
-def coarse_levels(levels: Sequence[CacheLevelSpec], blocks: Sequence[int]
-                  ) -> list[CacheLevelSpec]:
-    """Levels with block-sized lines; capacity rounded down to whole sets of `ways` blocks
-    (fully associative when less than one set fits)."""
-    out = []
-    for lv, b in zip(levels, blocks, strict=True):
-        ways = lv.ways or 0
-        n_blocks = max(1, lv.capacity_bytes // b)
-        if ways and n_blocks >= ways:
-            n_blocks = n_blocks // ways * ways
-        else:
-            ways = 0
-        out.append(attrs.evolve(lv, capacity_bytes=n_blocks * b, line_bytes=b, ways=ways))
-    return out
-
-
-# --------------------------------------------------------------------------------------------
 # the step
 # --------------------------------------------------------------------------------------------
-def _state_bytes(levels: Sequence[CacheLevelSpec], n_units: int) -> int:
-    return sum(8 * lv.lines * (n_units if lv.sharing == "private" else 1) for lv in levels)
-
-
 def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtype: str,
                  mode: str = "auto", *, steady_state: bool | None = None,
                  min_blocks: int = MIN_BLOCKS_PER_LEVEL,
@@ -624,7 +569,7 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
     cache state are small, see `AUTO_EXACT_*`). `steady_state` (default: on in coalesced mode)
     reuses the counters of repeated timesteps once they repeat; `refresh_last` simulates the
     last repetition again. `min_blocks` and `max_accesses` bound the coalesced block size
-    (`coalesced_block_bytes`). `layout` is ``tile_major`` (default) or ``row_major``.
+    (`coarsening.step_block_bytes`). `layout` is ``tile_major`` (default) or ``row_major``.
     See docs/replay.md for what each shortcut approximates.
     """
     t0 = time.perf_counter()
@@ -641,7 +586,7 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
     shortcuts: list[str] = []
     if mode == "auto":
         lines = float(est.sum()) / levels[0].line_bytes
-        state = _state_bytes(levels, n_units)
+        state = state_bytes(levels, n_units)
         mode = ("exact" if lines <= AUTO_EXACT_MAX_LINE_ACCESSES
                 and state <= AUTO_EXACT_MAX_STATE_BYTES else "coalesced")
         if mode == "coalesced":
@@ -655,9 +600,9 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
             f"mode='exact' would simulate ~{float(est.sum()) / levels[0].line_bytes:.3g} line "
             f"accesses (limit {EXACT_MAX_LINE_ACCESSES:.3g}, hours of work and a trace larger "
             "than memory); use mode='coalesced' or 'auto'")
-    if exact and _state_bytes(levels, n_units) > EXACT_MAX_STATE_BYTES:
+    if exact and state_bytes(levels, n_units) > EXACT_MAX_STATE_BYTES:
         raise ValueError(
-            f"mode='exact' needs {_state_bytes(levels, n_units) / 2**30:.1f} GiB of line state "
+            f"mode='exact' needs {state_bytes(levels, n_units) / 2**30:.1f} GiB of line state "
             f"for {[lv.name for lv in levels]} (limit {EXACT_MAX_STATE_BYTES / 2**30:.0f} GiB); "
             "use mode='coalesced' or 'auto'")
     if steady_state is None:
@@ -681,7 +626,7 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
         sim_est = est.copy()
         for s, p, reps in regions:
             sim_est[s + 4 * p:s + (reps - 1) * p] = 0.0
-        granules = coalesced_block_bytes(levels, float(sim_est.sum()), min_blocks, max_accesses,
+        granules = step_block_bytes(levels, float(sim_est.sum()), min_blocks, max_accesses,
                                          n_units)
         sim_levels = coarse_levels(levels, granules)
         align = max(EXACT_ALIGN_BYTES, granules[0])
@@ -856,6 +801,6 @@ def _fmt_bytes(b: float) -> str:
 
 
 __all__ = [
-    "MEMORY", "MODES", "StepTraffic", "allocate", "coalesced_block_bytes", "coarse_levels",
+    "StepTraffic", "allocate",
     "estimated_bytes", "op_keys", "periodic_regions", "iter_step_runs", "step_trace", "step_traffic",
 ]

@@ -1,4 +1,4 @@
-"""Quantities with units: parsing "6 MiB", "900 GB/s", "1.53 GHz", "5 us", "15.7 TFLOP/s"; dtypes.
+"""Quantities with units: parsing "6 MiB", "900 GB/s", "1.53 GHz", "5 us", "15.7 TFLOP/s".
 
 Decimal prefixes are powers of 1000 (kB, MB, GB), binary prefixes powers of 1024 (KiB, MiB,
 GiB). "KB" is ambiguous in the wild and is rejected rather than guessed.
@@ -13,9 +13,6 @@ DECIMAL = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e1
 BINARY = {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50}
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9, "ps": 1e-12,
               "min": 60.0, "h": 3600.0, "d": 86400.0}
-
-#: Bytes per element of each supported storage dtype.
-DTYPE_BYTES = {"fp64": 8, "fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1}
 
 _QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([^\s\d].*?)?\s*$")
 

@@ -1,7 +1,7 @@
 """`accelsim validate`: predicted against measured kernel times (DeepBench V100 by default).
 
 Every GEMM row becomes one `gemm` op (fp32 rows on the fp32 pipes, fp16_mixed rows on the
-tensor cores, dtype "fp16"); it is mapped by `mapping.map_op` and timed by `timing.op_timing`
+tensor cores, dtype "fp16"); it is mapped by `timing.map_op` and timed by `timing.op_timing`
 with bytes per level from the cache simulator when it is installed (`accelsim.cache`), else from
 the analytic re-streaming model. Every RNN row becomes the chain of per-timestep ops cuDNN runs
 (DeepBench uses CUDNN_SKIP_INPUT: the input enters unprojected, so a step is one recurrent GEMM
@@ -25,8 +25,10 @@ import numpy as np
 from accelsim.errors import Issue, SpecError
 from accelsim.graph import Op
 from accelsim.hardware import HardwareSpec
-from accelsim.mapping import GemmMapping, map_op
-from accelsim.timing import HBM, OpTiming, Traffic, analytic_traffic, op_timing
+from accelsim.mapping import GemmMapping
+from accelsim.timing import OpTiming, analytic_traffic, map_op, op_timing
+from accelsim.traffic import Traffic
+from accelsim.vocabulary import MEMORY
 
 DEFAULT_HARDWARE = "hwspecs/v100.yaml"
 DEFAULT_GEMM_CSV = "../shared/validation/deepbench_v100_gemm.csv"
@@ -130,7 +132,7 @@ def gemm_op(m: int, n: int, k: int, trans_a: bool = False, trans_b: bool = False
             batch: int = 1, name: str = "gemm") -> Op:
     """A stand-alone GEMM op C[m,n] = op(A)[m,k] @ op(B)[k,n]."""
     return Op(id=0, name=name, kind="gemm", phase="forward", inputs=(), outputs=(),
-              flops=2.0 * m * n * k * batch, m=m, n=n, k=k, batch=batch, trans_a=trans_a,
+              flops=2.0 * m * n * k * batch, m=m, n=n, k=k, batch_count=batch, trans_a=trans_a,
               trans_b=trans_b)
 
 
@@ -177,7 +179,7 @@ def validate_gemm(hw: HardwareSpec, path: str | Path,
         t = time_op(hw_for_precision(hw, prec), gemm_op(m, n, k, ta, tb), PRECISION_DTYPE[prec],
                     traffic_fn=traffic_fn)
         label = f"{m}x{n}x{k} {'T' if ta else 'N'}{'T' if tb else 'N'}"
-        rows.append(Row("gemm", prec, label, measured, t.time_s, t.bound))
+        rows.append(Row("gemm", prec, label, measured, t.isolated_time_s, t.bound))
     return rows
 
 
@@ -224,8 +226,8 @@ def rnn_times(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
         else:
             cold = time_op(hw, gemm, dtype)
             warm = time_op(hw, gemm, dtype, resident_bytes=resident) if resident else cold
-        total = (call_s + cold.time_s + (steps - 1) * warm.time_s
-                 + steps * (pw_t.time_s + RNN_STEP_OVERHEAD_S))
+        total = (call_s + cold.isolated_time_s + (steps - 1) * warm.isolated_time_s
+                 + steps * (pw_t.isolated_time_s + RNN_STEP_OVERHEAD_S))
         return total, warm.bound
 
     call_s = RNN_CALL_OVERHEAD_S
@@ -240,7 +242,7 @@ def rnn_times(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
                  traffic_fn=sim_fn)
     bias = _pointwise_op("grad_b", gh * batch * steps)
     db = time_op(hw, bias, dtype, nbytes=gh * batch * steps * eb)
-    total = call_s + dw.time_s + db.time_s
+    total = call_s + dw.isolated_time_s + db.isolated_time_s
     acc = elem_bytes(hw.compute.pipe(dtype).accumulate)
     if acc > eb:
         # Products accumulated at higher precision (FP32 for FP16 tensor cores) land in a
@@ -248,7 +250,7 @@ def rnn_times(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
         conv_bytes = gh * hidden * (acc + 2 * eb)
         conv = time_op(hw, _pointwise_op("grad_w/convert", gh * hidden), dtype,
                        nbytes=conv_bytes)
-        total += conv.time_s
+        total += conv.isolated_time_s
     out["bwd_weights"] = (total, dw.bound)
     return out
 
@@ -338,14 +340,14 @@ def _simulate_gemm_bytes(hw: HardwareSpec, m: int, n: int, k: int, mp: GemmMappi
     """(bytes served by the first level, [bytes moved below each level; last = HBM]) of one
     GEMM run through the cache hierarchy, dirty lines flushed at the end: cold, or (`warm`)
     right after an identical run, as one timestep of a recurrence follows the previous.
-    Tile-major storage, one block granule per level (`cache.coalesced_block_bytes`)."""
+    Tile-major storage, one block granule per level (`coarsening.tile_block_bytes`)."""
     from accelsim.cache import (
         BYTES_READ_FROM_BELOW,
         BYTES_WRITTEN_BELOW,
         CacheHierarchy,
         Trace,
-        coalesced_block_bytes,
     )
+    from accelsim.coarsening import tile_block_bytes
     from accelsim.kernels.trace import gemm_runs
 
     def padded(rows: int, cols: int, tr: int, tc: int) -> int:  # full-tile slots
@@ -360,7 +362,7 @@ def _simulate_gemm_bytes(hw: HardwareSpec, m: int, n: int, k: int, mp: GemmMappi
     trace = Trace.from_runs(runs)
     tile_bytes = [mp.tile_m * mp.tile_k * eb, mp.tile_k * mp.tile_n * eb,
                   mp.tile_m * mp.tile_n * eb]
-    blocks = [coalesced_block_bytes(tile_bytes, lvl) for lvl in hw.caches]
+    blocks = [tile_block_bytes(tile_bytes, lvl) for lvl in hw.caches]
     for i in range(1, len(blocks)):
         blocks[i] = max(blocks[i], blocks[i - 1])
     cache = CacheHierarchy.with_block_bytes(hw.caches, units, blocks)
@@ -389,15 +391,15 @@ def simulated_gemm_traffic(hw: HardwareSpec, op: Op, mapping: GemmMapping,
     if not hw.caches:
         return analytic_traffic(hw, op, mapping, dtype)
     eb = elem_bytes(dtype)
-    m, n, batch = max(op.m, 1), max(op.n, 1), max(op.batch, 1)
+    m, n, batch = max(op.m, 1), max(op.n, 1), max(op.batch_count, 1)
     kc = math.ceil(max(op.k, 1) / mapping.split_k)
     copies = batch * mapping.split_k
     units = max(1, mapping.units_used // copies) if copies > 1 else mapping.units_used
     tile_bytes = [mapping.tile_m * mapping.tile_k * eb, mapping.tile_k * mapping.tile_n * eb,
                   mapping.tile_m * mapping.tile_n * eb]
-    from accelsim.cache import coalesced_block_bytes
+    from accelsim.coarsening import tile_block_bytes
 
-    block = coalesced_block_bytes(tile_bytes, hw.caches[0])
+    block = tile_block_bytes(tile_bytes, hw.caches[0])
     total_est = (math.ceil(n / mapping.tile_n) * m + math.ceil(m / mapping.tile_m) * n) * kc * eb
     outer_tile = mapping.tile_m if mapping.loop_order == 0 else mapping.tile_n
     outer = m if mapping.loop_order == 0 else n
@@ -429,8 +431,8 @@ def simulated_gemm_traffic(hw: HardwareSpec, op: Op, mapping: GemmMapping,
     level_bytes = {names[0]: served * copies + partial}
     for i, name in enumerate(names[1:], start=1):
         level_bytes[name] = below[i - 1] * copies + partial
-    level_bytes[HBM] = below[-1] * copies + partial
-    chain = [*names, HBM]
+    level_bytes[MEMORY] = below[-1] * copies + partial
+    chain = [*names, MEMORY]
     hit_rate = {a: (0.0 if level_bytes[a] <= 0 else
                     max(0.0, 1.0 - level_bytes[b] / level_bytes[a]))
                 for a, b in zip(chain, chain[1:], strict=False)}

@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 from accelsim.schema import field
-from accelsim.units import DTYPE_BYTES
+from accelsim.vocabulary import COMPUTE_DTYPES, dtype_bytes
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 
@@ -37,7 +37,7 @@ class WorkloadSpec:
     name: str = field(doc="short name used in reports")
     model: Any = field(doc="model family and its hyperparameters (family: ...)")
     subbatch: int = field(minimum=1, doc="examples per training step per chip")
-    precision: str = field(default="fp32", choices=tuple(DTYPE_BYTES),
+    precision: str = field(default="fp32", choices=COMPUTE_DTYPES,
                            doc="dtype of weights, activations and gradients")
     optimizer: str = field(default="sgd", choices=OPTIMIZERS, doc="weight update rule")
     dataset: DatasetSpec | None = field(default=None, doc="training set size, for time to train")
@@ -45,4 +45,4 @@ class WorkloadSpec:
 
     @property
     def dtype_bytes(self) -> int:
-        return DTYPE_BYTES[self.precision]
+        return dtype_bytes(self.precision)

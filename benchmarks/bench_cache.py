@@ -28,17 +28,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from accelsim.cache import (  # noqa: E402
-    CacheHierarchy,
-    CacheLevel,
-    Trace,
-    coalesced_block_bytes,
-)
+from accelsim.cache import CacheHierarchy, Trace  # noqa: E402
+from accelsim.coarsening import tile_block_bytes  # noqa: E402
 from accelsim.kernels.trace import expand_lines, gemm_runs  # noqa: E402
 from accelsim.mrc import miss_ratio_curve  # noqa: E402
+from accelsim.testing import cache_level  # noqa: E402
 
-L1 = CacheLevel(name="L1", capacity_bytes=128 << 10, line_bytes=128, ways=4)
-L2 = CacheLevel(name="L2", capacity_bytes=6 << 20, line_bytes=128, ways=16)
+L1 = cache_level(name="L1", capacity_bytes=128 << 10, line_bytes=128, ways=4)
+L2 = cache_level(name="L2", capacity_bytes=6 << 20, line_bytes=128, ways=16)
 
 
 def cpu_model() -> str:
@@ -139,7 +136,7 @@ def part2(quick: bool, repeat: int, threads: int) -> list[str]:
                                         0, units, False))
     tile_t = Trace.from_runs(gemm_runs(m, n, k, tm, tn, tk, eb, 0, slot, 2 * slot, False, False,
                                        0, units, True))
-    block = coalesced_block_bytes([tm * tk * eb, tk * tn * eb, tm * tn * eb], L2)
+    block = tile_block_bytes([tm * tk * eb, tk * tn * eb, tm * tn * eb], L2)
     t_exact, c_exact = best_of(repeat, lambda: CacheHierarchy(
         [L2], units, max_threads=threads).run(exact_t))
     t_block, c_block = best_of(repeat, lambda: CacheHierarchy(

@@ -27,16 +27,14 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 CHILD_STEP = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
+from accelsim import pipeline
 from accelsim.spec import load_hardware, load_workload
-from accelsim.models import build_graph
-from accelsim.fusion import fuse_gemm_accumulate
-from accelsim.replay import simulate_step
 hw = load_hardware(sys.argv[1]); wl = load_workload(sys.argv[2])
-graph, _ = fuse_gemm_accumulate(build_graph(wl))  # the executed graph, as accelsim.simulate
+graph = pipeline.prepare(wl).executed  # build -> fuse, as accelsim.simulate
 t1 = time.perf_counter()
-res = simulate_step(hw, graph, wl.precision, chips=int(sys.argv[3]))
+res = pipeline.simulate_step(hw, graph, wl.precision, chips=int(sys.argv[3]))
 t2 = time.perf_counter()
-tr = res.traffic
+tr = res.traffic.cache
 print(json.dumps({
     "import_build_s": t1 - t0, "simulate_s": t2 - t1, "phases": res.wall_s,
     "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -45,31 +43,29 @@ print(json.dumps({
     "hit_rate": tr.step_hit_rate() if tr else {}, "bytes": tr.total_bytes() if tr else {},
     "ops_simulated": int(tr.simulated.sum()) if tr else 0,
     "simulated_accesses": tr.simulated_accesses if tr else 0,
-    "shortcuts": list(res.shortcuts), "utilization": res.utilization}))
+    "shortcuts": list(res.notes), "utilization": res.replayed.utilization}))
 """
 
 CHILD_REDUCED = r"""
 import json, sys, time
 import attrs
+from accelsim import pipeline
 from accelsim.spec import load_hardware
-from accelsim.models import build_graph
 from accelsim.models.nmt import NMTConfig
 from accelsim.workload import WorkloadSpec
-from accelsim.mapping import map_op
-from accelsim.trace import step_traffic
 hidden, seq, batch, l2_kib, sram_kib = (int(x) for x in sys.argv[2:7])
 hw = load_hardware(sys.argv[1])
 l2, sram = hw.caches
 hw = attrs.evolve(hw, caches=(attrs.evolve(l2, capacity_bytes=l2_kib * 1024),
                               attrs.evolve(sram, capacity_bytes=sram_kib * 1024)))
-graph = build_graph(WorkloadSpec(name="nmt_reduced", subbatch=batch, model=NMTConfig(
-    hidden=hidden, vocab=2000, sequence_length=seq)))
-maps = [map_op(hw, op, "fp32", nbytes=graph.op_bytes(op)) for op in graph.ops]
-step_traffic(hw, graph, maps, "fp32", mode="coalesced")  # compile / warm up
+graph = pipeline.prepare(WorkloadSpec(name="nmt_reduced", subbatch=batch, model=NMTConfig(
+    hidden=hidden, vocab=2000, sequence_length=seq))).executed
+maps = pipeline.map_step(hw, graph, "fp32")
+pipeline.trace_step(hw, graph, maps, mode="coalesced")  # compile / warm up
 out = {}
 for mode, kw in (("exact", {}), ("coalesced", {"max_accesses": 1})):
     t = time.perf_counter()
-    st = step_traffic(hw, graph, maps, "fp32", mode=mode, **kw)
+    st = pipeline.trace_step(hw, graph, maps, mode=mode, **kw).cache
     out[mode] = {"wall_s": time.perf_counter() - t, "hit_rate": st.step_hit_rate(),
                  "bytes": st.total_bytes(), "granule": list(st.granule_bytes),
                  "accesses": st.simulated_accesses, "ops_simulated": int(st.simulated.sum()),
@@ -80,25 +76,18 @@ print(json.dumps(out))
 
 CHILD_SENS = r"""
 import json, sys, time
+from accelsim import pipeline
 from accelsim.spec import load_hardware, load_workload
-from accelsim.models import build_graph
-from accelsim.mapping import map_op
-from accelsim.trace import step_traffic
 hw = load_hardware(sys.argv[1])
-graph = build_graph(load_workload(sys.argv[2]))
-memo, maps = {}, []
-for op in graph.ops:
-    nb = graph.op_bytes(op)
-    key = (op.signature, nb if op.kind != "gemm" else 0)
-    if key not in memo:
-        memo[key] = map_op(hw, op, "fp32", nbytes=nb)
-    maps.append(memo[key])
-step_traffic(hw, graph, maps, "fp32", mode="coalesced")  # compile, warm up
+wl = load_workload(sys.argv[2])
+graph = pipeline.prepare(wl).executed  # the executed graph, as accelsim.simulate runs it
+maps = pipeline.map_step(hw, graph, wl.precision)
+pipeline.trace_step(hw, graph, maps, mode="coalesced")  # compile, warm up
 out = {}
 for name, kw in (("default", {}), ("min_blocks=512", {"min_blocks": 512}),
                  ("no steady state", {"steady_state": False})):
     t = time.perf_counter()
-    st = step_traffic(hw, graph, maps, "fp32", mode="coalesced", **kw)
+    st = pipeline.trace_step(hw, graph, maps, mode="coalesced", **kw).cache
     out[name] = {"wall_s": time.perf_counter() - t, "granule": list(st.granule_bytes),
                  "hit_rate": st.step_hit_rate(), "bytes": st.total_bytes(),
                  "accesses": st.simulated_accesses}

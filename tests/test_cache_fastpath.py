@@ -67,15 +67,15 @@ def test_wrapper_choice_never_changes_results(design, compat, data):
 
 
 def test_fast_path_taken_only_when_exact():
-    from accelsim.cache import CacheLevel
+    from accelsim.testing import cache_level
 
-    lru = [CacheLevel(name="L1", capacity_bytes=1024, line_bytes=64, ways=4),
-           CacheLevel(name="L2", capacity_bytes=4096, line_bytes=64, ways=8)]
+    lru = [cache_level(name="L1", capacity_bytes=1024, line_bytes=64, ways=4),
+           cache_level(name="L2", capacity_bytes=4096, line_bytes=64, ways=8)]
     assert CacheHierarchy(lru, 1)._lru_reads
-    incl = [lru[0], CacheLevel(name="L2", capacity_bytes=4096, line_bytes=64, ways=8,
+    incl = [lru[0], cache_level(name="L2", capacity_bytes=4096, line_bytes=64, ways=8,
                                inclusion="inclusive")]
     assert not CacheHierarchy(incl, 1)._lru_reads
-    fifo = [CacheLevel(name="L1", capacity_bytes=1024, line_bytes=64, ways=4,
+    fifo = [cache_level(name="L1", capacity_bytes=1024, line_bytes=64, ways=4,
                        replacement="fifo")]
     assert not CacheHierarchy(fifo, 1)._lru_reads
     h = CacheHierarchy(lru, 1)

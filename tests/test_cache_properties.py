@@ -16,10 +16,9 @@ from accelsim.cache import (
     WRITEBACKS,
     WRITES_BELOW,
     CacheHierarchy,
-    CacheLevel,
     Trace,
 )
-from accelsim.testing import cache_hierarchies, traces
+from accelsim.testing import cache_hierarchies, cache_level, traces
 
 FAST = settings(max_examples=60, deadline=None)
 
@@ -142,7 +141,7 @@ def test_fully_associative_lru_inclusion_property(t, a, b, line):
     small, big = sorted((a, b))
 
     def misses(lines):
-        lvl = CacheLevel(name="L1", capacity_bytes=lines * line, line_bytes=line, ways=0)
+        lvl = cache_level(name="L1", capacity_bytes=lines * line, line_bytes=line, ways=0)
         return CacheHierarchy([lvl], 2).run(t).total().misses(0)[0]
 
     assert misses(big) <= misses(small)
@@ -192,13 +191,13 @@ def test_address_partitions_do_not_change_results(dt, seed):
 
 
 def test_partitions_chosen_for_typical_hierarchy():
-    levels = [CacheLevel(name="L1", capacity_bytes=128 << 10, line_bytes=128, ways=4),
-              CacheLevel(name="L2", capacity_bytes=6 << 20, line_bytes=128, ways=16)]
+    levels = [cache_level(name="L1", capacity_bytes=128 << 10, line_bytes=128, ways=4),
+              cache_level(name="L2", capacity_bytes=6 << 20, line_bytes=128, ways=16)]
     assert CacheHierarchy(levels, 1, max_threads=4).n_parts == 4  # 256 and 3072 sets
     assert CacheHierarchy(levels, 1, max_threads=2).n_parts == 2
-    odd = [CacheLevel(name="L1", capacity_bytes=3 * 128, line_bytes=128, ways=1)]
+    odd = [cache_level(name="L1", capacity_bytes=3 * 128, line_bytes=128, ways=1)]
     assert CacheHierarchy(odd, 1, max_threads=4).n_parts == 1  # 3 sets: no bit picks the set
-    rnd = [CacheLevel(name="L1", capacity_bytes=8 * 128, line_bytes=128, ways=2,
+    rnd = [cache_level(name="L1", capacity_bytes=8 * 128, line_bytes=128, ways=2,
                       replacement="random")]
     assert CacheHierarchy(rnd, 1, max_threads=4).n_parts == 1
     assert CacheHierarchy(levels, 1).n_parts == 1  # default: no thread pool
@@ -212,7 +211,7 @@ def test_doubling_last_level_sets_never_reads_more_from_memory(design, data):
     t = data.draw(traces(n_units=n_units, writes=False))
     last = levels[-1]
     ways = last.ways or last.capacity_bytes // last.line_bytes
-    bigger = CacheLevel(name=last.name, line_bytes=last.line_bytes, ways=ways,
+    bigger = cache_level(name=last.name, line_bytes=last.line_bytes, ways=ways,
                         capacity_bytes=2 * last.capacity_bytes, sharing=last.sharing)
     small = CacheHierarchy(levels, n_units).run(t).bytes_from_memory.sum()
     big = CacheHierarchy([*levels[:-1], bigger], n_units).run(t).bytes_from_memory.sum()

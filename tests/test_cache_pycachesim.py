@@ -13,9 +13,9 @@ from cachesim import Cache, CacheSimulator, MainMemory
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from accelsim.cache import HITS, MISSES, WRITEBACKS, CacheHierarchy, CacheLevel, Trace
+from accelsim.cache import HITS, MISSES, WRITEBACKS, CacheHierarchy, Trace
 from accelsim.kernels.trace import gemm_runs
-from accelsim.testing import cache_hierarchies, traces
+from accelsim.testing import cache_hierarchies, cache_level, traces
 
 COMPARABLE = dict(max_units=1, policies=("lru", "fifo"), write_policies=("write_back",),
                   inclusion=("non_inclusive",), write_allocate=True)
@@ -87,8 +87,8 @@ def test_gemm_two_level_matches_pycachesim():
     """A realistic tiled GEMM on a 2-level LRU hierarchy, load-only and with stores."""
     addr, nbytes, is_write, unit = gemm_runs(96, 80, 64, 32, 16, 16, 4, 0, 1 << 20, 1 << 21,
                                              False, True, 0, 1, False)
-    levels = [CacheLevel(name="L1", capacity_bytes=4096, line_bytes=64, ways=4),
-              CacheLevel(name="L2", capacity_bytes=32768, line_bytes=128, ways=8)]
+    levels = [cache_level(name="L1", capacity_bytes=4096, line_bytes=64, ways=4),
+              cache_level(name="L2", capacity_bytes=32768, line_bytes=128, ways=8)]
     loads = Trace.single_op(addr, nbytes, np.zeros_like(is_write), unit * 0)
     compare(levels, loads, compat=False)
     compare(levels, Trace.single_op(addr, nbytes, is_write, unit * 0), compat=True)

@@ -2,7 +2,7 @@
 
 Line-exact: row-major tensors, 128 B lines, a 6 MiB 16-way shared L2. Coalesced: the same
 GEMM schedule with tile-major tensors (full-tile slots) and blocks of
-``coalesced_block_bytes`` (here 4 KiB: 32x fewer granules). Shapes are a seeded sample of
+``tile_block_bytes`` (here 4 KiB: 32x fewer granules). Shapes are a seeded sample of
 the DeepBench V100 rows, scaled down to keep the test fast and rounded up to multiples of 64
 so that tile rows are whole lines (tile_k = 128 B / element size).
 """
@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from accelsim.cache import CacheHierarchy, CacheLevel, Trace, coalesced_block_bytes
+from accelsim.cache import CacheHierarchy, Trace
+from accelsim.coarsening import tile_block_bytes
 from accelsim.kernels.trace import gemm_runs
+from accelsim.testing import cache_level
 
 CSV = Path(__file__).resolve().parents[1].parent / "shared" / "validation" / "deepbench_v100_gemm.csv"
-L2 = CacheLevel(name="L2", capacity_bytes=6 << 20, line_bytes=128, ways=16)
+L2 = cache_level(name="L2", capacity_bytes=6 << 20, line_bytes=128, ways=16)
 UNITS = 8
 MAX_LINES = 400_000
 
@@ -46,7 +48,7 @@ def hit_rates(m, n, k, at, bt, eb):
     a, b, c = 0, slot[0], slot[0] + slot[1]
     exact = CacheHierarchy([L2], UNITS).run(Trace.from_runs(
         gemm_runs(m, n, k, tm, tn, tk, eb, a, b, c, at, bt, 0, UNITS, False)))
-    block = coalesced_block_bytes([tm * tk * eb, tk * tn * eb, tm * tn * eb], L2)
+    block = tile_block_bytes([tm * tk * eb, tk * tn * eb, tm * tn * eb], L2)
     coarse = CacheHierarchy.with_block_bytes([L2], UNITS, block).run(Trace.from_runs(
         gemm_runs(m, n, k, tm, tn, tk, eb, a, b, c, at, bt, 0, UNITS, True)))
     return exact.total_hit_rate(0), coarse.total_hit_rate(0), block
@@ -71,7 +73,7 @@ def test_coalesced_last_level_hit_rate_within_1pp(shape):
     assert 100 * abs(coarse - exact) <= 1.0, f"line-exact {exact:.4f}, coalesced {coarse:.4f}"
 
 
-L1 = CacheLevel(name="L1", capacity_bytes=128 << 10, line_bytes=128, ways=4, sharing="private")
+L1 = cache_level(name="L1", capacity_bytes=128 << 10, line_bytes=128, ways=4, sharing="private")
 
 
 @pytest.mark.parametrize("shape", sample_shapes(24, seed=3)[::2] if CSV.exists() else [],
@@ -86,7 +88,7 @@ def test_two_level_coalesced_memory_traffic_within_1_percent(shape):
     a, b, c = 0, slot[0], slot[0] + slot[1]
     exact = CacheHierarchy([L1, L2], UNITS).run(Trace.from_runs(
         gemm_runs(m, n, k, tm, tn, tk, eb, a, b, c, at, bt, 0, UNITS, False)))
-    block = coalesced_block_bytes([tm * tk * eb, tk * tn * eb, tm * tn * eb], L2)
+    block = tile_block_bytes([tm * tk * eb, tk * tn * eb, tm * tn * eb], L2)
     coarse = CacheHierarchy.with_block_bytes([L1, L2], UNITS, block).run(Trace.from_runs(
         gemm_runs(m, n, k, tm, tn, tk, eb, a, b, c, at, bt, 0, UNITS, True)))
     read = exact.bytes_from_memory.sum()
@@ -100,8 +102,8 @@ def test_known_gaps_stay_bounded(shape, bound):
 
 
 def test_block_rule():
-    assert coalesced_block_bytes([16384, 16384, 65536], L2) == 4096  # capped: >= 64 sets
-    big = CacheLevel(name="L3", capacity_bytes=1 << 30, line_bytes=128, ways=16)
-    assert coalesced_block_bytes([16384, 16384, 65536], big) == 16384  # tile-limited
-    assert coalesced_block_bytes([96 * 4 * 32], big) == 4096  # largest power-of-two divisor
-    assert coalesced_block_bytes([100], big) == 128  # never below a line
+    assert tile_block_bytes([16384, 16384, 65536], L2) == 4096  # capped: >= 64 sets
+    big = cache_level(name="L3", capacity_bytes=1 << 30, line_bytes=128, ways=16)
+    assert tile_block_bytes([16384, 16384, 65536], big) == 16384  # tile-limited
+    assert tile_block_bytes([96 * 4 * 32], big) == 4096  # largest power-of-two divisor
+    assert tile_block_bytes([100], big) == 128  # never below a line

@@ -21,11 +21,11 @@ from accelsim.mapping import (
     GemmMapping,
     StreamMapping,
     gemm_candidates,
-    map_op,
     stream_mapping,
     tile_shapes,
 )
 from accelsim.spec import load_hardware
+from accelsim.timing import map_op
 
 
 def tiny_hw(units: int = 4, local_bytes: int = 16 * 1024, rf_bytes: int = 64 * 1024,
@@ -47,7 +47,7 @@ def tiny_hw(units: int = 4, local_bytes: int = 16 * 1024, rf_bytes: int = 64 * 1
 
 def gemm(m: int, n: int, k: int, batch: int = 1) -> Op:
     return Op(id=0, name="g", kind="gemm", phase="forward", inputs=(), outputs=(),
-              flops=2.0 * m * n * k * batch, m=m, n=n, k=k, batch=batch)
+              flops=2.0 * m * n * k * batch, m=m, n=n, k=k, batch_count=batch)
 
 
 def test_tiles_fit_local_memory_and_registers_on_v100():

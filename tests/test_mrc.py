@@ -4,9 +4,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from accelsim.cache import CacheHierarchy, CacheLevel, Trace
+from accelsim.cache import CacheHierarchy, Trace
 from accelsim.mrc import capacity_for_hit_rate, miss_ratio_curve, stack_distances
-from accelsim.testing import traces
+from accelsim.testing import cache_level, traces
 
 
 def reads(*addrs):
@@ -45,7 +45,7 @@ def test_empty_trace():
 @given(t=traces(n_units=2), lines=st.integers(1, 40), line=st.sampled_from([16, 32, 64]))
 def test_fully_associative_lru_hits_match_stack_distances(t, lines, line):
     """A shared fully associative LRU cache hits exactly the accesses with distance < lines."""
-    level = CacheLevel(name="L1", capacity_bytes=lines * line, line_bytes=line, ways=0)
+    level = cache_level(name="L1", capacity_bytes=lines * line, line_bytes=line, ways=0)
     hits = CacheHierarchy([level], 2).run(t).total().hits(0)[0]
     hist, n = stack_distances(t, line)
     assert hits == hist[:-1][:lines].sum()

@@ -10,18 +10,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accelsim.graph import GraphBuilder, OpGraph
-from accelsim.mapping import map_op
 from accelsim.models import build_graph
 from accelsim.models.nmt import NMTConfig
+from accelsim.pipeline import simulate_step
 from accelsim.replay import (
     FairShareServer,
     allreduce_time_s,
     lower_bound_step_s,
     replay,
-    simulate_step,
 )
 from accelsim.spec import load_hardware
-from accelsim.timing import OpTiming, analytic_traffic, op_timing
+from accelsim.timing import OpTiming, analytic_traffic, map_op, op_timing
 from accelsim.workload import WorkloadSpec
 
 ROOT = pathlib.Path(__file__).parents[1]
@@ -33,13 +32,13 @@ L2_BW = 400.0
 def timing(units: int, compute_s: float = 0.0, hbm_bytes: float = 0.0, waves: int = 1,
            launch_s: float = 0.0, l2_bytes: float = 0.0, hbm_cap: float = HBM_BW,
            overhead_s: float = 0.0) -> OpTiming:
-    """An OpTiming built by the timing formula (time_s consistent with its parts)."""
+    """An OpTiming built by the timing formula (isolated time consistent with its parts)."""
     bw = {"L2": L2_BW, "HBM": hbm_cap}
     lb = {"L2": l2_bytes, "HBM": hbm_bytes}
     wave = overhead_s + max(compute_s, *(lb[k] / waves / bw[k] for k in bw))
     return OpTiming(launch_s=launch_s, latency_s=0.0, waves=waves, units_used=units,
                     wave_compute_s=compute_s, level_bytes=lb, level_bandwidth=bw,
-                    time_s=launch_s + waves * wave, bound="x", wave_overhead_s=overhead_s)
+                    isolated_time_s=launch_s + waves * wave, bound="x", wave_overhead_s=overhead_s)
 
 
 def graph_of(edges: list[tuple[int, ...]], n: int, weights: int = 0) -> OpGraph:
@@ -64,8 +63,8 @@ def test_single_op_takes_exactly_its_isolated_time():
     t = op_timing(HW, op, mp, analytic_traffic(HW, op, mp, "fp32"), "fp32")
     res = replay(HW, graph, [t])
     assert res.ops[0].start_s == 0.0
-    assert res.ops[0].end_s == pytest.approx(t.time_s, rel=1e-12)
-    assert res.step_time_s == pytest.approx(t.time_s, rel=1e-12)
+    assert res.ops[0].end_s == pytest.approx(t.isolated_time_s, rel=1e-12)
+    assert res.step_time_s == pytest.approx(t.isolated_time_s, rel=1e-12)
 
 
 @pytest.mark.parametrize("waves", [1, 3, 1000])
@@ -73,7 +72,7 @@ def test_single_op_with_many_waves_overheads_and_levels(waves):
     t = timing(80, compute_s=0.01, hbm_bytes=3.0 * waves, l2_bytes=7.0 * waves, waves=waves,
                launch_s=0.5, overhead_s=0.002)
     res = replay(HW, graph_of([()], 1), [t])
-    assert res.step_time_s == pytest.approx(t.time_s, rel=1e-12)
+    assert res.step_time_s == pytest.approx(t.isolated_time_s, rel=1e-12)
     assert res.bytes_moved["HBM"] == pytest.approx(3.0 * waves)
 
 
@@ -223,10 +222,10 @@ def test_schedule_properties(case):
     eps = 1e-9
     longest = [0.0] * len(ts)
     for i, (rec, t) in enumerate(zip(res.ops, ts, strict=True)):
-        assert rec.duration_s >= t.time_s * (1 - eps) - eps  # contention only slows down
+        assert rec.duration_s >= t.isolated_time_s * (1 - eps) - eps  # contention only slows down
         for p in edges[i]:
             assert rec.start_s >= res.ops[p].end_s - eps
-        longest[i] = t.time_s + max((longest[p] for p in edges[i]), default=0.0)
+        longest[i] = t.isolated_time_s + max((longest[p] for p in edges[i]), default=0.0)
     assert res.step_time_s >= max(longest) * (1 - eps) - eps
     # units never oversubscribed
     for rec in res.ops:
@@ -251,9 +250,9 @@ def test_simulated_step_never_beats_the_roofline(hidden, seq, batch, chips):
     graph = _nmt(hidden, seq, batch)
     res = simulate_step(HW, graph, "fp32", chips=chips)
     assert res.step_time_s >= lower_bound_step_s(HW, graph, "fp32")
-    assert res.step_time_s >= max(o.time_s for o in res.ops)
+    assert res.step_time_s >= max(o.isolated_time_s for o in res.ops)
     assert len(res.ops) == len(graph.ops)
-    assert res.traffic is not None and res.traffic.mode_used == "exact"
+    assert res.traffic.cache is not None and res.traffic.cache.mode_used == "exact"
 
 
 def test_simulate_step_memoizes_and_reports():
@@ -261,11 +260,11 @@ def test_simulate_step_memoizes_and_reports():
     res = simulate_step(HW, graph, "fp32", chips=2)
     cells = [o for o in res.ops if o.name.endswith("/cell/matmul")]
     assert len(cells) == 4
-    timings = {id(t) for t, o in zip(res.timings, res.ops, strict=True)
+    timings = {id(t) for t, o in zip(res.timing.timings, res.ops, strict=True)
                if o.name.startswith("decoder/t") and o.name.endswith("/cell/matmul")}
     assert len(timings) < 4  # repeated timesteps share a timing object
     assert res.step_time_s == max(max(o.end_s for o in res.ops),
-                                  max(a.end_s for a in res.allreduces))
-    s = res.summary()
+                                  max(a.end_s for a in res.replayed.allreduces))
+    s = res.replayed.summary()
     assert s["step_time_s"] == res.step_time_s and "HBM" in s["utilization"]
     assert {"mapping", "trace", "timing", "replay"} <= set(res.wall_s)

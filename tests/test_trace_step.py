@@ -23,14 +23,15 @@ from accelsim.cache import (
     CacheHierarchy,
     Trace,
 )
+from accelsim.coarsening import step_block_bytes
 from accelsim.graph import GraphBuilder
+from accelsim.mapping import GemmMapping
 from accelsim.models import build_graph
 from accelsim.models.nmt import NMTConfig
 from accelsim.spec import load_hardware
 from accelsim.trace import (
     _gemm_runs,
     allocate,
-    coalesced_block_bytes,
     op_keys,
     periodic_regions,
     step_traffic,
@@ -38,7 +39,7 @@ from accelsim.trace import (
 from accelsim.workload import WorkloadSpec
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from _fakes import FakeGemmMapping, fake_map_op  # noqa: E402
+from _fakes import fake_map_op  # noqa: E402
 
 ROOT = str(pathlib.Path(__file__).parents[1])
 
@@ -209,7 +210,7 @@ def test_op_keys_equal_across_timesteps():
 
 def test_block_sizes_bounded_for_huge_caches():
     hw = load_hardware(f"{ROOT}/hwspecs/bigcache.yaml")
-    blocks = coalesced_block_bytes(hw.caches, stream_bytes=1e6, n_units=hw.compute.units)
+    blocks = step_block_bytes(hw.caches, stream_bytes=1e6, n_units=hw.compute.units)
     n_blocks = [lv.capacity_bytes // b for lv, b in zip(hw.caches, blocks, strict=True)]
     assert 8 * sum(n_blocks) <= 256 * 2**20  # 64 GiB SRAM: state stays small
     assert blocks[0] / hw.caches[0].line_bytes == blocks[1] / hw.caches[1].line_bytes
@@ -271,7 +272,7 @@ def test_shared_tile_reads_taken_out_of_the_trace_are_exactly_the_hits(m, n, k, 
     graph = g.build()
     bases, _ = allocate(graph, 4096)
     tm, tn, tk = (min(t, d) for t, d in zip(tile, (m, n, k), strict=True))
-    mp = FakeGemmMapping(tm, tn, tk, 1, order, units, 1, 1)
+    mp = GemmMapping(tm, tn, tk, 1, order, units, 1, 1)
     level = attrs.evolve(small_hw(1 << 20, 1 << 22).caches[0], line_bytes=64,
                          capacity_bytes=1 << 20, ways=0)
     args = dict(tile_major=True, min_run_bytes=1, max_runs=1 << 40, scratch_base=1 << 40,
@@ -313,7 +314,7 @@ def test_streams_follow_op_bytes_with_extra_bytes(mode):
 def test_coalesced_within_one_point_with_the_real_mapping():
     """The same check with `map_op`'s tiles (what `simulate_step` uses) on a longer sequence,
     where steady state skips most timesteps."""
-    from accelsim.mapping import map_op
+    from accelsim.timing import map_op
 
     graph = reduced_nmt(hidden=256, seq=12, batch=16)
     hw = small_hw(256 * 1024, 2 * 2**20)

@@ -158,9 +158,9 @@ def test_cli_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
 
 
 def test_simulated_recurrent_weights_stay_resident_only_when_they_fit():
-    from accelsim.mapping import map_op
-    from accelsim.timing import HBM
+    from accelsim.timing import map_op
     from accelsim.validate import gemm_op, simulated_gemm_traffic
+    from accelsim.vocabulary import MEMORY as HBM
 
     hw = load_hardware(ROOT / "hwspecs/v100.yaml")  # 6 MiB L2
     for hidden, fits in ((512, True), (2048, False)):  # LSTM weights: 4 MiB / 64 MiB fp32

@@ -214,8 +214,8 @@ class Net:
         not the whole table.
         """
         out = self.g.tensor(f"{name}:out", (*ids.shape, table.shape[-1]))
-        op = self.g.op(name, "data", [table, ids], [out], 0.0)
-        op.extra_bytes = out.nbytes - table.nbytes
+        self.g.op(name, "data", [table, ids], [out], 0.0,
+                  extra_bytes=out.nbytes - table.nbytes)
         if self._track(out, table):
             def back() -> None:
                 dout = self._grad_of(out)
