@@ -242,14 +242,13 @@ class CacheHierarchy:
     ``line_bytes_override`` replaces each level's line size (coalesced mode: one granule per
     block, capacity/block lines, the same ways when they still divide the lines, else fully
     associative). ``compat_pycachesim`` switches store semantics to pycachesim's (docs).
-    ``max_threads`` > 1 serves independent address partitions on that many threads in the
-    general kernel (results do not depend on it; the faster serial LRU kernels ignore it); the default 1 never starts numba's thread pool, whose OpenMP layer
-    breaks processes forked after it started (e.g. multiprocessing sweeps).
+    The kernels are serial: numba's thread pool never starts (its OpenMP layer breaks
+    processes forked after it started, e.g. multiprocessing sweeps).
     """
 
     def __init__(self, levels: Sequence[CacheLevelSpec], n_units: int, seed: int = 0,
                  line_bytes_override: Sequence[int] | None = None,
-                 compat_pycachesim: bool = False, max_threads: int = 1) -> None:
+                 compat_pycachesim: bool = False) -> None:
         if not levels:
             raise ValueError("levels: expected at least one cache level")
         if n_units < 1:
@@ -304,7 +303,6 @@ class CacheHierarchy:
         self._needs_meta = bool(np.isin(cfg[:, _k.CFG_POLICY],
                                         [_k.POLICY_PLRU, _k.POLICY_LFU]).any())
         self.level_names = tuple(lvl.name for lvl in levels)
-        self.part_shift, self.n_parts = _k.partitions(cfg, max_threads)
         # read-only traces through LRU, non-inclusive levels take the stack-free kernel
         # (identical results) as long as no line is dirty
         self._lru_reads = bool((cfg[:, _k.CFG_POLICY] == _k.POLICY_LRU).all()
@@ -317,14 +315,12 @@ class CacheHierarchy:
 
     @classmethod
     def with_block_bytes(cls, levels: Sequence[CacheLevelSpec], n_units: int,
-                         block_bytes: int | Sequence[int], seed: int = 0,
-                         max_threads: int = 1) -> CacheHierarchy:
+                         block_bytes: int | Sequence[int], seed: int = 0) -> CacheHierarchy:
         """The same capacities simulated with block granules (coalesced mode); an int uses
         one block size for every level (recommended, see docs/cache.md)."""
         if isinstance(block_bytes, int):
             block_bytes = [block_bytes] * len(levels)
-        return cls(levels, n_units, seed=seed, line_bytes_override=list(block_bytes),
-                   max_threads=max_threads)
+        return cls(levels, n_units, seed=seed, line_bytes_override=list(block_bytes))
 
     @property
     def state_bytes(self) -> int:
@@ -359,10 +355,7 @@ class CacheHierarchy:
             return CacheCounters(out, self.level_names)
         args = (trace.addr, trace.nbytes, trace.is_write, trace.unit, trace.op_start, self.cfg,
                 self.recip, self.slots, self.meta, self.rng, self.n_units, self.compat)
-        if self.n_parts > 1:
-            out = _k.simulate_parallel(*args, self.part_shift, self.n_parts)
-        else:
-            out = _k.simulate(*args)
+        out = _k.simulate(*args)
         return CacheCounters(out, self.level_names)
 
     def flush(self) -> CacheCounters:

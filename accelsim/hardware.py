@@ -147,12 +147,11 @@ class CacheLevelSpec:
 
 @attrs.frozen
 class MemorySpec:
-    """Off-chip memory (HBM): capacity, bandwidth, latency, channels."""
+    """Off-chip memory (HBM): capacity, bandwidth, latency."""
 
     capacity_bytes: int = field(unit="bytes", minimum=1, doc="memory capacity per chip")
     bandwidth_bytes_per_s: float = field(unit="bandwidth", doc="peak memory bandwidth")
     latency_s: float = field(unit="time", default=0.0, doc="load latency")
-    channels: int = field(default=1, minimum=1, doc="independent channels")
 
 
 @attrs.frozen

@@ -17,7 +17,6 @@ import argparse
 import json
 import math
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -378,14 +377,3 @@ def _json_default(x: Any) -> Any:
     if isinstance(x, float) and not math.isfinite(x):
         return None
     return float(x)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Temporary harness until cli.py wires `project` (python -m accelsim.reproduce)."""
-    parser = argparse.ArgumentParser(prog="accelsim project", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

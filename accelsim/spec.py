@@ -600,11 +600,6 @@ def kind_of(path: str | Path) -> str:
     raise SpecError(ctx.issues)
 
 
-def load_any(path: str | Path) -> HardwareSpec | WorkloadSpec:
-    """Load a file of either kind (see `kind_of`)."""
-    return load_hardware(path) if kind_of(path) == "hardware" else load_workload(path)
-
-
 def to_dict(obj: Any, *, with_units: bool = False) -> Any:
     """Plain data (YAML keys) that loads back to an equal object.
 

@@ -15,14 +15,17 @@ Two modes (docs/replay.md):
 
 Both store tensors tile by tile (``layout="row_major"`` is available).
 The shortcuts taken are listed in `StepTraffic.shortcuts` for the report.
+
+Tracing is split by concern: tensor addresses (`trace_layout`), each op's access runs
+(`trace_runs`), periodic regions and their steady state (`trace_steady`), block sizes
+(`coarsening`); this module runs the step through the cache and collects the counters.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -35,7 +38,6 @@ from accelsim.cache import (
     HITS,
     MISSES,
     N_COUNTERS,
-    WRITEBACKS,
     CacheHierarchy,
     Trace,
 )
@@ -46,11 +48,30 @@ from accelsim.coarsening import (
     state_bytes,
     step_block_bytes,
 )
-from accelsim.graph import Op, OpGraph
-from accelsim.hardware import HardwareSpec
-from accelsim.kernels.trace import gemm_runs
+from accelsim.graph import OpGraph
+from accelsim.hardware import CacheLevelSpec, HardwareSpec
+from accelsim.mapping import GemmMapping, Mapping, StreamMapping
+from accelsim.trace_layout import align_up, allocate
+from accelsim.trace_runs import (
+    OpRuns,
+    blocks_covered,
+    estimated_bytes,
+    gemm_op_runs,
+    is_traced_gemm,
+    iter_step_runs,
+    stream_op_runs,
+)
+from accelsim.trace_steady import (
+    FIRST_INSTANCES,
+    STEADY_REFRESH_LAST,
+    PeriodicRegion,
+    RegionReuse,
+    instances_agree,
+    op_keys,
+    periodic_regions,
+)
 from accelsim.traffic import Traffic
-from accelsim.vocabulary import MEMORY, MODES, dtype_bytes
+from accelsim.vocabulary import MEMORY, MODES
 
 #: ``auto`` runs ``exact`` below both limits (line accesses of the step; bytes of cache state).
 AUTO_EXACT_MAX_LINE_ACCESSES = 30_000_000
@@ -62,30 +83,18 @@ EXACT_MAX_LINE_ACCESSES = 1e9
 #: Ops outside periodic regions go to the cache kernel in batches of at most this many
 #: (estimated) first-level granules, so a call's trace stays small in memory.
 CALL_MAX_GRANULES = 20_000_000
-#: A periodic region is simulated until two consecutive instances agree (see `_repeats`).
-STEADY_RTOL = 2e-3
-STEADY_ATOL = 2
-STEADY_BLOCK_RTOL = 1e-2
-#: Simulate the last instance of a settled region again (its tensors then sit in the cache
-#: state for the ops after the region) instead of reusing counters for it too.
-STEADY_REFRESH_LAST = False
-#: Instances of a region simulated in the first kernel call (fewer calls, each has a fixed cost;
-#: the first repeat can be found at the second instance at the earliest, so 2 costs nothing).
-FIRST_INSTANCES = 2
-#: Fewest repetitions of an op block that make a periodic region worth detecting.
-MIN_REPEATS = 4
 #: Coalesced mode merges GEMM k-steps and stream chunks into runs of this many first-level
 #: blocks (fewer runs to generate; the cache kernel walks a run's blocks itself).
 COALESCED_RUN_BLOCKS = 4
 #: Alignment of tensor base addresses in exact mode (coalesced mode aligns to a block).
 EXACT_ALIGN_BYTES = 4096
-#: Address partitions the cache kernel may serve on parallel threads. 1: on this 2-core shared
-#: machine the frontier step ran 17 s with 1 and 22-24 s with 2 (each partition scans the
-#: whole trace); results do not depend on it.
-CACHE_THREADS = 1
-#: Kinds whose output may reuse the buffer of an input read for the last time (TF-style buffer
-#: forwarding); a gradient running sum is then updated in place.
-INPLACE_KINDS = ("elementwise", "update")
+#: Chunk of a streaming op whose mapping gives none (a GEMM traced as a stream).
+DEFAULT_CHUNK_BYTES = 65536
+#: Ops outside periodic regions go to the cache kernel at most this many at a time.
+CALL_MAX_OPS = 256
+#: Coalesced mode: at most this many runs per op (k-steps are merged further beyond it).
+COALESCED_MAX_RUNS_PER_OP = 4_000_000
+LAYOUTS = ("tile_major", "row_major")
 
 
 # --------------------------------------------------------------------------------------------
@@ -112,7 +121,7 @@ class StepTraffic:
     unique_bytes: int
     simulated_accesses: int
     wall_s: float
-    regions: tuple[tuple[int, int, int, int | None], ...] = ()
+    regions: tuple[RegionReuse, ...] = ()
 
     @property
     def cache_names(self) -> tuple[str, ...]:
@@ -187,377 +196,169 @@ class StepTraffic:
 
 
 # --------------------------------------------------------------------------------------------
-# address layout
-# --------------------------------------------------------------------------------------------
-def _align(x: int, a: int) -> int:
-    return (x + a - 1) // a * a
-
-
-def allocate(graph: OpGraph, align_bytes: int) -> tuple[np.ndarray, int]:
-    """Base address per tensor, as a caching allocator would place them in program order.
-
-    Weights, optimizer state and graph inputs are placed first and never move (so they can
-    stay resident across the step). Other tensors are allocated when produced and freed after
-    their last use; a freed range is reused by the next tensor of the same aligned size, most
-    recently freed first. An elementwise output may take over an input read for the last time
-    (buffer forwarding), so a gradient running sum stays in one buffer. Returns the bases and
-    the address-space size in bytes.
-    """
-    tensors = graph.tensors
-    n = len(tensors)
-    base = np.full(n, -1, np.int64)
-    size = [_align(max(t.nbytes, 1), align_bytes) for t in tensors]
-    last_use = np.full(n, -1, np.int64)
-    for i, op in enumerate(graph.ops):
-        for t in (*op.inputs, *op.outputs):
-            last_use[t] = i
-    fixed = [t.persistent or graph.producer(t.id) is None for t in tensors]
-    top = 0
-    for t in tensors:
-        if fixed[t.id]:
-            base[t.id] = top
-            top += size[t.id]
-    free: dict[int, list[int]] = {}
-    donated = np.zeros(n, bool)
-    for i, op in enumerate(graph.ops):
-        for t in op.outputs:
-            if base[t] >= 0:
-                continue
-            if op.kind in INPLACE_KINDS or op.accumulate:
-                # a fused GEMM accumulates into its addend (inputs[2]), never into A or B
-                for s in (op.inputs[2:] if op.accumulate else op.inputs):
-                    if (not fixed[s] and not donated[s] and last_use[s] == i
-                            and size[s] == size[t] and s not in op.outputs and base[s] >= 0):
-                        base[t] = base[s]
-                        donated[s] = True
-                        break
-                if base[t] >= 0:
-                    continue
-            pool = free.get(size[t])
-            if pool:
-                base[t] = pool.pop()
-            else:
-                base[t] = top
-                top += size[t]
-        for t in {*op.inputs, *op.outputs}:
-            if last_use[t] == i and not fixed[t] and not donated[t] and base[t] >= 0:
-                free.setdefault(size[t], []).append(int(base[t]))
-    return base, top
-
-
-# --------------------------------------------------------------------------------------------
-# access streams per op
-# --------------------------------------------------------------------------------------------
-def _elem_bytes(graph: OpGraph, op: Op, dtype: str) -> int:
-    tid = op.inputs[0] if op.inputs else op.outputs[0]
-    return dtype_bytes(graph.tensors[tid].dtype)
-
-
-def _loop_order(value: Any) -> int:
-    """0: output tiles row-major over (m, n); 1: column-major. Accepts ints or 'mn'/'nm'."""
-    if isinstance(value, str):
-        return 1 if value.lower().lstrip("k").startswith("n") else 0
-    return int(value)
-
-
-@attrs.frozen
-class _Runs:
-    """Byte runs of one op, plus first-level hits taken out of the trace (shared tile reads)."""
-
-    addr: np.ndarray
-    nbytes: np.ndarray
-    is_write: np.ndarray
-    unit: np.ndarray
-    hit_blocks: float = 0.0
-    hit_bytes: float = 0.0
-    hit_lines: float = 0.0
-
-
-def _gemm_runs(graph: OpGraph, op: Op, mapping: Any, bases: np.ndarray, dtype: str,
-               tile_major: bool, min_run_bytes: int, max_runs: int, scratch_base: int,
-               shared_bytes: int = 0, granule: int = 0, line_bytes: int = 0) -> _Runs:
-    """Runs of one (batched) GEMM from its tiles; see `accelsim.kernels.trace.gemm_runs`.
-
-    Coalesced mode (`min_run_bytes` > 0) merges k-steps into runs of at least that size. Units
-    of a wave that read the same A (or B) tile at the same k-step hit in a shared first level
-    once one of them has fetched it, as long as one k-step of the wave fits in it
-    (`shared_bytes` = its capacity, 0 when private). Then those repeated reads are taken out of
-    the trace and counted as hits (`_Runs.hit_*`), which keeps that sharing exact when k-steps
-    are merged; when a k-step does not fit, k-steps are merged only while they still fit.
-    """
-    e = _elem_bytes(graph, op, dtype)
-    m, n, k = max(op.m, 1), max(op.n, 1), max(op.k, 1)
-    tm = max(1, min(int(mapping.tile_m), m))
-    tn = max(1, min(int(mapping.tile_n), n))
-    tk = max(1, min(int(mapping.tile_k), k))
-    units = max(1, int(mapping.units_used))
-    order = _loop_order(getattr(mapping, "loop_order", 0))
-    split_k = max(1, int(getattr(mapping, "split_k", 1) or 1))
-    tiles_m, tiles_n = math.ceil(m / tm), math.ceil(n / tn)
-    tiles = tiles_m * tiles_n
-    dedup = False
-    if min_run_bytes > 0:
-        step_bytes = min(units, tiles) * (tm + tn) * tk * e  # one k-step of a wave
-        dedup = tile_major and shared_bytes > 0 and 2 * step_bytes <= shared_bytes
-        # merge k-steps until each A and B tile run spans `min_run_bytes`
-        f = max(1, math.ceil(min_run_bytes / (min(tm, tn) * tk * e)))
-        if not dedup and shared_bytes > 0:
-            f = max(1, min(f, shared_bytes // max(1, 2 * step_bytes)))
-        tk = min(k, tk * f)
-        est = op.batch_count * tiles * (2 * math.ceil(k / tk) + 1)
-        if est > max_runs:
-            tk = min(k, max(tk, math.ceil(k * 2 * op.batch_count * tiles / max(1, max_runs - tiles))))
-    a_id, b_id = op.inputs[0], op.inputs[1]
-    c_id = op.outputs[0]
-    a0, b0, c0 = int(bases[a_id]), int(bases[b_id]), int(bases[c_id])
-    addr, nbytes, is_write, unit = gemm_runs(m, n, k, tm, tn, tk, e, a0, b0, c0, op.trans_a,
-                                             op.trans_b, order, units, tile_major)
-    hit_blocks = hit_bytes = hit_lines = 0.0
-    if dedup:
-        dup = _wave_duplicates(tiles_m, tiles_n, math.ceil(k / tk), min(units, tiles), order)
-        if dup.shape[0] != addr.shape[0]:  # a run order the mask does not describe: keep all
-            dup = np.zeros(addr.shape[0], bool)
-        if dup.any():
-            da, dn = addr[dup], nbytes[dup]
-            hit_blocks = op.batch_count * float(_blocks(da, dn, granule))
-            hit_lines = op.batch_count * float(_blocks(da, dn, line_bytes))
-            hit_bytes = op.batch_count * float(dn.sum())
-            keep = ~dup
-            addr, nbytes, is_write, unit = addr[keep], nbytes[keep], is_write[keep], unit[keep]
-    if op.batch_count > 1:
-        strides = np.array([m * k * e, k * n * e, m * n * e], np.int64)
-        which = np.where(addr >= c0, 2, 0)
-        which = np.where((addr >= b0) & (addr < b0 + strides[1]), 1, which)
-        which = np.where((addr >= a0) & (addr < a0 + strides[0]), 0, which)
-        bidx = np.arange(op.batch_count, dtype=np.int64)[:, None]
-        addr = (addr[None, :] + bidx * strides[which][None, :]).ravel()
-        nbytes = np.tile(nbytes, op.batch_count)
-        is_write = np.tile(is_write, op.batch_count)
-        unit = ((unit[None, :].astype(np.int64) + bidx * tiles) % units).astype(np.int32).ravel()
-    if op.accumulate:
-        addr, nbytes, is_write, unit = _epilogue_reads(addr, nbytes, is_write, unit, c0,
-                                                       int(bases[op.inputs[2]]))
-    if split_k > 1:
-        # each K slice writes its partial sums to a workspace that a reduction reads back (as
-        # `timing` counts them); the tiles themselves are traced over the whole K
-        c_bytes = op.batch_count * m * n * e
-        extra = np.arange(split_k, dtype=np.int64) * _align(c_bytes, 4096) + scratch_base
-        addr = np.concatenate([addr, extra, extra])
-        nbytes = np.concatenate([nbytes, np.full(2 * split_k, c_bytes, np.int64)])
-        is_write = np.concatenate([is_write, np.ones(split_k, np.uint8),
-                                   np.zeros(split_k, np.uint8)])
-        unit = np.concatenate([unit, (np.arange(2 * split_k) % units).astype(np.int32)])
-    return _Runs(addr, nbytes, is_write, unit, hit_blocks, hit_bytes, hit_lines)
-
-
-def _epilogue_reads(addr: np.ndarray, nbytes: np.ndarray, is_write: np.ndarray,
-                    unit: np.ndarray, c_base: int, d_base: int) -> tuple[np.ndarray, ...]:
-    """C = A@B + D: before each C-tile write the epilogue reads the same tile of D."""
-    copies = np.where(is_write == 1, 2, 1)
-    idx = np.repeat(np.arange(addr.shape[0]), copies)
-    first = np.ones(idx.shape[0], bool)
-    first[1:] = idx[1:] != idx[:-1]
-    read_d = first & (is_write[idx] == 1)  # the first copy of a write becomes the D read
-    new_addr = addr[idx].copy()
-    new_addr[read_d] += d_base - c_base
-    new_write = is_write[idx].copy()
-    new_write[read_d] = 0
-    return new_addr, nbytes[idx], new_write, unit[idx]
-
-
-def _wave_duplicates(tiles_m: int, tiles_n: int, tiles_k: int, units: int,
-                     order: int) -> np.ndarray:
-    """Mask of the runs `gemm_runs` (tile-major) emits that re-read, in the same wave and
-    k-step, an A or B tile another unit of the wave read before (see its run order: per wave,
-    per k-step, each tile's A run then B run; then each tile's C run)."""
-    n_tiles = tiles_m * tiles_n
-    period = tiles_n if order == 0 else tiles_m  # the pattern depends on w0 modulo this
-    memo: dict[tuple[int, int], np.ndarray] = {}
-    parts = []
-    for w0 in range(0, n_tiles, units):
-        nt = min(units, n_tiles - w0)
-        key = (w0 % period, nt)
-        if key not in memo:
-            t = np.arange(w0, w0 + nt)
-            if order == 0:
-                mi, ni = t // tiles_n, t % tiles_n
-            else:
-                ni, mi = t // tiles_m, t % tiles_m
-            reads = np.empty(2 * nt, bool)
-            reads[0::2] = _repeats_earlier(mi)
-            reads[1::2] = _repeats_earlier(ni)
-            memo[key] = np.concatenate([np.tile(reads, tiles_k), np.zeros(nt, bool)])
-        parts.append(memo[key])
-    return np.concatenate(parts) if parts else np.zeros(0, bool)
-
-
-def _repeats_earlier(values: np.ndarray) -> np.ndarray:
-    """True where the value already occurred earlier in the array."""
-    _, first = np.unique(values, return_index=True)
-    out = np.ones(values.shape[0], bool)
-    out[first] = False
-    return out
-
-
-def _blocks(addr: np.ndarray, nbytes: np.ndarray, granule: int) -> int:
-    """Granules of `granule` bytes the runs cover, counted per run."""
-    if addr.shape[0] == 0 or granule <= 0:
-        return 0
-    shift = granule.bit_length() - 1
-    return int(((addr + nbytes - 1) >> shift).sum() - (addr >> shift).sum() + addr.shape[0])
-
-
-def _stream_runs(graph: OpGraph, op: Op, mapping: Any, bases: np.ndarray, chunk_bytes: int,
-                 max_runs: int, granule: int, scratch_base: int = 0) -> _Runs:
-    """Streaming op: chunk c of every input, then chunk c of every output, on unit c % units.
-
-    Tensors of different sizes are cut into the same number of chunks (a broadcast bias is
-    read piece by piece alongside its activation), so an op reads each input and writes each
-    output exactly once, as `OpGraph.op_bytes` counts. Chunk boundaries fall on `granule`
-    (line or block) multiples, so neighbouring chunks do not share a granule. A negative
-    `Op.extra_bytes` (a gather reads only the rows it copies) shrinks the largest input to a
-    sample spread evenly over it; a positive one is read from a workspace at `scratch_base`.
-    """
-    ids = [t for t in op.inputs] + [t for t in op.outputs]
-    writes = [False] * len(op.inputs) + [True] * len(op.outputs)
-    sizes = [graph.tensors[t].nbytes for t in ids]
-    tb = [int(bases[t]) for t in ids]
-    touch = list(sizes)
-    extra = int(op.extra_bytes)
-    if extra < 0 and op.inputs:
-        big = max(range(len(op.inputs)), key=lambda k: sizes[k])
-        touch[big] = max(0, sizes[big] + extra)
-    elif extra > 0:
-        sizes.append(extra)
-        touch.append(extra)
-        tb.append(int(scratch_base))
-        writes.append(False)
-    if not sizes or max(sizes) == 0:
-        empty = np.zeros(0, np.int64)
-        return _Runs(empty, empty, np.zeros(0, np.uint8), np.zeros(0, np.int32))
-    size_a, touch_a = np.array(sizes, np.int64), np.array(touch, np.int64)
-    units = max(1, int(getattr(mapping, "units_used", 1) or 1))
-    chunk = max(1, int(chunk_bytes))
-    n_chunks = max(1, math.ceil(int(size_a.max()) / chunk))
-    n_chunks = min(n_chunks, max(1, max_runs // len(sizes)))
-    c = np.arange(n_chunks + 1, dtype=np.int64)[:, None]
-    bounds = c * size_a[None, :] // n_chunks // granule * granule  # [n_chunks+1, tensors]
-    bounds[-1] = size_a
-    seg = c * touch_a[None, :] // n_chunks // granule * granule
-    seg[-1] = touch_a
-    lo = bounds[:-1]
-    length = np.minimum(np.diff(seg, axis=0), np.diff(bounds, axis=0))
-    addr = (np.array(tb, np.int64)[None, :] + lo).ravel()
-    nbytes = length.ravel()
-    is_write = np.broadcast_to(np.array(writes, np.uint8)[None, :], lo.shape).ravel()
-    unit = np.broadcast_to((np.arange(n_chunks) % units).astype(np.int32)[:, None],
-                           lo.shape).ravel()
-    keep = nbytes > 0
-    return _Runs(addr[keep], nbytes[keep], np.ascontiguousarray(is_write[keep]),
-                 np.ascontiguousarray(unit[keep]))
-
-
-def iter_step_runs(graph: OpGraph, mappings: Sequence[Any], dtype: str, granule_bytes: int,
-                   max_runs_per_op: int = 200_000) -> Iterator[_Runs]:
-    """Each op's access runs in program order (tile-major layout, runs >= `granule_bytes`).
-
-    For one-pass analyses of the step's address stream, such as the miss-ratio curve: no
-    cache state, no steady-state shortcut. A generator, so a caller can reduce each op's
-    runs (e.g. to granule ids) without holding the whole step's runs at once.
-    """
-    bases, top = allocate(graph, granule_bytes)
-    scratch = _align(top, granule_bytes)
-    for op, mp in zip(graph.ops, mappings, strict=True):
-        if _is_gemm(op, mp):
-            yield _gemm_runs(graph, op, mp, bases, dtype, tile_major=True,
-                             min_run_bytes=granule_bytes, max_runs=max_runs_per_op,
-                             scratch_base=scratch)
-        else:
-            chunk = max(int(getattr(mp, "chunk_bytes", 0) or 0), granule_bytes)
-            yield _stream_runs(graph, op, mp, bases, chunk, max_runs_per_op, granule_bytes,
-                               scratch)
-
-
-def step_trace(graph: OpGraph, mappings: Sequence[Any], dtype: str, granule_bytes: int,
-               max_runs_per_op: int = 200_000) -> Trace:
-    """The whole step's runs as one `Trace` (see `iter_step_runs`)."""
-    parts = list(iter_step_runs(graph, mappings, dtype, granule_bytes, max_runs_per_op))
-    starts = np.zeros(len(parts) + 1, np.int64)
-    starts[1:] = np.cumsum([r.addr.shape[0] for r in parts])
-    return Trace(addr=np.concatenate([r.addr for r in parts]),
-                 nbytes=np.concatenate([r.nbytes for r in parts]),
-                 is_write=np.concatenate([r.is_write for r in parts]),
-                 unit=np.concatenate([r.unit for r in parts]), op_start=starts)
-
-
-def _is_gemm(op: Op, mapping: Any) -> bool:
-    return op.kind == "gemm" and hasattr(mapping, "tile_m") and len(op.inputs) >= 2
-
-
-def estimated_bytes(graph: OpGraph, mappings: Sequence[Any], dtype: str) -> np.ndarray:
-    """Bytes each op's access stream will carry (tile re-reads included), without tracing."""
-    out = np.empty(len(graph.ops), np.float64)
-    for i, (op, mp) in enumerate(zip(graph.ops, mappings, strict=True)):
-        if _is_gemm(op, mp):
-            e = _elem_bytes(graph, op, dtype)
-            tm, tn = max(1, min(int(mp.tile_m), op.m)), max(1, min(int(mp.tile_n), op.n))
-            out[i] = op.batch_count * e * (op.m * op.k * math.ceil(op.n / tn)
-                                     + op.k * op.n * math.ceil(op.m / tm) + op.m * op.n)
-        else:
-            out[i] = max(0, sum(graph.tensors[t].nbytes for t in (*op.inputs, *op.outputs))
-                         + op.extra_bytes)
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# periodic regions (repeated timesteps)
-# --------------------------------------------------------------------------------------------
-_DIGITS = re.compile(r"\d+")
-
-
-def op_keys(graph: OpGraph) -> list[tuple]:
-    """Key per op equal for the same computation at another timestep or layer index."""
-    return [(_DIGITS.sub("#", op.name), op.signature) for op in graph.ops]
-
-
-def periodic_regions(keys: Sequence[Any], min_repeats: int = MIN_REPEATS,
-                     candidates: int = 8) -> list[tuple[int, int, int]]:
-    """Maximal runs of a repeated block of op keys: (start, period, repeats), left to right.
-
-    At each position, tries the next few occurrences of its key as the period and keeps the
-    one covering the most ops (so a timestep wins over a repeated op inside it).
-    """
-    n = len(keys)
-    nxt: list[list[int]] = [[] for _ in range(n)]
-    seen: dict[Any, list[int]] = {}
-    for i in range(n - 1, -1, -1):
-        later = seen.setdefault(keys[i], [])
-        nxt[i] = later[-candidates:][::-1]
-        later.append(i)
-    regions = []
-    i = 0
-    while i < n:
-        best = (0, 0, 0)
-        for j in nxt[i]:
-            p = j - i
-            block = keys[i:j]
-            reps = 1
-            while i + (reps + 1) * p <= n and keys[i + reps * p:i + (reps + 1) * p] == block:
-                reps += 1
-            if reps >= min_repeats and reps * p > best[1] * best[2]:
-                best = (i, p, reps)
-        if best[2]:
-            regions.append(best)
-            i += best[1] * best[2]
-        else:
-            i += 1
-    return regions
-
-
-# --------------------------------------------------------------------------------------------
 # the step
 # --------------------------------------------------------------------------------------------
-def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtype: str,
+@attrs.frozen
+class TraceGranularity:
+    """How finely the step is simulated: the levels the kernel sees (lines or blocks), their
+    granules, tensor alignment, and how far runs are merged."""
+
+    sim_levels: tuple[CacheLevelSpec, ...]
+    granules: tuple[int, ...]
+    align_bytes: int
+    min_run_bytes: int
+    max_runs_per_op: int
+    notes: tuple[str, ...]
+
+
+def choose_mode(levels: Sequence[CacheLevelSpec], n_units: int, est_bytes: float,
+                mode: str) -> tuple[str, tuple[str, ...]]:
+    """The mode to run (``auto`` resolved) and the note saying why; refuses an ``exact`` step
+    beyond `EXACT_MAX_LINE_ACCESSES` or `EXACT_MAX_STATE_BYTES`."""
+    if mode not in MODES:
+        raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+    notes: tuple[str, ...] = ()
+    lines = est_bytes / levels[0].line_bytes
+    state = state_bytes(levels, n_units)
+    if mode == "auto":
+        mode = ("exact" if lines <= AUTO_EXACT_MAX_LINE_ACCESSES
+                and state <= AUTO_EXACT_MAX_STATE_BYTES else "coalesced")
+        if mode == "coalesced":
+            notes = (f"auto chose coalesced: ~{lines:.3g} line accesses (exact limit "
+                     f"{AUTO_EXACT_MAX_LINE_ACCESSES:.3g}), {state / 2**20:.0f} MiB line state "
+                     f"(limit {AUTO_EXACT_MAX_STATE_BYTES / 2**20:.0f} MiB)",)
+    if mode == "exact" and lines > EXACT_MAX_LINE_ACCESSES:
+        raise ValueError(
+            f"mode='exact' would simulate ~{lines:.3g} line "
+            f"accesses (limit {EXACT_MAX_LINE_ACCESSES:.3g}, hours of work and a trace larger "
+            "than memory); use mode='coalesced' or 'auto'")
+    if mode == "exact" and state > EXACT_MAX_STATE_BYTES:
+        raise ValueError(
+            f"mode='exact' needs {state / 2**30:.1f} GiB of line state "
+            f"for {[lv.name for lv in levels]} (limit {EXACT_MAX_STATE_BYTES / 2**30:.0f} GiB); "
+            "use mode='coalesced' or 'auto'")
+    return mode, notes
+
+
+def granularity(levels: Sequence[CacheLevelSpec], n_units: int, exact: bool, layout: str,
+                est: np.ndarray, regions: Sequence[PeriodicRegion], min_blocks: int,
+                max_accesses: float) -> TraceGranularity:
+    """Lines in exact mode; in coalesced mode blocks sized for the bytes expected to be
+    simulated (`coarsening.step_block_bytes`)."""
+    if exact:
+        return TraceGranularity(
+            sim_levels=tuple(levels), granules=tuple(lv.line_bytes for lv in levels),
+            align_bytes=EXACT_ALIGN_BYTES, min_run_bytes=0, max_runs_per_op=1 << 62,
+            notes=(f"exact: line-granular caches, every op simulated; tensors stored "
+                   f"{'tile by tile' if layout == 'tile_major' else 'row-major'}",))
+    # bytes expected to be simulated: regions are assumed to settle after 3 instances + 1
+    sim_est = est.copy()
+    for r in regions:
+        sim_est[r.start + 4 * r.period:r.start + (r.repeats - 1) * r.period] = 0.0
+    granules = step_block_bytes(levels, float(sim_est.sum()), min_blocks, max_accesses, n_units)
+    sim_levels = coarse_levels(levels, granules)
+    min_run = granules[0] * COALESCED_RUN_BLOCKS
+    desc = ", ".join(f"{lv.name} {_fmt_bytes(b)} ({sl.capacity_bytes // b} blocks, "
+                     f"{'fully associative' if sl.ways == 0 else f'{sl.ways}-way'})"
+                     for lv, b, sl in zip(levels, granules, sim_levels, strict=True))
+    notes = [f"coalesced cache blocks: {desc}"]
+    few = [f"{sl.name} ({sl.capacity_bytes // b} blocks)"
+           for sl, b in zip(sim_levels, granules, strict=True)
+           if sl.capacity_bytes // b < min_blocks]
+    if few:
+        notes.append(f"blocks forced coarse by the state limit: {', '.join(few)} keep "
+                     f"fewer than {min_blocks} blocks; their hit rates are rough")
+    notes.append("tensors stored tile by tile; GEMM k-steps and stream chunks merged "
+                 f"to runs of at least {_fmt_bytes(min_run)}")
+    return TraceGranularity(
+        sim_levels=tuple(sim_levels), granules=tuple(granules),
+        align_bytes=max(EXACT_ALIGN_BYTES, granules[0]), min_run_bytes=min_run,
+        max_runs_per_op=COALESCED_MAX_RUNS_PER_OP, notes=tuple(notes))
+
+
+class _StepCounters:
+    """The cache state of one step and the per-op results it fills in, op range by op range."""
+
+    def __init__(self, hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Mapping],
+                 gran: TraceGranularity, layout: str, exact: bool) -> None:
+        levels = hw.caches
+        self.graph, self.mappings, self.gran, self.exact = graph, mappings, gran, exact
+        self.tile_major = layout == "tile_major"
+        tensor_layout = allocate(graph, gran.align_bytes)
+        self.bases = tensor_layout.bases
+        self.scratch = align_up(tensor_layout.size_bytes, gran.align_bytes)
+        self.hier = CacheHierarchy(gran.sim_levels, hw.compute.units)
+        n_ops = len(graph.ops)
+        self.counters = np.zeros((n_ops, len(levels) + 1, N_COUNTERS), np.int64)
+        self.req_bytes = np.zeros(n_ops, np.float64)
+        self.line_touched = np.zeros(n_ops, np.float64)
+        self.simulated = np.zeros(n_ops, bool)
+        self.line0 = levels[0].line_bytes
+        sim0 = gran.sim_levels[0]
+        self.shared0 = sim0.capacity_bytes if sim0.sharing == "shared" else 0
+
+    def runs_of(self, i: int) -> OpRuns:
+        op, mp = self.graph.ops[i], self.mappings[i]
+        g = self.gran
+        if isinstance(mp, GemmMapping) and is_traced_gemm(op, mp):
+            return gemm_op_runs(self.graph, op, mp, self.bases, tile_major=self.tile_major,
+                                min_run_bytes=g.min_run_bytes, max_runs=g.max_runs_per_op,
+                                scratch_base=self.scratch, shared_bytes=self.shared0,
+                                granule=g.granules[0], line_bytes=self.line0)
+        chunk = (mp.chunk_bytes if isinstance(mp, StreamMapping) else 0) or DEFAULT_CHUNK_BYTES
+        return stream_op_runs(self.graph, op, mp, self.bases, max(chunk, g.min_run_bytes),
+                              g.max_runs_per_op, g.granules[0], self.scratch)
+
+    def simulate(self, lo: int, hi: int) -> None:
+        """Ops [lo, hi) through the cache state, in one kernel call."""
+        rs = [self.runs_of(i) for i in range(lo, hi)]
+        starts = np.zeros(hi - lo + 1, np.int64)
+        starts[1:] = np.cumsum([r.addr.shape[0] for r in rs])
+        trace = Trace(addr=np.concatenate([r.addr for r in rs]),
+                      nbytes=np.concatenate([r.nbytes for r in rs]),
+                      is_write=np.concatenate([r.is_write for r in rs]),
+                      unit=np.concatenate([r.unit for r in rs]), op_start=starts)
+        c = self.counters
+        c[lo:hi] = self.hier.run(trace).data
+        hit_blocks = np.array([r.hit_blocks for r in rs], np.int64)
+        c[lo:hi, 0, ACCESSES] += hit_blocks
+        c[lo:hi, 0, HITS] += hit_blocks
+        self.req_bytes[lo:hi] = [float(r.nbytes.sum()) + r.hit_bytes for r in rs]
+        if not self.exact:
+            line0 = self.line0
+            self.line_touched[lo:hi] = [
+                (blocks_covered(r.addr, r.nbytes, line0) + r.hit_lines) * line0 for r in rs]
+        self.simulated[lo:hi] = True
+
+    def reuse(self, lo: int, src: int, n: int) -> None:
+        """Ops [lo, lo + n) take the results of ops [src, src + n) (a settled instance)."""
+        for arr in (self.counters, self.req_bytes, self.line_touched):
+            arr[lo:lo + n] = arr[src:src + n]
+
+    def run_region(self, r: PeriodicRegion, refresh_last: bool) -> RegionReuse:
+        """Instances of a periodic region until two consecutive ones agree; later instances
+        reuse the settled one's counters (the last one is simulated again if `refresh_last`)."""
+        s, p, reps = r.start, r.period, r.repeats
+        settled_at = None
+        done_upto = 0  # instances [0, done_upto) have been simulated
+        copied = 0
+        for j in range(reps):
+            lo = s + j * p
+            if settled_at is not None and j >= done_upto and (j < reps - 1 or not refresh_last):
+                self.reuse(lo, s + settled_at * p, p)
+                copied += 1
+                continue
+            if j >= done_upto:
+                # the first instances rarely repeat (cold cache): one kernel call for two
+                done_upto = min(reps, j + (FIRST_INSTANCES if j == 0 else 1))
+                self.simulate(lo, s + done_upto * p)
+            if settled_at is None and j >= 1 and instances_agree(self.counters[lo - p:lo],
+                                                                 self.counters[lo:lo + p]):
+                settled_at = j
+        return RegionReuse(region=r, settled_at=settled_at, reused_instances=copied)
+
+
+def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Mapping], dtype: str,
                  mode: str = "auto", *, steady_state: bool | None = None,
                  min_blocks: int = MIN_BLOCKS_PER_LEVEL,
                  max_accesses: float = MAX_COALESCED_ACCESSES,
@@ -582,197 +383,67 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Any], dtyp
     levels = list(hw.caches)
     n_units = hw.compute.units
     est = estimated_bytes(graph, mappings, dtype)
-    keys = op_keys(graph)
-    shortcuts: list[str] = []
-    if mode == "auto":
-        lines = float(est.sum()) / levels[0].line_bytes
-        state = state_bytes(levels, n_units)
-        mode = ("exact" if lines <= AUTO_EXACT_MAX_LINE_ACCESSES
-                and state <= AUTO_EXACT_MAX_STATE_BYTES else "coalesced")
-        if mode == "coalesced":
-            shortcuts.append(
-                f"auto chose coalesced: ~{lines:.3g} line accesses (exact limit "
-                f"{AUTO_EXACT_MAX_LINE_ACCESSES:.3g}), {state / 2**20:.0f} MiB line state "
-                f"(limit {AUTO_EXACT_MAX_STATE_BYTES / 2**20:.0f} MiB)")
+    mode, mode_notes = choose_mode(levels, n_units, float(est.sum()), mode)
     exact = mode == "exact"
-    if exact and float(est.sum()) / levels[0].line_bytes > EXACT_MAX_LINE_ACCESSES:
-        raise ValueError(
-            f"mode='exact' would simulate ~{float(est.sum()) / levels[0].line_bytes:.3g} line "
-            f"accesses (limit {EXACT_MAX_LINE_ACCESSES:.3g}, hours of work and a trace larger "
-            "than memory); use mode='coalesced' or 'auto'")
-    if exact and state_bytes(levels, n_units) > EXACT_MAX_STATE_BYTES:
-        raise ValueError(
-            f"mode='exact' needs {state_bytes(levels, n_units) / 2**30:.1f} GiB of line state "
-            f"for {[lv.name for lv in levels]} (limit {EXACT_MAX_STATE_BYTES / 2**30:.0f} GiB); "
-            "use mode='coalesced' or 'auto'")
     if steady_state is None:
         steady_state = not exact
-    regions = periodic_regions(keys) if steady_state else []
+    regions = periodic_regions(op_keys(graph)) if steady_state else []
     if layout is None:
         layout = "tile_major"
-    if layout not in ("row_major", "tile_major"):
+    if layout not in LAYOUTS:
         raise ValueError(f"layout: expected 'row_major' or 'tile_major', got {layout!r}")
+    gran = granularity(levels, n_units, exact, layout, est, regions, min_blocks, max_accesses)
+    shortcuts = [*mode_notes, *gran.notes]
 
-    if exact:
-        shortcuts.append(f"exact: line-granular caches, every op simulated; tensors stored "
-                         f"{'tile by tile' if layout == 'tile_major' else 'row-major'}")
-        sim_levels = levels
-        granules = [lv.line_bytes for lv in levels]
-        align = EXACT_ALIGN_BYTES
-        min_run = 0
-        max_runs = 1 << 62
-    else:
-        # bytes expected to be simulated: regions are assumed to settle after 3 instances + 1
-        sim_est = est.copy()
-        for s, p, reps in regions:
-            sim_est[s + 4 * p:s + (reps - 1) * p] = 0.0
-        granules = step_block_bytes(levels, float(sim_est.sum()), min_blocks, max_accesses,
-                                         n_units)
-        sim_levels = coarse_levels(levels, granules)
-        align = max(EXACT_ALIGN_BYTES, granules[0])
-        min_run = granules[0] * COALESCED_RUN_BLOCKS
-        max_runs = 4_000_000
-        desc = ", ".join(f"{lv.name} {_fmt_bytes(b)} ({sl.capacity_bytes // b} blocks, "
-                         f"{'fully associative' if sl.ways == 0 else f'{sl.ways}-way'})"
-                         for lv, b, sl in zip(levels, granules, sim_levels, strict=True))
-        shortcuts.append(f"coalesced cache blocks: {desc}")
-        few = [f"{sl.name} ({sl.capacity_bytes // b} blocks)"
-               for sl, b in zip(sim_levels, granules, strict=True)
-               if sl.capacity_bytes // b < min_blocks]
-        if few:
-            shortcuts.append(f"blocks forced coarse by the state limit: {', '.join(few)} keep "
-                             f"fewer than {min_blocks} blocks; their hit rates are rough")
-        shortcuts.append("tensors stored tile by tile; GEMM k-steps and stream chunks merged "
-                         f"to runs of at least {_fmt_bytes(min_run)}")
-
-    bases, top = allocate(graph, align)
-    scratch = _align(top, align)
-    hier = CacheHierarchy(sim_levels, n_units, max_threads=CACHE_THREADS)
-    n_lv = len(levels)
+    state = _StepCounters(hw, graph, mappings, gran, layout, exact)
     n_ops = len(graph.ops)
-    counters = np.zeros((n_ops, n_lv + 1, N_COUNTERS), np.int64)
-    req_bytes = np.zeros(n_ops, np.float64)
-    line_touched = np.zeros(n_ops, np.float64)
-    simulated = np.zeros(n_ops, bool)
-    line0 = levels[0].line_bytes
-    shared0 = sim_levels[0].capacity_bytes if sim_levels[0].sharing == "shared" else 0
-
-    def runs_of(i: int) -> _Runs:
-        op, mp = graph.ops[i], mappings[i]
-        if _is_gemm(op, mp):
-            return _gemm_runs(graph, op, mp, bases, dtype, tile_major=layout == "tile_major",
-                              min_run_bytes=min_run, max_runs=max_runs, scratch_base=scratch,
-                              shared_bytes=shared0, granule=granules[0], line_bytes=line0)
-        chunk = int(getattr(mp, "chunk_bytes", 0) or 0) or 65536
-        return _stream_runs(graph, op, mp, bases, max(chunk, min_run), max_runs, granules[0],
-                            scratch)
-
-    def simulate(lo: int, hi: int) -> None:
-        rs = [runs_of(i) for i in range(lo, hi)]
-        starts = np.zeros(hi - lo + 1, np.int64)
-        starts[1:] = np.cumsum([r.addr.shape[0] for r in rs])
-        trace = Trace(addr=np.concatenate([r.addr for r in rs]),
-                      nbytes=np.concatenate([r.nbytes for r in rs]),
-                      is_write=np.concatenate([r.is_write for r in rs]),
-                      unit=np.concatenate([r.unit for r in rs]), op_start=starts)
-        counters[lo:hi] = hier.run(trace).data
-        hit_blocks = np.array([r.hit_blocks for r in rs], np.int64)
-        counters[lo:hi, 0, ACCESSES] += hit_blocks
-        counters[lo:hi, 0, HITS] += hit_blocks
-        req_bytes[lo:hi] = [float(r.nbytes.sum()) + r.hit_bytes for r in rs]
-        if not exact:
-            line_touched[lo:hi] = [(_blocks(r.addr, r.nbytes, line0) + r.hit_lines) * line0
-                                   for r in rs]
-        simulated[lo:hi] = True
-
-    batch_ops = 256
-    skipped_total = 0
-    region_notes = []
-    region_log: list[tuple[int, int, int, int | None]] = []
+    reuses: list[RegionReuse] = []
     i = 0
     r_iter = iter(regions)
     region = next(r_iter, None)
     while i < n_ops:
-        if region is not None and i == region[0]:
-            s, p, reps = region
-            settled_at = None
-            done_upto = 0  # instances [0, done_upto) have been simulated
-            copied = 0
-            for j in range(reps):
-                lo = s + j * p
-                if (settled_at is not None and j >= done_upto
-                        and (j < reps - 1 or not refresh_last)):
-                    src = s + settled_at * p
-                    counters[lo:lo + p] = counters[src:src + p]
-                    req_bytes[lo:lo + p] = req_bytes[src:src + p]
-                    line_touched[lo:lo + p] = line_touched[src:src + p]
-                    copied += 1
-                    continue
-                if j >= done_upto:
-                    # the first instances rarely repeat (cold cache): one kernel call for two
-                    done_upto = min(reps, j + (FIRST_INSTANCES if j == 0 else 1))
-                    simulate(lo, s + done_upto * p)
-                if settled_at is None and j >= 1 and _repeats(counters[lo - p:lo],
-                                                              counters[lo:lo + p]):
-                    settled_at = j
-            region_log.append((s, p, reps, settled_at))
-            if copied:
-                skipped_total += copied * p
-                region_notes.append((graph.ops[s].name, p, reps, settled_at + 1, copied))
-            i = s + p * reps
+        if region is not None and i == region.start:
+            reuses.append(state.run_region(region, refresh_last))
+            i = region.stop
             region = next(r_iter, None)
             continue
-        hi = min(n_ops, i + batch_ops, region[0] if region is not None else n_ops)
+        hi = min(n_ops, i + CALL_MAX_OPS, region.start if region is not None else n_ops)
         # keep one call's trace bounded: at most CALL_MAX_GRANULES first-level granules
         stop = i + 1 + int(np.searchsorted(np.cumsum(est[i + 1:hi]),
-                                           CALL_MAX_GRANULES * granules[0] - est[i],
+                                           CALL_MAX_GRANULES * gran.granules[0] - est[i],
                                            side="right"))
         hi = max(i + 1, min(hi, stop))
-        simulate(i, hi)
+        state.simulate(i, hi)
         i = hi
 
+    reused = [r for r in reuses if r.reused_instances]
+    skipped_total = sum(r.reused_instances * r.region.period for r in reused)
     if skipped_total:
-        big = max(region_notes, key=lambda r: r[1] * r[4])
+        big = max(reused, key=lambda r: r.region.period * r.reused_instances)
+        assert big.settled_at is not None
         shortcuts.append(
             f"steady state: {skipped_total} of {n_ops} ops reuse the counters of an earlier "
-            f"repetition ({len(region_notes)} periodic regions; the largest, {big[2]} x "
-            f"{big[1]} ops from {big[0]!r}, settled after {big[3]}); their accesses are not "
-            "applied to the cache state")
+            f"repetition ({len(reused)} periodic regions; the largest, {big.region.repeats} x "
+            f"{big.region.period} ops from {graph.ops[big.region.start].name!r}, settled after "
+            f"{big.settled_at + 1}); their accesses are not applied to the cache state")
 
+    counters = state.counters
     if exact:
         rho = np.ones(n_ops)
     else:
-        block_touched = counters[:, 0, ACCESSES] * float(granules[0])
-        rho = np.divide(line_touched, block_touched, out=np.ones(n_ops),
+        block_touched = counters[:, 0, ACCESSES] * float(gran.granules[0])
+        rho = np.divide(state.line_touched, block_touched, out=np.ones(n_ops),
                         where=block_touched > 0)
-    level_bytes = _level_bytes(counters, req_bytes, rho)
+    level_bytes = _level_bytes(counters, state.req_bytes, rho)
     touched = {t for op in graph.ops for t in (*op.inputs, *op.outputs)}
     unique = int(sum(graph.tensors[t].nbytes for t in touched))
     return StepTraffic(
         mode_used=mode, level_names=(*[lv.name for lv in levels], MEMORY),
-        granule_bytes=tuple(granules), counters=counters, level_bytes=level_bytes,
-        simulated=simulated, shortcuts=tuple(shortcuts), unique_bytes=unique,
-        regions=tuple(region_log),
-        simulated_accesses=int(counters[simulated, 0, ACCESSES].sum()),
+        granule_bytes=tuple(gran.granules), counters=counters, level_bytes=level_bytes,
+        simulated=state.simulated, shortcuts=tuple(shortcuts), unique_bytes=unique,
+        regions=tuple(reuses),
+        simulated_accesses=int(counters[state.simulated, 0, ACCESSES].sum()),
         wall_s=time.perf_counter() - t0)
-
-
-def _repeats(prev: np.ndarray, cur: np.ndarray) -> bool:
-    """Two instances of a block of ops agree.
-
-    The first level's accesses, hits and misses must agree op by op within `STEADY_RTOL` of
-    the op's accesses. Below it requests include write-backs, and which op of a timestep pays
-    for a dirty eviction shifts from one timestep to the next, so lower levels (and memory)
-    are compared on block totals, within `STEADY_BLOCK_RTOL` of the block's accesses.
-    """
-    sel = [ACCESSES, HITS, MISSES]
-    acc0 = prev[:, 0, ACCESSES][:, None]
-    if np.any(np.abs(cur[:, 0, sel] - prev[:, 0, sel]) > STEADY_RTOL * acc0 + STEADY_ATOL):
-        return False
-    sel = [ACCESSES, HITS, MISSES, WRITEBACKS]
-    tp, tc = prev[:, 1:, sel].sum(axis=0), cur[:, 1:, sel].sum(axis=0)
-    tol = STEADY_BLOCK_RTOL * tp[:, :1] + STEADY_ATOL
-    return bool(np.all(np.abs(tc - tp) <= tol))
 
 
 def _level_bytes(counters: np.ndarray, req_bytes: np.ndarray, rho: np.ndarray) -> np.ndarray:
@@ -801,6 +472,6 @@ def _fmt_bytes(b: float) -> str:
 
 
 __all__ = [
-    "StepTraffic", "allocate",
-    "estimated_bytes", "op_keys", "periodic_regions", "iter_step_runs", "step_trace", "step_traffic",
+    "LAYOUTS", "StepTraffic", "TraceGranularity", "choose_mode", "granularity", "iter_step_runs",
+    "step_traffic",
 ]

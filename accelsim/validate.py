@@ -521,13 +521,3 @@ def run(args: argparse.Namespace) -> int:
 
         plot.validation_scatter(rows, args.plot, f"accelsim vs measured on {hw.name}")
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="accelsim validate", description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -2,7 +2,6 @@
 
     python benchmarks/bench_cache.py            # full run (about a minute)
     python benchmarks/bench_cache.py --quick    # smaller traces
-    python benchmarks/bench_cache.py --threads 1   # accelsim on one thread
 
 Part 1 runs the same load-only traces through a two-level LRU hierarchy (128 KiB 4-way L1,
 6 MiB 16-way L2, 128 B lines, one unit so pycachesim sees the same hierarchy) in accelsim and
@@ -86,20 +85,20 @@ def pycachesim_hierarchy():
     return CacheSimulator(l1, mem), (l1, l2)
 
 
-def part1(quick: bool, repeat: int, threads: int) -> list[str]:
+def part1(quick: bool, repeat: int) -> list[str]:
     rows = ["| trace | line accesses | accelsim M/s (best) | pycachesim M/s (best) | "
             "ratio (median of pairs) | list conversion s | ratio incl. conversion |",
             "|---|---:|---:|---:|---:|---:|---:|"]
     print("\n".join(rows), flush=True)
     warm = Trace.single_op(np.arange(64, dtype=np.int64) * 128, 4)
-    CacheHierarchy([L1, L2], 1, max_threads=threads).run(warm)  # compile outside the timing
+    CacheHierarchy([L1, L2], 1).run(warm)  # compile outside the timing
     for name, t in traces(quick).items():
         lines = expand_lines(t.addr, t.nbytes, 128) * 128
         n = lines.shape[0]
         t_conv, as_list = best_of(1, lines.tolist)
 
         def ours(t=t):
-            return CacheHierarchy([L1, L2], 1, max_threads=threads).run(t).total()
+            return CacheHierarchy([L1, L2], 1).run(t).total()
 
         def theirs(as_list=as_list):
             cs, levels = pycachesim_hierarchy()
@@ -128,7 +127,7 @@ def part1(quick: bool, repeat: int, threads: int) -> list[str]:
     return rows
 
 
-def part2(quick: bool, repeat: int, threads: int) -> list[str]:
+def part2(quick: bool, repeat: int) -> list[str]:
     m = n = k = 2048 if quick else 4096
     tm, tn, tk, eb, units = 128, 128, 32, 4, 8
     slot = m * k * eb
@@ -138,9 +137,9 @@ def part2(quick: bool, repeat: int, threads: int) -> list[str]:
                                        0, units, True))
     block = tile_block_bytes([tm * tk * eb, tk * tn * eb, tm * tn * eb], L2)
     t_exact, c_exact = best_of(repeat, lambda: CacheHierarchy(
-        [L2], units, max_threads=threads).run(exact_t))
+        [L2], units).run(exact_t))
     t_block, c_block = best_of(repeat, lambda: CacheHierarchy(
-        [L2], units, line_bytes_override=[block], max_threads=threads).run(tile_t))
+        [L2], units, line_bytes_override=[block]).run(tile_t))
     n_lines, n_blocks = exact_t.line_accesses(128), tile_t.line_accesses(block)
     rows = ["| mode | granule | granule accesses | seconds | L2 hit rate |",
             "|---|---:|---:|---:|---:|",
@@ -176,14 +175,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller traces")
     ap.add_argument("--repeat", type=int, default=7, help="timed repetitions")
-    ap.add_argument("--threads", type=int, default=2, help="max_threads for accelsim")
     args = ap.parse_args()
     print(f"# {cpu_model()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-          f"python {platform.python_version()}, accelsim max_threads={args.threads}\n")
+          f"python {platform.python_version()}\n")
     print("## accelsim line-exact vs pycachesim (load-only, 2 levels)\n")
-    part1(args.quick, args.repeat, args.threads)
+    part1(args.quick, args.repeat)
     print("\n## coalesced vs line-exact\n")
-    part2(args.quick, args.repeat, args.threads)
+    part2(args.quick, args.repeat)
     print("\n## miss-ratio curve\n")
     part3(args.quick, args.repeat)
 

@@ -177,33 +177,6 @@ def test_op_by_op_equals_one_call_and_flush_cleans(dt):
 
 
 @FAST
-@given(design_and_trace(), st.integers(0, 3))
-def test_address_partitions_do_not_change_results(dt, seed):
-    """Serving independent address partitions in parallel is exact, whatever their number."""
-    levels, n_units, t = dt
-    ref = CacheHierarchy(levels, n_units, seed=seed, max_threads=1)
-    assert ref.n_parts == 1
-    expect = ref.run(t).data
-    for threads in (2, 4):
-        h = CacheHierarchy(levels, n_units, seed=seed, max_threads=threads)
-        assert (h.run(t).data == expect).all()
-        assert (h.slots == ref.slots).all()
-
-
-def test_partitions_chosen_for_typical_hierarchy():
-    levels = [cache_level(name="L1", capacity_bytes=128 << 10, line_bytes=128, ways=4),
-              cache_level(name="L2", capacity_bytes=6 << 20, line_bytes=128, ways=16)]
-    assert CacheHierarchy(levels, 1, max_threads=4).n_parts == 4  # 256 and 3072 sets
-    assert CacheHierarchy(levels, 1, max_threads=2).n_parts == 2
-    odd = [cache_level(name="L1", capacity_bytes=3 * 128, line_bytes=128, ways=1)]
-    assert CacheHierarchy(odd, 1, max_threads=4).n_parts == 1  # 3 sets: no bit picks the set
-    rnd = [cache_level(name="L1", capacity_bytes=8 * 128, line_bytes=128, ways=2,
-                      replacement="random")]
-    assert CacheHierarchy(rnd, 1, max_threads=4).n_parts == 1
-    assert CacheHierarchy(levels, 1).n_parts == 1  # default: no thread pool
-
-
-@FAST
 @given(cache_hierarchies(policies=("lru",), inclusion=("non_inclusive",)), st.data())
 def test_doubling_last_level_sets_never_reads_more_from_memory(design, data):
     """The example in docs/cache.md: LRU keeps its inclusion property per set."""

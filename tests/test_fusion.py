@@ -39,10 +39,11 @@ def test_accumulations_fold_into_weight_gradient_gemms():
 
 
 def test_fused_gemm_reads_its_addend_and_accumulates_in_place():
-    from accelsim.trace import _epilogue_reads, allocate
+    from accelsim.trace_layout import allocate
+    from accelsim.trace_runs import epilogue_reads
 
     graph, _ = fuse_gemm_accumulate(_rnn_graph(3))
-    bases, _ = allocate(graph, 256)
+    bases = allocate(graph, 256).bases
     for op in graph.ops:
         if op.accumulate:
             assert bases[op.outputs[0]] == bases[op.inputs[2]]
@@ -50,7 +51,7 @@ def test_fused_gemm_reads_its_addend_and_accumulates_in_place():
     nbytes = np.array([10, 10, 10], np.int64)
     is_write = np.array([0, 0, 1], np.uint8)
     unit = np.zeros(3, np.int32)
-    a, nb, w, _u = _epilogue_reads(addr, nbytes, is_write, unit, c_base=200, d_base=5000)
+    a, nb, w, _u = epilogue_reads(addr, nbytes, is_write, unit, c_base=200, d_base=5000)
     assert a.tolist() == [0, 100, 5000, 200]
     assert w.tolist() == [0, 0, 0, 1]
     assert nb.tolist() == [10, 10, 10, 10]

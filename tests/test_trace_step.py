@@ -29,13 +29,10 @@ from accelsim.mapping import GemmMapping
 from accelsim.models import build_graph
 from accelsim.models.nmt import NMTConfig
 from accelsim.spec import load_hardware
-from accelsim.trace import (
-    _gemm_runs,
-    allocate,
-    op_keys,
-    periodic_regions,
-    step_traffic,
-)
+from accelsim.trace import step_traffic
+from accelsim.trace_layout import allocate
+from accelsim.trace_runs import gemm_op_runs
+from accelsim.trace_steady import PeriodicRegion, op_keys, periodic_regions
 from accelsim.workload import WorkloadSpec
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
@@ -162,7 +159,8 @@ def test_weights_stay_resident_across_timesteps_only_if_they_fit():
 
 def test_allocator_keeps_live_tensors_apart_and_updates_in_place():
     graph = reduced_nmt(hidden=64, seq=3, batch=4, vocab=100)
-    base, top = allocate(graph, 256)
+    layout = allocate(graph, 256)
+    base, top = layout.bases, layout.size_bytes
     sizes = np.array([t.nbytes for t in graph.tensors])
     last = {}
     for i, op in enumerate(graph.ops):
@@ -194,9 +192,9 @@ def test_allocator_keeps_live_tensors_apart_and_updates_in_place():
 def test_periodic_regions_finds_repeated_blocks():
     keys = list("xab") + list("cde") * 5 + list("yy") + list("fg") * 4
     regions = periodic_regions(keys, min_repeats=4)
-    assert (3, 3, 5) in regions
-    assert (20, 2, 4) in regions
-    assert all(r[2] >= 4 for r in regions)
+    assert PeriodicRegion(3, 3, 5) in regions
+    assert PeriodicRegion(20, 2, 4) in regions
+    assert all(r.repeats >= 4 for r in regions)
     assert periodic_regions(list("abcabc"), min_repeats=4) == []
 
 
@@ -270,15 +268,15 @@ def test_shared_tile_reads_taken_out_of_the_trace_are_exactly_the_hits(m, n, k, 
     a, b = g.input("a", (m, k)), g.input("b", (k, n))
     g.matmul("mm", a, b)
     graph = g.build()
-    bases, _ = allocate(graph, 4096)
+    bases = allocate(graph, 4096).bases
     tm, tn, tk = (min(t, d) for t, d in zip(tile, (m, n, k), strict=True))
     mp = GemmMapping(tm, tn, tk, 1, order, units, 1, 1)
     level = attrs.evolve(small_hw(1 << 20, 1 << 22).caches[0], line_bytes=64,
                          capacity_bytes=1 << 20, ways=0)
     args = dict(tile_major=True, min_run_bytes=1, max_runs=1 << 40, scratch_base=1 << 40,
                 granule=64, line_bytes=64)
-    full = _gemm_runs(graph, graph.ops[0], mp, bases, "fp32", shared_bytes=0, **args)
-    dedup = _gemm_runs(graph, graph.ops[0], mp, bases, "fp32", shared_bytes=1 << 20, **args)
+    full = gemm_op_runs(graph, graph.ops[0], mp, bases, shared_bytes=0, **args)
+    dedup = gemm_op_runs(graph, graph.ops[0], mp, bases, shared_bytes=1 << 20, **args)
     assert full.hit_blocks == 0
     tiles = -(-m // tm) * -(-n // tn)
     assert (dedup.hit_blocks > 0) == (min(units, tiles) > 1)  # the first wave always shares
@@ -299,8 +297,7 @@ def test_streams_follow_op_bytes_with_extra_bytes(mode):
     g = GraphBuilder("g")
     table, ids = g.weight("table", (5000, 64)), g.input("ids", (32,), dtype="int32")
     rows = g.tensor("rows", (32, 64))
-    gather = g.op("gather", "data", [table, ids], [rows], 0.0)
-    gather.extra_bytes = rows.nbytes - table.nbytes
+    g.op("gather", "data", [table, ids], [rows], 0.0, extra_bytes=rows.nbytes - table.nbytes)
     y = g.pointwise("scale", [rows], 1.0)
     g.op("with_workspace", "elementwise", [y], [g.tensor("z", (32, 64))], 1.0,
          extra_bytes=40_000)

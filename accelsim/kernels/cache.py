@@ -170,7 +170,7 @@ def _back_invalidate(cfg, recip, slots, meta, n_units, out, op, lv, unit, victim
 
 @nb.njit(cache=True)
 def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta, rng, n_units,
-         compat, part_shift, part_mask, part_id, out):
+         compat, out):
     """Serve runs ``op_start[o]:op_start[o+1]`` entering ``level0``, charging op ``o``.
 
     Each run is served completely, depth first, with an explicit stack whose rows are
@@ -178,9 +178,7 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
     are pushed above the parent, so they complete before the parent's next line, as in hardware
     that blocks on a miss. Everything on the per-line path is written out in this one function
     (numba increfs array arguments on every call, which costs more than a cache lookup), and
-    only the counters that cannot be derived are counted here (see ``_derive``). With
-    ``part_mask`` None (serial use) numba compiles the partition checks away; otherwise only
-    entry lines whose address bits ``(addr >> part_shift) & part_mask == part_id`` are served.
+    only the counters that cannot be derived are counted here (see ``_derive``).
     A one-line read (or write into a write-back level) at a recency-ordered entry level is
     looked up before any stack work: a hit needs nothing else (1.5x on L1-resident traces); a
     miss enters the general path without scanning the set again.
@@ -204,11 +202,6 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
         for r in range(op_start[op], op_start[op + 1]):
             if nbytes[r] <= 0:
                 continue
-            if part_mask is not None:
-                first = addr[r] >> part_shift
-                if (first & part_mask) != part_id and first == (
-                        addr[r] + nbytes[r] - 1) >> part_shift:
-                    continue  # the whole run belongs to another partition
             line0 = addr[r] >> shift0
             w0 = is_write[r]
             if fast0 and (w0 == 0 or wfast0) and line0 == (addr[r] + nbytes[r] - 1) >> shift0:
@@ -268,9 +261,6 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
                     sp -= 1
                 else:
                     stk[ut, 3] = seg_end
-                if part_mask is not None:
-                    if t == 0 and ((cur >> part_shift) & part_mask) != part_id:
-                        continue  # another partition serves this entry line
 
                 ways = cfg[ulv, CFG_WAYS]
                 policy = cfg[ulv, CFG_POLICY]
@@ -457,8 +447,7 @@ def _push(stk, sp, level, unit, write, start, end):
 # inlined helper (one `(e | 1) == key` test for both) measured 8-12 % slower on
 # benchmarks/bench_cache.py (2026-11-27), so the near-copies are deliberate.
 @nb.njit(cache=True)
-def _run_lru_reads(addr, nbytes, unit, op_start, cfg, recip, slots, part_shift, part_mask,
-                   part_id, out):
+def _run_lru_reads(addr, nbytes, unit, op_start, cfg, recip, slots, out):
     """``_run`` specialised to reads through LRU, non-inclusive levels holding no dirty line.
 
     The caller (``accelsim.cache``) checks those conditions; then a request never writes, never
@@ -498,9 +487,6 @@ def _run_lru_reads(addr, nbytes, unit, op_start, cfg, recip, slots, part_shift, 
             while line <= last:
                 cur = line
                 line += 1
-                if part_mask is not None:
-                    if ((cur << shift0) >> part_shift) & part_mask != part_id:
-                        continue  # another partition serves this line
                 s = _set_index(cur, mask0, rec0, sets0)
                 ub = np.uint64(ioff0 + s * ways0)
                 key = cur << 1
@@ -698,30 +684,6 @@ def _derive(out, cfg):
         out[op, n_levels, BYTES_WRITTEN_BELOW] = out[op, last, BYTES_WRITTEN_BELOW]
 
 
-def partitions(cfg: np.ndarray, max_parts: int) -> tuple[int, int]:
-    """(part_shift, n_parts) for serving the trace in independent address partitions.
-
-    Lines whose address bits ``part_shift .. part_shift + bits - 1`` differ can never meet in
-    a set at any level (nor in one line: ``part_shift`` is at least every level's line shift)
-    when every level's set count is a multiple of ``2 ** (part_shift - line_shift + bits)``;
-    the partitions then evolve independently and can run on separate threads with results
-    identical to one partition. The highest such ``part_shift`` is taken, so each partition
-    owns long runs of consecutive sets and threads do not share cache lines of the state.
-    Random replacement draws from one generator in trace order, so it gets 1 partition.
-    """
-    min_shift = int(cfg[:, CFG_SHIFT].max())
-    if max_parts < 2 or (cfg[:, CFG_POLICY] == POLICY_RANDOM).any():
-        return min_shift, 1
-    # highest address bit that still selects the set at every level: shift + log2 of the
-    # largest power of two dividing the set count
-    top = min(int(cfg[lv, CFG_SHIFT]) + (int(cfg[lv, CFG_SETS]) & -int(cfg[lv, CFG_SETS]))
-              .bit_length() - 1 for lv in range(cfg.shape[0]))
-    bits = 0
-    while (1 << (bits + 1)) <= max_parts and top - (bits + 1) >= min_shift:
-        bits += 1
-    return top - bits, 1 << bits
-
-
 @nb.njit(cache=True)
 def simulate(addr: np.ndarray, nbytes: np.ndarray, is_write: np.ndarray, unit: np.ndarray,
              op_start: np.ndarray, cfg: np.ndarray, recip: np.ndarray, slots: np.ndarray,
@@ -733,7 +695,7 @@ def simulate(addr: np.ndarray, nbytes: np.ndarray, is_write: np.ndarray, unit: n
     """
     out = np.zeros((op_start.shape[0] - 1, cfg.shape[0] + 1, N_COUNTERS), np.int64)
     _run(addr, nbytes, is_write, unit, op_start, 0, cfg, recip, slots, meta, rng, n_units,
-         compat, 0, None, 0, out)
+         compat, out)
     _derive(out, cfg)
     return out
 
@@ -745,7 +707,7 @@ def simulate_lru_reads(addr: np.ndarray, nbytes: np.ndarray, unit: np.ndarray,
     """``simulate`` for a read-only trace when every level is LRU and non-inclusive and no
     line is dirty (the caller checks); identical results, no request stack."""
     out = np.zeros((op_start.shape[0] - 1, cfg.shape[0] + 1, N_COUNTERS), np.int64)
-    _run_lru_reads(addr, nbytes, unit, op_start, cfg, recip, slots, 0, None, 0, out)
+    _run_lru_reads(addr, nbytes, unit, op_start, cfg, recip, slots, out)
     _derive(out, cfg)
     return out
 
@@ -758,25 +720,6 @@ def simulate_lru_wb(addr: np.ndarray, nbytes: np.ndarray, is_write: np.ndarray,
     and ``compat`` is 0 (the caller checks); identical results."""
     out = np.zeros((op_start.shape[0] - 1, cfg.shape[0] + 1, N_COUNTERS), np.int64)
     _run_lru_wb(addr, nbytes, is_write, unit, op_start, cfg, recip, slots, out)
-    _derive(out, cfg)
-    return out
-
-
-@nb.njit(cache=True, parallel=True)
-def simulate_parallel(addr: np.ndarray, nbytes: np.ndarray, is_write: np.ndarray,
-                      unit: np.ndarray, op_start: np.ndarray, cfg: np.ndarray, recip: np.ndarray,
-                      slots: np.ndarray, meta: np.ndarray, rng: np.ndarray, n_units: int,
-                      compat: int, part_shift: int, n_parts: int) -> np.ndarray:
-    """``simulate`` with ``n_parts`` address partitions (see ``partitions``) served on
-    parallel threads; identical results. Kept separate so that single-threaded use never
-    starts numba's thread pool (the OpenMP layer is not fork-safe)."""
-    n_ops = op_start.shape[0] - 1
-    # one padding op row around each partition's counters: no cache line shared by threads
-    parts = np.zeros((n_parts, n_ops + 2, cfg.shape[0] + 1, N_COUNTERS), np.int64)
-    for p in nb.prange(n_parts):
-        _run(addr, nbytes, is_write, unit, op_start, 0, cfg, recip, slots, meta, rng, n_units,
-             compat, part_shift, n_parts - 1, p, parts[p, 1:n_ops + 1])
-    out = parts[:, 1:n_ops + 1].sum(axis=0)
     _derive(out, cfg)
     return out
 
@@ -817,6 +760,6 @@ def flush(cfg: np.ndarray, recip: np.ndarray, slots: np.ndarray, meta: np.ndarra
         if lv + 1 < n_levels:
             _run(addr, np.full(n_dirty, np.int64(1) << shift, np.int64),
                  np.ones(n_dirty, np.uint8), units, np.array([0, n_dirty], np.int64), lv + 1,
-                 cfg, recip, slots, meta, rng, n_units, compat, 0, None, 0, out)
+                 cfg, recip, slots, meta, rng, n_units, compat, out)
     _derive(out, cfg)
     return out

@@ -1,0 +1,83 @@
+"""Where each tensor of a step lives: base addresses as a caching allocator places them.
+
+The first concern of tracing a step (`accelsim.trace`): addresses make reuse visible to the
+cache model, so weights keep one address for the whole step and freed activations are reused.
+"""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+
+from accelsim.graph import OpGraph
+
+#: Kinds whose output may reuse the buffer of an input read for the last time (TF-style buffer
+#: forwarding); a gradient running sum is then updated in place.
+INPLACE_KINDS = ("elementwise", "update")
+
+
+@attrs.frozen(eq=False)
+class TensorLayout:
+    """Base address of every tensor (indexed by tensor id) and the address space's size."""
+
+    bases: np.ndarray
+    size_bytes: int
+
+
+def align_up(x: int, a: int) -> int:
+    """`x` rounded up to a multiple of `a`."""
+    return (x + a - 1) // a * a
+
+
+def allocate(graph: OpGraph, align_bytes: int) -> TensorLayout:
+    """Base address per tensor, as a caching allocator would place them in program order.
+
+    Weights, optimizer state and graph inputs are placed first and never move (so they can
+    stay resident across the step). Other tensors are allocated when produced and freed after
+    their last use; a freed range is reused by the next tensor of the same aligned size, most
+    recently freed first. An elementwise output may take over an input read for the last time
+    (buffer forwarding), so a gradient running sum stays in one buffer.
+    """
+    tensors = graph.tensors
+    n = len(tensors)
+    base = np.full(n, -1, np.int64)
+    size = [align_up(max(t.nbytes, 1), align_bytes) for t in tensors]
+    last_use = np.full(n, -1, np.int64)
+    for i, op in enumerate(graph.ops):
+        for t in (*op.inputs, *op.outputs):
+            last_use[t] = i
+    fixed = [t.persistent or graph.producer(t.id) is None for t in tensors]
+    top = 0
+    for t in tensors:
+        if fixed[t.id]:
+            base[t.id] = top
+            top += size[t.id]
+    free: dict[int, list[int]] = {}
+    donated = np.zeros(n, bool)
+    for i, op in enumerate(graph.ops):
+        for t in op.outputs:
+            if base[t] >= 0:
+                continue
+            if op.kind in INPLACE_KINDS or op.accumulate:
+                # a fused GEMM accumulates into its addend (inputs[2]), never into A or B
+                for s in (op.inputs[2:] if op.accumulate else op.inputs):
+                    if (not fixed[s] and not donated[s] and last_use[s] == i
+                            and size[s] == size[t] and s not in op.outputs and base[s] >= 0):
+                        base[t] = base[s]
+                        donated[s] = True
+                        break
+                if base[t] >= 0:
+                    continue
+            pool = free.get(size[t])
+            if pool:
+                base[t] = pool.pop()
+            else:
+                base[t] = top
+                top += size[t]
+        for t in {*op.inputs, *op.outputs}:
+            if last_use[t] == i and not fixed[t] and not donated[t] and base[t] >= 0:
+                free.setdefault(size[t], []).append(int(base[t]))
+    return TensorLayout(bases=base, size_bytes=top)
+
+
+__all__ = ["INPLACE_KINDS", "TensorLayout", "align_up", "allocate"]

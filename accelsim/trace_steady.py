@@ -1,0 +1,122 @@
+"""Steady-state detection: periodic regions of a step and when their cache counters settle.
+
+An unrolled recurrent step repeats the same block of ops (one timestep) many times. Coalesced
+tracing (`accelsim.trace`) simulates a region's instances until two consecutive ones give the
+same counters (`instances_agree`), then reuses those counters for the rest (docs/replay.md).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+
+from accelsim.cache import ACCESSES, HITS, MISSES, WRITEBACKS
+from accelsim.graph import OpGraph
+
+#: A periodic region is simulated until two consecutive instances agree (see `instances_agree`).
+STEADY_RTOL = 2e-3
+STEADY_ATOL = 2
+STEADY_BLOCK_RTOL = 1e-2
+#: Simulate the last instance of a settled region again (its tensors then sit in the cache
+#: state for the ops after the region) instead of reusing counters for it too.
+STEADY_REFRESH_LAST = False
+#: Instances of a region simulated in the first kernel call (fewer calls, each has a fixed cost;
+#: the first repeat can be found at the second instance at the earliest, so 2 costs nothing).
+FIRST_INSTANCES = 2
+#: Fewest repetitions of an op block that make a periodic region worth detecting.
+MIN_REPEATS = 4
+
+
+@attrs.frozen
+class PeriodicRegion:
+    """`repeats` consecutive instances of a block of `period` ops starting at op `start`."""
+
+    start: int
+    period: int
+    repeats: int
+
+    @property
+    def stop(self) -> int:
+        """One past the region's last op."""
+        return self.start + self.period * self.repeats
+
+
+@attrs.frozen
+class RegionReuse:
+    """How the trace handled a region: settled at instance `settled_at` (None: never, every
+    instance simulated); later instances reuse that instance's counters."""
+
+    region: PeriodicRegion
+    settled_at: int | None
+    reused_instances: int
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def op_keys(graph: OpGraph) -> list[tuple]:
+    """Key per op equal for the same computation at another timestep or layer index."""
+    return [(_DIGITS.sub("#", op.name), op.signature) for op in graph.ops]
+
+
+def periodic_regions(keys: Sequence[Any], min_repeats: int = MIN_REPEATS,
+                     candidates: int = 8) -> list[PeriodicRegion]:
+    """Maximal runs of a repeated block of op keys, left to right.
+
+    At each position, tries the next few occurrences of its key as the period and keeps the
+    one covering the most ops (so a timestep wins over a repeated op inside it).
+    """
+    n = len(keys)
+    nxt: list[list[int]] = [[] for _ in range(n)]
+    seen: dict[Any, list[int]] = {}
+    for i in range(n - 1, -1, -1):
+        later = seen.setdefault(keys[i], [])
+        nxt[i] = later[-candidates:][::-1]
+        later.append(i)
+    regions = []
+    i = 0
+    while i < n:
+        best = (0, 0, 0)
+        for j in nxt[i]:
+            p = j - i
+            block = keys[i:j]
+            reps = 1
+            while i + (reps + 1) * p <= n and keys[i + reps * p:i + (reps + 1) * p] == block:
+                reps += 1
+            if reps >= min_repeats and reps * p > best[1] * best[2]:
+                best = (i, p, reps)
+        if best[2]:
+            regions.append(PeriodicRegion(*best))
+            i += best[1] * best[2]
+        else:
+            i += 1
+    return regions
+
+
+def instances_agree(prev: np.ndarray, cur: np.ndarray) -> bool:
+    """Two instances of a block of ops agree.
+
+    The first level's accesses, hits and misses must agree op by op within `STEADY_RTOL` of
+    the op's accesses. Below it requests include write-backs, and which op of a timestep pays
+    for a dirty eviction shifts from one timestep to the next, so lower levels (and memory)
+    are compared on block totals, within `STEADY_BLOCK_RTOL` of the block's accesses.
+    """
+    sel = [ACCESSES, HITS, MISSES]
+    acc0 = prev[:, 0, ACCESSES][:, None]
+    if np.any(np.abs(cur[:, 0, sel] - prev[:, 0, sel]) > STEADY_RTOL * acc0 + STEADY_ATOL):
+        return False
+    sel = [ACCESSES, HITS, MISSES, WRITEBACKS]
+    tp, tc = prev[:, 1:, sel].sum(axis=0), cur[:, 1:, sel].sum(axis=0)
+    tol = STEADY_BLOCK_RTOL * tp[:, :1] + STEADY_ATOL
+    return bool(np.all(np.abs(tc - tp) <= tol))
+
+
+__all__ = [
+    "FIRST_INSTANCES", "MIN_REPEATS", "STEADY_ATOL", "STEADY_BLOCK_RTOL", "STEADY_REFRESH_LAST",
+    "STEADY_RTOL", "PeriodicRegion", "RegionReuse", "instances_agree", "op_keys",
+    "periodic_regions",
+]
