@@ -19,8 +19,8 @@ from __future__ import annotations
 import attrs
 
 from accelsim.graph import OpGraph, Tensor
-from accelsim.models import register
 from accelsim.models.common import Net, lstm_cell, lstm_layer, lstm_weights
+from accelsim.models.registry import register
 from accelsim.schema import field
 from accelsim.workload import WorkloadSpec
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import attrs
 
 from accelsim.graph import OpGraph, Tensor
-from accelsim.models import register
 from accelsim.models.common import Net
+from accelsim.models.registry import register
 from accelsim.schema import field
 from accelsim.workload import WorkloadSpec
 
