@@ -26,6 +26,7 @@ from accelsim import spec
 from accelsim.errors import AccelsimError, Issue, SpecError
 from accelsim.hardware import HardwareSpec
 from accelsim.report import SCHEMA_VERSION
+from accelsim.vocabulary import MEMORY
 from accelsim.workload import WorkloadSpec
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*(?:\[\d+\])*"
@@ -315,7 +316,7 @@ def table(points: Sequence[SweepPoint]) -> str:
         rows.append([*[p.settings.get(k, "") for k in keys], _fmt(s["step_time_s"], "time"),
                      _fmt(s["flop_utilization"], "pct"),
                      *[_fmt(s["hit_rate"].get(lv), "pct") for lv in levels],
-                     _fmt(s["level_bytes"].get("HBM"), "bytes"),
+                     _fmt(s["level_bytes"].get(MEMORY), "bytes"),
                      _fmt(s["shortfall_bytes"], "bytes"), "(reused)" if p.reused else ""])
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     return "\n".join("  ".join(c.rjust(w) if i >= len(keys) else c.ljust(w)
@@ -337,4 +338,4 @@ def to_csv(points: Sequence[SweepPoint], path: str | Path) -> None:
             s = p.summary
             w.writerow([*[p.settings.get(k, "") for k in keys], s["step_time_s"],
                         s["flop_utilization"], *[s["hit_rate"].get(lv) for lv in levels],
-                        s["level_bytes"].get("HBM"), s["shortfall_bytes"], p.reused])
+                        s["level_bytes"].get(MEMORY), s["shortfall_bytes"], p.reused])

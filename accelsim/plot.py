@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from accelsim.report import Report  # noqa: E402
+from accelsim.vocabulary import MEMORY  # noqa: E402
 
 
 def comparison(reports: Sequence[Report], path: str | Path) -> Path:
@@ -32,7 +33,7 @@ def comparison(reports: Sequence[Report], path: str | Path) -> Path:
     axes[2].set_xticks([j + width * (len(levels) - 1) / 2 for j in range(len(names))], names)
     axes[2].set_ylabel("hit rate (%)")
     axes[2].legend()
-    axes[3].bar(names, [x.level_bytes.get("HBM", 0.0) / 1e12 for x in s], color="tab:purple")
+    axes[3].bar(names, [x.level_bytes.get(MEMORY, 0.0) / 1e12 for x in s], color="tab:purple")
     axes[3].set_ylabel("HBM traffic per step (TB)")
     axes[4].bar(names, [x.footprint_bytes / 1e9 for x in s], color="tab:red", label="footprint")
     axes[4].scatter(names, [x.capacity_bytes / 1e9 for x in s], color="black", marker="_",

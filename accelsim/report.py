@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from accelsim.units import format_bytes, format_rate, format_time
+from accelsim.vocabulary import MEMORY
 
 SCHEMA_VERSION = 1
 
@@ -32,7 +33,7 @@ class OpResult:
     flops: float
     start_s: float
     end_s: float
-    time_s: float
+    time_s: float                # end_s - start_s: contended, as replayed (not isolated)
     bytes: dict[str, float]      # bytes moved through each cache level and "HBM"
     hit_rate: dict[str, float]   # per cache level
     bound: str                   # 'compute', a level name, 'HBM', 'latency' or 'launch'
@@ -104,7 +105,7 @@ class Report:
     def to_csv(self, path: str | Path | None = None) -> str:
         """One row per op; per-level columns `bytes_<level>` and `hit_rate_<level>`."""
         levels = self.level_names()
-        cache_levels = [lv for lv in levels if lv != "HBM"]
+        cache_levels = [lv for lv in levels if lv != MEMORY]
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["name", "kind", "phase", "shape", "flops", "start_s", "end_s", "time_s",
@@ -184,7 +185,7 @@ class Report:
 
     def _op_table(self, top: int) -> list[str]:
         levels = self.level_names()
-        cache_levels = [lv for lv in levels if lv != "HBM"]
+        cache_levels = [lv for lv in levels if lv != MEMORY]
         ops = sorted(self.ops, key=lambda o: -o.time_s)[: top if top > 0 else None]
         title = (f"top {len(ops)} of {len(self.ops)} ops by time" if len(ops) < len(self.ops)
                  else f"all {len(ops)} ops")
@@ -234,7 +235,7 @@ def comparison_table(reports: Sequence[Report]) -> str:
         levels += [lv for lv in r.summary.hit_rate if lv not in levels]
     for lv in levels:
         rows.append((f"{lv} hit rate", [_pct(r.summary.hit_rate.get(lv)) for r in reports]))
-    rows.append(("HBM bytes", [format_bytes(r.summary.level_bytes.get("HBM", 0)) for r in reports]))
+    rows.append(("HBM bytes", [format_bytes(r.summary.level_bytes.get(MEMORY, 0)) for r in reports]))
     rows.append(("footprint", [format_bytes(r.summary.footprint_bytes) for r in reports]))
     rows.append(("capacity", [format_bytes(r.summary.capacity_bytes) for r in reports]))
     rows.append(("shortfall", [format_bytes(r.summary.shortfall_bytes) for r in reports]))

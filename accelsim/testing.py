@@ -15,7 +15,12 @@ from hypothesis import strategies as st
 from accelsim.cache import Trace
 from accelsim.hardware import CacheLevelSpec
 from accelsim.kernels.trace import elementwise_runs, gemm_runs
-from accelsim.vocabulary import REPLACEMENT_POLICIES
+from accelsim.vocabulary import (
+    INCLUSION_POLICIES,
+    REPLACEMENT_POLICIES,
+    SHARING_POLICIES,
+    WRITE_POLICIES,
+)
 
 __all__ = ["cache_hierarchies", "cache_level", "cache_levels", "elementwise_traces", "gemm_traces", "random_runs",
            "strided_runs", "traces"]
@@ -34,9 +39,9 @@ def cache_level(name: str, capacity_bytes: int, **fields: object) -> CacheLevelS
 @st.composite
 def cache_levels(draw: st.DrawFn, name: str = "L1", line_bytes: Sequence[int] = (16, 32, 64),
                  max_lines: int = 32, policies: Sequence[str] = ALL_POLICIES,
-                 write_policies: Sequence[str] = ("write_back", "write_through"),
-                 inclusion: Sequence[str] = ("inclusive", "non_inclusive"),
-                 sharing: Sequence[str] = ("private", "shared")) -> CacheLevelSpec:
+                 write_policies: Sequence[str] = WRITE_POLICIES,
+                 inclusion: Sequence[str] = INCLUSION_POLICIES,
+                 sharing: Sequence[str] = SHARING_POLICIES) -> CacheLevelSpec:
     """One valid level (``ways`` 0 = fully associative; plru gets power-of-two ways)."""
     line = draw(st.sampled_from(list(line_bytes)))
     policy = draw(st.sampled_from(list(policies)))
@@ -61,8 +66,8 @@ def cache_levels(draw: st.DrawFn, name: str = "L1", line_bytes: Sequence[int] = 
 @st.composite
 def cache_hierarchies(draw: st.DrawFn, max_levels: int = 3, max_units: int = 3,
                       policies: Sequence[str] = ALL_POLICIES,
-                      write_policies: Sequence[str] = ("write_back", "write_through"),
-                      inclusion: Sequence[str] = ("inclusive", "non_inclusive"),
+                      write_policies: Sequence[str] = WRITE_POLICIES,
+                      inclusion: Sequence[str] = INCLUSION_POLICIES,
                       write_allocate: bool | None = None,
                       ) -> tuple[list[CacheLevelSpec], int]:
     """(levels, n_units): line sizes never shrink downwards and no private level sits below a
