@@ -160,7 +160,7 @@ class AllReduceRecord:
     update_op: int
 
 
-@attrs.define(eq=False)
+@attrs.frozen(eq=False)
 class StepResult:
     """Replayed training step: timeline, step time, resource use, critical path."""
 

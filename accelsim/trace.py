@@ -100,7 +100,7 @@ LAYOUTS = ("tile_major", "row_major")
 # --------------------------------------------------------------------------------------------
 # results
 # --------------------------------------------------------------------------------------------
-@attrs.define(eq=False)
+@attrs.frozen(eq=False)
 class StepTraffic:
     """Per-op cache counters and bytes per level of one training step.
 
