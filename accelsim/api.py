@@ -67,7 +67,7 @@ def miss_ratio_curve(hw: HardwareSpec, wl: WorkloadSpec, *,
     """
     from accelsim.kernels.trace import expand_lines
     from accelsim.mrc import curve_from_line_ids
-    from accelsim.trace import estimated_bytes, iter_step_runs
+    from accelsim.trace_runs import estimated_bytes, iter_step_runs
 
     graph = pipeline.prepare(wl).executed
     mappings = pipeline.map_step(hw, graph, wl.precision).mappings

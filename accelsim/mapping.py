@@ -63,21 +63,16 @@ class StreamMapping:
 Mapping = GemmMapping | StreamMapping
 
 
-def elem_bytes(dtype: str) -> int:
-    """Bytes of one element of `dtype` (an unknown dtype is an error)."""
-    return dtype_bytes(dtype)
-
-
 def accumulate_bytes(hw: HardwareSpec, dtype: str) -> int:
     """Bytes of one accumulator of the pipe that runs `dtype`."""
-    return elem_bytes(hw.compute.pipe(dtype).accumulate)
+    return dtype_bytes(hw.compute.pipe(dtype).accumulate)
 
 
 def tile_shapes(hw: HardwareSpec, dtype: str) -> list[tuple[int, int, int]]:
     """(tile_m, tile_n, tile_k) that fit one unit: operand stages in local memory, accumulators
     in half the register file (the other half holds operand fragments and addresses)."""
     pipe = hw.compute.pipe(dtype)
-    eb = elem_bytes(dtype)
+    eb = dtype_bytes(dtype)
     acc = accumulate_bytes(hw, dtype)
     rf = hw.compute.register_file_bytes
     local = hw.compute.local_memory_bytes
@@ -129,4 +124,4 @@ def stream_mapping(hw: HardwareSpec, nbytes: float) -> StreamMapping:
 def stream_bytes_estimate(op: Op, dtype: str) -> float:
     """Bytes of a streaming op when the graph is not at hand: its FLOPs as elements, read twice
     and written once (callers with a graph pass `nbytes=graph.op_bytes(op)` instead)."""
-    return 3.0 * max(op.flops, 1.0) * elem_bytes(dtype) + op.extra_bytes
+    return 3.0 * max(op.flops, 1.0) * dtype_bytes(dtype) + op.extra_bytes

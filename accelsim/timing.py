@@ -36,13 +36,12 @@ from accelsim.mapping import (
     Mapping,
     StreamMapping,
     accumulate_bytes,
-    elem_bytes,
     gemm_candidates,
     stream_bytes_estimate,
     stream_mapping,
 )
 from accelsim.traffic import Traffic
-from accelsim.vocabulary import COMPUTE, LATENCY, LAUNCH, MEMORY
+from accelsim.vocabulary import COMPUTE, LATENCY, LAUNCH, MEMORY, dtype_bytes
 
 #: Candidates this close to the fastest count as ties in `map_op`.
 TIE_FRACTION = 0.01
@@ -73,7 +72,7 @@ class OpTiming:
 # --- bytes -----------------------------------------------------------------------------------
 def gemm_compulsory_bytes(op: Op, dtype: str) -> float:
     """Bytes a GEMM must move to or from memory at least: A and B read, C written, once."""
-    eb = elem_bytes(dtype)
+    eb = dtype_bytes(dtype)
     b = max(op.batch_count, 1)
     return float(b * (op.m * op.k + op.k * op.n + op.m * op.n) * eb)
 
@@ -97,7 +96,7 @@ def _gemm_restream_bytes(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str,
     waves, the A panel is refetched each wave unless it stays resident, and all of B is
     swept once per tile row unless it stays resident.
     """
-    eb = elem_bytes(dtype)
+    eb = dtype_bytes(dtype)
     m, n, k, batch = max(op.m, 1), max(op.n, 1), max(op.k, 1), max(op.batch_count, 1)
     kc = math.ceil(k / mp.split_k)
     ntm, ntn = math.ceil(m / mp.tile_m), math.ceil(n / mp.tile_n)
@@ -126,7 +125,7 @@ def _gemm_restream_bytes(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str,
 def _gemm_output_bytes(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str) -> float:
     """C written once; with split-K each slice writes partial sums that a reduction reads back."""
     mn = max(op.m, 1) * max(op.n, 1) * max(op.batch_count, 1)
-    out = mn * elem_bytes(dtype)
+    out = mn * dtype_bytes(dtype)
     if mp.split_k > 1:
         out += 2 * mp.split_k * mn * accumulate_bytes(hw, dtype)
     return float(out)
@@ -151,7 +150,7 @@ def analytic_traffic(hw: HardwareSpec, op: Op, mapping: Mapping, dtype: str,
             level_bytes[name] = total
         level_bytes[MEMORY] = max(0.0, total - resident_bytes)
     else:
-        eb = elem_bytes(dtype)
+        eb = dtype_bytes(dtype)
         m, n, k, batch = max(op.m, 1), max(op.n, 1), max(op.k, 1), max(op.batch_count, 1)
         ntm, ntn = math.ceil(m / mapping.tile_m), math.ceil(n / mapping.tile_n)
         tile_loads = float(batch * (ntn * m * k + ntm * n * k) * eb)
@@ -225,7 +224,7 @@ def local_feed_fraction(hw: HardwareSpec, mp: GemmMapping, dtype: str) -> float:
         return 1.0
     pipe = hw.compute.pipe(dtype)
     lanes = MATRIX_LANES_PER_TILE if pipe.min_tile > 1 else SCALAR_LANES_PER_TILE
-    bytes_per_mac = 2.0 * elem_bytes(dtype) * math.sqrt(lanes / (mp.tile_m * mp.tile_n))
+    bytes_per_mac = 2.0 * dtype_bytes(dtype) * math.sqrt(lanes / (mp.tile_m * mp.tile_n))
     macs_per_cycle = hw.compute.peak_flop_rate(dtype) / 2.0 / hw.compute.units / hw.compute.clock_hz
     return min(1.0, bw / (bytes_per_mac * macs_per_cycle))
 
@@ -246,7 +245,7 @@ def _gemm_wave_overhead_s(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str)
     stage (first-byte latency) and storing the output tile through the unit's port."""
     cal = hw.calibration
     out_bytes = mp.tile_m * mp.tile_n * (accumulate_bytes(hw, dtype) if mp.split_k > 1
-                                         else elem_bytes(dtype))
+                                         else dtype_bytes(dtype))
     if hw.caches:
         port = hw.caches[0].bandwidth_bytes_per_s * cal.cache_bandwidth_efficiency
     else:

@@ -58,7 +58,6 @@ from accelsim.trace_runs import (
     estimated_bytes,
     gemm_op_runs,
     is_traced_gemm,
-    iter_step_runs,
     stream_op_runs,
 )
 from accelsim.trace_steady import (
@@ -374,8 +373,6 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Mapping], 
     See docs/replay.md for what each shortcut approximates.
     """
     t0 = time.perf_counter()
-    if mode not in MODES:
-        raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
     if len(mappings) != len(graph.ops):
         raise ValueError(f"mappings: expected one per op ({len(graph.ops)}), got {len(mappings)}")
     if not hw.caches:
@@ -472,6 +469,5 @@ def _fmt_bytes(b: float) -> str:
 
 
 __all__ = [
-    "LAYOUTS", "StepTraffic", "TraceGranularity", "choose_mode", "granularity", "iter_step_runs",
-    "step_traffic",
+    "LAYOUTS", "StepTraffic", "TraceGranularity", "choose_mode", "granularity", "step_traffic",
 ]

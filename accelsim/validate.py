@@ -202,10 +202,10 @@ def rnn_times(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
     step and the warm later steps get their bytes from the cache simulator (the step GEMM run
     twice through one hierarchy) instead of the fits-in-cache rule.
     """
-    from accelsim.mapping import elem_bytes
+    from accelsim.vocabulary import dtype_bytes
 
     gates = CELL_GATES[cell]
-    eb = elem_bytes(dtype)
+    eb = dtype_bytes(dtype)
     gh = gates * hidden
     llc = hw.last_level_cache_bytes
     weight_bytes = gh * hidden * eb
@@ -243,7 +243,7 @@ def rnn_times(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
     bias = _pointwise_op("grad_b", gh * batch * steps)
     db = time_op(hw, bias, dtype, nbytes=gh * batch * steps * eb)
     total = call_s + dw.isolated_time_s + db.isolated_time_s
-    acc = elem_bytes(hw.compute.pipe(dtype).accumulate)
+    acc = dtype_bytes(hw.compute.pipe(dtype).accumulate)
     if acc > eb:
         # Products accumulated at higher precision (FP32 for FP16 tensor cores) land in a
         # workspace; a pass over dW adds them into the 16-bit weight gradient.
@@ -386,11 +386,12 @@ def simulated_gemm_traffic(hw: HardwareSpec, op: Op, mapping: GemmMapping,
     `warm` simulates the GEMM right after an identical one (whole GEMM, no extrapolation):
     what stays resident between two timesteps of a recurrence is then not fetched again.
     """
-    from accelsim.mapping import accumulate_bytes, elem_bytes
+    from accelsim.mapping import accumulate_bytes
+    from accelsim.vocabulary import dtype_bytes
 
     if not hw.caches:
         return analytic_traffic(hw, op, mapping, dtype)
-    eb = elem_bytes(dtype)
+    eb = dtype_bytes(dtype)
     m, n, batch = max(op.m, 1), max(op.n, 1), max(op.batch_count, 1)
     kc = math.ceil(max(op.k, 1) / mapping.split_k)
     copies = batch * mapping.split_k
