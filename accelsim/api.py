@@ -37,7 +37,10 @@ def simulate(hw: HardwareSpec, wl: WorkloadSpec, *, chips: int = 1, mode: str = 
         notes += (f"executed graph: {n_fused} gradient accumulations run as GEMM epilogues "
                   "(C += A@B, as cuBLAS/cuDNN do); FLOPs and bytes_accessed are the "
                   "algorithmic (unfused) counts",)
-    return Report(hardware=hw.name, workload=wl.name, ops=ops, summary=summary, notes=notes)
+    report = Report(hardware=hw.name, workload=wl.name, ops=ops, summary=summary, notes=notes)
+    from accelsim.energy import with_estimate  # energy, area, cost (issue 14)
+
+    return with_estimate(report, hw, wl.precision)
 
 
 def _shape(op: Op) -> str:
