@@ -288,11 +288,27 @@ def _fmt(value: float | None, kind: str) -> str:
 
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    if kind in _COST_FORMATS:  # energy, area and cost columns (issue 14)
+        return _COST_FORMATS[kind].format(value)
     if kind == "time":
         return format_time(value)
     if kind == "pct":
         return f"{100 * value:.3g} %"
     return format_bytes(value)
+
+
+# --- energy, area and cost columns (issue 14) ---
+_COST_FORMATS = {"J": "{:.4g} J", "W": "{:.4g} W", "mm2": "{:,.0f} mm^2", "usd": "${:,.4g}",
+                 "text": "{}"}
+#: (column title, key of summary.energy_area_cost, format) shown when a point has an estimate.
+COST_COLUMNS = (("energy/step", "total_step_energy_j", "J"), ("power", "average_power_w", "W"),
+                ("die area", "die_area_mm2", "mm2"), ("build", "buildability", "text"),
+                ("cost/model", "total_run_cost_usd", "usd"))
+
+
+def _cost_columns(points: Sequence[SweepPoint]) -> tuple[tuple[str, str, str], ...]:
+    return COST_COLUMNS if any(p.summary.get("energy_area_cost") for p in points) else ()
+# --- end energy, area and cost columns ---
 
 
 def _columns(points: Sequence[SweepPoint]) -> tuple[list[str], list[str]]:
@@ -305,10 +321,12 @@ def _columns(points: Sequence[SweepPoint]) -> tuple[list[str], list[str]]:
 
 
 def table(points: Sequence[SweepPoint]) -> str:
-    """One row per point: swept values, step time, utilization, hit rates, HBM bytes, shortfall."""
+    """One row per point: swept values, step time, utilization, hit rates, HBM bytes, shortfall,
+    and energy, power, area and cost when the spec has a technology section."""
     keys, levels = _columns(points)
+    costs = _cost_columns(points)
     head = [*keys, "step time", "FLOP util", *[f"{lv} hit" for lv in levels], "HBM bytes",
-            "shortfall", ""]
+            "shortfall", *[name for name, _key, _fmt_kind in costs], ""]
     rows = [head]
     for p in points:
         s = p.summary
@@ -316,7 +334,10 @@ def table(points: Sequence[SweepPoint]) -> str:
                      _fmt(s["flop_utilization"], "pct"),
                      *[_fmt(s["hit_rate"].get(lv), "pct") for lv in levels],
                      _fmt(s["level_bytes"].get("HBM"), "bytes"),
-                     _fmt(s["shortfall_bytes"], "bytes"), "(reused)" if p.reused else ""])
+                     _fmt(s["shortfall_bytes"], "bytes"),
+                     *[_fmt((s.get("energy_area_cost") or {}).get(key), kind)
+                       for _name, key, kind in costs],
+                     "(reused)" if p.reused else ""])
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     return "\n".join("  ".join(c.rjust(w) if i >= len(keys) else c.ljust(w)
                                for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
@@ -330,11 +351,14 @@ def to_csv(points: Sequence[SweepPoint], path: str | Path) -> None:
     keys, levels = _columns(points)
     with open(path, "w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
+        costs = _cost_columns(points)
         w.writerow([*keys, "step_time_s", "flop_utilization",
                     *[f"hit_rate_{lv}" for lv in levels], "hbm_bytes", "shortfall_bytes",
-                    "reused"])
+                    *[key for _name, key, _kind in costs], "reused"])
         for p in points:
             s = p.summary
             w.writerow([*[p.settings.get(k, "") for k in keys], s["step_time_s"],
                         s["flop_utilization"], *[s["hit_rate"].get(lv) for lv in levels],
-                        s["level_bytes"].get("HBM"), s["shortfall_bytes"], p.reused])
+                        s["level_bytes"].get("HBM"), s["shortfall_bytes"],
+                        *[(s.get("energy_area_cost") or {}).get(key) for _name, key, _kind in costs],
+                        p.reused])

@@ -289,10 +289,11 @@ def estimate(report: Report, hw: HardwareSpec, precision: str) -> EnergyAreaCost
         "node": tech.node,
         f"matrix {used}": f"{e_matrix / PJ:.3g} pJ/FLOP",
         "vector": f"{tech.vector_energy_pj_per_flop:.3g} pJ/FLOP",
-        **{f"{c.name}": f"{level_energy_per_byte_j(c, tech) / PJ:.3g} pJ/B" for c in hw.caches},
+        **{f"{c.name} access": f"{level_energy_per_byte_j(c, tech) / PJ:.3g} pJ/B"
+           for c in hw.caches},
         "HBM": f"{tech.hbm_energy_pj_per_bit:g} pJ/bit",
         "links": f"{tech.link_energy_pj_per_bit:g} pJ/bit",
-        "SRAM": f"{sram_area_mm2_per_mib(tech):.3g} mm^2/MiB "
+        "SRAM area": f"{sram_area_mm2_per_mib(tech):.3g} mm^2/MiB "
                 f"({tech.sram_bitcell_area_um2:g} um^2 cells / {tech.sram_array_efficiency:g})",
         "compute units on die": str(_die_units(hw, tech)),
         "memory stacks": str(_hbm_stacks(hw, tech)),

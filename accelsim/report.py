@@ -255,6 +255,7 @@ def comparison_table(reports: Sequence[Report]) -> str:
     out = [f"accelsim compare: {reports[0].workload}", "",
            f"  {'':<{width}}  " + "  ".join(f"{n:>{col}}" for n in names)]
     out += [f"  {k:<{width}}  " + "  ".join(f"{v:>{col}}" for v in vals) for k, vals in rows]
+    out += energy_comparison_notes(reports)
     return "\n".join(out)
 
 
@@ -339,12 +340,28 @@ def energy_comparison_rows(reports: Sequence[Report]) -> list[tuple[str, list[st
         row("energy per run", lambda c: f"{c.run_energy_kwh:.4g} kWh"
             if c.run_energy_kwh is not None else "-"),
         row("die area", lambda c: f"{c.die_area_mm2:,.0f} mm^2"),
-        row("buildability", lambda c: c.buildability
-            + (f" ({c.dies} dies)" if c.dies > 1 else "")
-            + (f" ({c.wafers} wafer{'s' * (c.wafers > 1)})" if c.wafers else "")),
+        row("buildability", lambda c: c.buildability),
+        row("  built as", lambda c: f"{c.wafers} wafer{'s' * (c.wafers > 1)}" if c.wafers
+            else f"{c.dies} die{'s' * (c.dies > 1)}"),
         row("cost per chip", lambda c: f"${c.total_chip_cost_usd:,.0f}"),
         row("cost per trained model", lambda c: f"${c.total_run_cost_usd:,.4g}"
             if c.total_run_cost_usd is not None else "-"),
     ]
+def energy_comparison_notes(reports: Sequence[Report]) -> list[str]:
+    """Each design's area arithmetic and the assumptions behind the energy and cost rows."""
+    out: list[str] = []
+    for r in reports:
+        c = r.summary.energy_area_cost
+        if c is None:
+            continue
+        if not out:
+            out += ["", "area and cost arithmetic (docs/energy.md):"]
+        out.append(f"  {r.hardware}: " + ", ".join(f"{k} {v:,.0f}" for k, v in c.area_mm2.items())
+                   + f" = {c.die_area_mm2:,.0f} mm^2 at {c.node}")
+        out += [f"    {line}" for line in c.area_arithmetic]
+        out.append("    assumptions: " + "; ".join(f"{k} {v}" for k, v in c.assumptions.items()))
+    return out
+
+
 # --- end energy, area and cost ----------------------------------------------------------------
 
