@@ -30,7 +30,12 @@ FORBIDDEN = {
     "accelsim.graph": ("accelsim.hardware", "accelsim.spec", "accelsim.models"),
     "accelsim.models": ("accelsim.hardware", "accelsim.spec", "accelsim.mapping", "accelsim.replay"),
     "accelsim.kernels": ("accelsim.hardware", "accelsim.graph", "accelsim.spec", "accelsim.cache"),
-    "accelsim.report": ("accelsim.replay", "accelsim.trace", "accelsim.spec", "accelsim.models"),
+    "accelsim.report": ("accelsim.replay", "accelsim.trace", "accelsim.spec", "accelsim.models",
+                        "accelsim.energy"),
+    # energy reads a finished Report and the spec: no simulation engine, no pipeline.
+    "accelsim.energy": ("accelsim.replay", "accelsim.trace", "accelsim.cache", "accelsim.timing",
+                        "accelsim.mapping", "accelsim.kernels", "accelsim.api", "accelsim.cli",
+                        "accelsim.dse", "accelsim.plot", "simpy", "numba"),
 }
 
 

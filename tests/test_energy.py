@@ -173,7 +173,7 @@ def test_bigcache_is_wafer_scale_with_its_arithmetic():
     sram = hw.caches[1]
     assert sram.capacity_bytes == 64 * 2**30
     # 64 GiB = 549.8e9 bit cells x 0.074 um^2 (12 nm) = 40,682 mm^2 of cells; / 0.6 array
-    # efficiency = 67,803 mm^2; tags (32 bits per 128 B line) add 32 / 1024.
+    # efficiency = 67,803 mm^2; tags (18 bits per 128 B line) add 18 / 1024.
     cells_mm2 = 64 * 2**30 * 8 * 0.074e-6
     assert cells_mm2 == pytest.approx(40682, rel=1e-4)
     tags = 1 + energy.tag_bits(sram) / (8 * 128)
@@ -290,3 +290,30 @@ def test_compare_shows_energy_area_and_cost(tiny, capsys):
     for text in ("energy per step", "average power", "die area", "buildability",
                  "wafer scale", "cost per trained model", "reticles > 4 dies per package"):
         assert text in out
+
+
+def test_energy_module_loads_no_simulation_engine():
+    import subprocess
+    import sys
+
+    code = ("import sys, accelsim.energy; "
+            "print(sorted(m for m in ('numba', 'simpy', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "[]"
+
+
+def test_sweep_table_and_csv_gain_energy_and_cost_columns(tiny, tmp_path, capsys):
+    table = tmp_path / "s.csv"
+    argv = ["sweep", str(HWSPECS / "v100.yaml"), tiny, "--set", "caches[0].capacity=1MiB,24MiB",
+            "--csv", str(table)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    for text in ("energy/step", "power", "die area", "build", "cost/model", "single die"):
+        assert text in out
+    header = table.read_text().splitlines()[0].split(",")
+    assert {"total_step_energy_j", "average_power_w", "die_area_mm2", "buildability",
+            "total_run_cost_usd"} <= set(header)
+    rows = [line.split(",") for line in table.read_text().splitlines()[1:]]
+    area = header.index("die_area_mm2")
+    assert float(rows[1][area]) > float(rows[0][area])  # 24 MiB of L2 takes more silicon
