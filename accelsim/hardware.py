@@ -7,6 +7,8 @@ These classes know nothing of YAML (`spec` loads them) nor of simulation (`mappi
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from accelsim.schema import Violation, check_rules, field, rule
@@ -347,7 +349,7 @@ class TechnologySpec:
 
         Per-dtype tables merge key by key, so a spec can override one dtype's energy.
         """
-        values = {}
+        values: dict[str, Any] = {}
         for f in attrs.fields(TechnologySpec):
             mine, theirs = getattr(self, f.name), getattr(defaults, f.name)
             if isinstance(mine, dict) and isinstance(theirs, dict):
