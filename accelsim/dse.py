@@ -308,6 +308,56 @@ COST_COLUMNS = (("energy/step", "total_step_energy_j", "J"), ("power", "average_
 
 def _cost_columns(points: Sequence[SweepPoint]) -> tuple[tuple[str, str, str], ...]:
     return COST_COLUMNS if any(p.summary.get("energy_area_cost") for p in points) else ()
+
+
+#: Axes of the sweep's Pareto plot: name -> (label, value of a point's summary or None).
+PARETO_AXES: dict[str, tuple[str, Callable[[dict[str, Any]], float | None]]] = {
+    "step_time": ("step time (s)", lambda s: s["step_time_s"]),
+    "time_to_train": ("time to train (days)", lambda s: _days(
+        (s.get("energy_area_cost") or {}).get("run_time_s", s.get("epoch_time_s")))),
+    "cost": ("cost per trained model (USD)",
+             lambda s: (s.get("energy_area_cost") or {}).get("total_run_cost_usd")),
+    "energy": ("energy per training run (kWh)",
+               lambda s: (s.get("energy_area_cost") or {}).get("run_energy_kwh")),
+    "power": ("average power (W)", lambda s: (s.get("energy_area_cost") or {}).get("average_power_w")),
+    "area": ("die area (mm^2)", lambda s: (s.get("energy_area_cost") or {}).get("die_area_mm2")),
+    "chip_cost": ("cost per chip (USD)",
+                  lambda s: (s.get("energy_area_cost") or {}).get("total_chip_cost_usd")),
+}
+
+
+def _days(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds / 86400
+
+
+def parse_axes(text: str) -> tuple[str, str]:
+    """'time_to_train,cost' -> the two axis names, checked against PARETO_AXES."""
+    names = [t.strip() for t in text.split(",")]
+    if len(names) != 2 or any(n not in PARETO_AXES for n in names):
+        raise AccelsimError(f"--axes {text}: expected two of {sorted(PARETO_AXES)} separated by "
+                            "a comma, e.g. 'time_to_train,cost'")
+    return names[0], names[1]
+
+
+def pareto_values(points: Sequence[SweepPoint], x: str, y: str) -> list[tuple[float, float] | None]:
+    """Each point's (x, y); None where the summary lacks one (no dataset or no technology)."""
+    out: list[tuple[float, float] | None] = []
+    for p in points:
+        vx, vy = PARETO_AXES[x][1](p.summary), PARETO_AXES[y][1](p.summary)
+        out.append(None if vx is None or vy is None else (float(vx), float(vy)))
+    return out
+
+
+def pareto_front(values: Sequence[tuple[float, float] | None]) -> list[bool]:
+    """Which points no other point beats on both axes (lower is better on both)."""
+    front = []
+    for i, v in enumerate(values):
+        if v is None:
+            front.append(False)
+            continue
+        front.append(not any(w is not None and j != i and w[0] <= v[0] and w[1] <= v[1]
+                             and w != v for j, w in enumerate(values)))
+    return front
 # --- end energy, area and cost columns ---
 
 

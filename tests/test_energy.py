@@ -317,3 +317,19 @@ def test_sweep_table_and_csv_gain_energy_and_cost_columns(tiny, tmp_path, capsys
     rows = [line.split(",") for line in table.read_text().splitlines()[1:]]
     area = header.index("die_area_mm2")
     assert float(rows[1][area]) > float(rows[0][area])  # 24 MiB of L2 takes more silicon
+
+
+def test_pareto_front_and_sweep_plot(tiny, tmp_path, capsys):
+    from accelsim import dse
+
+    values = [(1.0, 5.0), (2.0, 2.0), (3.0, 3.0), None, (2.0, 2.0), (0.5, 9.0)]
+    assert dse.pareto_front(values) == [True, True, False, False, True, True]
+    png = tmp_path / "pareto.png"
+    argv = ["sweep", str(HWSPECS / "v100.yaml"), tiny, "--set", "technology.node=12nm,7nm",
+            "--plot", str(png), "--axes", "time_to_train,energy"]
+    assert main(argv) == 0
+    assert png.stat().st_size > 0 and f"wrote {png}" in capsys.readouterr().out
+    bad = ["sweep", str(HWSPECS / "v100.yaml"), tiny, "--set", "technology.node=12nm",
+           "--plot", str(png), "--axes", "time,cost"]
+    assert main(bad) == 2
+    assert "expected two of" in capsys.readouterr().err
