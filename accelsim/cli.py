@@ -143,6 +143,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         if key in settings:
             raise AccelsimError(f"--set {text}: {key} is already set by another --set")
         settings[key] = values
+    axes = dse.parse_axes(args.axes)  # checked before the first simulation
     (hw,), wl = _load_pair([args.hardware], args.workload)
     n = 1
     for values in settings.values():
@@ -169,6 +170,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.csv:
         dse.to_csv(points, args.csv)
         print(f"wrote {args.csv}")
+    if args.plot:  # Pareto plot on two axes, e.g. time to train vs cost (issue 14)
+        from accelsim import plot
+
+        values = dse.pareto_values(points, *axes)
+        labels = [", ".join(p.settings.values()) for p in points]
+        drawn = plot.sweep_pareto(labels, values, dse.pareto_front(values), args.plot,
+                                  x_label=dse.PARETO_AXES[axes[0]][0],
+                                  y_label=dse.PARETO_AXES[axes[1]][0],
+                                  title=f"{wl.name} on {hw.name}: {', '.join(settings)}")
+        print(f"wrote {drawn}")
     return EXIT_OK
 
 
@@ -238,6 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", metavar="FILE",
                        help="JSON-lines result store: append finished points, reuse stored ones")
     sweep.add_argument("--csv", metavar="FILE", help="write the table as CSV")
+    sweep.add_argument("--plot", metavar="FILE",
+                       help="draw the design points and their Pareto front (PNG)")
+    sweep.add_argument("--axes", default="time_to_train,cost", metavar="X,Y",
+                       help="the plot's axes: two of step_time, time_to_train, cost, energy, "
+                            "power, area, chip_cost (default: time_to_train,cost)")
     sweep.set_defaults(func=_cmd_sweep)
 
     from accelsim import reproduce

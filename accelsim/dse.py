@@ -289,11 +289,77 @@ def _fmt(value: float | None, kind: str) -> str:
 
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    if kind in _COST_FORMATS:  # energy, area and cost columns (issue 14)
+        return _COST_FORMATS[kind].format(value)
     if kind == "time":
         return format_time(value)
     if kind == "pct":
         return f"{100 * value:.3g} %"
     return format_bytes(value)
+
+
+# --- energy, area and cost columns (issue 14) ---
+_COST_FORMATS = {"J": "{:.4g} J", "W": "{:.4g} W", "mm2": "{:,.0f} mm^2", "usd": "${:,.4g}",
+                 "text": "{}"}
+#: (column title, key of summary.energy_area_cost, format) shown when a point has an estimate.
+COST_COLUMNS = (("energy/step", "total_step_energy_j", "J"), ("power", "average_power_w", "W"),
+                ("die area", "die_area_mm2", "mm2"), ("build", "buildability", "text"),
+                ("cost/model", "total_run_cost_usd", "usd"))
+
+
+def _cost_columns(points: Sequence[SweepPoint]) -> tuple[tuple[str, str, str], ...]:
+    return COST_COLUMNS if any(p.summary.get("energy_area_cost") for p in points) else ()
+
+
+#: Axes of the sweep's Pareto plot: name -> (label, value of a point's summary or None).
+PARETO_AXES: dict[str, tuple[str, Callable[[dict[str, Any]], float | None]]] = {
+    "step_time": ("step time (s)", lambda s: s["step_time_s"]),
+    "time_to_train": ("time to train (days)", lambda s: _days(
+        (s.get("energy_area_cost") or {}).get("run_time_s", s.get("epoch_time_s")))),
+    "cost": ("cost per trained model (USD)",
+             lambda s: (s.get("energy_area_cost") or {}).get("total_run_cost_usd")),
+    "energy": ("energy per training run (kWh)",
+               lambda s: (s.get("energy_area_cost") or {}).get("run_energy_kwh")),
+    "power": ("average power (W)", lambda s: (s.get("energy_area_cost") or {}).get("average_power_w")),
+    "area": ("die area (mm^2)", lambda s: (s.get("energy_area_cost") or {}).get("die_area_mm2")),
+    "chip_cost": ("cost per chip (USD)",
+                  lambda s: (s.get("energy_area_cost") or {}).get("total_chip_cost_usd")),
+}
+
+
+def _days(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds / 86400
+
+
+def parse_axes(text: str) -> tuple[str, str]:
+    """'time_to_train,cost' -> the two axis names, checked against PARETO_AXES."""
+    names = [t.strip() for t in text.split(",")]
+    if len(names) != 2 or any(n not in PARETO_AXES for n in names):
+        raise AccelsimError(f"--axes {text}: expected two of {sorted(PARETO_AXES)} separated by "
+                            "a comma, e.g. 'time_to_train,cost'")
+    return names[0], names[1]
+
+
+def pareto_values(points: Sequence[SweepPoint], x: str, y: str) -> list[tuple[float, float] | None]:
+    """Each point's (x, y); None where the summary lacks one (no dataset or no technology)."""
+    out: list[tuple[float, float] | None] = []
+    for p in points:
+        vx, vy = PARETO_AXES[x][1](p.summary), PARETO_AXES[y][1](p.summary)
+        out.append(None if vx is None or vy is None else (float(vx), float(vy)))
+    return out
+
+
+def pareto_front(values: Sequence[tuple[float, float] | None]) -> list[bool]:
+    """Which points no other point beats on both axes (lower is better on both)."""
+    front = []
+    for i, v in enumerate(values):
+        if v is None:
+            front.append(False)
+            continue
+        front.append(not any(w is not None and j != i and w[0] <= v[0] and w[1] <= v[1]
+                             and w != v for j, w in enumerate(values)))
+    return front
+# --- end energy, area and cost columns ---
 
 
 def _columns(points: Sequence[SweepPoint]) -> tuple[list[str], list[str]]:
@@ -306,10 +372,12 @@ def _columns(points: Sequence[SweepPoint]) -> tuple[list[str], list[str]]:
 
 
 def table(points: Sequence[SweepPoint]) -> str:
-    """One row per point: swept values, step time, utilization, hit rates, HBM bytes, shortfall."""
+    """One row per point: swept values, step time, utilization, hit rates, HBM bytes, shortfall,
+    and energy, power, area and cost when the spec has a technology section."""
     keys, levels = _columns(points)
+    costs = _cost_columns(points)
     head = [*keys, "step time", "FLOP util", *[f"{lv} hit" for lv in levels], "HBM bytes",
-            "shortfall", ""]
+            "shortfall", *[name for name, _key, _fmt_kind in costs], ""]
     rows = [head]
     for p in points:
         s = p.summary
@@ -317,7 +385,10 @@ def table(points: Sequence[SweepPoint]) -> str:
                      _fmt(s["flop_utilization"], "pct"),
                      *[_fmt(s["hit_rate"].get(lv), "pct") for lv in levels],
                      _fmt(s["level_bytes"].get(MEMORY), "bytes"),
-                     _fmt(s["shortfall_bytes"], "bytes"), "(reused)" if p.reused else ""])
+                     _fmt(s["shortfall_bytes"], "bytes"),
+                     *[_fmt((s.get("energy_area_cost") or {}).get(key), kind)
+                       for _name, key, kind in costs],
+                     "(reused)" if p.reused else ""])
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     return "\n".join("  ".join(c.rjust(w) if i >= len(keys) else c.ljust(w)
                                for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
@@ -331,11 +402,14 @@ def to_csv(points: Sequence[SweepPoint], path: str | Path) -> None:
     keys, levels = _columns(points)
     with open(path, "w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
+        costs = _cost_columns(points)
         w.writerow([*keys, "step_time_s", "flop_utilization",
                     *[f"hit_rate_{lv}" for lv in levels], "hbm_bytes", "shortfall_bytes",
-                    "reused"])
+                    *[key for _name, key, _kind in costs], "reused"])
         for p in points:
             s = p.summary
             w.writerow([*[p.settings.get(k, "") for k in keys], s["step_time_s"],
                         s["flop_utilization"], *[s["hit_rate"].get(lv) for lv in levels],
-                        s["level_bytes"].get(MEMORY), s["shortfall_bytes"], p.reused])
+                        s["level_bytes"].get(MEMORY), s["shortfall_bytes"],
+                        *[(s.get("energy_area_cost") or {}).get(key) for _name, key, _kind in costs],
+                        p.reused])

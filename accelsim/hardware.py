@@ -7,6 +7,8 @@ These classes know nothing of YAML (`spec` loads them) nor of simulation (`mappi
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from accelsim.schema import Violation, check_rules, field, rule
@@ -200,6 +202,9 @@ class HardwareSpec:
     interconnect: InterconnectSpec = field(doc="chip-to-chip links")
     calibration: Calibration = field(factory=Calibration, doc="achievable fractions and overheads")
     description: str = field(default="", doc="free text")
+    technology: TechnologySpec | None = field(
+        default=None, doc="process node and energy, area and cost constants (accelsim.energy); "
+        "without it no energy, area or cost is estimated")
 
     def __attrs_post_init__(self) -> None:
         check_rules(self)
@@ -225,6 +230,14 @@ class HardwareSpec:
                                  at=(i, "line_bytes"))
         return None
 
+    @rule
+    def _memory_stacks_stated(technology: TechnologySpec | None) -> Violation | None:
+        """Stacks are the design's, not the node's: a technology section must state them."""
+        if technology is not None and technology.hbm_stacks is None:
+            return Violation("technology", "a section that states hbm_stacks (memory stacks on "
+                             "the die)", "none", at=("hbm_stacks",))
+        return None
+
     @property
     def last_level_cache_bytes(self) -> int:
         if not self.caches:
@@ -232,3 +245,134 @@ class HardwareSpec:
         last = self.caches[-1]
         copies = self.compute.units if last.sharing == "private" else 1
         return last.capacity_bytes * copies
+
+
+# --- technology: energy, area and cost (issue 14) -------------------------------------------
+# Per-node defaults live in accelsim/data/technology_nodes.yaml (with their sources); a spec's
+# `technology` section names its node and may override any value for its own design.
+
+#: Values that something divides by or takes a root of: zero is as wrong as negative there.
+_TECHNOLOGY_POSITIVE = ("sram_bitcell_area_um2", "sram_array_efficiency", "wafer_diameter_mm",
+                        "reticle_limit_mm2", "wafer_usable_area_mm2", "amortization_years")
+
+
+@attrs.frozen
+class TechnologySpec:
+    """Process node and the energy, area and cost constants of the design.
+
+    Every value but `node` is optional: unset (null) values come from the node's row of
+    accelsim/data/technology_nodes.yaml, where each default cites its source.
+    """
+
+    node: str = field(doc="process node, a row of accelsim/data/technology_nodes.yaml, e.g. 12nm")
+    # energy
+    matrix_energy_pj_per_flop: dict[str, float] | None = field(
+        default=None, keys=DTYPES, doc="energy per FLOP of the matrix pipes per input dtype, "
+        "operand delivery from the register file included (pJ)")
+    vector_energy_pj_per_flop: float | None = field(
+        default=None, minimum=0.0, doc="energy per FLOP of elementwise (vector) ops (pJ)")
+    sram_energy_pj_per_byte_at_1mib: float | None = field(
+        default=None, minimum=0.0,
+        doc="energy per byte read or written in a 1 MiB SRAM array (pJ); other capacities "
+            "scale by (capacity / 1 MiB) ** sram_energy_capacity_exponent")
+    sram_energy_capacity_exponent: float | None = field(
+        default=None, minimum=0.0, maximum=1.0,
+        doc="how energy per access grows with array capacity (0.5: wire length ~ sqrt(area))")
+    hbm_energy_pj_per_bit: float | None = field(
+        default=None, minimum=0.0, doc="off-chip memory energy per bit moved (pJ)")
+    link_energy_pj_per_bit: float | None = field(
+        default=None, minimum=0.0, doc="chip-to-chip link energy per bit sent (pJ)")
+    # static power
+    logic_leakage_w_per_mm2: float | None = field(
+        default=None, minimum=0.0, doc="static power of compute-unit logic per mm^2 (W)")
+    sram_leakage_mw_per_mib: float | None = field(
+        default=None, minimum=0.0, doc="static power of SRAM per MiB (mW)")
+    hbm_static_w_per_stack: float | None = field(
+        default=None, minimum=0.0, doc="background power of one memory stack and its PHY (W)")
+    # area
+    sram_bitcell_area_um2: float | None = field(
+        default=None, minimum=0.0, doc="area of one SRAM bit cell (um^2)")
+    sram_array_efficiency: float | None = field(
+        default=None, minimum=0.0, maximum=1.0,
+        doc="fraction of an SRAM macro's area that is bit cells (the rest: decoders, sense "
+            "amplifiers, redundancy, routing)")
+    mac_area_um2: dict[str, float] | None = field(
+        default=None, keys=DTYPES, doc="area of one multiply-accumulate datapath per input dtype (um^2)")
+    unit_base_area_mm2: float | None = field(
+        default=None, minimum=0.0,
+        doc="logic area of one compute unit apart from its MAC arrays (schedulers, load/store, "
+            "special functions, the chip's uncore shared out per unit) (mm^2)")
+    mac_area_factor: float | None = field(
+        default=None, minimum=1.0,
+        doc="area of a MAC array with its operand delivery / its bare MAC datapaths")
+    hbm_phy_area_mm2: float | None = field(
+        default=None, minimum=0.0, doc="die area of one memory stack's PHY and controller (mm^2)")
+    link_phy_area_mm2: float | None = field(
+        default=None, minimum=0.0, doc="die area of one chip-to-chip link's SerDes (mm^2)")
+    die_units: int | None = field(
+        default=None, minimum=1,
+        doc="compute units on the die, including units disabled for yield (default: compute.units)")
+    hbm_stacks: int | None = field(
+        default=None, minimum=0, maximum=1024,
+        doc="memory stacks (PHYs) on the die: a property of the design, not of the node "
+            "(required in a hardware spec's technology section)")
+    # buildability and cost
+    reticle_limit_mm2: float | None = field(
+        default=None, minimum=0.0, doc="largest die one lithography exposure prints (mm^2)")
+    max_dies_per_package: int | None = field(
+        default=None, minimum=1, doc="reticle-sized dies one package can join; beyond: wafer scale")
+    wafer_usable_area_mm2: float | None = field(
+        default=None, minimum=0.0, doc="largest square a wafer-scale design can use (mm^2)")
+    wafer_diameter_mm: float | None = field(default=None, minimum=0.0, doc="wafer diameter (mm)")
+    wafer_cost_usd: float | None = field(
+        default=None, minimum=0.0, doc="price of one processed wafer at this node (USD)")
+    defect_density_per_cm2: float | None = field(
+        default=None, minimum=0.0, doc="killer defects per cm^2 (Murphy yield model)")
+    hbm_cost_usd_per_gb: float | None = field(
+        default=None, minimum=0.0, doc="price of off-chip memory per GB (USD)")
+    amortization_years: float | None = field(
+        default=None, minimum=0.0, doc="years over which a chip's price is spread")
+    energy_price_usd_per_kwh: float | None = field(
+        default=None, minimum=0.0, doc="price of electricity (USD per kWh)")
+    training_epochs: float | None = field(
+        default=None, minimum=0.0, doc="epochs of the dataset in one training run")
+
+    def __attrs_post_init__(self) -> None:
+        check_rules(self)
+
+    @rule
+    def _positive(sram_bitcell_area_um2: float | None, sram_array_efficiency: float | None,
+                  wafer_diameter_mm: float | None, reticle_limit_mm2: float | None,
+                  wafer_usable_area_mm2: float | None,
+                  amortization_years: float | None) -> Violation | None:
+        """Areas, the wafer and the amortization period are divided by: zero is no value."""
+        given = dict(zip(_TECHNOLOGY_POSITIVE, (
+            sram_bitcell_area_um2, sram_array_efficiency, wafer_diameter_mm, reticle_limit_mm2,
+            wafer_usable_area_mm2, amortization_years), strict=True))
+        for name, value in given.items():
+            if value is not None and value <= 0:
+                return Violation(name, "a value > 0 (it is divided by)", repr(value))
+        return None
+
+    def resolved(self, defaults: TechnologySpec) -> TechnologySpec:
+        """This spec with every unset value taken from `defaults` (its node's row).
+
+        Per-dtype tables merge key by key, so a spec can override one dtype's energy.
+        """
+        values: dict[str, Any] = {}
+        for f in attrs.fields(TechnologySpec):
+            mine, theirs = getattr(self, f.name), getattr(defaults, f.name)
+            if isinstance(mine, dict) and isinstance(theirs, dict):
+                values[f.name] = {**theirs, **mine}
+            else:
+                values[f.name] = theirs if mine is None else mine
+        return TechnologySpec(**values)
+
+
+@attrs.frozen
+class TechnologyTable:
+    """The packaged per-node defaults (accelsim/data/technology_nodes.yaml)."""
+
+    common: TechnologySpec = field(doc="values every node shares unless its row gives its own")
+    nodes: dict[str, TechnologySpec] = field(doc="one row per process node")
+# --- end technology -------------------------------------------------------------------------

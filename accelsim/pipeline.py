@@ -210,10 +210,17 @@ def summarize(hw: HardwareSpec, prepared: PreparedStep, step: SimulatedStep,
 
 def run(hw: HardwareSpec, wl: WorkloadSpec, *, chips: int = 1, mode: str = "auto",
         graph: OpGraph | None = None) -> Report:
-    """All stages: build -> fuse -> map -> trace -> time -> replay -> summarize."""
+    """All stages: build -> fuse -> map -> trace -> time -> replay -> summarize -> cost."""
     prepared = prepare(wl, graph)
     step = simulate_step(hw, prepared.executed, wl.precision, chips=chips, mode=mode)
-    return summarize(hw, prepared, step, chips)
+    return estimate_cost(hw, wl, summarize(hw, prepared, step, chips))
+
+
+def estimate_cost(hw: HardwareSpec, wl: WorkloadSpec, report: Report) -> Report:
+    """Energy, die area and cost from the finished report and the spec's `technology`."""
+    from accelsim.energy import with_estimate
+
+    return with_estimate(report, hw, wl.precision)
 
 
 # --------------------------------------------------------------------------------------------

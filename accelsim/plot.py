@@ -133,3 +133,33 @@ def validation_scatter(rows: Sequence, path: str | Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# --- sweep Pareto plot (issue 14) -------------------------------------------------------------
+def sweep_pareto(labels: Sequence[str], values: Sequence[tuple[float, float] | None],
+                 front: Sequence[bool], path: str | Path, *, x_label: str, y_label: str,
+                 title: str) -> Path:
+    """Every design point of a sweep on two axes (log-log), its Pareto front joined."""
+    fig, ax = plt.subplots(figsize=(7, 5))
+    shown = [(lab, v, f) for lab, v, f in zip(labels, values, front, strict=True) if v is not None]
+    ax.scatter([v[0] for _l, v, _f in shown], [v[1] for _l, v, _f in shown], color="tab:gray",
+               label="design points")
+    best = sorted(v for _l, v, f in shown if f)
+    if best:
+        ax.plot([v[0] for v in best], [v[1] for v in best], "o-", color="tab:red",
+                label="Pareto front")
+    for lab, v, _f in shown:
+        ax.annotate(lab, v, fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+# --- end sweep Pareto plot --------------------------------------------------------------------
+

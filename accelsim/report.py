@@ -19,7 +19,7 @@ import attrs
 from accelsim.units import format_bytes, format_rate, format_time
 from accelsim.vocabulary import MEMORY
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: summary.energy_area_cost (issue 14)
 
 
 @attrs.frozen(kw_only=True)
@@ -67,6 +67,7 @@ class Summary:
     samples_per_step: float            # dataset units per step on all chips
     steps_per_epoch: float | None
     epoch_time_s: float | None
+    energy_area_cost: EnergyAreaCost | None = None  # accelsim.energy; None without `technology`
 
 
 @attrs.frozen(kw_only=True)
@@ -110,12 +111,15 @@ class Report:
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["name", "kind", "phase", "shape", "flops", "start_s", "end_s", "time_s",
                     "achieved_flop_rate", "bound", "units",
-                    *[f"bytes_{lv}" for lv in levels], *[f"hit_rate_{lv}" for lv in cache_levels]])
-        for op in self.ops:
+                    *[f"bytes_{lv}" for lv in levels], *[f"hit_rate_{lv}" for lv in cache_levels],
+                    *(["dynamic_energy_j"] if self.summary.energy_area_cost else [])])
+        eac = self.summary.energy_area_cost
+        for i, op in enumerate(self.ops):
             w.writerow([op.name, op.kind, op.phase, op.shape, op.flops, op.start_s, op.end_s,
                         op.time_s, op.achieved_flop_rate, op.bound, op.units,
                         *[op.bytes.get(lv, 0.0) for lv in levels],
-                        *[op.hit_rate.get(lv, float("nan")) for lv in cache_levels]])
+                        *[op.hit_rate.get(lv, float("nan")) for lv in cache_levels],
+                        *([eac.op_dynamic_energy_j[i]] if eac else [])])
         if path is not None:
             Path(path).write_text(buf.getvalue(), encoding="utf-8")
         return buf.getvalue()
@@ -162,6 +166,8 @@ class Report:
                          format_time(s.epoch_time_s)))
         width = max(len(r[0]) for r in rows)
         lines += [f"  {k:<{width}}  {v}" for k, v in rows]
+        if s.energy_area_cost is not None:
+            lines += ["", *s.energy_area_cost.text_lines()]
         lines += ["", *self._phase_table(), "", *self._op_table(top_ops)]
         if self.notes:
             lines += ["", "notes:"] + [f"  - {n}" for n in self.notes]
@@ -243,10 +249,120 @@ def comparison_table(reports: Sequence[Report]) -> str:
     rows.append(("time per epoch", [format_time(r.summary.epoch_time_s)
                                     if r.summary.epoch_time_s is not None else "-"
                                     for r in reports]))
+    rows += energy_comparison_rows(reports)
     names = [r.hardware for r in reports]
     width = max(len(k) for k, _ in rows)
     col = max(12, *(len(n) for n in names))
     out = [f"accelsim compare: {reports[0].workload}", "",
            f"  {'':<{width}}  " + "  ".join(f"{n:>{col}}" for n in names)]
     out += [f"  {k:<{width}}  " + "  ".join(f"{v:>{col}}" for v in vals) for k, vals in rows]
+    out += energy_comparison_notes(reports)
     return "\n".join(out)
+
+
+# --- energy, area and cost (issue 14; computed by accelsim.energy) -------------------------
+@attrs.frozen(kw_only=True)
+class EnergyAreaCost:
+    """What one chip of the design costs in energy, silicon and money (docs/energy.md).
+
+    Plain numbers computed by `accelsim.energy.estimate` from the step's counters and the
+    spec's `technology` section; `assumptions` lists every constant used, as printed.
+    """
+
+    node: str
+    step_energy_j: dict[str, float]        # one chip, one step, by component
+    total_step_energy_j: float
+    static_power_w: dict[str, float]       # leakage and background power by component
+    average_power_w: float                 # total_step_energy_j / step_time_s
+    op_dynamic_energy_j: tuple[float, ...]  # per op of the report, static power excluded
+    run_time_s: float | None               # training_epochs x epoch time (null: no dataset)
+    run_energy_j: float | None             # all chips, whole run
+    run_energy_kwh: float | None
+    area_mm2: dict[str, float]             # die area by component
+    die_area_mm2: float
+    buildability: str                      # 'single die', 'multi-die' or 'wafer scale'
+    dies: int                              # dies per chip (1 for a single die or a wafer)
+    wafers: int                            # wafers per chip (wafer scale only, else 0)
+    area_arithmetic: tuple[str, ...]       # the verdict's arithmetic, as printed
+    dies_per_wafer: float | None           # gross dies per wafer (None for wafer scale)
+    die_yield: float | None                # Murphy yield of one die (None for wafer scale)
+    chip_cost_usd: dict[str, float]        # silicon and memory of one chip
+    total_chip_cost_usd: float
+    run_cost_usd: dict[str, float] | None  # amortized chips and energy of one training run
+    total_run_cost_usd: float | None
+    assumptions: dict[str, str]            # name -> value with unit and source
+
+    def text_lines(self) -> list[str]:
+        rows = [("energy per step (one chip)",
+                 f"{_joules(self.total_step_energy_j)}  ("
+                 + ", ".join(f"{k} {_joules(v)}" for k, v in self.step_energy_j.items() if v)
+                 + ")"),
+                ("average power (one chip)", f"{self.average_power_w:.4g} W  (static "
+                 f"{sum(self.static_power_w.values()):.3g} W)")]
+        if self.run_energy_j is not None and self.run_energy_kwh is not None:
+            rows.append(("energy per training run", f"{self.run_energy_j:.4g} J = "
+                         f"{self.run_energy_kwh:.4g} kWh (all chips)"))
+        rows.append(("die area", f"{self.die_area_mm2:,.0f} mm^2 at {self.node}  ("
+                     + ", ".join(f"{k} {v:,.0f}" for k, v in self.area_mm2.items() if v) + ")"))
+        rows.append(("buildability", self.buildability))
+        rows += [("", line) for line in self.area_arithmetic]
+        rows.append(("cost per chip", f"${self.total_chip_cost_usd:,.0f}  ("
+                     + ", ".join(f"{k} ${v:,.0f}" for k, v in self.chip_cost_usd.items()) + ")"))
+        if self.run_cost_usd is not None and self.total_run_cost_usd is not None:
+            rows.append(("cost per trained model", f"${self.total_run_cost_usd:,.4g}  ("
+                         + ", ".join(f"{k} ${v:,.4g}" for k, v in self.run_cost_usd.items())
+                         + ")"))
+        width = max(len(k) for k, _ in rows)
+        out = ["energy, area and cost (docs/energy.md; estimates, not measurements):"]
+        out += [f"  {k:<{width}}  {v}" for k, v in rows]
+        out.append("  assumptions: " + "; ".join(f"{k} {v}" for k, v in self.assumptions.items()))
+        return out
+
+
+def _joules(j: float) -> str:
+    for scale, unit in ((1e6, "MJ"), (1e3, "kJ"), (1.0, "J"), (1e-3, "mJ"), (1e-6, "uJ")):
+        if abs(j) >= scale:
+            return f"{j / scale:.4g} {unit}"
+    return f"{j / 1e-9:.4g} nJ"
+
+
+def energy_comparison_rows(reports: Sequence[Report]) -> list[tuple[str, list[str]]]:
+    """Energy, power, area, buildability and cost rows of `comparison_table` ('-' if unknown)."""
+    costs = [r.summary.energy_area_cost for r in reports]
+    if all(c is None for c in costs):
+        return []
+
+    def row(name: str, fmt: Any) -> tuple[str, list[str]]:
+        return name, [fmt(c) if c is not None else "-" for c in costs]
+
+    return [
+        row("energy per step", lambda c: _joules(c.total_step_energy_j)),
+        row("average power", lambda c: f"{c.average_power_w:.4g} W"),
+        row("energy per run", lambda c: f"{c.run_energy_kwh:.4g} kWh"
+            if c.run_energy_kwh is not None else "-"),
+        row("die area", lambda c: f"{c.die_area_mm2:,.0f} mm^2"),
+        row("buildability", lambda c: c.buildability),
+        row("  built as", lambda c: f"{c.wafers} wafer{'s' * (c.wafers > 1)}" if c.wafers
+            else f"{c.dies} die{'s' * (c.dies > 1)}"),
+        row("cost per chip", lambda c: f"${c.total_chip_cost_usd:,.0f}"),
+        row("cost per trained model", lambda c: f"${c.total_run_cost_usd:,.4g}"
+            if c.total_run_cost_usd is not None else "-"),
+    ]
+def energy_comparison_notes(reports: Sequence[Report]) -> list[str]:
+    """Each design's area arithmetic and the assumptions behind the energy and cost rows."""
+    out: list[str] = []
+    for r in reports:
+        c = r.summary.energy_area_cost
+        if c is None:
+            continue
+        if not out:
+            out += ["", "area and cost arithmetic (docs/energy.md):"]
+        out.append(f"  {r.hardware}: " + ", ".join(f"{k} {v:,.0f}" for k, v in c.area_mm2.items())
+                   + f" = {c.die_area_mm2:,.0f} mm^2 at {c.node}")
+        out += [f"    {line}" for line in c.area_arithmetic]
+        out.append("    assumptions: " + "; ".join(f"{k} {v}" for k, v in c.assumptions.items()))
+    return out
+
+
+# --- end energy, area and cost ----------------------------------------------------------------
+

@@ -15,6 +15,7 @@ YAML keys are the field names without their unit suffix (`capacity: 6 MiB` fills
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import types
 import typing
@@ -26,7 +27,7 @@ import yaml
 
 from accelsim import schema, units
 from accelsim.errors import Issue, SpecError
-from accelsim.hardware import HardwareSpec
+from accelsim.hardware import HardwareSpec, TechnologySpec, TechnologyTable
 from accelsim.models import FAMILIES
 from accelsim.workload import WorkloadSpec
 
@@ -352,6 +353,8 @@ def _attrs_object(node: yaml.Node, cls: type, path: str, ctx: _Context,
         meta = dict(f.metadata)
         if f.name == "model" and cls is WorkloadSpec:
             meta["polymorphic"] = True
+        if f.name == "node" and cls is TechnologySpec and path == "technology":
+            meta["choices"] = tuple(technology_table().nodes)  # the rows of the packaged table
         value = _structure(value_node, hints[f.name], meta, _join(path, yaml_key(f.name)), ctx)
         if value is _MISSING:
             failed = True
@@ -630,3 +633,26 @@ def dump_yaml(obj: Any, *, with_units: bool = True) -> str:
     """A spec object as YAML that `hardware_from_yaml` / `workload_from_yaml` read back equal."""
     return yaml.safe_dump(to_dict(obj, with_units=with_units), sort_keys=False,
                           allow_unicode=True, width=100)
+
+
+# --- technology table (issue 14) ------------------------------------------------------------
+TECHNOLOGY_TABLE = Path(__file__).resolve().parent / "data" / "technology_nodes.yaml"
+
+
+@functools.cache
+def technology_table() -> TechnologyTable:
+    """The packaged per-node defaults, loaded (and checked) like any spec file."""
+    text, _name = _read(TECHNOLOGY_TABLE)
+    table: TechnologyTable = _load(text, TechnologyTable, TECHNOLOGY_TABLE.name)
+    return table
+
+
+def node_defaults(node: str) -> TechnologySpec:
+    """The packaged row of `node`; an AccelsimError naming the known nodes if there is none."""
+    table = technology_table()
+    if node not in table.nodes:
+        raise SpecError([Issue("technology", None, None, "technology.node",
+                               f"one of {list(table.nodes)}", repr(node))])
+    return table.nodes[node].resolved(table.common)
+# --- end technology table -------------------------------------------------------------------
+

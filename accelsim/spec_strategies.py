@@ -21,7 +21,7 @@ import attrs
 from hypothesis import strategies as st
 
 from accelsim import schema
-from accelsim.hardware import CacheLevelSpec, HardwareSpec
+from accelsim.hardware import CacheLevelSpec, HardwareSpec, TechnologySpec
 from accelsim.models import FAMILIES
 from accelsim.workload import WorkloadSpec
 
@@ -149,7 +149,15 @@ def _cache_hierarchies(draw: st.DrawFn) -> tuple[CacheLevelSpec, ...]:
 
 def hardware_specs() -> st.SearchStrategy[HardwareSpec]:
     """Valid chips: every field drawn from its metadata, caches ordered by line size."""
-    return specs_of(HardwareSpec, caches=_cache_hierarchies())
+    return specs_of(HardwareSpec, caches=_cache_hierarchies(), technology=technology_specs())
+
+
+def technology_specs() -> st.SearchStrategy[TechnologySpec | None]:
+    """No technology section, or one naming a packaged node with values drawn from metadata."""
+    from accelsim.spec import technology_table
+
+    nodes = st.sampled_from(sorted(technology_table().nodes))
+    return st.none() | specs_of(TechnologySpec, node=nodes)
 
 
 def model_configs() -> st.SearchStrategy[Any]:

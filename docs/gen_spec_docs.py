@@ -204,6 +204,10 @@ def render() -> str:
     out += _class_section(hardware.MemorySpec, "Under `memory`")
     out += _class_section(hardware.InterconnectSpec, "Under `interconnect`")
     out += _class_section(hardware.Calibration, "Under `calibration` (optional)")
+    out += _class_section(hardware.TechnologySpec,  # issue 14: energy, area and cost
+                          "Under `technology` (optional; unset values come from the node's row "
+                          "of `accelsim/data/technology_nodes.yaml`, see docs/energy.md; "
+                          "nodes: " + ", ".join(spec.technology_table().nodes) + ")")
     out += ["## Workload", "", "Top level of a workload file. A stock example: "
             "`workloads/nmt_frontier.yaml`.", ""]
     out += _class_section(workload.WorkloadSpec, "The top level")

@@ -38,7 +38,8 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
                "accelsim.traffic", "accelsim.mrc")),
     ("timing", ("accelsim.timing",)),
     ("replay", ("accelsim.replay",)),
-    ("report", ("accelsim.report",)),
+    # energy, area and cost read a finished Report and the spec (issue 14)
+    ("report", ("accelsim.report", "accelsim.energy")),
     # drive the stages or sit beside them (learning curves, the paper's tables, plots, tests)
     ("entry", ("accelsim.pipeline", "accelsim.api", "accelsim.validate", "accelsim.dse",
                "accelsim.cli", "accelsim.plot", "accelsim.scaling", "accelsim.reproduce",
@@ -65,6 +66,9 @@ FORBIDDEN = {
     "accelsim.reproduce": ("accelsim.pipeline", "accelsim.api", "accelsim.replay",
                            "accelsim.trace", "accelsim.cache", "accelsim.timing"),
     "accelsim.timing": ("accelsim.cache", "accelsim.trace", "accelsim.kernels"),
+    # energy reads a finished Report and the spec: no simulation engine (report stage only)
+    "accelsim.energy": ("accelsim.replay", "accelsim.timing", "accelsim.mapping",
+                        "accelsim.kernels", "accelsim.cache", "accelsim.trace"),
 }
 #: What a narrow room may still import despite its FORBIDDEN prefix.
 ALLOWED = {

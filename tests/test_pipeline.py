@@ -50,7 +50,8 @@ def test_stages_compose_to_simulate(report):
     assert replayed.step_time_s == report.summary.step_time_s
     assert [r.end_s for r in replayed.ops] == [o.end_s for o in report.ops]
     step = pipeline.simulate_step(HW, prepared.executed, WL.precision, mode="exact")
-    assert pipeline.summarize(HW, prepared, step, chips=1).to_dict() == report.to_dict()
+    summary = pipeline.summarize(HW, prepared, step, chips=1)
+    assert pipeline.estimate_cost(HW, WL, summary).to_dict() == report.to_dict()
 
 
 def test_records_are_frozen():
