@@ -13,6 +13,7 @@ from accelsim.graph import Op, OpGraph
 from accelsim.hardware import HardwareSpec
 from accelsim.models import build_graph
 from accelsim.report import OpResult, Report, Summary
+from accelsim.timing import level_bandwidths
 from accelsim.workload import WorkloadSpec
 
 MODES = ("auto", "exact", "coalesced")
@@ -91,7 +92,11 @@ def summarize(hw: HardwareSpec, wl: WorkloadSpec, graph: OpGraph, executed: OpGr
         capacity_bytes=capacity, shortfall_bytes=max(0, footprint - capacity),
         chips_needed=max(1, math.ceil(footprint / capacity)), chips=chips,
         samples_per_step=samples_per_step, steps_per_epoch=steps,
-        epoch_time_s=steps * step_time_s if steps is not None else None)
+        epoch_time_s=steps * step_time_s if steps is not None else None,
+        # chip limits and the sample's name, for the views (viz)
+        compute_units=hw.compute.units,
+        level_bandwidth_bytes_per_s=level_bandwidths(hw, hw.compute.units),
+        sample_unit=wl.dataset.unit if wl.dataset is not None else "samples")
 
 
 @attrs.frozen(kw_only=True)

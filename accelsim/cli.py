@@ -80,6 +80,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.csv:
         report.to_csv(args.csv)
         print(f"wrote {args.csv}")
+    if args.timeline:
+        report.to_timeline(args.timeline)
+        print(f"wrote {args.timeline} (open in ui.perfetto.dev or chrome://tracing)")
+    if args.plot:
+        from accelsim import plot
+
+        for path in plot.report_figures(report, args.plot):
+            print(f"wrote {path}")
     return EXIT_OK
 
 
@@ -207,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="show the N slowest ops (0: all)")
     run.add_argument("--json", metavar="FILE", help="write the report as JSON")
     run.add_argument("--csv", metavar="FILE", help="write the per-op table as CSV")
+    run.add_argument("--timeline", metavar="FILE",
+                     help="write the step as a Chrome/Perfetto trace-event JSON file")
+    run.add_argument("--plot", metavar="DIR",
+                     help="draw the roofline, breakdown and timeline Gantt (PNGs in DIR)")
     run.set_defaults(func=_cmd_run)
 
     compare = sub.add_parser("compare", help="one workload on several chips, side by side")

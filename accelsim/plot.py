@@ -1,16 +1,217 @@
-"""matplotlib views of reports (the only module importing matplotlib; imported lazily)."""
+"""matplotlib views of reports (the only module importing matplotlib; imported lazily).
+
+The report views (`roofline`, `breakdown`, `gantt`) take a `Report` and return a matplotlib
+`Figure`, so a notebook shows them and tests can read what they draw; `report_figures` saves
+all three as PNGs (`accelsim run --plot DIR`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from accelsim.report import Report  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+from accelsim.report import OpResult, Report  # noqa: E402
+from accelsim.units import format_rate, format_time  # noqa: E402
+
+#: One colour per bound, the same in every figure (levels other than L1/L2/SRAM get grey).
+BOUND_COLORS = {"compute": "tab:green", "HBM": "tab:red", "latency": "tab:purple",
+                "launch": "tab:gray", "L1": "tab:cyan", "L2": "tab:blue", "SRAM": "tab:blue",
+                "exposed communication": "tab:orange", "idle": "lightgray"}
+
+
+def bound_color(bound: str) -> str:
+    """The colour of a bound (or a time category) in every figure."""
+    return BOUND_COLORS.get(bound, "tab:olive")
+
+
+def _time_unit(seconds: float) -> tuple[float, str]:
+    """Scale and label for a time axis spanning `seconds`."""
+    for scale, label in ((1.0, "s"), (1e3, "ms"), (1e6, "us")):
+        if seconds * scale >= 1:
+            return scale, label
+    return 1e9, "ns"
+
+
+# --- report views -----------------------------------------------------------------------------
+def roofline(report: Report) -> Figure:
+    """One roofline panel per memory level: the compute ceiling (peak FLOP/s), the level's
+    bandwidth ceiling, and each op with FLOPs and bytes there as a point at (FLOPs per byte of
+    that level, achieved FLOP/s); point area grows with the op's time, colour is its bound."""
+    s = report.summary
+    levels = [lv for lv in report.level_names()
+              if any(op.bytes.get(lv, 0) > 0 and op.flops > 0 for op in report.ops)]
+    fig, axes = plt.subplots(1, max(1, len(levels)), figsize=(6.2 * max(1, len(levels)), 5.2),
+                             squeeze=False)
+    longest = max((op.time_s for op in report.ops), default=0.0) or 1.0
+    for ax, lv in zip(axes[0], levels, strict=False):
+        ops = [op for op in report.ops if op.bytes.get(lv, 0) > 0 and op.flops > 0
+               and op.time_s > 0]
+        x = [op.flops / op.bytes[lv] for op in ops]
+        y = [op.achieved_flop_rate for op in ops]
+        bounds = sorted({op.bound for op in ops})
+        for b in bounds:  # one scatter per bound: a legend entry each
+            sel = [i for i, op in enumerate(ops) if op.bound == b]
+            ax.scatter([x[i] for i in sel], [y[i] for i in sel], alpha=0.6,
+                       s=[6 + 400 * ops[i].time_s / longest for i in sel],
+                       color=bound_color(b), edgecolors="none", label=f"bound: {b}")
+        lo = min(x, default=1e-2) / 3
+        hi = max(x, default=1e3) * 3
+        peak = s.peak_flop_rate
+        bw = s.level_bandwidth_bytes_per_s.get(lv)
+        if bw:
+            ridge = peak / bw
+            lo, hi = min(lo, ridge / 10), max(hi, ridge * 10)
+            ax.plot([lo, ridge, hi], [lo * bw, peak, peak], color="black", lw=1.5)
+            ax.annotate(f"{lv} {format_rate(bw, 'B')}", (ridge / 30, ridge / 30 * bw),
+                        xytext=(0, 6), textcoords="offset points", ha="right", fontsize=8)
+        else:
+            ax.axhline(peak, color="black", lw=1.5)
+        ax.annotate(f"peak {format_rate(peak, 'FLOP')}", (hi, peak), xytext=(-4, 4),
+                    textcoords="offset points", ha="right", fontsize=8)
+        ax.set(xscale="log", yscale="log", xlim=(lo, hi),
+               xlabel=f"arithmetic intensity (FLOP per {lv} byte)",
+               ylabel="achieved FLOP/s", title=f"{lv}: {len(ops)} ops")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right", markerscale=0.6)
+    fig.suptitle(f"roofline: {report.workload} on {report.hardware} (area ~ op time)")
+    fig.tight_layout()
+    return fig
+
+
+def breakdown(report: Report, top: int = 12) -> Figure:
+    """Where the step's time goes: wall-clock time by category (summing to the step time),
+    summed op time by phase stacked by kind, and the `top` slowest ops."""
+    s = report.summary
+    scale, unit = _time_unit(s.step_time_s)
+    fig, axes = plt.subplots(1, 3, figsize=(18, 5.2), gridspec_kw={"width_ratios": [1, 1, 1.6]})
+    ax = axes[0]
+    cats = report.time_by_category()
+    names = list(cats)
+    ax.barh(names, [cats[k] * scale for k in names], color=[bound_color(k) for k in names])
+    for i, k in enumerate(names):
+        ax.text(cats[k] * scale, i, f" {100 * cats[k] / s.step_time_s:.1f} %", va="center",
+                fontsize=8)
+    ax.invert_yaxis()
+    ax.set(xlabel=f"wall-clock time ({unit})",
+           title=f"step time {format_time(s.step_time_s)} by what bounds it")
+    ax = axes[1]
+    phases = sorted({op.phase for op in report.ops},
+                    key=lambda p: ("forward", "backward", "update").index(p)
+                    if p in ("forward", "backward", "update") else 9)
+    kinds = sorted({op.kind for op in report.ops})
+    left = [0.0] * len(phases)
+    for kind in kinds:
+        widths = [sum(op.time_s for op in report.ops if op.phase == p and op.kind == kind) * scale
+                  for p in phases]
+        ax.barh(phases, widths, left=left, label=kind)
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    for i, total in enumerate(left):
+        ax.text(total, i, f" {total:.3g} {unit}", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.legend(fontsize=8, title="kind")
+    ax.set(xlabel=f"summed op time ({unit}; overlapping ops counted each)",
+           title="by phase and kind")
+    ax = axes[2]
+    ops = sorted(report.ops, key=lambda o: -o.time_s)[:top]
+    labels = [_short(op.name, 38) for op in ops]
+    ax.barh(labels, [op.time_s * scale for op in ops], color=[bound_color(op.bound) for op in ops])
+    for i, op in enumerate(ops):
+        ax.text(op.time_s * scale, i, f" {op.shape}  ({op.bound})", va="center", fontsize=7)
+    ax.invert_yaxis()
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set(xlabel=f"op time ({unit})", title=f"top {len(ops)} of {len(report.ops)} ops")
+    ax.set_xlim(0, max((op.time_s for op in ops), default=1) * scale * 1.6)
+    fig.suptitle(f"{report.workload} on {report.hardware}: one training step")
+    fig.tight_layout()
+    return fig
+
+
+def gantt(report: Report) -> Figure:
+    """The step over time: ops on unit streams (coloured by bound), units busy, and each
+    level's bandwidth utilization (the Chrome trace's tracks, as a picture)."""
+    from accelsim import timeline
+
+    s = report.summary
+    scale, unit = _time_unit(s.step_time_s)
+    levels = report.level_names()
+    fig, axes = plt.subplots(2 + len(levels), 1, figsize=(14, 3.5 + 1.3 * (1 + len(levels))),
+                             sharex=True, gridspec_kw={"height_ratios": [3] + [1] * (1 + len(levels))})
+    ax = axes[0]
+    lane = timeline.lanes(report.ops)
+    by_bound: dict[str, list[tuple[int, OpResult]]] = {}
+    for op, k in zip(report.ops, lane, strict=True):
+        by_bound.setdefault(op.bound, []).append((k, op))
+    for b, items in sorted(by_bound.items()):
+        first = True
+        for k in sorted({k for k, _ in items}):
+            spans = [(op.start_s * scale, (op.end_s - op.start_s) * scale)
+                     for kk, op in items if kk == k]
+            ax.broken_barh(spans, (k - 0.4, 0.8), color=bound_color(b),
+                           label=f"bound: {b}" if first else None)
+            first = False
+    if s.chips > 1:
+        gaps = timeline.idle_intervals(report.ops, s.step_time_s)
+        for t0, t1 in gaps:
+            ax.axvspan(t0 * scale, t1 * scale, color=bound_color("exposed communication"),
+                       alpha=0.3, label=None)
+        if gaps:
+            ax.plot([], [], color=bound_color("exposed communication"), lw=6, alpha=0.3,
+                    label="waiting for all-reduce")
+    n_lanes = max(lane, default=0) + 1
+    ax.set_ylim(n_lanes - 0.5, -0.5)
+    ax.set_ylabel("unit stream")
+    ax.legend(fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=4, frameon=False)
+    ax.set_title(f"{report.workload} on {report.hardware}: {len(report.ops)} ops over "
+                 f"{format_time(s.step_time_s)}", loc="left")
+    series = [("compute units", lambda o: float(o.units), s.compute_units or None)]
+    series += [(lv, (lambda o, lv=lv: o.bytes.get(lv, 0.0) / (o.end_s - o.start_s)),
+                s.level_bandwidth_bytes_per_s.get(lv)) for lv in levels]
+    for ax, (name, weight, peak) in zip(axes[1:], series, strict=True):
+        pts = timeline.step_function(report.ops, weight)
+        xs = [t * scale for t, _ in pts] + [s.step_time_s * scale]
+        if peak:
+            ys = [100 * v / peak for _, v in pts]
+            ax.set_ylim(0, 105)
+            ax.set_ylabel(f"{name}\n% busy" if name == "compute units" else f"{name}\n% of peak",
+                          fontsize=8)
+        else:
+            ys = [v for _, v in pts]
+            ax.set_ylabel(name, fontsize=8)
+        if pts:
+            ax.stairs(ys, xs, fill=True, alpha=0.6,
+                      color="tab:green" if name == "compute units" else bound_color(name))
+        ax.grid(True, alpha=0.3)
+    axes[-1].set_xlabel(f"time in the step ({unit})")
+    axes[-1].set_xlim(0, s.step_time_s * scale)
+    fig.tight_layout()
+    return fig
+
+
+def report_figures(report: Report, out_dir: str | Path) -> list[Path]:
+    """Save `roofline.png`, `breakdown.png` and `gantt.png` of `report` in `out_dir`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, draw in (("roofline", roofline), ("breakdown", breakdown), ("gantt", gantt)):
+        fig = draw(report)
+        path = out / f"{name}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else "…" + text[-(width - 1):]
 
 
 def comparison(reports: Sequence[Report], path: str | Path) -> Path:

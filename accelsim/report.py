@@ -66,6 +66,10 @@ class Summary:
     samples_per_step: float            # dataset units per step on all chips
     steps_per_epoch: float | None
     epoch_time_s: float | None
+    # --- the chip's limits and the dataset's unit, for views (plots, timeline, text) ---
+    compute_units: int = 0             # compute units of one chip (0: not recorded)
+    level_bandwidth_bytes_per_s: dict[str, float] = attrs.field(factory=dict)  # achievable, all units
+    sample_unit: str = "samples"       # what one sample is (the dataset's unit: word-pieces, images)
 
 
 @attrs.frozen(kw_only=True)
@@ -101,6 +105,17 @@ class Report:
                     names.append(k)
         return names
 
+    def to_timeline(self, path: str | Path | None = None) -> dict[str, Any]:
+        """The step as Chrome trace-event JSON (ui.perfetto.dev, chrome://tracing): ops as
+        slices on unit streams, bandwidth per level as counters (`accelsim.timeline`). Written
+        to `path` when given; the trace object is returned either way."""
+        from accelsim import timeline
+
+        trace = timeline.trace_events(self)
+        if path is not None:
+            timeline.save(trace, path)
+        return trace
+
     def to_csv(self, path: str | Path | None = None) -> str:
         """One row per op; per-level columns `bytes_<level>` and `hit_rate_<level>`."""
         levels = self.level_names()
@@ -118,6 +133,44 @@ class Report:
         if path is not None:
             Path(path).write_text(buf.getvalue(), encoding="utf-8")
         return buf.getvalue()
+
+    def time_by_category(self) -> dict[str, float]:
+        """Every second of the step attributed to one category; the values sum to the step time.
+
+        At each instant the running ops share the time in proportion to the compute units they
+        hold, and each op's share goes to what bounds it (`compute`, a cache level, `HBM`,
+        `latency`, `launch`). Instants when no op runs are `exposed communication` with
+        data-parallel chips (the update ops wait for a gradient all-reduce) and `idle`
+        otherwise. Unlike `Summary.bound_time_s`, overlapping ops are not counted twice.
+        """
+        events: list[tuple[float, int, OpResult]] = []
+        for op in self.ops:
+            if op.end_s > op.start_s:
+                events += [(op.start_s, 1, op), (op.end_s, -1, op)]
+        events.sort(key=lambda e: (e[0], e[1]))
+        out: dict[str, float] = {}
+        running: dict[str, float] = {}  # bound -> units held by running ops
+        held = 0.0
+        t = 0.0
+        gap = "exposed communication" if self.summary.chips > 1 else "idle"
+        for when, sign, op in events + [(self.summary.step_time_s, 0, None)]:
+            dt = when - t
+            if dt > 0:
+                if held > 0:
+                    for bound, units in running.items():
+                        if units > 0:
+                            out[bound] = out.get(bound, 0.0) + dt * units / held
+                else:
+                    out[gap] = out.get(gap, 0.0) + dt
+                t = when
+            if op is not None:
+                units = float(max(op.units, 1))
+                running[op.bound] = running.get(op.bound, 0.0) + sign * units
+                held += sign * units
+                if held < 0.5:  # all units returned (whole numbers): clear round-off
+                    held = 0.0
+                    running = dict.fromkeys(running, 0.0)
+        return {k: v for k, v in sorted(out.items(), key=lambda kv: -kv[1]) if v > 0}
 
     # --- text view ---------------------------------------------------------------------------
     def text(self, top_ops: int = 15) -> str:

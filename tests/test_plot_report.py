@@ -1,0 +1,76 @@
+"""The report figures: what each draws, read back from the returned matplotlib objects."""
+
+from __future__ import annotations
+
+import pytest
+
+import accelsim
+from accelsim import plot
+from accelsim.cli import main
+
+
+@pytest.fixture(scope="module")
+def report(repo, tiny):
+    hw = accelsim.load_hardware(repo / "hwspecs" / "v100.yaml")
+    return accelsim.simulate(hw, accelsim.load_workload(tiny), chips=2)
+
+
+def _points(ax) -> int:
+    return sum(len(c.get_offsets()) for c in ax.collections)
+
+
+def test_roofline_has_one_panel_per_level_and_one_point_per_op(report):
+    fig = plot.roofline(report)
+    axes = fig.axes
+    levels = report.level_names()
+    assert [ax.get_title().split(":")[0] for ax in axes] == levels
+    for ax, lv in zip(axes, levels, strict=True):
+        expect = [op for op in report.ops if op.flops > 0 and op.bytes.get(lv, 0) > 0
+                  and op.time_s > 0]
+        assert _points(ax) == len(expect)
+        assert ax.get_xscale() == ax.get_yscale() == "log"
+        assert lv in ax.get_xlabel() and "FLOP/s" in ax.get_ylabel()
+        # the roof: compute ceiling at the peak, bandwidth slope at the level's bandwidth
+        (roof,) = ax.lines
+        x, y = roof.get_data()
+        assert max(y) == pytest.approx(report.summary.peak_flop_rate)
+        assert y[0] / x[0] == pytest.approx(report.summary.level_bandwidth_bytes_per_s[lv])
+        legend = {t.get_text() for t in ax.get_legend().get_texts()}
+        assert legend == {f"bound: {op.bound}" for op in expect}
+
+
+def test_breakdown_attributes_the_whole_step(report):
+    fig = plot.breakdown(report, top=5)
+    by_cat, by_phase, top = fig.axes[:3]
+    widths = [p.get_width() for p in by_cat.patches]
+    scale = 1e3  # the tiny step is milliseconds long
+    assert "(ms)" in by_cat.get_xlabel()
+    assert sum(widths) == pytest.approx(report.summary.step_time_s * scale, rel=1e-9)
+    assert [t.get_text() for t in by_cat.get_yticklabels()] == list(report.time_by_category())
+    assert "exposed communication" in report.time_by_category()
+    phases = [t.get_text() for t in by_phase.get_yticklabels()]
+    assert phases == ["forward", "backward", "update"]
+    assert sum(p.get_width() for p in by_phase.patches) == pytest.approx(
+        sum(op.time_s for op in report.ops) * scale, rel=1e-9)
+    assert len(top.patches) == 5
+    slowest = max(report.ops, key=lambda o: o.time_s)
+    assert top.patches[0].get_width() == pytest.approx(slowest.time_s * scale)
+
+
+def test_gantt_draws_every_op_and_a_utilization_row_per_level(report):
+    fig = plot.gantt(report)
+    ops_ax, units_ax, *level_axes = fig.axes
+    bars = sum(len(c.get_paths()) for c in ops_ax.collections
+               if type(c).__name__ == "PolyCollection")
+    assert bars == len(report.ops)
+    assert [ax.get_ylabel().split("\n")[0] for ax in level_axes] == report.level_names()
+    assert "time in the step" in level_axes[-1].get_xlabel()
+    for ax in [units_ax, *level_axes]:
+        assert ax.get_ylim()[1] == pytest.approx(105)  # percent of the chip's peak
+
+
+def test_cli_run_plot_writes_three_pngs(repo, tiny, tmp_path):
+    out = tmp_path / "figs"
+    assert main(["run", str(repo / "hwspecs" / "v100.yaml"), tiny, "--plot", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["breakdown.png", "gantt.png", "roofline.png"]
+    assert all(p.stat().st_size > 10_000 for p in out.iterdir())
