@@ -198,8 +198,23 @@ def _add_sim_options(p: argparse.ArgumentParser) -> None:
                    help="cache simulation granularity: lines, blocks, or chosen by size")
 
 
+def version() -> str:
+    """The installed package's version (its metadata), else the source tree's `__version__`."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as _metadata_version
+
+    try:
+        return _metadata_version("accelsim")
+    except PackageNotFoundError:
+        import accelsim
+
+        return accelsim.__version__
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The `accelsim` argument parser: one subcommand per command."""
     parser = _Parser(prog="accelsim", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"accelsim {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 

@@ -101,6 +101,7 @@ def breakdown(report: Report, top: int = 12) -> Figure:
         ax.text(cats[k] * scale, i, f" {100 * cats[k] / s.step_time_s:.1f} %", va="center",
                 fontsize=8)
     ax.invert_yaxis()
+    ax.set_xlim(0, max(cats.values(), default=1.0) * scale * 1.25)
     ax.set(xlabel=f"wall-clock time ({unit})",
            title=f"step time {format_time(s.step_time_s)} by what bounds it")
     ax = axes[1]
@@ -117,7 +118,8 @@ def breakdown(report: Report, top: int = 12) -> Figure:
     for i, total in enumerate(left):
         ax.text(total, i, f" {total:.3g} {unit}", va="center", fontsize=8)
     ax.invert_yaxis()
-    ax.legend(fontsize=8, title="kind")
+    ax.set_xlim(0, max(left, default=1.0) * 1.3)
+    ax.legend(fontsize=7, title="kind", loc="lower right")
     ax.set(xlabel=f"summed op time ({unit}; overlapping ops counted each)",
            title="by phase and kind")
     ax = axes[2]
@@ -168,6 +170,7 @@ def gantt(report: Report) -> Figure:
                     label="waiting for all-reduce")
     n_lanes = max(lane, default=0) + 1
     ax.set_ylim(n_lanes - 0.5, -0.5)
+    ax.set_yticks(range(n_lanes))
     ax.set_ylabel("unit stream")
     ax.legend(fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=4, frameon=False)
     ax.set_title(f"{report.workload} on {report.hardware}: {len(report.ops)} ops over "

@@ -31,6 +31,8 @@ FORBIDDEN = {
     "accelsim.models": ("accelsim.hardware", "accelsim.spec", "accelsim.mapping", "accelsim.replay"),
     "accelsim.kernels": ("accelsim.hardware", "accelsim.graph", "accelsim.spec", "accelsim.cache"),
     "accelsim.report": ("accelsim.replay", "accelsim.trace", "accelsim.spec", "accelsim.models"),
+    "accelsim.timeline": ("accelsim.replay", "accelsim.trace", "accelsim.api", "accelsim.spec",
+                          "accelsim.models", "accelsim.timing"),
 }
 
 
