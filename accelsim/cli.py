@@ -113,6 +113,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_mrc(args: argparse.Namespace) -> int:
+    import accelsim
     from accelsim.api import miss_ratio_curve
     from accelsim.units import format_bytes
 
@@ -133,10 +134,13 @@ def _cmd_mrc(args: argparse.Namespace) -> int:
               f"{100 * curve.hit_rate_at(llc):.1f} %")
     if args.plot:
         from accelsim import plot
+        from accelsim.fusion import fuse_gemm_accumulate
 
         marks = [(f"{hw.name} {format_bytes(llc)}", llc)] if llc else []
+        executed, _ = fuse_gemm_accumulate(accelsim.build_graph(wl))  # the step replayed
         print("wrote", plot.miss_ratio_curve(
             curve.capacity_bytes, curve.hit_rate, args.plot, marks=marks,
+            footprint_bytes=executed.minimal_footprint_bytes(),
             title=f"{wl.name}: hit rate vs cache size ({format_bytes(curve.granule_bytes)} granules)"))
     return EXIT_OK
 

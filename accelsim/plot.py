@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 from accelsim.report import OpResult, Report  # noqa: E402
-from accelsim.units import format_rate, format_time  # noqa: E402
+from accelsim.units import format_bytes, format_rate, format_time  # noqa: E402
 
 #: One colour per bound, the same in every figure (levels other than L1/L2/SRAM get grey).
 BOUND_COLORS = {"compute": "tab:green", "HBM": "tab:red", "latency": "tab:purple",
@@ -218,60 +218,101 @@ def _short(text: str, width: int) -> str:
 
 
 def comparison(reports: Sequence[Report], path: str | Path) -> Path:
-    """Five panels: step time, FLOP utilization, hit rates, HBM traffic, footprint vs capacity."""
+    """Save `comparison_figure(reports)` to `path` (PNG); returns the path."""
+    fig = comparison_figure(reports)
+    out = Path(path)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def comparison_figure(reports: Sequence[Report]) -> Figure:
+    """Five panels, one bar per design, values labelled: step time, FLOP utilization, hit rates,
+    HBM traffic, footprint against capacity."""
     names = [r.hardware for r in reports]
-    fig, axes = plt.subplots(1, 5, figsize=(20, 4))
+    fig, axes = plt.subplots(1, 5, figsize=(21, 4.6))
     s = [r.summary for r in reports]
-    axes[0].bar(names, [x.step_time_s for x in s], color="tab:blue")
-    axes[0].set_ylabel("step time (s)")
-    axes[1].bar(names, [100 * x.flop_utilization for x in s], color="tab:green")
-    axes[1].set_ylabel("FLOP utilization (%)")
+    scale, unit = _time_unit(max((x.step_time_s for x in s), default=1.0))
+    bars = axes[0].bar(names, [x.step_time_s * scale for x in s], color="tab:blue")
+    axes[0].bar_label(bars, fmt="%.3g", fontsize=8)
+    axes[0].set(ylabel=f"step time ({unit})", title="step time")
+    bars = axes[1].bar(names, [100 * x.flop_utilization for x in s], color="tab:green")
+    axes[1].bar_label(bars, fmt="%.1f %%", fontsize=8)
+    axes[1].set(ylabel="FLOP utilization (%)", title="FLOP utilization", ylim=(0, 105))
     levels: list[str] = []
     for x in s:
         levels += [lv for lv in x.hit_rate if lv not in levels]
     width = 0.8 / max(1, len(levels))
     for i, lv in enumerate(levels):
-        axes[2].bar([j + i * width for j in range(len(names))],
-                    [100 * x.hit_rate.get(lv, 0.0) for x in s], width=width, label=lv)
+        bars = axes[2].bar([j + i * width for j in range(len(names))],
+                           [100 * x.hit_rate.get(lv, 0.0) for x in s], width=width, label=lv)
+        axes[2].bar_label(bars, fmt="%.0f", fontsize=7)
     axes[2].set_xticks([j + width * (len(levels) - 1) / 2 for j in range(len(names))], names)
-    axes[2].set_ylabel("hit rate (%)")
-    axes[2].legend()
-    axes[3].bar(names, [x.level_bytes.get("HBM", 0.0) / 1e12 for x in s], color="tab:purple")
-    axes[3].set_ylabel("HBM traffic per step (TB)")
-    axes[4].bar(names, [x.footprint_bytes / 1e9 for x in s], color="tab:red", label="footprint")
+    axes[2].set(ylabel="hit rate (%)", title="hit rate per cache level", ylim=(0, 110))
+    axes[2].legend(fontsize=8)
+    bars = axes[3].bar(names, [x.level_bytes.get("HBM", 0.0) / 1e12 for x in s],
+                       color="tab:purple")
+    axes[3].bar_label(bars, fmt="%.3g", fontsize=8)
+    axes[3].set(ylabel="HBM traffic per step (TB)", title="HBM traffic")
+    bars = axes[4].bar(names, [x.footprint_bytes / 1e9 for x in s], color="tab:red",
+                       label="footprint")
+    axes[4].bar_label(bars, fmt="%.3g", fontsize=8)
     axes[4].scatter(names, [x.capacity_bytes / 1e9 for x in s], color="black", marker="_",
                     s=800, label="capacity", zorder=3)
     axes[4].set_yscale("log")
-    axes[4].set_ylabel("GB")
-    axes[4].legend()
+    low = min([x.capacity_bytes for x in s] + [x.footprint_bytes for x in s], default=1) / 1e9
+    top = max([x.capacity_bytes for x in s] + [x.footprint_bytes for x in s], default=1) / 1e9
+    axes[4].set_ylim(low / 4, top * 3)
+    axes[4].set(ylabel="GB", title="footprint vs memory capacity")
+    axes[4].legend(fontsize=8)
     for ax in axes:
         ax.tick_params(axis="x", rotation=20)
     fig.suptitle(f"{reports[0].workload}: one training step per design")
     fig.tight_layout()
+    return fig
+
+
+def miss_ratio_curve(capacity_bytes, hit_rate, path: str | Path, *, title: str,
+                     marks: Sequence[tuple[str, float]] = (),
+                     footprint_bytes: float | None = None) -> Path:
+    """Hit rate against cache capacity (log x), with the designs' capacities marked. With
+    `footprint_bytes` the x-axis stops at the step's footprint (a cache that size holds all
+    live data; the curve beyond it only counts addresses that are never live together)."""
+    fig = mrc_figure(capacity_bytes, hit_rate, title=title, marks=marks,
+                     footprint_bytes=footprint_bytes)
     out = Path(path)
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
 
 
-def miss_ratio_curve(capacity_bytes, hit_rate, path: str | Path, *, title: str,
-                     marks: Sequence[tuple[str, float]] = ()) -> Path:
-    """Hit rate against cache capacity (log x), with the designs' capacities marked."""
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(capacity_bytes, [100 * h for h in hit_rate], color="tab:blue")
+def mrc_figure(capacity_bytes, hit_rate, *, title: str, marks: Sequence[tuple[str, float]] = (),
+               footprint_bytes: float | None = None) -> Figure:
+    """The figure of `miss_ratio_curve`, returned instead of saved."""
+    from matplotlib.ticker import FuncFormatter
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot(capacity_bytes, [100 * h for h in hit_rate], color="tab:blue", lw=2)
     for label, cap in marks:
         ax.axvline(cap, color="gray", linestyle="--")
         ax.text(cap, 2, label, rotation=90, va="bottom", ha="right", fontsize=8)
     ax.set_xscale("log")
-    ax.set_xlabel("cache capacity (bytes)")
+    lo = float(capacity_bytes[0]) if len(capacity_bytes) else 1.0
+    hi = float(capacity_bytes[-1]) if len(capacity_bytes) else 2.0
+    if footprint_bytes:
+        ax.axvline(footprint_bytes, color="tab:red", lw=1)
+        ax.text(footprint_bytes, 98, f" footprint {format_bytes(footprint_bytes)}", va="top",
+                ha="right", rotation=90, fontsize=8, color="tab:red")
+        hi = footprint_bytes * 1.05
+    ax.set_xlim(lo, max(hi, lo * 2))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: format_bytes(x)))
+    ax.set_xlabel("cache capacity")
     ax.set_ylabel("hit rate (%)")
     ax.set_ylim(0, 100)
+    ax.grid(True, which="major", alpha=0.3)
     ax.set_title(title)
     fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return fig
 
 
 #: The paper's Figures 7-10: quantity key, y label, file name.

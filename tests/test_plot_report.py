@@ -74,3 +74,25 @@ def test_cli_run_plot_writes_three_pngs(repo, tiny, tmp_path):
     assert main(["run", str(repo / "hwspecs" / "v100.yaml"), tiny, "--plot", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["breakdown.png", "gantt.png", "roofline.png"]
     assert all(p.stat().st_size > 10_000 for p in out.iterdir())
+
+
+def test_mrc_axis_stops_at_the_footprint():
+    import numpy as np
+
+    cap = np.array([2.0**k for k in range(10, 40)])
+    fig = plot.mrc_figure(cap, np.linspace(0.1, 0.99, cap.size), title="t",
+                          marks=[("chip", 2.0**20)], footprint_bytes=2.0**30)
+    (ax,) = fig.axes
+    assert ax.get_xlim()[1] == pytest.approx(2.0**30 * 1.05)
+    assert ax.get_xlabel() == "cache capacity" and ax.get_ylabel() == "hit rate (%)"
+    texts = [t.get_text() for t in ax.texts]
+    assert "chip" in texts and any("footprint 1.07 GB" in t for t in texts)
+
+
+def test_comparison_labels_every_bar(report):
+    fig = plot.comparison_figure([report, report])
+    step_ax = fig.axes[0]
+    assert len(step_ax.patches) == 2
+    labels = [t.get_text() for t in step_ax.texts]
+    assert labels == [f"{report.summary.step_time_s * 1e3:.3g}"] * 2
+    assert [ax.get_title() for ax in fig.axes][:2] == ["step time", "FLOP utilization"]
