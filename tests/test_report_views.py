@@ -169,3 +169,14 @@ def test_every_public_name_has_a_docstring(module):
                         if not inspect.getdoc(member.fget if isinstance(member, property)
                                               else member)]
     assert not missing, f"no docstring: {missing}"
+
+
+def test_report_schema_doc_names_every_field():
+    """docs/report-schema.md is hand-written: it must keep up with the classes."""
+    import attrs
+
+    doc = (__import__("pathlib").Path(__file__).resolve().parents[1] / "docs"
+           / "report-schema.md").read_text(encoding="utf-8")
+    for cls in (Summary, OpResult):
+        for f in attrs.fields(cls):
+            assert f"`{f.name}`" in doc, f"{cls.__name__}.{f.name} is not in report-schema.md"
