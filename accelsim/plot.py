@@ -24,7 +24,7 @@ from accelsim.units import format_bytes, format_rate, format_time  # noqa: E402
 
 #: One colour per bound, the same in every figure (levels other than L1/L2/SRAM get grey).
 BOUND_COLORS = {"compute": "tab:green", "HBM": "tab:red", "latency": "tab:purple",
-                "launch": "tab:gray", "L1": "tab:cyan", "L2": "tab:blue", "SRAM": "tab:blue",
+                "launch": "tab:gray", "L1": "tab:pink", "L2": "tab:blue", "SRAM": "tab:cyan",
                 "exposed communication": "tab:orange", "idle": "lightgray"}
 
 
@@ -81,7 +81,10 @@ def roofline(report: Report) -> Figure:
                xlabel=f"arithmetic intensity (FLOP per {lv} byte)",
                ylabel="achieved FLOP/s", title=f"{lv}: {len(ops)} ops")
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right", markerscale=0.6)
+        legend = ax.legend(fontsize=7, loc="lower right")
+        for handle in legend.legend_handles:  # one marker size in the key, whatever the time
+            handle.set_sizes([30])
+            handle.set_alpha(0.8)
     fig.suptitle(f"roofline: {report.workload} on {report.hardware} (area ~ op time)")
     fig.tight_layout()
     return fig
@@ -326,27 +329,49 @@ _SCALING_FIGURES = (
 
 
 def scaling_figures(series: dict[str, dict[str, Sequence[float]]],
-                    out_dir: str | Path) -> list[Path]:
-    """One log-log figure per quantity against parameter count, one line per domain."""
+                    out_dir: str | Path,
+                    paper: dict[str, dict[str, Sequence[float]]] | None = None) -> list[Path]:
+    """Save `scaling_figure` for each of the paper's Figures 7-10 in `out_dir`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for key, ylabel, filename in _SCALING_FIGURES:
-        fig, ax = plt.subplots(figsize=(6, 4.5))
-        for domain, data in series.items():
-            ax.plot(data["params"], data[key], marker="o", markersize=3, label=domain)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("model parameters")
-        ax.set_ylabel(ylabel)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
+    for key, _ylabel, filename in _SCALING_FIGURES:
+        fig = scaling_figure(series, key, paper)
         path = out / filename
         fig.savefig(path, dpi=110)
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+def scaling_figure(series: dict[str, dict[str, Sequence[float]]], key: str,
+                   paper: dict[str, dict[str, Sequence[float]]] | None = None) -> Figure:
+    """One log-log figure of quantity `key` against parameter count, one line per domain
+    (accelsim's graphs); with `paper`, each domain's values from the paper in the same colour:
+    its Table 2 formula as a dashed line and its Table 3 frontier point as a star."""
+    ylabel = next(label for k, label, _ in _SCALING_FIGURES if k == key)
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    for domain, data in series.items():
+        (line,) = ax.plot(data["params"], data[key], marker="o", markersize=3, label=domain)
+        theirs = (paper or {}).get(domain)
+        if theirs and theirs.get(key):
+            ax.plot(theirs["params"], theirs[key], ls="--", lw=1, color=line.get_color())
+            ax.plot(theirs["frontier_params"], theirs[f"frontier_{key}"], marker="*",
+                    markersize=11, ls="none", color=line.get_color(),
+                    markeredgecolor="black", markeredgewidth=0.5)
+    if paper:
+        ax.plot([], [], ls="--", lw=1, color="gray", label="paper, Table 2 formula")
+        ax.plot([], [], marker="*", ls="none", color="gray", markersize=10,
+                label="paper, Table 3 frontier")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("model parameters")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{ylabel} against model size")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def validation_scatter(rows: Sequence, path: str | Path, title: str) -> None:

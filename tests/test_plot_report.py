@@ -96,3 +96,28 @@ def test_comparison_labels_every_bar(report):
     labels = [t.get_text() for t in step_ax.texts]
     assert labels == [f"{report.summary.step_time_s * 1e3:.3g}"] * 2
     assert [ax.get_title() for ax in fig.axes][:2] == ["step time", "FLOP utilization"]
+
+
+def test_scaling_figure_overlays_the_papers_values():
+    from accelsim import reproduce
+
+    tables = reproduce.load_tables(None)
+    domains = list(tables["projected_training"])[:2]
+    sweeps = {d: [{"params": p, "flops": 1e3 * p, "bytes": 1e2 * p, "min_footprint_bytes": 8 * p}
+                  for p in (1e8, 1e9)] for d in domains}
+    paper = reproduce.paper_series(sweeps, tables)
+    fig = plot.scaling_figure(sweeps_series := {
+        d: {"params": [x["params"] for x in v], "flops_per_sample": [x["flops"] for x in v],
+            "bytes_per_step": [x["bytes"] for x in v],
+            "operational_intensity": [x["flops"] / x["bytes"] for x in v],
+            "min_footprint_bytes": [x["min_footprint_bytes"] for x in v]}
+        for d, v in sweeps.items()}, "min_footprint_bytes", paper)
+    (ax,) = fig.axes
+    assert len(ax.lines) == 3 * len(sweeps_series) + 2  # ours, formula, frontier; 2 legend keys
+    stars = [ln for ln in ax.lines if ln.get_marker() == "*" and len(ln.get_xdata())]
+    for d, star in zip(domains, stars, strict=True):
+        row = tables["projected_training"][d]
+        assert star.get_xdata()[0] == row["params"]
+        assert star.get_ydata()[0] == pytest.approx(row["min_footprint_gb"] * 1e9)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == [*domains, "paper, Table 2 formula", "paper, Table 3 frontier"]
