@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 
 from accelsim.errors import AccelsimError, SpecError
 from accelsim.hardware import HardwareSpec
-from accelsim.report import OpResult, Report, Summary
+from accelsim.report import Comparison, OpResult, Report, Summary
 from accelsim.spec import load_hardware, load_workload
 from accelsim.workload import WorkloadSpec
 
 if TYPE_CHECKING:
     from accelsim.graph import OpGraph
 
-__all__ = ["AccelsimError", "HardwareSpec", "OpResult", "Report", "SpecError", "Summary",
+__all__ = ["AccelsimError", "Comparison", "HardwareSpec", "OpResult", "Report", "SpecError", "Summary",
            "WorkloadSpec", "build_graph", "load_hardware", "load_workload", "simulate"]
 __version__ = "0.1.0"
 

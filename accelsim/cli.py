@@ -81,6 +81,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.csv:
         report.to_csv(args.csv)
         print(f"wrote {args.csv}")
+    if args.timeline:
+        report.to_timeline(args.timeline)
+        print(f"wrote {args.timeline} (open in ui.perfetto.dev or chrome://tracing)")
+    if args.plot:
+        from accelsim import plot
+
+        for path in plot.report_figures(report, args.plot):
+            print(f"wrote {path}")
     return EXIT_OK
 
 
@@ -106,6 +114,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_mrc(args: argparse.Namespace) -> int:
+    import accelsim
     from accelsim.api import miss_ratio_curve
     from accelsim.units import format_bytes
 
@@ -126,10 +135,13 @@ def _cmd_mrc(args: argparse.Namespace) -> int:
               f"{100 * curve.hit_rate_at(llc):.1f} %")
     if args.plot:
         from accelsim import plot
+        from accelsim.fusion import fuse_gemm_accumulate
 
         marks = [(f"{hw.name} {format_bytes(llc)}", llc)] if llc else []
+        executed, _ = fuse_gemm_accumulate(accelsim.build_graph(wl))  # the step replayed
         print("wrote", plot.miss_ratio_curve(
             curve.capacity_bytes, curve.hit_rate, args.plot, marks=marks,
+            footprint_bytes=executed.minimal_footprint_bytes(),
             title=f"{wl.name}: hit rate vs cache size ({format_bytes(curve.granule_bytes)} granules)"))
     return EXIT_OK
 
@@ -202,8 +214,23 @@ def _add_sim_options(p: argparse.ArgumentParser) -> None:
                    help="cache simulation granularity: lines, blocks, or chosen by size")
 
 
+def version() -> str:
+    """The installed package's version (its metadata), else the source tree's `__version__`."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as _metadata_version
+
+    try:
+        return _metadata_version("accelsim")
+    except PackageNotFoundError:
+        import accelsim
+
+        return accelsim.__version__
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The `accelsim` argument parser: one subcommand per command."""
     parser = _Parser(prog="accelsim", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"accelsim {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -219,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="show the N slowest ops (0: all)")
     run.add_argument("--json", metavar="FILE", help="write the report as JSON")
     run.add_argument("--csv", metavar="FILE", help="write the per-op table as CSV")
+    run.add_argument("--timeline", metavar="FILE",
+                     help="write the step as a Chrome/Perfetto trace-event JSON file")
+    run.add_argument("--plot", metavar="DIR",
+                     help="draw the roofline, breakdown and timeline Gantt (PNGs in DIR)")
     run.set_defaults(func=_cmd_run)
 
     compare = sub.add_parser("compare", help="one workload on several chips, side by side")

@@ -240,6 +240,7 @@ class HardwareSpec:
 
     @property
     def last_level_cache_bytes(self) -> int:
+        """On-chip bytes of the outermost cache level, all its copies (0 without caches)."""
         if not self.caches:
             return 0
         last = self.caches[-1]

@@ -25,7 +25,7 @@ from accelsim.hardware import HardwareSpec
 from accelsim.mapping import Mapping
 from accelsim.models import build_graph, family_of
 from accelsim.report import OpResult, Report, Summary
-from accelsim.timing import OpTiming, analytic_traffic, map_graph, op_timing
+from accelsim.timing import OpTiming, analytic_traffic, level_bandwidths, map_graph, op_timing
 from accelsim.traffic import Traffic
 from accelsim.workload import WorkloadSpec
 
@@ -288,7 +288,11 @@ def step_summary(hw: HardwareSpec, prepared: PreparedStep, ops: tuple[OpResult, 
         capacity_bytes=capacity, shortfall_bytes=max(0, footprint - capacity),
         chips_needed=max(1, math.ceil(footprint / capacity)), chips=chips,
         samples_per_step=samples_per_step, steps_per_epoch=steps,
-        epoch_time_s=steps * step_time_s if steps is not None else None)
+        epoch_time_s=steps * step_time_s if steps is not None else None,
+        # the chip's limits and the dataset's unit, for the views (plots, timeline, text)
+        compute_units=hw.compute.units,
+        level_bandwidth_bytes_per_s=level_bandwidths(hw, hw.compute.units),
+        sample_unit=wl.dataset.unit if wl.dataset is not None else "samples")
 
 
 __all__ = [

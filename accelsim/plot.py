@@ -1,74 +1,322 @@
-"""matplotlib views of reports (the only module importing matplotlib; imported lazily)."""
+"""matplotlib views of reports (the only module importing matplotlib; imported lazily).
+
+The report views (`roofline`, `breakdown`, `gantt`) take a `Report` and return a matplotlib
+`Figure`, so a notebook shows them and tests can read what they draw; `report_figures` saves
+all three as PNGs (`accelsim run --plot DIR`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from accelsim.report import Report  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+from accelsim.report import OpResult, Report  # noqa: E402
+from accelsim.units import format_bytes, format_rate, format_time  # noqa: E402
 from accelsim.vocabulary import MEMORY  # noqa: E402
+
+#: One colour per bound, the same in every figure (levels other than L1/L2/SRAM get grey).
+BOUND_COLORS = {"compute": "tab:green", MEMORY: "tab:red", "latency": "tab:purple",
+                "launch": "tab:gray", "L1": "tab:pink", "L2": "tab:blue", "SRAM": "tab:cyan",
+                "exposed communication": "tab:orange", "idle": "lightgray"}
+
+
+def bound_color(bound: str) -> str:
+    """The colour of a bound (or a time category) in every figure."""
+    return BOUND_COLORS.get(bound, "tab:olive")
+
+
+def _time_unit(seconds: float) -> tuple[float, str]:
+    """Scale and label for a time axis spanning `seconds`."""
+    for scale, label in ((1.0, "s"), (1e3, "ms"), (1e6, "us")):
+        if seconds * scale >= 1:
+            return scale, label
+    return 1e9, "ns"
+
+
+# --- report views -----------------------------------------------------------------------------
+def roofline(report: Report) -> Figure:
+    """One roofline panel per memory level: the compute ceiling (peak FLOP/s), the level's
+    bandwidth ceiling, and each op with FLOPs and bytes there as a point at (FLOPs per byte of
+    that level, achieved FLOP/s); point area grows with the op's time, colour is its bound."""
+    s = report.summary
+    levels = [lv for lv in report.level_names()
+              if any(op.bytes.get(lv, 0) > 0 and op.flops > 0 for op in report.ops)]
+    fig, axes = plt.subplots(1, max(1, len(levels)), figsize=(6.2 * max(1, len(levels)), 5.2),
+                             squeeze=False)
+    longest = max((op.time_s for op in report.ops), default=0.0) or 1.0
+    for ax, lv in zip(axes[0], levels, strict=False):
+        ops = [op for op in report.ops if op.bytes.get(lv, 0) > 0 and op.flops > 0
+               and op.time_s > 0]
+        x = [op.flops / op.bytes[lv] for op in ops]
+        y = [op.achieved_flop_rate for op in ops]
+        bounds = sorted({op.bound for op in ops})
+        for b in bounds:  # one scatter per bound: a legend entry each
+            sel = [i for i, op in enumerate(ops) if op.bound == b]
+            ax.scatter([x[i] for i in sel], [y[i] for i in sel], alpha=0.6,
+                       s=[6 + 400 * ops[i].time_s / longest for i in sel],
+                       color=bound_color(b), edgecolors="none", label=f"bound: {b}")
+        lo = min(x, default=1e-2) / 3
+        hi = max(x, default=1e3) * 3
+        peak = s.peak_flop_rate
+        bw = s.level_bandwidth_bytes_per_s.get(lv)
+        if bw:
+            ridge = peak / bw
+            lo, hi = min(lo, ridge / 10), max(hi, ridge * 10)
+            ax.plot([lo, ridge, hi], [lo * bw, peak, peak], color="black", lw=1.5)
+            ax.annotate(f"{lv} {format_rate(bw, 'B')}", (ridge / 30, ridge / 30 * bw),
+                        xytext=(0, 6), textcoords="offset points", ha="right", fontsize=8)
+        else:
+            ax.axhline(peak, color="black", lw=1.5)
+        ax.annotate(f"peak {format_rate(peak, 'FLOP')}", (hi, peak), xytext=(-4, 4),
+                    textcoords="offset points", ha="right", fontsize=8)
+        ax.set(xscale="log", yscale="log", xlim=(lo, hi),
+               xlabel=f"arithmetic intensity (FLOP per {lv} byte)",
+               ylabel="achieved FLOP/s", title=f"{lv}: {len(ops)} ops")
+        ax.grid(True, which="major", alpha=0.3)
+        legend = ax.legend(fontsize=7, loc="lower right")
+        for handle in legend.legend_handles:  # one marker size in the key, whatever the time
+            handle.set_sizes([30])
+            handle.set_alpha(0.8)
+    fig.suptitle(f"roofline: {report.workload} on {report.hardware} (area ~ op time)")
+    fig.tight_layout()
+    return fig
+
+
+def breakdown(report: Report, top: int = 12) -> Figure:
+    """Where the step's time goes: wall-clock time by category (summing to the step time),
+    summed op time by phase stacked by kind, and the `top` slowest ops."""
+    s = report.summary
+    scale, unit = _time_unit(s.step_time_s)
+    fig, axes = plt.subplots(1, 3, figsize=(18, 5.2), gridspec_kw={"width_ratios": [1, 1, 1.6]})
+    ax = axes[0]
+    cats = report.time_by_category()
+    names = list(cats)
+    ax.barh(names, [cats[k] * scale for k in names], color=[bound_color(k) for k in names])
+    for i, k in enumerate(names):
+        ax.text(cats[k] * scale, i, f" {100 * cats[k] / s.step_time_s:.1f} %", va="center",
+                fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(cats.values(), default=1.0) * scale * 1.25)
+    ax.set(xlabel=f"wall-clock time ({unit})",
+           title=f"step time {format_time(s.step_time_s)} by what bounds it")
+    ax = axes[1]
+    phases = sorted({op.phase for op in report.ops},
+                    key=lambda p: ("forward", "backward", "update").index(p)
+                    if p in ("forward", "backward", "update") else 9)
+    kinds = sorted({op.kind for op in report.ops})
+    left = [0.0] * len(phases)
+    for kind in kinds:
+        widths = [sum(op.time_s for op in report.ops if op.phase == p and op.kind == kind) * scale
+                  for p in phases]
+        ax.barh(phases, widths, left=left, label=kind)
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    for i, total in enumerate(left):
+        ax.text(total, i, f" {total:.3g} {unit}", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(left, default=1.0) * 1.3)
+    ax.legend(fontsize=7, title="kind", loc="lower right")
+    ax.set(xlabel=f"summed op time ({unit}; overlapping ops counted each)",
+           title="by phase and kind")
+    ax = axes[2]
+    ops = sorted(report.ops, key=lambda o: -o.time_s)[:top]
+    labels = [_short(op.name, 38) for op in ops]
+    ax.barh(labels, [op.time_s * scale for op in ops], color=[bound_color(op.bound) for op in ops])
+    for i, op in enumerate(ops):
+        ax.text(op.time_s * scale, i, f" {op.shape}  ({op.bound})", va="center", fontsize=7)
+    ax.invert_yaxis()
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set(xlabel=f"op time ({unit})", title=f"top {len(ops)} of {len(report.ops)} ops")
+    ax.set_xlim(0, max((op.time_s for op in ops), default=1) * scale * 1.6)
+    fig.suptitle(f"{report.workload} on {report.hardware}: one training step")
+    fig.tight_layout()
+    return fig
+
+
+def gantt(report: Report) -> Figure:
+    """The step over time: ops on unit streams (coloured by bound), units busy, and each
+    level's bandwidth utilization (the Chrome trace's tracks, as a picture)."""
+    from accelsim import timeline
+
+    s = report.summary
+    scale, unit = _time_unit(s.step_time_s)
+    levels = report.level_names()
+    fig, axes = plt.subplots(2 + len(levels), 1, figsize=(14, 3.5 + 1.3 * (1 + len(levels))),
+                             sharex=True, gridspec_kw={"height_ratios": [3] + [1] * (1 + len(levels))})
+    ax = axes[0]
+    lane = timeline.lanes(report.ops)
+    by_bound: dict[str, list[tuple[int, OpResult]]] = {}
+    for op, k in zip(report.ops, lane, strict=True):
+        by_bound.setdefault(op.bound, []).append((k, op))
+    for b, items in sorted(by_bound.items()):
+        first = True
+        for k in sorted({k for k, _ in items}):
+            spans = [(op.start_s * scale, (op.end_s - op.start_s) * scale)
+                     for kk, op in items if kk == k]
+            ax.broken_barh(spans, (k - 0.4, 0.8), color=bound_color(b),
+                           label=f"bound: {b}" if first else None)
+            first = False
+    if s.chips > 1:
+        gaps = timeline.idle_intervals(report.ops, s.step_time_s)
+        for t0, t1 in gaps:
+            ax.axvspan(t0 * scale, t1 * scale, color=bound_color("exposed communication"),
+                       alpha=0.3, label=None)
+        if gaps:
+            ax.plot([], [], color=bound_color("exposed communication"), lw=6, alpha=0.3,
+                    label="waiting for all-reduce")
+    n_lanes = max(lane, default=0) + 1
+    ax.set_ylim(n_lanes - 0.5, -0.5)
+    ax.set_yticks(range(n_lanes))
+    ax.set_ylabel("unit stream")
+    ax.legend(fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=4, frameon=False)
+    ax.set_title(f"{report.workload} on {report.hardware}: {len(report.ops)} ops over "
+                 f"{format_time(s.step_time_s)}", loc="left")
+    series = [("compute units", lambda o: float(o.units), s.compute_units or None)]
+    series += [(lv, (lambda o, lv=lv: o.bytes.get(lv, 0.0) / (o.end_s - o.start_s)),
+                s.level_bandwidth_bytes_per_s.get(lv)) for lv in levels]
+    for ax, (name, weight, peak) in zip(axes[1:], series, strict=True):
+        pts = timeline.step_function(report.ops, weight)
+        xs = [t * scale for t, _ in pts] + [s.step_time_s * scale]
+        if peak:
+            ys = [100 * v / peak for _, v in pts]
+            ax.set_ylim(0, 105)
+            ax.set_ylabel(f"{name}\n% busy" if name == "compute units" else f"{name}\n% of peak",
+                          fontsize=8)
+        else:
+            ys = [v for _, v in pts]
+            ax.set_ylabel(name, fontsize=8)
+        if pts:
+            ax.stairs(ys, xs, fill=True, alpha=0.6,
+                      color="tab:green" if name == "compute units" else bound_color(name))
+        ax.grid(True, alpha=0.3)
+    axes[-1].set_xlabel(f"time in the step ({unit})")
+    axes[-1].set_xlim(0, s.step_time_s * scale)
+    fig.tight_layout()
+    return fig
+
+
+def report_figures(report: Report, out_dir: str | Path) -> list[Path]:
+    """Save `roofline.png`, `breakdown.png` and `gantt.png` of `report` in `out_dir`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, draw in (("roofline", roofline), ("breakdown", breakdown), ("gantt", gantt)):
+        fig = draw(report)
+        path = out / f"{name}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else "…" + text[-(width - 1):]
 
 
 def comparison(reports: Sequence[Report], path: str | Path) -> Path:
-    """Five panels: step time, FLOP utilization, hit rates, HBM traffic, footprint vs capacity."""
+    """Save `comparison_figure(reports)` to `path` (PNG); returns the path."""
+    fig = comparison_figure(reports)
+    out = Path(path)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def comparison_figure(reports: Sequence[Report]) -> Figure:
+    """Five panels, one bar per design, values labelled: step time, FLOP utilization, hit rates,
+    HBM traffic, footprint against capacity."""
     names = [r.hardware for r in reports]
-    fig, axes = plt.subplots(1, 5, figsize=(20, 4))
+    fig, axes = plt.subplots(1, 5, figsize=(21, 4.6))
     s = [r.summary for r in reports]
-    axes[0].bar(names, [x.step_time_s for x in s], color="tab:blue")
-    axes[0].set_ylabel("step time (s)")
-    axes[1].bar(names, [100 * x.flop_utilization for x in s], color="tab:green")
-    axes[1].set_ylabel("FLOP utilization (%)")
+    scale, unit = _time_unit(max((x.step_time_s for x in s), default=1.0))
+    bars = axes[0].bar(names, [x.step_time_s * scale for x in s], color="tab:blue")
+    axes[0].bar_label(bars, fmt="%.3g", fontsize=8)
+    axes[0].set(ylabel=f"step time ({unit})", title="step time")
+    bars = axes[1].bar(names, [100 * x.flop_utilization for x in s], color="tab:green")
+    axes[1].bar_label(bars, fmt="%.1f %%", fontsize=8)
+    axes[1].set(ylabel="FLOP utilization (%)", title="FLOP utilization", ylim=(0, 105))
     levels: list[str] = []
     for x in s:
         levels += [lv for lv in x.hit_rate if lv not in levels]
     width = 0.8 / max(1, len(levels))
     for i, lv in enumerate(levels):
-        axes[2].bar([j + i * width for j in range(len(names))],
-                    [100 * x.hit_rate.get(lv, 0.0) for x in s], width=width, label=lv)
+        bars = axes[2].bar([j + i * width for j in range(len(names))],
+                           [100 * x.hit_rate.get(lv, 0.0) for x in s], width=width, label=lv)
+        axes[2].bar_label(bars, fmt="%.0f", fontsize=7)
     axes[2].set_xticks([j + width * (len(levels) - 1) / 2 for j in range(len(names))], names)
-    axes[2].set_ylabel("hit rate (%)")
-    axes[2].legend()
-    axes[3].bar(names, [x.level_bytes.get(MEMORY, 0.0) / 1e12 for x in s], color="tab:purple")
-    axes[3].set_ylabel("HBM traffic per step (TB)")
-    axes[4].bar(names, [x.footprint_bytes / 1e9 for x in s], color="tab:red", label="footprint")
+    axes[2].set(ylabel="hit rate (%)", title="hit rate per cache level", ylim=(0, 110))
+    axes[2].legend(fontsize=8)
+    bars = axes[3].bar(names, [x.level_bytes.get(MEMORY, 0.0) / 1e12 for x in s],
+                       color="tab:purple")
+    axes[3].bar_label(bars, fmt="%.3g", fontsize=8)
+    axes[3].set(ylabel="HBM traffic per step (TB)", title="HBM traffic")
+    bars = axes[4].bar(names, [x.footprint_bytes / 1e9 for x in s], color="tab:red",
+                       label="footprint")
+    axes[4].bar_label(bars, fmt="%.3g", fontsize=8)
     axes[4].scatter(names, [x.capacity_bytes / 1e9 for x in s], color="black", marker="_",
                     s=800, label="capacity", zorder=3)
     axes[4].set_yscale("log")
-    axes[4].set_ylabel("GB")
-    axes[4].legend()
+    low = min([x.capacity_bytes for x in s] + [x.footprint_bytes for x in s], default=1) / 1e9
+    top = max([x.capacity_bytes for x in s] + [x.footprint_bytes for x in s], default=1) / 1e9
+    axes[4].set_ylim(low / 4, top * 3)
+    axes[4].set(ylabel="GB", title="footprint vs memory capacity")
+    axes[4].legend(fontsize=8)
     for ax in axes:
         ax.tick_params(axis="x", rotation=20)
     fig.suptitle(f"{reports[0].workload}: one training step per design")
     fig.tight_layout()
+    return fig
+
+
+def miss_ratio_curve(capacity_bytes, hit_rate, path: str | Path, *, title: str,
+                     marks: Sequence[tuple[str, float]] = (),
+                     footprint_bytes: float | None = None) -> Path:
+    """Hit rate against cache capacity (log x), with the designs' capacities marked. With
+    `footprint_bytes` the x-axis stops at the step's footprint (a cache that size holds all
+    live data; the curve beyond it only counts addresses that are never live together)."""
+    fig = mrc_figure(capacity_bytes, hit_rate, title=title, marks=marks,
+                     footprint_bytes=footprint_bytes)
     out = Path(path)
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
 
 
-def miss_ratio_curve(capacity_bytes, hit_rate, path: str | Path, *, title: str,
-                     marks: Sequence[tuple[str, float]] = ()) -> Path:
-    """Hit rate against cache capacity (log x), with the designs' capacities marked."""
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(capacity_bytes, [100 * h for h in hit_rate], color="tab:blue")
+def mrc_figure(capacity_bytes, hit_rate, *, title: str, marks: Sequence[tuple[str, float]] = (),
+               footprint_bytes: float | None = None) -> Figure:
+    """The figure of `miss_ratio_curve`, returned instead of saved."""
+    from matplotlib.ticker import FuncFormatter
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot(capacity_bytes, [100 * h for h in hit_rate], color="tab:blue", lw=2)
     for label, cap in marks:
         ax.axvline(cap, color="gray", linestyle="--")
         ax.text(cap, 2, label, rotation=90, va="bottom", ha="right", fontsize=8)
     ax.set_xscale("log")
-    ax.set_xlabel("cache capacity (bytes)")
+    lo = float(capacity_bytes[0]) if len(capacity_bytes) else 1.0
+    hi = float(capacity_bytes[-1]) if len(capacity_bytes) else 2.0
+    if footprint_bytes:
+        ax.axvline(footprint_bytes, color="tab:red", lw=1)
+        ax.text(footprint_bytes, 98, f" footprint {format_bytes(footprint_bytes)}", va="top",
+                ha="right", rotation=90, fontsize=8, color="tab:red")
+        hi = footprint_bytes * 1.05
+    ax.set_xlim(lo, max(hi, lo * 2))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: format_bytes(x)))
+    ax.set_xlabel("cache capacity")
     ax.set_ylabel("hit rate (%)")
     ax.set_ylim(0, 100)
+    ax.grid(True, which="major", alpha=0.3)
     ax.set_title(title)
     fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return fig
 
 
 #: The paper's Figures 7-10: quantity key, y label, file name.
@@ -82,27 +330,49 @@ _SCALING_FIGURES = (
 
 
 def scaling_figures(series: dict[str, dict[str, Sequence[float]]],
-                    out_dir: str | Path) -> list[Path]:
-    """One log-log figure per quantity against parameter count, one line per domain."""
+                    out_dir: str | Path,
+                    paper: dict[str, dict[str, Sequence[float]]] | None = None) -> list[Path]:
+    """Save `scaling_figure` for each of the paper's Figures 7-10 in `out_dir`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for key, ylabel, filename in _SCALING_FIGURES:
-        fig, ax = plt.subplots(figsize=(6, 4.5))
-        for domain, data in series.items():
-            ax.plot(data["params"], data[key], marker="o", markersize=3, label=domain)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("model parameters")
-        ax.set_ylabel(ylabel)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
+    for key, _ylabel, filename in _SCALING_FIGURES:
+        fig = scaling_figure(series, key, paper)
         path = out / filename
         fig.savefig(path, dpi=110)
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+def scaling_figure(series: dict[str, dict[str, Sequence[float]]], key: str,
+                   paper: dict[str, dict[str, Sequence[float]]] | None = None) -> Figure:
+    """One log-log figure of quantity `key` against parameter count, one line per domain
+    (accelsim's graphs); with `paper`, each domain's values from the paper in the same colour:
+    its Table 2 formula as a dashed line and its Table 3 frontier point as a star."""
+    ylabel = next(label for k, label, _ in _SCALING_FIGURES if k == key)
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    for domain, data in series.items():
+        (line,) = ax.plot(data["params"], data[key], marker="o", markersize=3, label=domain)
+        theirs = (paper or {}).get(domain)
+        if theirs and theirs.get(key):
+            ax.plot(theirs["params"], theirs[key], ls="--", lw=1, color=line.get_color())
+            ax.plot(theirs["frontier_params"], theirs[f"frontier_{key}"], marker="*",
+                    markersize=11, ls="none", color=line.get_color(),
+                    markeredgecolor="black", markeredgewidth=0.5)
+    if paper:
+        ax.plot([], [], ls="--", lw=1, color="gray", label="paper, Table 2 formula")
+        ax.plot([], [], marker="*", ls="none", color="gray", markersize=10,
+                label="paper, Table 3 frontier")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("model parameters")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{ylabel} against model size")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def validation_scatter(rows: Sequence, path: str | Path, title: str) -> None:

@@ -7,6 +7,7 @@ the JSON view is renamed or removed (docs/report-schema.md).
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import math
@@ -16,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from accelsim.errors import AccelsimError
 from accelsim.units import format_bytes, format_rate, format_time
 from accelsim.vocabulary import MEMORY
 
@@ -41,6 +43,7 @@ class OpResult:
 
     @property
     def achieved_flop_rate(self) -> float:
+        """FLOPs per second of replayed time (0 for an instantaneous op)."""
         return self.flops / self.time_s if self.time_s > 0 else 0.0
 
 
@@ -68,10 +71,19 @@ class Summary:
     steps_per_epoch: float | None
     epoch_time_s: float | None
     energy_area_cost: EnergyAreaCost | None = None  # accelsim.energy; None without `technology`
+    # --- the chip's limits and the dataset's unit, for views (plots, timeline, text) ---
+    compute_units: int = 0             # compute units of one chip (0: not recorded)
+    level_bandwidth_bytes_per_s: dict[str, float] = attrs.field(factory=dict)  # achievable, all units
+    sample_unit: str = "samples"       # what one sample is (the dataset's unit: word-pieces, images)
 
 
 @attrs.frozen(kw_only=True)
 class Report:
+    """One training step of a workload on a chip: every op as replayed, the whole-step summary,
+    and the notes on the shortcuts the numbers rest on. Views: `text()`, `to_dict()` /
+    `to_json()`, `to_csv()`, `to_timeline()`, `to_dataframe()`, `summary_frame()`, and an HTML
+    summary in notebooks."""
+
     hardware: str
     workload: str
     ops: tuple[OpResult, ...]
@@ -79,7 +91,15 @@ class Report:
     notes: tuple[str, ...] = ()        # shortcuts and assumptions the numbers rest on
 
     # --- data views ------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        s = self.summary
+        return (f"<Report {self.workload} on {self.hardware}: {len(self.ops)} ops, step "
+                f"{format_time(s.step_time_s)}, {100 * s.flop_utilization:.1f} % FLOP "
+                f"utilization, footprint {format_bytes(s.footprint_bytes)} of "
+                f"{format_bytes(s.capacity_bytes)}>")
+
     def to_dict(self) -> dict[str, Any]:
+        """The JSON view (docs/report-schema.md): plain dicts and lists, NaN as None."""
         ops = []
         for op in self.ops:
             d = attrs.asdict(op)
@@ -90,12 +110,14 @@ class Report:
                 "summary": _finite(attrs.asdict(self.summary)), "ops": _finite(ops)}
 
     def to_json(self, path: str | Path | None = None) -> str:
+        """`to_dict()` as JSON text, also written to `path` when given."""
         text = json.dumps(self.to_dict(), indent=1)
         if path is not None:
             Path(path).write_text(text + "\n", encoding="utf-8")
         return text
 
     def level_names(self) -> list[str]:
+        """Memory levels the ops moved bytes through, nearest first ("HBM" last)."""
         names: list[str] = []
         for op in self.ops:
             for k in op.bytes:
@@ -103,32 +125,159 @@ class Report:
                     names.append(k)
         return names
 
+    def to_timeline(self, path: str | Path | None = None) -> dict[str, Any]:
+        """The step as Chrome trace-event JSON (ui.perfetto.dev, chrome://tracing): ops as
+        slices on unit streams, bandwidth per level as counters (`accelsim.timeline`). Written
+        to `path` when given; the trace object is returned either way."""
+        from accelsim import timeline
+
+        trace = timeline.trace_events(self)
+        if path is not None:
+            timeline.save(trace, path)
+        return trace
+
     def to_csv(self, path: str | Path | None = None) -> str:
         """One row per op; per-level columns `bytes_<level>` and `hit_rate_<level>`."""
-        levels = self.level_names()
-        cache_levels = [lv for lv in levels if lv != MEMORY]
+        columns, rows = self._op_rows()
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["name", "kind", "phase", "shape", "flops", "start_s", "end_s", "time_s",
-                    "achieved_flop_rate", "bound", "units",
-                    *[f"bytes_{lv}" for lv in levels], *[f"hit_rate_{lv}" for lv in cache_levels],
-                    *(["dynamic_energy_j"] if self.summary.energy_area_cost else [])])
-        eac = self.summary.energy_area_cost
-        for i, op in enumerate(self.ops):
-            w.writerow([op.name, op.kind, op.phase, op.shape, op.flops, op.start_s, op.end_s,
-                        op.time_s, op.achieved_flop_rate, op.bound, op.units,
-                        *[op.bytes.get(lv, 0.0) for lv in levels],
-                        *[op.hit_rate.get(lv, float("nan")) for lv in cache_levels],
-                        *([eac.op_dynamic_energy_j[i]] if eac else [])])
+        w.writerow(columns)
+        w.writerows(rows)
         if path is not None:
             Path(path).write_text(buf.getvalue(), encoding="utf-8")
         return buf.getvalue()
 
-    # --- text view ---------------------------------------------------------------------------
-    def text(self, top_ops: int = 15) -> str:
+    def _op_rows(self) -> tuple[list[str], list[list[Any]]]:
+        """Column names and one row per op: the table of `to_csv` and `to_dataframe`."""
+        levels = self.level_names()
+        cache_levels = [lv for lv in levels if lv != MEMORY]
+        columns = ["name", "kind", "phase", "shape", "flops", "start_s", "end_s", "time_s",
+                   "achieved_flop_rate", "bound", "units",
+                   *[f"bytes_{lv}" for lv in levels], *[f"hit_rate_{lv}" for lv in cache_levels],
+                   *(["dynamic_energy_j"] if self.summary.energy_area_cost else [])]
+        eac = self.summary.energy_area_cost
+        rows = [[op.name, op.kind, op.phase, op.shape, op.flops, op.start_s, op.end_s,
+                 op.time_s, op.achieved_flop_rate, op.bound, op.units,
+                 *[op.bytes.get(lv, 0.0) for lv in levels],
+                 *[op.hit_rate.get(lv, float("nan")) for lv in cache_levels],
+                 *([eac.op_dynamic_energy_j[i]] if eac else [])]
+                for i, op in enumerate(self.ops)]
+        return columns, rows
+
+    # --- notebook views (pandas is the optional `pandas` extra) --------------------------------
+    def to_dataframe(self) -> Any:
+        """The ops as a pandas DataFrame, one row per op, the columns of `to_csv`."""
+        pd = _pandas()
+        columns, rows = self._op_rows()
+        return pd.DataFrame(rows, columns=columns)
+
+    def summary_frame(self) -> Any:
+        """The summary as a one-row pandas DataFrame indexed by hardware name; per-level and
+        per-role dicts become columns such as `hit_rate_L2`, `footprint_by_role_weight`.
+        `pandas.concat` of several reports' frames compares designs."""
+        pd = _pandas()
+        row: dict[str, Any] = {"workload": self.workload}
+        for key, value in attrs.asdict(self.summary).items():
+            if isinstance(value, dict):
+                row.update({f"{key}_{k}": v for k, v in value.items()})
+            else:
+                row[key] = value
+        return pd.DataFrame([row], index=pd.Index([self.hardware], name="hardware"))
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: verdict, key numbers, time by bound and the slowest ops."""
         s = self.summary
+        rows = [("step time", format_time(s.step_time_s)),
+                ("FLOP utilization", f"{100 * s.flop_utilization:.1f} % of "
+                                     f"{format_rate(s.peak_flop_rate, 'FLOP')}"),
+                *[(f"{lv} hit rate", _pct(r)) for lv, r in s.hit_rate.items()],
+                *[(f"bytes through {lv}", format_bytes(b)) for lv, b in s.level_bytes.items()],
+                ("step time by bound", ", ".join(
+                    f"{k} {100 * v / (s.step_time_s or 1):.1f} %"
+                    for k, v in self.time_by_category().items())),
+                ("footprint / capacity", f"{format_bytes(s.footprint_bytes)} / "
+                                         f"{format_bytes(s.capacity_bytes)}"),
+                ("shortfall", format_bytes(s.shortfall_bytes))]
+        if s.epoch_time_s is not None:
+            rows.append((f"time per epoch on {s.chips} chip{'s' * (s.chips > 1)}",
+                         format_duration(s.epoch_time_s)))
+        top = sorted(self.ops, key=lambda o: -o.time_s)[:10]
+        ops = [(op.name, op.kind, op.shape, format_time(op.time_s), op.bound) for op in top]
+        return (f"<div><b>{_esc(self.workload)} on {_esc(self.hardware)}</b>"
+                f"{' x ' + str(s.chips) + ' chips' if s.chips > 1 else ''}"
+                f"<p>{_esc(self.verdict())}</p>"
+                + _html_table(("", "value"), rows)
+                + f"<p>top {len(top)} of {len(self.ops)} ops by time</p>"
+                + _html_table(("op", "kind", "shape", "time", "bound"), ops) + "</div>")
+
+    def time_by_category(self) -> dict[str, float]:
+        """Every second of the step attributed to one category; the values sum to the step time.
+
+        At each instant the running ops share the time in proportion to the compute units they
+        hold, and each op's share goes to what bounds it (`compute`, a cache level, `HBM`,
+        `latency`, `launch`). Instants when no op runs are `exposed communication` with
+        data-parallel chips (the update ops wait for a gradient all-reduce) and `idle`
+        otherwise. Unlike `Summary.bound_time_s`, overlapping ops are not counted twice.
+        """
+        events: list[tuple[float, int, OpResult]] = []
+        for op in self.ops:
+            if op.end_s > op.start_s:
+                events += [(op.start_s, 1, op), (op.end_s, -1, op)]
+        events.sort(key=lambda e: (e[0], e[1]))
+        out: dict[str, float] = {}
+        running: dict[str, float] = {}  # bound -> units held by running ops
+        held = 0.0
+        t = 0.0
+        gap = "exposed communication" if self.summary.chips > 1 else "idle"
+        for when, sign, op in events + [(self.summary.step_time_s, 0, None)]:
+            dt = when - t
+            if dt > 0:
+                if held > 0:
+                    for bound, units in running.items():
+                        if units > 0:
+                            out[bound] = out.get(bound, 0.0) + dt * units / held
+                else:
+                    out[gap] = out.get(gap, 0.0) + dt
+                t = when
+            if op is not None:
+                units = float(max(op.units, 1))
+                running[op.bound] = running.get(op.bound, 0.0) + sign * units
+                held += sign * units
+                if held < 0.5:  # all units returned (whole numbers): clear round-off
+                    held = 0.0
+                    running = dict.fromkeys(running, 0.0)
+        return {k: v for k, v in sorted(out.items(), key=lambda kv: -kv[1]) if v > 0}
+
+    # --- text view ---------------------------------------------------------------------------
+    def verdict(self) -> str:
+        """One line: what bounds the step, whether the footprint fits, the time to train."""
+        s = self.summary
+        cats = self.time_by_category()
+        parts = []
+        if cats and s.step_time_s > 0:
+            top, top_s = next(iter(cats.items()))
+            parts.append(f"{_bound_phrase(top)} ({100 * top_s / s.step_time_s:.0f} % of the "
+                         f"{format_time(s.step_time_s)} step)")
+        if s.shortfall_bytes > 0:
+            parts.append(f"does NOT fit: {format_bytes(s.footprint_bytes)} footprint in "
+                         f"{format_bytes(s.capacity_bytes)} of memory ({s.chips_needed} chips' "
+                         "memory would hold it)")
+        else:
+            parts.append(f"fits in memory ({format_bytes(s.footprint_bytes)} of "
+                         f"{format_bytes(s.capacity_bytes)})")
+        if s.epoch_time_s is not None:
+            parts.append(f"one epoch takes {format_duration(s.epoch_time_s)} on {s.chips} "
+                         f"chip{'s' * (s.chips > 1)}")
+        return "; ".join(parts)
+
+    def text(self, top_ops: int = 15) -> str:
+        """The report for a terminal: verdict, summary, where the time goes, per-phase and
+        slowest-op tables, notes."""
+        s = self.summary
+        unit = s.sample_unit.replace("_", " ")
         lines = [f"accelsim: {self.workload} on {self.hardware}"
-                 + (f" x {s.chips} chips (data parallel)" if s.chips > 1 else ""), ""]
+                 + (f" x {s.chips} chips (data parallel)" if s.chips > 1 else ""),
+                 f"verdict: {self.verdict()}", ""]
         rows = [
             ("parameters", f"{s.params / 1e9:.3g} B"),
             ("FLOPs per step (per chip)", f"{s.flops / 1e12:.4g} TFLOP"),
@@ -141,13 +290,26 @@ class Report:
             rows.append((f"{lv} hit rate", f"{100 * rate:.1f} %"))
         for lv, nbytes in s.level_bytes.items():
             rows.append((f"bytes through {lv}", format_bytes(nbytes)))
-        total_bound = sum(s.bound_time_s.values()) or 1.0
-        rows.append(("time by bound", ", ".join(
-            f"{k} {100 * v / total_bound:.0f} %" for k, v in
-            sorted(s.bound_time_s.items(), key=lambda kv: -kv[1]))))
-        rows.append(("memory footprint (minimal)", format_bytes(s.footprint_bytes) + "  ("
-                     + ", ".join(f"{k.replace('_', ' ')} {format_bytes(v)}"
-                                 for k, v in s.footprint_by_role.items() if v) + ")"))
+        cats = self.time_by_category()
+        step = s.step_time_s or 1.0
+        rows.append(("step time by bound", ", ".join(
+            f"{k} {format_time(v)} ({100 * v / step:.1f} %)" for k, v in cats.items())))
+        rows.append(("", "(wall clock: running ops share each instant by the units they hold; "
+                         "sums to the step time)"))
+        roles = {k: v for k, v in sorted(s.footprint_by_role.items(), key=lambda kv: -kv[1]) if v}
+        rows.append(("memory footprint (minimal)", format_bytes(s.footprint_bytes)
+                     + " live at the peak of the step, made of:"))
+        role_width = max((len(k) for k in roles), default=0)
+        weights = s.footprint_by_role.get("weight", 0)
+        for role, nbytes in roles.items():
+            rows.append(("", f"  {role.replace('_', ' '):<{role_width}}  "
+                             f"{format_bytes(nbytes):>9}  {ROLE_MEANINGS.get(role, '')}"))
+            if role == "weight_gradient" and weights and nbytes > weights:
+                rows.append(("", f"  {'':<{role_width}}  {'':>9}  ({nbytes / weights:.2f}x the "
+                                 "weights: the op adding into a running gradient sum holds its "
+                                 "old and new value at once,"))
+                rows.append(("", f"  {'':<{role_width}}  {'':>9}   and embedding gradients are "
+                                 "table-sized, so the sums can outgrow the weights at the peak)"))
         if s.algorithmic_footprint_bytes != s.footprint_bytes:
             rows.append(("  of the algorithmic graph", format_bytes(s.algorithmic_footprint_bytes)
                          + " (the paper's definition: no fused epilogues)"))
@@ -159,11 +321,14 @@ class Report:
         else:
             rows.append(("shortfall", f"none ({format_bytes(s.capacity_bytes - s.footprint_bytes)}"
                          " to spare)"))
+        rows.append((f"{unit} per step", f"{s.samples_per_step:.4g}"
+                     + (f" (on all {s.chips} chips)" if s.chips > 1 else "")))
         if s.epoch_time_s is not None and s.steps_per_epoch is not None:
             rows.append(("steps per epoch", f"{s.steps_per_epoch:.4g} "
-                                            f"({s.samples_per_step:.4g} samples per step)"))
+                                            f"({s.steps_per_epoch * s.samples_per_step:.4g} "
+                                            f"{unit} per epoch)"))
             rows.append((f"time per epoch on {s.chips} chip{'s' * (s.chips > 1)}",
-                         format_time(s.epoch_time_s)))
+                         format_duration(s.epoch_time_s)))
         width = max(len(r[0]) for r in rows)
         lines += [f"  {k:<{width}}  {v}" for k, v in rows]
         if s.energy_area_cost is not None:
@@ -209,6 +374,62 @@ class Report:
         return out
 
 
+#: What each tensor role of the footprint holds (roles of `accelsim.graph.TENSOR_ROLES`).
+ROLE_MEANINGS = {
+    "weight": "the parameters",
+    "optimizer_state": "momentum / Adam moments, per parameter",
+    "input": "the step's input data (ids, images, features)",
+    "activation": "forward outputs kept for the backward pass",
+    "gradient": "gradients of activations, in flight during the backward pass",
+    "weight_gradient": "gradients of the parameters, summed over timesteps and examples",
+}
+
+_YEAR_S = 365.25 * 86400
+
+
+def format_duration(seconds: float) -> str:
+    """A duration in the largest unit that is at least 1 ("28 years", "6.2 days",
+    "3.5 hours"); under an hour as `format_time` writes it."""
+    s = float(seconds)
+    if not math.isfinite(s):
+        return "forever" if s > 0 else "-"
+    if s < 3600:
+        return format_time(s)
+    for scale, unit in ((_YEAR_S, "year"), (86400.0, "day"), (3600.0, "hour")):
+        if s >= scale:
+            v = s / scale
+            text = f"{v:,.0f}" if v >= 10 else f"{v:.2g}"
+            return f"{text} {unit}{'' if text == '1' else 's'}"
+    return format_time(s)  # unreachable: s >= 3600 here
+
+
+def _bound_phrase(category: str) -> str:
+    if category in ("exposed communication", "idle"):
+        return f"mostly {category}"
+    if category in ("compute", "latency", "launch"):
+        return f"{category} bound"
+    return f"{category} bandwidth bound"
+
+
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError:
+        raise AccelsimError("DataFrames need pandas: pip install 'accelsim[pandas]'") from None
+    return pandas
+
+
+def _esc(text: Any) -> str:
+    return html.escape(str(text))
+
+
+def _html_table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    return ("<table><thead><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in head)
+            + "</tr></thead><tbody>"
+            + "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+            + "</tbody></table>")
+
+
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else "…" + text[-(width - 1):]
 
@@ -228,8 +449,50 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
+@attrs.frozen
+class Comparison:
+    """Several designs on one workload: `text()` (the `accelsim compare` table), an HTML table
+    in notebooks, and `summary_frame()` (one row per design)."""
+
+    reports: tuple[Report, ...] = attrs.field(converter=tuple)
+
+    def __repr__(self) -> str:
+        names = ", ".join(r.hardware for r in self.reports)
+        return f"<Comparison of {len(self.reports)} designs ({names})>"
+
+    def text(self) -> str:
+        """The side-by-side table of `accelsim compare`."""
+        return comparison_table(self.reports)
+
+    def summary_frame(self) -> Any:
+        """One row per design: the reports' `summary_frame()`s stacked."""
+        pd = _pandas()
+        return pd.concat([r.summary_frame() for r in self.reports])
+
+    def _repr_html_(self) -> str:
+        head = ("", *(r.hardware for r in self.reports))
+        rows = [(k, *vals) for k, vals in _comparison_rows(self.reports)]
+        verdicts = "".join(f"<li><b>{_esc(r.hardware)}</b>: {_esc(r.verdict())}</li>"
+                           for r in self.reports)
+        return (f"<div><b>{_esc(self.reports[0].workload if self.reports else '')}</b>"
+                f"<ul>{verdicts}</ul>" + _html_table(head, rows) + "</div>")
+
+
 def comparison_table(reports: Sequence[Report]) -> str:
     """Several chips on one workload, side by side."""
+    rows = _comparison_rows(reports)
+    names = [r.hardware for r in reports]
+    width = max(len(k) for k, _ in rows)
+    col = max(12, *(len(n) for n in names))
+    out = [f"accelsim compare: {reports[0].workload}", "",
+           f"  {'':<{width}}  " + "  ".join(f"{n:>{col}}" for n in names)]
+    out += [f"  {k:<{width}}  " + "  ".join(f"{v:>{col}}" for v in vals) for k, vals in rows]
+    out += energy_comparison_notes(reports)
+    return "\n".join(out)
+
+
+def _comparison_rows(reports: Sequence[Report]) -> list[tuple[str, list[str]]]:
+    """(label, one value per report) rows of the comparison views."""
     rows: list[tuple[str, list[str]]] = [
         ("step time", [format_time(r.summary.step_time_s) for r in reports]),
         ("FLOP utilization", [f"{100 * r.summary.flop_utilization:.1f} %" for r in reports]),
@@ -246,18 +509,11 @@ def comparison_table(reports: Sequence[Report]) -> str:
     rows.append(("capacity", [format_bytes(r.summary.capacity_bytes) for r in reports]))
     rows.append(("shortfall", [format_bytes(r.summary.shortfall_bytes) for r in reports]))
     rows.append(("chips to hold footprint", [str(r.summary.chips_needed) for r in reports]))
-    rows.append(("time per epoch", [format_time(r.summary.epoch_time_s)
+    rows.append(("time per epoch", [format_duration(r.summary.epoch_time_s)
                                     if r.summary.epoch_time_s is not None else "-"
                                     for r in reports]))
     rows += energy_comparison_rows(reports)
-    names = [r.hardware for r in reports]
-    width = max(len(k) for k, _ in rows)
-    col = max(12, *(len(n) for n in names))
-    out = [f"accelsim compare: {reports[0].workload}", "",
-           f"  {'':<{width}}  " + "  ".join(f"{n:>{col}}" for n in names)]
-    out += [f"  {k:<{width}}  " + "  ".join(f"{v:>{col}}" for v in vals) for k, vals in rows]
-    out += energy_comparison_notes(reports)
-    return "\n".join(out)
+    return rows
 
 
 # --- energy, area and cost (issue 14; computed by accelsim.energy) -------------------------
@@ -293,6 +549,7 @@ class EnergyAreaCost:
     assumptions: dict[str, str]            # name -> value with unit and source
 
     def text_lines(self) -> list[str]:
+        """The energy, area and cost block of the text report, assumptions last."""
         rows = [("energy per step (one chip)",
                  f"{_joules(self.total_step_energy_j)}  ("
                  + ", ".join(f"{k} {_joules(v)}" for k, v in self.step_energy_j.items() if v)

@@ -335,7 +335,35 @@ def figures(sweeps: dict[str, list[dict]], tables: dict, out_dir: str | Path) ->
             "operational_intensity": [d["flops"] / d["bytes"] for d in data],
             "min_footprint_bytes": [d["min_footprint_bytes"] for d in data],
         }
-    return plot.scaling_figures(series, out_dir)
+    return plot.scaling_figures(series, out_dir, paper=paper_series(sweeps, tables))
+
+
+def paper_series(sweeps: dict[str, list[dict]], tables: dict) -> dict[str, dict[str, list]]:
+    """The paper's values for the figures: its Table 2 formulas over each sweep's sizes and its
+    Table 3 frontier point, per domain (the quantities of `figures`)."""
+    out = {}
+    for domain, data in sweeps.items():
+        paper = tables["projected_training"][domain]
+        t2 = parse_coefficients(tables["asymptotic_requirements"][domain])
+        b = paper["subbatch"]
+        params = sorted({d["params"] for d in data} | {paper["params"]})
+        flops = [t2["flops_per_param_per_sample"] * b * p for p in params]
+        nbytes = [t2["bytes_per_param"] * p + t2["bytes_per_param_sqrt_term"] * b * math.sqrt(p)
+                  for p in params]
+        f3, b3 = paper["tflops_per_step"] * 1e12, paper["tb_accessed_per_step"] * 1e12
+        out[domain] = {
+            "params": params,
+            "flops_per_sample": [f / b for f in flops],
+            "bytes_per_step": nbytes,
+            "operational_intensity": [f / n for f, n in zip(flops, nbytes, strict=True)],
+            "min_footprint_bytes": [t2["min_footprint_bytes_per_param"] * p for p in params],
+            "frontier_params": [paper["params"]],
+            "frontier_flops_per_sample": [f3 / b],
+            "frontier_bytes_per_step": [b3],
+            "frontier_operational_intensity": [f3 / b3],
+            "frontier_min_footprint_bytes": [paper["min_footprint_gb"] * 1e9],
+        }
+    return out
 
 
 # --- command ---------------------------------------------------------------------------------

@@ -45,4 +45,5 @@ class WorkloadSpec:
 
     @property
     def dtype_bytes(self) -> int:
+        """Bytes per element of `precision`."""
         return dtype_bytes(self.precision)

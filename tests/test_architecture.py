@@ -39,7 +39,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("timing", ("accelsim.timing",)),
     ("replay", ("accelsim.replay",)),
     # energy, area and cost read a finished Report and the spec (issue 14)
-    ("report", ("accelsim.report", "accelsim.energy")),
+    ("report", ("accelsim.report", "accelsim.energy", "accelsim.timeline")),
     # drive the stages or sit beside them (learning curves, the paper's tables, plots, tests)
     ("entry", ("accelsim.pipeline", "accelsim.api", "accelsim.validate", "accelsim.dse",
                "accelsim.cli", "accelsim.plot", "accelsim.scaling", "accelsim.reproduce",
@@ -67,13 +67,17 @@ FORBIDDEN = {
                            "accelsim.trace", "accelsim.cache", "accelsim.timing"),
     "accelsim.timing": ("accelsim.cache", "accelsim.trace", "accelsim.kernels"),
     # energy reads a finished Report and the spec: no simulation engine (report stage only)
+    # the trace-event view of a finished Report
+    "accelsim.timeline": ("accelsim.energy",),
     "accelsim.energy": ("accelsim.replay", "accelsim.timing", "accelsim.mapping",
                         "accelsim.kernels", "accelsim.cache", "accelsim.trace"),
 }
 #: What a narrow room may still import despite its FORBIDDEN prefix.
 ALLOWED = {
     "accelsim.kernels": ("accelsim.kernels",),
-    "accelsim.report": ("accelsim.units", "accelsim.errors", "accelsim.vocabulary"),
+    # Report.to_timeline hands itself to the timeline view (which imports no report)
+    "accelsim.report": ("accelsim.units", "accelsim.errors", "accelsim.vocabulary",
+                        "accelsim.timeline"),
 }
 
 #: third-party module -> the only accelsim modules that may import it.
