@@ -12,6 +12,7 @@ from accelsim.fusion import fuse_gemm_accumulate
 from accelsim.graph import Op, OpGraph
 from accelsim.hardware import HardwareSpec
 from accelsim.models import build_graph
+from accelsim.plan import ParallelPlan, data_parallel, plan_violation
 from accelsim.report import OpResult, Report, Summary
 from accelsim.workload import WorkloadSpec
 
@@ -19,12 +20,26 @@ MODES = ("auto", "exact", "coalesced")
 
 
 def simulate(hw: HardwareSpec, wl: WorkloadSpec, *, chips: int = 1, mode: str = "auto",
-             graph: OpGraph | None = None) -> Report:
-    """Replay one training step of `wl` on `chips` data-parallel copies of `hw`."""
+             graph: OpGraph | None = None, plan: ParallelPlan | str | None = None,
+             force: bool = False) -> Report:
+    """Replay one training step of `wl` on `chips` data-parallel copies of `hw`.
+
+    With a `plan` (a `ParallelPlan`, or text such as "dp=512,pp=4"), or the workload's
+    `parallel:` section, or `chips` > 1, the step is partitioned over the chips and each
+    distinct stage replayed; a plan whose stages do not fit in memory is not timed unless
+    `force` (accelsim.parallel).
+    """
     if chips < 1:
         raise AccelsimError(f"chips: expected an integer >= 1, got {chips}")
     if mode not in MODES:
         raise AccelsimError(f"mode: expected one of {list(MODES)}, got {mode!r}")
+    # --- parallel plans (issue 8): partition, replay each distinct stage, compose ----------
+    resolved = resolve_plan(wl, chips, plan)
+    if resolved is not None:
+        from accelsim.parallel import simulate_plan
+
+        return simulate_plan(hw, wl, resolved, mode=mode, force=force, graph=graph)
+    # --- end parallel plans ----------------------------------------------------------------
     from accelsim.replay import simulate_step
 
     graph = graph if graph is not None else build_graph(wl)
@@ -38,6 +53,32 @@ def simulate(hw: HardwareSpec, wl: WorkloadSpec, *, chips: int = 1, mode: str = 
                   "(C += A@B, as cuBLAS/cuDNN do); FLOPs and bytes_accessed are the "
                   "algorithmic (unfused) counts",)
     return Report(hardware=hw.name, workload=wl.name, ops=ops, summary=summary, notes=notes)
+
+
+# --- parallel plans (issue 8) ----------------------------------------------------------------
+def resolve_plan(wl: WorkloadSpec, chips: int, plan: ParallelPlan | str | None,
+                 source: str = "plan") -> ParallelPlan | None:
+    """The plan to run (data degree filled in from `chips`), or None for one plain chip."""
+    if isinstance(plan, str):
+        from accelsim.spec import plan_from_option
+
+        source = f"--plan {plan}"
+        plan = plan_from_option(plan)
+    elif plan is not None and not isinstance(plan, ParallelPlan):
+        raise AccelsimError(f"plan: expected a ParallelPlan or text such as 'dp=4,pp=2', "
+                            f"got {type(plan).__name__}")
+    if plan is None and wl.parallel is not None:
+        plan, source = wl.parallel, f"{wl.name}: parallel"
+    if plan is None:
+        return data_parallel(chips) if chips > 1 else None
+    explicit = chips if (chips > 1 or plan.data is None) else None
+    resolved = plan.resolve(explicit, source)
+    violation = plan_violation(resolved, wl.model)
+    if violation is not None:
+        raise AccelsimError(f"{source}: {violation.path().removeprefix('parallel.')}: expected "
+                            f"{violation.expected}, got {violation.got}")
+    return resolved
+# --- end parallel plans ----------------------------------------------------------------------
 
 
 def _shape(op: Op) -> str:

@@ -18,7 +18,7 @@ import attrs
 
 from accelsim.units import format_bytes, format_rate, format_time
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: `parallel` (plans, per-stage capacity, communication; issue 8)
 
 
 @attrs.frozen(kw_only=True)
@@ -68,6 +68,52 @@ class Summary:
     epoch_time_s: float | None
 
 
+# --- parallel plans (issue 8) ----------------------------------------------------------------
+@attrs.frozen(kw_only=True)
+class StageSummary:
+    """One pipeline stage of a plan: what each of its chips holds and does."""
+
+    index: int
+    layers: tuple[str, ...]
+    chips: int                          # chips running this stage's graph (data x tensor)
+    footprint_bytes: int                # peak live bytes + communication buffers, one chip
+    footprint_by_role: dict[str, int]   # weight, weight_gradient, optimizer_state, ..., comm_buffer
+    capacity_bytes: int
+    shortfall_bytes: int
+    flops: float                        # one chip's FLOPs per step
+    compute_time_s: float               # one chip's busy time (its ops and tensor collectives)
+    flop_utilization: float             # flops / (step time x peak)
+    comm_time_s: float                  # its collectives and sends, each alone on the links
+
+
+@attrs.frozen(kw_only=True)
+class ParallelSummary:
+    """A parallel plan's verdict, per-stage memory and time, and its communication."""
+
+    plan: str                           # e.g. 'dp=512 pp=4 tp=1 +shard'
+    data: int
+    pipeline: int
+    tensor: int
+    shard_embedding: bool
+    schedule: str                       # timestep, gpipe, 1f1b
+    chunks: int                         # timesteps or microbatches pipelined
+    chips: int
+    fits: bool
+    timed: bool                         # False: infeasible and not forced, no times below
+    forced: bool                        # timed although it does not fit (--force)
+    verdict: str
+    stages: tuple[StageSummary, ...]
+    bubble_fraction: float              # idle share of stage time from filling/draining
+    comm_time_s: float                  # busiest chip's communication, each alone on the links
+    exposed_comm_s: float               # step time the communication adds
+    hidden_comm_s: float                # communication overlapped with compute
+    total_flops: float                  # over every chip
+    reference_flops: float              # one chip running the global batch
+    overhead_flops: float               # total - reference: what the split adds
+    time_to_train_s: float | None       # one epoch
+# --- end parallel plans ----------------------------------------------------------------------
+
+
 @attrs.frozen(kw_only=True)
 class Report:
     hardware: str
@@ -75,6 +121,7 @@ class Report:
     ops: tuple[OpResult, ...]
     summary: Summary
     notes: tuple[str, ...] = ()        # shortcuts and assumptions the numbers rest on
+    parallel: ParallelSummary | None = None  # the plan, its capacity verdict and communication
 
     # --- data views ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -85,7 +132,8 @@ class Report:
             ops.append(d)
         return {"schema_version": SCHEMA_VERSION, "hardware": self.hardware,
                 "workload": self.workload, "notes": list(self.notes),
-                "summary": _finite(attrs.asdict(self.summary)), "ops": _finite(ops)}
+                "summary": _finite(attrs.asdict(self.summary)), "ops": _finite(ops),
+                "parallel": _finite(attrs.asdict(self.parallel)) if self.parallel else None}
 
     def to_json(self, path: str | Path | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=1)
@@ -121,6 +169,14 @@ class Report:
 
     # --- text view ---------------------------------------------------------------------------
     def text(self, top_ops: int = 15) -> str:
+        if self.parallel is not None:  # parallel plans (issue 8): verdict first
+            head = parallel_text(self)
+            if not self.parallel.timed:
+                return "\n".join(head + ["", "notes:"] + [f"  - {n}" for n in self.notes])
+            return "\n".join(head) + "\n\n" + self._single_text(top_ops)
+        return self._single_text(top_ops)
+
+    def _single_text(self, top_ops: int) -> str:
         s = self.summary
         lines = [f"accelsim: {self.workload} on {self.hardware}"
                  + (f" x {s.chips} chips (data parallel)" if s.chips > 1 else ""), ""]
@@ -219,6 +275,40 @@ def _finite(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [_finite(v) for v in obj]
     return obj
+
+
+# --- parallel plans (issue 8) ----------------------------------------------------------------
+def format_duration(seconds: float | None) -> str:
+    """Time to train in the unit people say: '6.2 days', '28 years', '3.1 h'."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    if seconds >= 2 * 365.25 * 86400:
+        return f"{seconds / (365.25 * 86400):.3g} years"
+    return format_time(seconds)
+
+
+def parallel_text(report: Report) -> list[str]:
+    """The verdict line, then per-stage footprint, utilization and communication."""
+    p = report.parallel
+    assert p is not None
+    out = [f"verdict: {p.verdict}", ""]
+    head = (f"  {'stage':<5} {'layers':<28} {'chips':>6} {'footprint':>10} {'capacity':>10} "
+            f"{'shortfall':>10} {'busy':>9} {'util':>6} {'comm':>9}")
+    out += [f"plan {p.plan} ({p.chips} chips; schedule {p.schedule}, {p.chunks} chunks):", head]
+    for st in p.stages:
+        out.append(f"  {st.index:<5} {_clip(','.join(st.layers), 28):<28} {st.chips:>6} "
+                   f"{format_bytes(st.footprint_bytes):>10} {format_bytes(st.capacity_bytes):>10} "
+                   f"{format_bytes(st.shortfall_bytes) if st.shortfall_bytes else '-':>10} "
+                   + (f"{format_time(st.compute_time_s):>9} {100 * st.flop_utilization:>5.1f}% "
+                      f"{format_time(st.comm_time_s):>9}" if p.timed else ""))
+    if p.timed:
+        out.append(f"  pipeline bubble {100 * p.bubble_fraction:.1f} %; communication "
+                   f"{format_time(p.comm_time_s)} per step on the busiest chip: "
+                   f"{format_time(p.exposed_comm_s)} exposed, {format_time(p.hidden_comm_s)} "
+                   "hidden behind compute")
+        out.append(f"  FLOPs over all chips {p.total_flops:.4g} = one chip's {p.reference_flops:.4g}"
+                   f" + split overhead {p.overhead_flops:.3g}")
+    return out
 
 
 def comparison_table(reports: Sequence[Report]) -> str:
