@@ -139,20 +139,26 @@ def op_layers(graph: OpGraph) -> tuple[list[str], list[int]]:
     return layers, of_op
 
 
-def _balanced_groups(costs: list[float], parts: int) -> list[int]:
-    """Contiguous split of `costs` into `parts` groups minimizing the largest sum (layers per group)."""
+def _balanced_groups(costs: list[tuple[float, float]], parts: int) -> list[int]:
+    """Contiguous split of `costs` into `parts` groups minimizing the largest group sum
+    (compared lexicographically: weight bytes first, then FLOPs); layers per group.
+
+    Minimizing the largest weight bytes first makes the split monotone: one more stage never
+    raises the most any stage holds (the optimum over k+1 groups is at most that over k).
+    """
     n = len(costs)
-    prefix = [0.0]
-    for c in costs:
-        prefix.append(prefix[-1] + c)
-    inf = float("inf")
+    prefix = [(0.0, 0.0)]
+    for a, b in costs:
+        prefix.append((prefix[-1][0] + a, prefix[-1][1] + b))
+    inf = (float("inf"), float("inf"))
     best = [[inf] * (n + 1) for _ in range(parts + 1)]
     cut = [[0] * (n + 1) for _ in range(parts + 1)]
-    best[0][0] = 0.0
+    best[0][0] = (0.0, 0.0)
     for k in range(1, parts + 1):
         for j in range(k, n + 1):
             for i in range(k - 1, j):
-                v = max(best[k - 1][i], prefix[j] - prefix[i])
+                group = (prefix[j][0] - prefix[i][0], prefix[j][1] - prefix[i][1])
+                v = max(best[k - 1][i], group)
                 if v < best[k][j]:
                     best[k][j], cut[k][j] = v, i
     sizes, j = [], n
@@ -186,10 +192,15 @@ def partition(graph: OpGraph, plan: ParallelPlan, *, subbatch: int) -> Partition
                 f"({', '.join(layers)}), got {list(plan.stages)} (sum {sum(plan.stages)})")
         sizes = list(plan.stages)
     else:
-        cost = [0.0] * len(layers)
+        weight_bytes = [0.0] * len(layers)
+        flops = [0.0] * len(layers)
+        index = {name: i for i, name in enumerate(layers)}
+        for t in graph.tensors:
+            if t.role == "weight" and layer_of_name(t.name) in index:
+                weight_bytes[index[layer_of_name(t.name)]] += t.nbytes
         for op, li in zip(graph.ops, of_op, strict=True):
-            cost[li] += op.flops
-        sizes = _balanced_groups(cost, pp)
+            flops[li] += op.flops
+        sizes = _balanced_groups(list(zip(weight_bytes, flops, strict=True)), pp)
     stage_of_layer = [s for s, n in enumerate(sizes) for _ in range(n)]
     stage_of_op = [stage_of_layer[li] for li in of_op]
 
@@ -211,7 +222,7 @@ def partition(graph: OpGraph, plan: ParallelPlan, *, subbatch: int) -> Partition
     if plan.shard_embedding and shard == 1:
         raise AccelsimError("parallel.shard_embedding: expected pipeline x tensor > 1 chips "
                             "per replica to shard over, got 1")
-    tables = _embedding_tables(graph) if shard > 1 else {}
+    tables = embedding_tables(graph) if shard > 1 else {}
 
     stages = []
     for s in range(pp):
@@ -244,7 +255,7 @@ def _weight_gradients(graph: OpGraph) -> dict[int, tuple[int, int, int]]:
     return out
 
 
-def _embedding_tables(graph: OpGraph) -> dict[int, int]:
+def embedding_tables(graph: OpGraph) -> dict[int, int]:
     """Embedding table tensor -> its lookup op (a data op reading a weight and int ids)."""
     out = {}
     for op in graph.ops:

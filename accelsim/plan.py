@@ -41,7 +41,8 @@ class ParallelPlan:
     tensor: int = field(default=1, minimum=1,
                         doc="tensor-parallel chips per stage (Megatron-style split GEMMs)")
     stages: tuple[int, ...] | None = field(
-        default=None, doc="layers per pipeline stage, in order (none: balanced by FLOPs)")
+        default=None, doc="layers per pipeline stage, in order (none: the split whose largest "
+                          "stage holds the fewest weight bytes, then does the fewest FLOPs)")
     schedule: str = field(default="auto", choices=SCHEDULES, doc="pipeline schedule")
     microbatches: int | None = field(
         default=None, minimum=1,
