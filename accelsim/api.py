@@ -71,7 +71,7 @@ def resolve_plan(wl: WorkloadSpec, chips: int, plan: ParallelPlan | str | None,
         plan, source = wl.parallel, f"{wl.name}: parallel"
     if plan is None:
         return data_parallel(chips) if chips > 1 else None
-    explicit = chips if (chips > 1 or plan.data is None) else None
+    explicit = chips if chips > 1 else None  # 1 is the default: the plan says how many
     resolved = plan.resolve(explicit, source)
     violation = plan_violation(resolved, wl.model)
     if violation is not None:

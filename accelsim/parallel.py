@@ -164,7 +164,9 @@ def simulate_plan(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, *, mod
         raise AccelsimError(f"{hw.name}: {problem}")
     algorithmic = graph if graph is not None else build_graph(wl)
     executed, n_fused = fuse_gemm_accumulate(algorithmic)
-    part = partition(executed, plan, subbatch=wl.subbatch)
+    reference = (build_graph(attrs.evolve(wl, subbatch=wl.subbatch * (plan.data or 1))).flops
+                 if (plan.data or 1) > 1 else executed.flops)
+    part = partition(executed, plan, subbatch=wl.subbatch, reference_flops=reference)
     capacity = hw.memory.capacity_bytes
     footprints = [stage_footprint(st, part) for st in part.stages]
     fits = all(sum(f.values()) <= capacity for f in footprints)

@@ -20,9 +20,11 @@ communication it needs (`Transfer`s, priced by `accelsim.collectives`):
 - data parallel: each weight gradient is all-reduced over the replicas after the op producing
   it; the weight's update waits for it.
 
-FLOPs are conserved: the sum over chips equals `replicas x` the replica graph, less the
-update FLOPs every replica repeats, plus what the split adds (`overhead_flops`: repeated
-updates, padded shards, ops too small to split).
+FLOPs are conserved: the sum over chips equals `replicas x` the replica graph (exactly, when
+the split sizes divide evenly). Against one chip running the global batch that is the
+reference plus what the split adds (`overhead_flops`): work every replica repeats whatever its
+batch (weight updates, the running sums of weight gradients over timesteps, embedding-gradient
+scatters), shards padded to equal rows, dimensions rounded up.
 """
 
 from __future__ import annotations
@@ -92,9 +94,14 @@ class Partition:
         """FLOPs over every chip of the system."""
         return float(sum(s.graph.flops * s.chips for s in self.stages))
 
+    #: FLOPs of one chip running the whole global batch: the global-batch graph's when the
+    #: caller built it, else the replica's times the replicas less the repeated updates.
+    reference: float | None = None
+
     @property
     def reference_flops(self) -> float:
-        """FLOPs of one chip running the whole global batch (updates done once)."""
+        if self.reference is not None:
+            return self.reference
         dp = self.plan.data or 1
         return dp * self.replica_flops - (dp - 1) * self.update_flops
 
@@ -177,8 +184,12 @@ def recurrent_steps(graph: OpGraph) -> int:
 
 
 # --- the pass --------------------------------------------------------------------------------
-def partition(graph: OpGraph, plan: ParallelPlan, *, subbatch: int) -> Partition:
-    """Apply a resolved `plan` (data degree known) to the executed `graph`."""
+def partition(graph: OpGraph, plan: ParallelPlan, *, subbatch: int,
+              reference_flops: float | None = None) -> Partition:
+    """Apply a resolved `plan` (data degree known) to the executed `graph`.
+
+    `reference_flops`: the FLOPs of the global-batch graph, if the caller built it.
+    """
     layers, of_op = op_layers(graph)
     pp, tp = plan.pipeline, plan.tensor
     if pp > len(layers):
@@ -238,7 +249,8 @@ def partition(graph: OpGraph, plan: ParallelPlan, *, subbatch: int) -> Partition
                             transfers + (dp_transfers if (plan.data or 1) > 1 else ())))
     update = sum(op.flops for op in graph.ops if op.kind == "update")
     return Partition(plan=plan, stages=stages, layers=tuple(layers), schedule=schedule,
-                     chunks=chunks, replica_flops=graph.flops, update_flops=update)
+                     chunks=chunks, replica_flops=graph.flops, update_flops=update,
+                     reference=reference_flops)
 
 
 def _weight_gradients(graph: OpGraph) -> dict[int, tuple[int, int, int]]:
