@@ -155,7 +155,7 @@ class MemorySpec:
 
 @attrs.frozen
 class InterconnectSpec:
-    """Chip-to-chip links used for gradient all-reduce in data-parallel training."""
+    """Chip-to-chip links and their topology: what the collectives of a parallel plan run on."""
 
     links: int = field(default=1, minimum=0, doc="links per chip")
     link_bandwidth_bytes_per_s: float = field(

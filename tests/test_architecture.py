@@ -31,6 +31,13 @@ FORBIDDEN = {
     "accelsim.models": ("accelsim.hardware", "accelsim.spec", "accelsim.mapping", "accelsim.replay"),
     "accelsim.kernels": ("accelsim.hardware", "accelsim.graph", "accelsim.spec", "accelsim.cache"),
     "accelsim.report": ("accelsim.replay", "accelsim.trace", "accelsim.spec", "accelsim.models"),
+    "accelsim.plan": ("accelsim.hardware", "accelsim.spec", "accelsim.models", "accelsim.graph",
+                      "accelsim.workload"),
+    "accelsim.collectives": ("accelsim.graph", "accelsim.spec", "accelsim.models",
+                             "accelsim.replay", "accelsim.partition"),
+    "accelsim.partition": ("accelsim.hardware", "accelsim.spec", "accelsim.models",
+                           "accelsim.replay", "accelsim.collectives", "accelsim.mapping",
+                           "accelsim.trace"),
 }
 
 

@@ -19,7 +19,7 @@ def test_run_prints_report_and_writes_json_and_csv(tiny, repo, tmp_path, capsys)
     assert code == 0
     assert "nmt_tiny on v100" in out and "step time" in out and "L2 hit rate" in out
     data = json.loads(js.read_text())
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     summary = data["summary"]
     for key in ("params", "flops", "bytes_accessed", "step_time_s", "footprint_bytes",
                 "capacity_bytes", "shortfall_bytes", "chips_needed"):

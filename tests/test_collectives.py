@@ -11,8 +11,8 @@ import pytest
 
 from accelsim.collectives import collective_time_s, topology_problem
 from accelsim.hardware import (
-    Calibration,
     CacheLevelSpec,
+    Calibration,
     ComputeSpec,
     HardwareSpec,
     InterconnectSpec,

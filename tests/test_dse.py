@@ -11,6 +11,7 @@ import accelsim
 from accelsim import dse
 from accelsim.cli import main
 from accelsim.errors import SpecError
+from accelsim.report import SCHEMA_VERSION
 
 SETS = ["--set", "caches[0].capacity=1MiB,24MiB", "--set", "memory.bandwidth=300GB/s,900 GB/s"]
 
@@ -41,7 +42,7 @@ def test_sweep_2x2_applies_values_and_resumes(tiny, v100, tmp_path, capsys):
     assert "4 points; 0 reused" in out and "L2 hit" in out and "shortfall" in out
     records = [json.loads(line) for line in store.read_text().splitlines()]
     assert len(records) == 4
-    assert {r["schema_version"] for r in records} == {1}
+    assert {r["schema_version"] for r in records} == {SCHEMA_VERSION}
     assert {r["hardware"] for r in records} == {"v100"}
     assert {r["workload"] for r in records} == {"nmt_tiny"}
     by = {(r["settings"]["caches[0].capacity"], r["settings"]["memory.bandwidth"]): r["summary"]
