@@ -314,10 +314,11 @@ def parallel_text(report: Report) -> list[str]:
 def comparison_table(reports: Sequence[Report]) -> str:
     """Several chips on one workload, side by side."""
     rows: list[tuple[str, list[str]]] = [
-        ("step time", [format_time(r.summary.step_time_s) for r in reports]),
+        ("step time", [format_time(r.summary.step_time_s)
+                       if math.isfinite(r.summary.step_time_s) else "not timed" for r in reports]),
         ("FLOP utilization", [f"{100 * r.summary.flop_utilization:.1f} %" for r in reports]),
         ("speedup vs first", [f"{reports[0].summary.step_time_s / r.summary.step_time_s:.2f}x"
-                              for r in reports]),
+                              if r.summary.step_time_s > 0 else "-" for r in reports]),
     ]
     levels: list[str] = []
     for r in reports:
@@ -332,6 +333,19 @@ def comparison_table(reports: Sequence[Report]) -> str:
     rows.append(("time per epoch", [format_time(r.summary.epoch_time_s)
                                     if r.summary.epoch_time_s is not None else "-"
                                     for r in reports]))
+    if any(r.parallel is not None for r in reports):  # parallel plans (issue 8)
+        rows.append(("plan", [r.parallel.plan if r.parallel else "1 chip" for r in reports]))
+        rows.append(("fits", [("yes" if r.parallel.fits else "NO") if r.parallel else
+                              ("yes" if r.summary.shortfall_bytes == 0 else "NO")
+                              for r in reports]))
+        rows.append(("max memory per chip", [format_bytes(max(s.footprint_bytes
+                                                              for s in r.parallel.stages))
+                                             if r.parallel else format_bytes(
+                                                 r.summary.footprint_bytes)
+                                             for r in reports]))
+        rows.append(("time to train", [format_duration(r.parallel.time_to_train_s)
+                                       if r.parallel else format_duration(r.summary.epoch_time_s)
+                                       for r in reports]))
     names = [r.hardware for r in reports]
     width = max(len(k) for k, _ in rows)
     col = max(12, *(len(n) for n in names))
