@@ -1,4 +1,4 @@
-"""The `accelsim` command: run, compare, plan, check, project, validate, mrc, sweep.
+"""The `accelsim` command: run, compare, plan, check, project, case-study, validate, mrc, sweep.
 
 Every error a user can cause (bad YAML, unknown keys, missing files, bad options) is an
 `AccelsimError`: printed without a traceback, exit code 2.
@@ -316,6 +316,14 @@ def build_parser() -> argparse.ArgumentParser:
         "project", help="the paper's Tables 1-3 recomputed from accelsim's graphs, beside the paper's")
     reproduce.add_arguments(project)
     project.set_defaults(func=reproduce.run)
+
+    from accelsim import case_study
+
+    case = sub.add_parser(
+        "case-study", help="the paper's Table 5 (LSTMP word LM, data and layer parallel) "
+                           "recomputed, beside the paper's rows")
+    case_study.add_arguments(case)
+    case.set_defaults(func=case_study.run)
 
     from accelsim import validate
 

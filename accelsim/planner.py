@@ -117,10 +117,13 @@ def best(hw: HardwareSpec, wl: WorkloadSpec, chips: int, *, mode: str = "auto") 
                    if dp_only is not None and not dp_only.fits and dp_only.report.parallel
                    else ""))
         return attrs.evolve(top.report, notes=(note, *top.report.notes))
-    dp_only = next(o for o in outcomes if o.plan.pipeline == 1 and o.plan.tensor == 1)
-    return attrs.evolve(dp_only.report, notes=(f"none of the {len(outcomes)} plans for {chips} "
-                                               "chips fits in memory",
-                                               *dp_only.report.notes))
+    closest = min(outcomes, key=lambda o: max(st.footprint_bytes
+                                              for st in o.report.parallel.stages))
+    dp_only = next((o for o in outcomes if o.plan.pipeline == 1 and o.plan.tensor == 1), None)
+    note = (f"none of the {len(outcomes)} plans for {chips} chips fits in memory; the closest "
+            f"is shown" + (f"; data parallel alone: {dp_only.report.parallel.verdict}"
+                           if dp_only is not None and dp_only is not closest else ""))
+    return attrs.evolve(closest.report, notes=(note, *closest.report.notes))
 
 
 def table(outcomes: list[PlanOutcome]) -> str:

@@ -318,7 +318,9 @@ def comparison_table(reports: Sequence[Report]) -> str:
                        if math.isfinite(r.summary.step_time_s) else "not timed" for r in reports]),
         ("FLOP utilization", [f"{100 * r.summary.flop_utilization:.1f} %" for r in reports]),
         ("speedup vs first", [f"{reports[0].summary.step_time_s / r.summary.step_time_s:.2f}x"
-                              if r.summary.step_time_s > 0 else "-" for r in reports]),
+                              if r.summary.step_time_s > 0
+                              and math.isfinite(reports[0].summary.step_time_s) else "-"
+                              for r in reports]),
     ]
     levels: list[str] = []
     for r in reports:
