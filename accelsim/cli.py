@@ -30,6 +30,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
         try:
             kind = spec.kind_of(path)
             obj = spec.load_hardware(path) if kind == "hardware" else spec.load_workload(path)
+            if kind == "workload" and obj.parallel is not None:  # parallel plans (issue 8)
+                from accelsim.parallel import check_plan
+
+                try:
+                    check_plan(obj)
+                except AccelsimError as exc:
+                    raise AccelsimError(f"{path}: {exc}") from None
         except AccelsimError as exc:
             failed = True
             print(exc, file=sys.stderr)

@@ -271,6 +271,17 @@ def simulate_plan(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, *, mod
                   notes=tuple(notes), parallel=par)
 
 
+def check_plan(wl: WorkloadSpec, plan: ParallelPlan | None = None,
+               graph: OpGraph | None = None) -> None:
+    """Raise AccelsimError if `plan` (default: the workload's `parallel:`) cannot split `wl`'s
+    graph (more stages than layers, stage sizes, microbatches): what `accelsim check` runs."""
+    plan = plan if plan is not None else wl.parallel
+    if plan is None:
+        return
+    executed, _ = fuse_gemm_accumulate(graph if graph is not None else build_graph(wl))
+    partition(executed, plan.resolve(None), subbatch=wl.subbatch)
+
+
 def stage_summaries_fit(report: Report) -> bool:
     """Every stage of the report's plan fits in memory (True for single-chip reports that fit)."""
     if report.parallel is not None:
@@ -278,5 +289,6 @@ def stage_summaries_fit(report: Report) -> bool:
     return report.summary.shortfall_bytes == 0
 
 
-__all__ = ["COMM_BUFFER", "StageTimes", "compose", "simulate_plan", "stage_footprint",
+__all__ = ["COMM_BUFFER", "StageTimes", "check_plan", "compose", "simulate_plan",
+           "stage_footprint",
            "stage_summaries_fit"]

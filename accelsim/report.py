@@ -179,7 +179,8 @@ class Report:
     def _single_text(self, top_ops: int) -> str:
         s = self.summary
         lines = [f"accelsim: {self.workload} on {self.hardware}"
-                 + (f" x {s.chips} chips (data parallel)" if s.chips > 1 else ""), ""]
+                 + (f" x {s.chips} chips (plan {self.parallel.plan})" if self.parallel else
+                    f" x {s.chips} chips (data parallel)" if s.chips > 1 else ""), ""]
         rows = [
             ("parameters", f"{s.params / 1e9:.3g} B"),
             ("FLOPs per step (per chip)", f"{s.flops / 1e12:.4g} TFLOP"),
