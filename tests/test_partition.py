@@ -173,3 +173,15 @@ def test_plan_step_composes_stage_replays(repo):
     pp = accelsim.simulate(hw, wl, plan="dp=1,pp=4")
     assert 0 < pp.parallel.bubble_fraction < 1
     assert pp.to_dict()["schema_version"] == 2 and pp.to_dict()["parallel"]["pipeline"] == 4
+
+
+def test_check_rejects_what_run_would(tmp_path, capsys):
+    from accelsim.cli import main
+
+    wl = tmp_path / "w.yaml"
+    wl.write_text("name: w\nmodel: {family: word_lm, hidden: 16, vocab: 48, sequence_length: 2}\n"
+                  "subbatch: 4\nparallel: {pipeline: 5}\n")
+    assert main(["check", str(wl)]) == 2
+    assert "parallel.pipeline: expected at most 4 stages" in capsys.readouterr().err
+    wl.write_text(wl.read_text().replace("pipeline: 5", "pipeline: 4, shard_embedding: true"))
+    assert main(["check", str(wl)]) == 0
