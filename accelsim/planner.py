@@ -2,7 +2,9 @@
 
 Plans are enumerated from the divisors of the chip count: data x pipeline x tensor = N, at
 most as many stages as the model has layers, a tensor degree that divides the model's hidden
-size (and heads) and stays within `MAX_TENSOR` chips, with and without a sharded embedding.
+size (and heads) and stays within `MAX_TENSOR` chips, with and without a sharded embedding
+(the sharded variant only when the plain one does not fit: sharding moves rows to other
+chips and adds collectives, it does not shorten the step).
 Each plan's stages are checked against memory before anything is timed; the feasible ones are
 simulated with one replay per distinct stage graph (a stage graph does not depend on the data
 degree, so plans that differ only in it reuse each other's replays).
@@ -84,14 +86,22 @@ def search(hw: HardwareSpec, wl: WorkloadSpec, chip_counts: list[int], *, mode: 
     has_embedding = bool(embedding_tables(executed))
     memo: dict = {}
     out = []
+    fitting: set[tuple] = set()
     for chips in chip_counts:
         for plan in enumerate_plans(wl, chips, n_layers=len(layers),
                                     has_embedding=has_embedding):
+            degrees = (plan.data, plan.pipeline, plan.tensor)
+            if plan.shard_embedding and degrees in fitting:
+                # sharding moves embedding rows to other chips and adds collectives: it is
+                # for plans that do not fit without it (SKIP_FITTING_SHARDS)
+                continue
             try:
                 partition(executed, plan, subbatch=wl.subbatch)
             except AccelsimError:
                 continue  # e.g. more microbatches than the subbatch holds
             report = simulate_plan(hw, wl, plan, mode=mode, graph=graph, cache=memo)
+            if report.parallel is not None and report.parallel.fits:
+                fitting.add(degrees)
             outcome = PlanOutcome(plan, report)
             if on_plan is not None:
                 on_plan(outcome)
