@@ -24,7 +24,8 @@ def simulate(hw: HardwareSpec, wl: WorkloadSpec, *, chips: int = 1, mode: str = 
              force: bool = False) -> Report:
     """Replay one training step of `wl` on `chips` data-parallel copies of `hw`.
 
-    With a `plan` (a `ParallelPlan`, or text such as "dp=512,pp=4"), or the workload's
+    A step whose footprint exceeds the chip's memory is reported with its shortfall and not
+    timed, unless `force`. With a `plan` (a `ParallelPlan`, or text such as "dp=512,pp=4"), or the workload's
     `parallel:` section, or `chips` > 1, the step is partitioned over the chips and each
     distinct stage replayed; a plan whose stages do not fit in memory is not timed unless
     `force` (accelsim.parallel).
@@ -39,15 +40,23 @@ def simulate(hw: HardwareSpec, wl: WorkloadSpec, *, chips: int = 1, mode: str = 
         from accelsim.parallel import simulate_plan
 
         return simulate_plan(hw, wl, resolved, mode=mode, force=force, graph=graph)
+    graph = graph if graph is not None else build_graph(wl)
+    executed, n_fused = fuse_gemm_accumulate(graph)
+    overfull = sum(executed.peak_footprint_by_role().values()) > hw.memory.capacity_bytes
+    if overfull and not force:  # capacity enforced: reported with its shortfall, not timed
+        from accelsim.parallel import simulate_plan
+
+        return simulate_plan(hw, wl, ParallelPlan(data=1), mode=mode, graph=graph)
     # --- end parallel plans ----------------------------------------------------------------
     from accelsim.replay import simulate_step
 
-    graph = graph if graph is not None else build_graph(wl)
-    executed, n_fused = fuse_gemm_accumulate(graph)
     step = simulate_step(hw, executed, wl.precision, chips=chips, mode=mode)
     ops = tuple(_op_result(executed.ops[r.op_id], r) for r in step.ops)
     summary = summarize(hw, wl, graph, executed, ops, step.step_time_s, chips)
     notes = tuple(step.notes)
+    if overfull:  # parallel plans (issue 8): forced past the capacity check
+        notes = ("DOES NOT FIT in memory: timed anyway (--force / force=True); this step "
+                 "cannot run on one chip",) + notes
     if n_fused:
         notes += (f"executed graph: {n_fused} gradient accumulations run as GEMM epilogues "
                   "(C += A@B, as cuBLAS/cuDNN do); FLOPs and bytes_accessed are the "

@@ -83,7 +83,7 @@ def rows(hw_path: str | Path = DEFAULT_HARDWARE, wl_path: str | Path = DEFAULT_W
                        days=steps * roof_step / SECONDS_PER_DAY,
                        util=graph.flops / (roof_step * roof.peak_flop_rate), fits=None)
         elif plan_text == "single":
-            report = accelsim.simulate(hw, wl, mode=mode)
+            report = accelsim.simulate(hw, wl, mode=mode, force=True)
             s = report.summary
             row.update(accelerators=1, batch=wl.subbatch, mem_gb=s.footprint_bytes / 1e9,
                        days=(s.epoch_time_s or float("nan")) / SECONDS_PER_DAY,

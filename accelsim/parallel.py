@@ -21,6 +21,7 @@ bandwidth from compute (the replay of each stage runs alone); docs/parallel.md s
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import attrs
@@ -215,16 +216,19 @@ def simulate_plan(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, *, mod
              if wl.dataset is not None and timed else None)
     worst = max(range(len(stage_rows)),
                 key=lambda i: (stage_rows[i].shortfall_bytes, stage_rows[i].footprint_bytes))
+    on = f"{chips} chip{'s' * (chips > 1)} of {hw.name}"
     if fits:
-        verdict = (f"fits: {plan.label()} on {chips} chips of {hw.name}; "
+        verdict = (f"fits: {plan.label()} on {on}; "
                    + (f"time to train {format_duration(epoch)} per epoch"
                       if epoch is not None else f"step {step_s:.4g} s"))
     else:
         short = stage_rows[worst]
-        verdict = (f"does not fit: {plan.label()} on {chips} chips of {hw.name}: stage "
+        hint = (f"; {math.ceil(short.footprint_bytes / capacity)} chips' memory would hold "
+                "it: try `accelsim plan HW WL --chips N`" if chips == 1 else "")
+        verdict = (f"does not fit: {plan.label()} on {on}: stage "
                    f"{short.index} ({','.join(short.layers)}) needs "
                    f"{short.footprint_bytes / 1e9:.4g} GB of {capacity / 1e9:.4g} GB "
-                   f"(short {short.shortfall_bytes / 1e9:.4g} GB)"
+                   f"(short {short.shortfall_bytes / 1e9:.4g} GB{hint})"
                    + ("; TIMED ANYWAY (--force): these times are not achievable"
                       if force else "; not timed (--force times it anyway)"))
     par = ParallelSummary(

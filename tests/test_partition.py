@@ -185,3 +185,20 @@ def test_check_rejects_what_run_would(tmp_path, capsys):
     assert "parallel.pipeline: expected at most 4 stages" in capsys.readouterr().err
     wl.write_text(wl.read_text().replace("pipeline: 5", "pipeline: 4, shard_embedding: true"))
     assert main(["check", str(wl)]) == 0
+
+
+def test_one_chip_that_does_not_fit_is_not_timed_unless_forced(repo):
+    import accelsim
+
+    hw = accelsim.load_hardware(repo / "hwspecs/ppopp19_target.yaml")
+    small = attrs.evolve(hw, memory=attrs.evolve(hw.memory, capacity_bytes=30_000))
+    wl = _word_lm(16, 2, 48, 2, 4)
+    report = accelsim.simulate(small, wl)
+    assert report.parallel is not None and not report.parallel.timed and report.ops == ()
+    assert "chips' memory would hold it" in report.parallel.verdict
+    forced = accelsim.simulate(small, wl, force=True)
+    assert forced.parallel is None and forced.summary.step_time_s > 0
+    assert forced.notes[0].startswith("DOES NOT FIT")
+    fits = accelsim.simulate(hw, wl)  # fits: the single-chip report, unchanged
+    assert fits.parallel is None and not any("DOES NOT FIT" in n for n in fits.notes)
+    assert fits.summary.step_time_s == pytest.approx(forced.summary.step_time_s)
