@@ -174,6 +174,13 @@ class InterconnectSpec:
         doc="two_level: each chip's bandwidth into the network between nodes, one direction")
     network_latency_s: float = field(
         unit="time", default=0.0, doc="two_level: per-message latency between nodes")
+    host_bandwidth_bytes_per_s: float | None = field(
+        unit="bandwidth", default=None,
+        doc="each chip's link to host memory, one direction (e.g. PCIe 3.0 x16: 15.75 GB/s); "
+            "what a plan's `offload` moves over (none: no offload)")
+    host_memory_bytes: int | None = field(
+        unit="bytes", default=None,
+        doc="host memory available to each chip for offloaded tensors (none: unlimited)")
 
     @rule
     def _torus_is_two_dimensional(torus_shape: tuple[int, ...] | None) -> Violation | None:

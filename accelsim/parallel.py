@@ -32,7 +32,7 @@ from accelsim.fusion import fuse_gemm_accumulate
 from accelsim.graph import OpGraph
 from accelsim.hardware import HardwareSpec
 from accelsim.models import build_graph
-from accelsim.partition import Partition, Stage, Transfer, partition
+from accelsim.partition import Partition, Stage, Transfer, layer_of_name, partition
 from accelsim.plan import ParallelPlan
 from accelsim.report import (
     OpResult,
@@ -59,14 +59,45 @@ class StageTimes:
     backward_comm_s: float
 
 
+def host_bytes(stage: Stage, part: Partition) -> dict[str, int]:
+    """Bytes of one chip of `stage` that its plan keeps in host memory, by offloaded role.
+
+    Optimizer state lives on the host entirely; offloaded weights are streamed a layer at a
+    time, two layers' worth resident (one computing, one arriving); offloaded activations are
+    swapped out after forward, two of the largest resident as buffers.
+    """
+    offload = part.plan.offload
+    if not offload:
+        return {}
+    g = stage.graph
+    peak = g.peak_footprint_by_role()
+    out: dict[str, int] = {}
+    if "optimizer_state" in offload:
+        out["optimizer_state"] = int(peak.get("optimizer_state", 0))
+    if "weights" in offload:
+        per_layer: dict[str, int] = {}
+        for t in g.tensors:
+            if t.role == "weight" and g._used(t):
+                key = layer_of_name(t.name)
+                per_layer[key] = per_layer.get(key, 0) + t.nbytes
+        resident = 2 * max(per_layer.values(), default=0)
+        out["weight"] = max(0, int(peak.get("weight", 0)) - resident)
+    if "activations" in offload:
+        largest = max((t.nbytes for t in g.tensors if t.role == "activation"), default=0)
+        out["activation"] = max(0, int(peak.get("activation", 0)) - 2 * largest)
+    return out
+
+
 def stage_footprint(stage: Stage, part: Partition) -> dict[str, int]:
     """Peak live bytes by role on one chip of `stage`, plus its communication buffers.
 
     1F1B keeps at most `pipeline - s` microbatches' activations on stage s (GPipe and the
     timestep schedule keep them all); a tensor-parallel or shard all-gather needs the whole
-    gathered buffer.
+    gathered buffer; offloaded bytes (`host_bytes`) are not on the chip.
     """
     by_role = dict(stage.graph.peak_footprint_by_role())
+    for role, nbytes in host_bytes(stage, part).items():
+        by_role[role] = by_role.get(role, 0) - nbytes
     pp = part.plan.pipeline
     if part.schedule == "1f1b" and pp > 1 and part.chunks > 1:
         keep = min(part.chunks, pp - stage.index) / part.chunks
@@ -95,7 +126,22 @@ def _cost(hw: HardwareSpec, plan: ParallelPlan, t: Transfer, chunks: int = 1) ->
                              chips=plan.chips())
 
 
-def _stage_times(hw: HardwareSpec, plan: ParallelPlan, stage: Stage, step: Any) -> StageTimes:
+def host_transfer_s(hw: HardwareSpec, host: dict[str, int]) -> dict[str, float]:
+    """Seconds per phase on the host link for offloaded bytes (each phase alone).
+
+    Optimizer state is read and written back by the update; offloaded weights are fetched for
+    forward and again for backward and written back after the update; offloaded activations
+    are written during forward and read back during backward.
+    """
+    if not host:
+        return {"forward": 0.0, "backward": 0.0, "update": 0.0}
+    bw = (hw.interconnect.host_bandwidth_bytes_per_s or 0.0) * hw.calibration.link_efficiency
+    w, a, o = host.get("weight", 0), host.get("activation", 0), host.get("optimizer_state", 0)
+    return {"forward": (w + a) / bw, "backward": (w + a) / bw, "update": (2 * o + w) / bw}
+
+
+def _stage_times(hw: HardwareSpec, plan: ParallelPlan, stage: Stage, step: Any,
+                 host: dict[str, int] | None = None) -> StageTimes:
     ends = [r.end_s for r in step.ops]
     fwd = max((r.end_s for r in step.ops if r.phase == "forward"), default=0.0)
     bwd_end = max((r.end_s for r in step.ops if r.phase == "backward"), default=fwd)
@@ -104,8 +150,12 @@ def _stage_times(hw: HardwareSpec, plan: ParallelPlan, stage: Stage, step: Any) 
     for t in stage.transfers:
         if t.group in ("tensor", "shard"):
             comm[t.phase] += _cost(hw, plan, t)
-    return StageTimes(forward_s=fwd, backward_s=max(0.0, bwd_end - fwd),
-                      update_s=max(0.0, total - bwd_end), backward_end_s=bwd_end,
+    # offload: prefetch and swap-out overlap their phase's compute; the update's do not
+    link = host_transfer_s(hw, host or {})
+    bwd = max(0.0, bwd_end - fwd)
+    upd = max(0.0, total - bwd_end)
+    return StageTimes(forward_s=max(fwd, link["forward"]), backward_s=max(bwd, link["backward"]),
+                      update_s=upd + link["update"], backward_end_s=bwd_end,
                       op_end_s=tuple(ends), forward_comm_s=comm["forward"],
                       backward_comm_s=comm["backward"])
 
@@ -170,7 +220,13 @@ def simulate_plan(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, *, mod
     part = partition(executed, plan, subbatch=wl.subbatch, reference_flops=reference)
     capacity = hw.memory.capacity_bytes
     footprints = [stage_footprint(st, part) for st in part.stages]
-    fits = all(sum(f.values()) <= capacity for f in footprints)
+    hosts = [host_bytes(st, part) for st in part.stages]
+    if plan.offload and not hw.interconnect.host_bandwidth_bytes_per_s:
+        raise AccelsimError(f"{hw.name}: interconnect.host_bandwidth: expected a bandwidth for a "
+                            f"plan that offloads {list(plan.offload)}, got nothing")
+    host_cap = hw.interconnect.host_memory_bytes
+    fits = all(sum(f.values()) <= capacity for f in footprints) and (
+        host_cap is None or all(sum(h.values()) <= host_cap for h in hosts))
     timed = fits or force
     notes: list[str] = []
     steps: dict[int, Any] = {}
@@ -181,7 +237,8 @@ def simulate_plan(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, *, mod
             if key not in memo:
                 memo[key] = simulate_step(hw, st.graph, wl.precision, chips=1, mode=mode)
             steps[st.index] = memo[key]
-    times = [_stage_times(hw, plan, st, steps[st.index]) for st in part.stages] if timed else []
+    times = ([_stage_times(hw, plan, st, steps[st.index], hosts[st.index])
+              for st in part.stages] if timed else [])
     if timed:
         step_s, _finish, comm = compose(hw, part, times)
         bare_s, _, _ = compose(hw, part, times, with_comm=False)
@@ -199,7 +256,8 @@ def simulate_plan(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, *, mod
             shortfall_bytes=max(0, total_fp - capacity), flops=st.graph.flops,
             compute_time_s=busy,
             flop_utilization=st.graph.flops / (step_s * peak) if timed and step_s > 0 else 0.0,
-            comm_time_s=comm[i]))
+            comm_time_s=comm[i], host_bytes=int(sum(hosts[i].values())),
+            host_transfer_s=sum(host_transfer_s(hw, hosts[i]).values())))
     # pipeline bubble: the share of stage-time the stages sit idle in the comm-free step
     if timed and bare_s > 0:
         work = sum(t.forward_s + t.backward_s + t.update_s + t.forward_comm_s + t.backward_comm_s
@@ -221,6 +279,12 @@ def simulate_plan(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, *, mod
         verdict = (f"fits: {plan.label()} on {on}; "
                    + (f"time to train {format_duration(epoch)} per epoch"
                       if epoch is not None else f"step {step_s:.4g} s"))
+    elif stage_rows[worst].shortfall_bytes == 0:  # on the chips it fits; the host does not
+        most = max(sum(h.values()) for h in hosts)
+        verdict = (f"does not fit: {plan.label()} on {on}: {most / 1e9:.4g} GB offloaded per "
+                   f"chip, host memory {(host_cap or 0) / 1e9:.4g} GB"
+                   + ("; TIMED ANYWAY (--force): these times are not achievable"
+                      if force else "; not timed (--force times it anyway)"))
     else:
         short = stage_rows[worst]
         hint = (f"; {math.ceil(short.footprint_bytes / capacity)} chips' memory would hold "

@@ -24,6 +24,10 @@ from accelsim.schema import Violation, check_rules, field, rule
 #: fewer microbatches' activations kept. `auto`: timestep for recurrent graphs, else 1f1b.
 SCHEDULES = ("auto", "timestep", "gpipe", "1f1b")
 
+#: Tensor roles a plan may keep in host memory (ZeRO-Offload's optimizer state, weights
+#: streamed per layer, activations swapped out between forward and backward).
+OFFLOADABLE = ("optimizer_state", "weights", "activations")
+
 #: Short names accepted on the command line (`--plan dp=512,pp=4,tp=1`).
 CLI_ALIASES = {"dp": "data", "pp": "pipeline", "tp": "tensor"}
 
@@ -49,6 +53,9 @@ class ParallelPlan:
         doc="microbatches per step for gpipe/1f1b (none: 4 per stage, at most the subbatch)")
     shard_embedding: bool = field(
         default=False, doc="split the embedding table's rows over the chips of a replica")
+    offload: tuple[str, ...] = field(
+        factory=tuple, doc=f"tensor roles kept in host memory over the host link, among "
+                           f"{list(OFFLOADABLE)} (none: all on the chip)")
 
     def __attrs_post_init__(self) -> None:
         check_rules(self)
@@ -62,6 +69,14 @@ class ParallelPlan:
                                  f"{len(stages)}")
             if min(stages) < 1:
                 return Violation("stages", "at least one layer per stage", str(list(stages)))
+        return None
+
+    @rule
+    def _offload_known(offload: tuple[str, ...]) -> Violation | None:
+        """Only these roles can live in host memory."""
+        for i, role in enumerate(offload):
+            if role not in OFFLOADABLE:
+                return Violation("offload", f"one of {list(OFFLOADABLE)}", repr(role), at=(i,))
         return None
 
     @property
@@ -94,7 +109,8 @@ class ParallelPlan:
         text = f"dp={self.data or 1} pp={self.pipeline} tp={self.tensor}"
         if self.stages is not None and self.pipeline > 1:
             text += f" stages={'/'.join(map(str, self.stages))}"
-        return text + (" +shard" if self.shard_embedding else "")
+        text += " +shard" if self.shard_embedding else ""
+        return text + "".join(f" +offload:{r}" for r in self.offload)
 
 
 def data_parallel(chips: int) -> ParallelPlan:
@@ -120,7 +136,7 @@ def cli_plan_data(text: str) -> dict[str, Any]:
         if key in data:
             raise AccelsimError(f"--plan {text}: {key} is given twice")
         value = value.strip()
-        if key == "stages":
+        if key in ("stages", "offload"):
             data[key] = [v for v in value.split("/")]
         else:
             data[key] = value
@@ -147,5 +163,5 @@ def plan_violation(plan: ParallelPlan, model: Any) -> Violation | None:
     return None
 
 
-__all__ = ["CLI_ALIASES", "SCHEDULES", "ParallelPlan", "cli_plan_data", "data_parallel",
+__all__ = ["CLI_ALIASES", "OFFLOADABLE", "SCHEDULES", "ParallelPlan", "cli_plan_data", "data_parallel",
            "model_limits", "plan_violation"]

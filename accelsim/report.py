@@ -84,6 +84,8 @@ class StageSummary:
     compute_time_s: float               # one chip's busy time (its ops and tensor collectives)
     flop_utilization: float             # flops / (step time x peak)
     comm_time_s: float                  # its collectives and sends, each alone on the links
+    host_bytes: int = 0                 # offloaded to host memory (plan `offload`)
+    host_transfer_s: float = 0.0        # host-link time per step for the offloaded bytes
 
 
 @attrs.frozen(kw_only=True)
@@ -302,6 +304,10 @@ def parallel_text(report: Report) -> list[str]:
                    f"{format_bytes(st.shortfall_bytes) if st.shortfall_bytes else '-':>10} "
                    + (f"{format_time(st.compute_time_s):>9} {100 * st.flop_utilization:>5.1f}% "
                       f"{format_time(st.comm_time_s):>9}" if p.timed else ""))
+    if any(st.host_bytes for st in p.stages):
+        out.append("  offloaded to host memory per chip: " + ", ".join(
+            f"stage {st.index} {format_bytes(st.host_bytes)} ({format_time(st.host_transfer_s)}"
+            " on the host link per step)" for st in p.stages))
     if p.timed:
         out.append(f"  pipeline bubble {100 * p.bubble_fraction:.1f} %; communication "
                    f"{format_time(p.comm_time_s)} per step on the busiest chip: "

@@ -202,3 +202,30 @@ def test_one_chip_that_does_not_fit_is_not_timed_unless_forced(repo):
     fits = accelsim.simulate(hw, wl)  # fits: the single-chip report, unchanged
     assert fits.parallel is None and not any("DOES NOT FIT" in n for n in fits.notes)
     assert fits.summary.step_time_s == pytest.approx(forced.summary.step_time_s)
+
+
+def test_offload_moves_bytes_to_the_host_and_costs_host_link_time(repo):
+    import accelsim
+
+    hw = accelsim.load_hardware(repo / "hwspecs/ppopp19_target.yaml")
+    link = attrs.evolve(hw.interconnect, host_bandwidth_bytes_per_s=16e9)
+    small = attrs.evolve(hw, interconnect=link,
+                         memory=attrs.evolve(hw.memory, capacity_bytes=900_000))
+    wl = _word_lm(64, 2, 512, 3, 8, optimizer="adam")
+    plain = accelsim.simulate(small, wl, plan="dp=1")
+    assert not plain.parallel.fits
+    both = accelsim.simulate(small, wl, plan="dp=1,offload=optimizer_state/weights")
+    stage = both.parallel.stages[0]
+    # Adam's two moments leave the chip entirely, weights but two layers' worth
+    on_chip = plain.parallel.stages[0].footprint_bytes
+    assert stage.footprint_bytes + stage.host_bytes == on_chip
+    assert stage.footprint_by_role["optimizer_state"] == 0 and both.parallel.fits
+    # the update reads and writes the moments and writes back the weights over the link
+    forced = accelsim.simulate(small, wl, plan="dp=1", force=True)
+    assert both.summary.step_time_s > forced.summary.step_time_s
+    assert stage.host_transfer_s > 0
+    with pytest.raises(AccelsimError, match="host_bandwidth"):
+        accelsim.simulate(hw, wl, plan="dp=1,offload=weights")
+    # the host memory is a capacity too
+    tight = attrs.evolve(small, interconnect=attrs.evolve(link, host_memory_bytes=1000))
+    assert not accelsim.simulate(tight, wl, plan="dp=1,offload=optimizer_state").parallel.fits
