@@ -334,7 +334,8 @@ def comparison_table(reports: Sequence[Report]) -> str:
         levels += [lv for lv in r.summary.hit_rate if lv not in levels]
     for lv in levels:
         rows.append((f"{lv} hit rate", [_pct(r.summary.hit_rate.get(lv)) for r in reports]))
-    rows.append(("HBM bytes", [format_bytes(r.summary.level_bytes.get("HBM", 0)) for r in reports]))
+    rows.append(("HBM bytes", [format_bytes(r.summary.level_bytes.get("HBM", 0))
+                               if math.isfinite(r.summary.step_time_s) else "-" for r in reports]))
     rows.append(("footprint", [format_bytes(r.summary.footprint_bytes) for r in reports]))
     rows.append(("capacity", [format_bytes(r.summary.capacity_bytes) for r in reports]))
     rows.append(("shortfall", [format_bytes(r.summary.shortfall_bytes) for r in reports]))
