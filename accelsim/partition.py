@@ -84,6 +84,7 @@ class Partition:
     chunks: int
     replica_flops: float     # the unsplit replica graph's FLOPs
     update_flops: float      # of which the weight updates
+    replicated_flops: float = 0.0  # of the replica's FLOPs, what every tensor-parallel chip repeats
 
     @property
     def chips(self) -> int:
@@ -235,11 +236,13 @@ def partition(graph: OpGraph, plan: ParallelPlan, *, subbatch: int,
                             "per replica to shard over, got 1")
     tables = embedding_tables(graph) if shard > 1 else {}
 
+    layout = tensor_layout(graph, tp, frozenset(_table_family(graph, tables))) if tp > 1 \
+        else None
     stages = []
     for s in range(pp):
         ops = [i for i, st in enumerate(stage_of_op) if st == s]
         stage_graph, transfers = _stage_graph(graph, ops, s, stage_of_op, tp, tables, shard,
-                                              chunked=pp > 1)
+                                              chunked=pp > 1, layout=layout)
         dp_transfers = tuple(
             Transfer("all_reduce", float(stage_graph.tensors[g].nbytes), "data", "backward",
                      p, stage_graph.tensors[g].name)
@@ -248,8 +251,14 @@ def partition(graph: OpGraph, plan: ParallelPlan, *, subbatch: int,
         stages.append(Stage(s, names, stage_graph, (plan.data or 1) * tp,
                             transfers + (dp_transfers if (plan.data or 1) > 1 else ())))
     update = sum(op.flops for op in graph.ops if op.kind == "update")
+    repeated = 0.0
+    if layout is not None:
+        family = _table_family(graph, tables)
+        repeated = sum(op.flops for op in graph.ops
+                       if op.id in layout.replicated and not _reads_table(op, family))
     return Partition(plan=plan, stages=stages, layers=tuple(layers), schedule=schedule,
                      chunks=chunks, replica_flops=graph.flops, update_flops=update,
+                     replicated_flops=repeated,
                      reference=reference_flops)
 
 
@@ -294,9 +303,119 @@ def _split_shape(shape: tuple[int, ...], ways: int, prefer: int | None = None) -
     return tuple(dims)
 
 
+@attrs.frozen
+class TensorLayout:
+    """Which tensors a tensor-parallel split divides, and the collectives that keeps exact."""
+
+    split: frozenset[int]                      # tensors each chip holds 1/tp of
+    split_dim: dict[int, int]                  # weight -> the size of its divided dimension
+    gemm_dim: dict[int, str]                   # GEMM op -> which of m, n, k it divides
+    comms: dict[int, tuple[tuple[str, float, str], ...]]  # op -> (kind, bytes, tensor name)
+    replicated: frozenset[int]                 # ops every chip runs whole (nothing split)
+
+
+def tensor_layout(graph: OpGraph, tp: int, exclude: frozenset[int] = frozenset()
+                  ) -> TensorLayout:
+    """Propagate Megatron-style splits through the graph in program order.
+
+    Weights are split. A GEMM reading a weight whose other operand is whole splits the
+    weight's output columns (column-parallel: output split, no communication); one whose
+    operand is split either contracts over the split (row-parallel: an all-reduce of its
+    output) or all-gathers the operand first, whichever moves fewer bytes (2 (p-1)/p x output
+    vs (p-1)/p x operand): for a transformer block this finds Megatron's pairing, two
+    all-reduces forward and two backward. Elementwise ops take any split input as their
+    output's split (whole inputs are sliced locally); data ops (concat, split, reshape) mixing
+    split and whole inputs all-gather the split ones; a softmax over split logits all-reduces
+    its row statistics. Weight-gradient GEMMs produce their shard without communication.
+    Choosing the gather where it is cheaper leaves the residual stream split between layers,
+    as Megatron's sequence parallelism does (Korthikanti et al. 2022: all-gather and
+    reduce-scatter instead of all-reduce, the same bytes); the norm's statistics over a split
+    row are not charged. Biases and norm scales stay whole (sliced locally where needed).
+    A lookup in a split table all-reduces the rows it gathers (Megatron's vocabulary-parallel
+    embedding). `exclude`: tensors kept whole (embedding tables sharded by rows instead).
+    """
+    tensors = graph.tensors
+    split: set[int] = {t.id for t in tensors if t.role == "weight" and t.id not in exclude
+                       and len(t.shape) >= 2}  # biases and norm scales stay whole (tiny)
+    split_dim: dict[int, int] = {}
+    gemm_dim: dict[int, str] = {}
+    comms: dict[int, tuple[tuple[str, float, str], ...]] = {}
+    replicated: set[int] = set()
+
+    def is_split(t: int) -> bool:
+        return t in split
+
+    for op in graph.ops:
+        acts = [t for t in op.inputs if tensors[t].role != "weight"
+                and not tensors[t].dtype.startswith("int")]
+        weights = [t for t in op.inputs if tensors[t].role == "weight" and t in split]
+        out = list(op.outputs)
+        here: list[tuple[str, float, str]] = []
+        if op.kind == "update":
+            w = op.inputs[0]
+            grads = [t for t in op.inputs if tensors[t].role == "weight_gradient"]
+            if w in split:
+                split.update(t for t in (*op.inputs, *op.outputs)
+                             if not tensors[t].dtype.startswith("int"))
+            else:  # a whole bias or norm scale: gather its gradient's slices, update whole
+                here += [("all_gather", float(tensors[t].nbytes), tensors[t].name)
+                         for t in grads if t in split]
+                replicated.add(op.id)
+            if here:
+                comms[op.id] = tuple(here)
+            continue
+        if op.kind == "gemm" and weights and not any(
+                tensors[t].role == "weight_gradient" for t in out):
+            w = weights[0]
+            operand = next((t for t in op.inputs[:2] if t != w), None)
+            out_bytes = float(sum(tensors[t].nbytes for t in out))
+            if operand is not None and is_split(operand):
+                op_bytes = float(tensors[operand].nbytes)
+                if 2 * out_bytes <= op_bytes:  # row-parallel: contract over the split
+                    here.append(("all_reduce", out_bytes, tensors[out[0]].name))
+                    gemm_dim[op.id] = "k"
+                    split_dim.setdefault(w, op.k)
+                    split.difference_update(out)
+                else:  # gather the operand, then column-parallel
+                    here.append(("all_gather", op_bytes, tensors[operand].name))
+                    gemm_dim[op.id] = "n"
+                    split_dim.setdefault(w, op.n)
+                    split.update(out)
+            else:  # column-parallel
+                gemm_dim[op.id] = "n"
+                split_dim.setdefault(w, op.n)
+                split.update(out)
+        elif op.kind == "gemm":
+            if any(tensors[t].role == "weight_gradient" for t in out) or any(
+                    is_split(t) for t in acts):
+                split.update(out)
+                gemm_dim[op.id] = "m" if any(tensors[t].role == "weight_gradient"
+                                            for t in out) else "n"
+        elif op.kind == "data" and weights:  # a lookup in a vocabulary-split table
+            here.append(("all_reduce", float(sum(tensors[t].nbytes for t in out)),
+                         tensors[out[0]].name))
+            split.difference_update(out)
+        elif op.kind == "data" and any(is_split(t) for t in acts) and not all(
+                is_split(t) for t in acts):
+            for t in acts:
+                if is_split(t):
+                    here.append(("all_gather", float(tensors[t].nbytes), tensors[t].name))
+            split.difference_update(out)
+        elif any(is_split(t) for t in (*acts, *weights)):
+            split.update(out)
+            if op.kind == "softmax" and len(out) > 1:
+                here.append(("all_reduce", 2.0 * tensors[out[0]].nbytes, tensors[out[0]].name))
+        if here:
+            comms[op.id] = tuple(here)
+        if not any(t in split for t in (*op.inputs, *op.outputs)):
+            replicated.add(op.id)
+    return TensorLayout(split=frozenset(split), split_dim=split_dim, gemm_dim=gemm_dim,
+                        comms=comms, replicated=frozenset(replicated))
+
+
 def _stage_graph(graph: OpGraph, op_ids: list[int], s: int, stage_of_op: list[int], tp: int,
-                 tables: dict[int, int], shard: int,
-                 chunked: bool) -> tuple[OpGraph, tuple[Transfer, ...]]:
+                 tables: dict[int, int], shard: int, chunked: bool,
+                 layout: TensorLayout | None = None) -> tuple[OpGraph, tuple[Transfer, ...]]:
     """The graph one chip of stage `s` runs, and the sends and tensor collectives it needs."""
     tensors = graph.tensors
     shard_rows = {t: math.ceil(tensors[t].shape[0] / shard) for t in tables}
@@ -308,23 +427,18 @@ def _stage_graph(graph: OpGraph, op_ids: list[int], s: int, stage_of_op: list[in
             if t not in seen:
                 seen.add(t)
                 used.append(t)
-    # which dimension of each weight tensor parallelism splits: the n of its forward GEMM
-    split_dim: dict[int, int] = {}
-    for op in graph.ops:
-        if op.kind == "gemm" and op.phase == "forward":
-            for t in op.inputs:
-                if tensors[t].role == "weight":
-                    split_dim.setdefault(t, op.n)
     table_family = _table_family(graph, tables)
+    layout = layout if layout is not None else tensor_layout(
+        graph, tp, frozenset(table_family) if tables else frozenset())
+    split_dim = layout.split_dim
 
     def new_shape(t: Tensor) -> tuple[int, ...]:
         fam = table_family.get(t.id)
         if fam is not None and t.shape == tensors[fam].shape:
             return (shard_rows[fam], *t.shape[1:])  # a table, its gradient or optimizer state
-        if tp == 1 or t.dtype.startswith("int") or t.role == "input":
+        if tp == 1 or t.dtype.startswith("int") or t.id not in layout.split:
             return t.shape
-        weight = _weight_of(graph, t)
-        return _split_shape(t.shape, tp, split_dim.get(weight) if weight is not None else None)
+        return _split_shape(t.shape, tp, split_dim.get(t.id))
 
     remap = {}
     new_tensors = []
@@ -341,9 +455,14 @@ def _stage_graph(graph: OpGraph, op_ids: list[int], s: int, stage_of_op: list[in
         new_id = len(new_ops)
         op_remap[i] = new_id
         scale = _op_scale(graph, op, tp, table_family, shard_rows)
+        if (layout is not None and tp > 1 and op.id in layout.replicated
+                and not _reads_table(op, table_family)):
+            scale = 1.0  # every tensor-parallel chip runs it whole
         gemm = {}
         if op.kind == "gemm" and tp > 1 and not _reads_table(op, table_family):
-            gemm = _split_gemm(graph, op, tp, split_dim)
+            dim = layout.gemm_dim.get(op.id)
+            gemm = ({dim: -(-getattr(op, dim) // tp)} if dim is not None
+                    else _split_gemm(graph, op, tp, split_dim))
         extra = op.extra_bytes
         if op.id in tables.values():
             table = new_tensors[remap[op.inputs[0]]]
@@ -354,15 +473,11 @@ def _stage_graph(graph: OpGraph, op_ids: list[int], s: int, stage_of_op: list[in
             outputs=tuple(remap[t] for t in op.outputs), flops=op.flops * scale,
             deps=tuple(op_remap[d] for d in op.deps if d in op_remap), extra_bytes=extra,
             **gemm))
-        if tp > 1 and op.kind == "gemm":
-            reads_weight = any(tensors[t].role == "weight" for t in op.inputs)
-            out_t = tensors[op.outputs[0]]
-            if reads_weight and op.phase == "forward":
-                transfers.append(Transfer("all_gather", float(out_t.nbytes), "tensor",
-                                          "forward", new_id, out_t.name))
-            elif reads_weight and op.phase == "backward":
-                transfers.append(Transfer("all_reduce", float(out_t.nbytes), "tensor",
-                                          "backward", new_id, out_t.name))
+        if tp > 1:
+            for kind, nbytes, what in layout.comms.get(op.id, ()):
+                transfers.append(Transfer(kind, nbytes, "tensor",
+                                          "backward" if op.phase == "backward" else "forward",
+                                          new_id, what))
         if op.id in tables.values():
             out_t = tensors[op.outputs[0]]
             transfers.append(Transfer("all_gather", float(out_t.nbytes), "shard", "forward",
@@ -418,12 +533,6 @@ def _gradient_targets(graph: OpGraph, t: int) -> list[int]:
             elif op.tag == "accumulate" or op.accumulate:
                 frontier += list(op.outputs)
     return out
-
-
-def _weight_of(graph: OpGraph, t: Tensor) -> int | None:
-    if t.role == "weight":
-        return t.id
-    return None
 
 
 def _reads_table(op: Op, family: dict[int, int]) -> bool:

@@ -146,7 +146,7 @@ def cli_plan_data(text: str) -> dict[str, Any]:
 def model_limits(model: Any) -> dict[str, int]:
     """Sizes a plan must respect, read from a model config by name (absent ones skipped)."""
     out = {}
-    for name in ("hidden", "heads", "layers", "encoder_layers", "decoder_layers", "projection"):
+    for name in ("hidden", "width", "heads", "ffn", "layers", "projection"):
         value = getattr(model, name, None)
         if isinstance(value, int):
             out[name] = value
@@ -156,7 +156,7 @@ def model_limits(model: Any) -> dict[str, int]:
 def plan_violation(plan: ParallelPlan, model: Any) -> Violation | None:
     """Where `plan` cannot split `model`: tensor degree vs hidden size and heads."""
     limits = model_limits(model)
-    for name in ("hidden", "heads", "projection"):
+    for name in ("hidden", "width", "heads", "ffn", "projection"):
         if name in limits and limits[name] % plan.tensor:
             return Violation("parallel", f"a tensor degree that divides the model's {name} "
                              f"({limits[name]})", str(plan.tensor), at=("tensor",))

@@ -54,18 +54,30 @@ def test_flops_conserved_and_bytes_add_up(case):
     graph = _executed(wl)
     part = partition(graph, plan, subbatch=wl.subbatch)
     dp = plan.data
-    # every chip's FLOPs together: the replica's, once per replica (sizes divide evenly)
-    assert part.total_flops == pytest.approx(dp * graph.flops, rel=1e-12)
+    # every chip's FLOPs together: the replica's once per replica (sizes divide evenly), plus
+    # the ops each tensor-parallel chip repeats whole (biases' updates, whole-tensor ops)
+    tp = plan.tensor
+    assert part.total_flops == pytest.approx(
+        dp * (graph.flops + (tp - 1) * part.replicated_flops), rel=1e-12)
+    assert part.replicated_flops <= 0.05 * graph.flops
     # against one chip running the global batch, the split adds what each extra replica
     # repeats whatever its batch: at least its weight updates, never more than its whole step
     global_flops = build_graph(attrs.evolve(wl, subbatch=wl.subbatch * dp)).flops
     part = partition(graph, plan, subbatch=wl.subbatch, reference_flops=global_flops)
-    assert (dp - 1) * part.update_flops - 1e-6 <= part.overhead_flops <= (dp - 1) * graph.flops
+    assert ((dp - 1) * part.update_flops - 1e-6 <= part.overhead_flops
+            <= (dp - 1) * graph.flops + dp * (tp - 1) * part.replicated_flops + 1e-6)
     assert part.total_flops == pytest.approx(part.reference_flops + part.overhead_flops)
-    # weights, their gradients and optimizer state: each replica holds exactly one copy
-    for role in ("weight", "weight_gradient", "optimizer_state"):
-        per_replica = sum(_role_bytes(s.graph, role) * plan.tensor for s in part.stages)
-        assert per_replica == _role_bytes(graph, role), role
+    # weights, their gradients and optimizer state: each replica holds one copy of every
+    # matrix; each tensor-parallel chip holds the vectors (biases) whole
+    vectors = sum(t.nbytes for t in graph.tensors if t.role == "weight" and len(t.shape) < 2
+                  and graph._used(t) and any(op.kind == "update" and op.inputs[0] == t.id
+                                             for op in graph.ops))
+    per_replica = sum(_role_bytes(s.graph, "weight") * tp for s in part.stages)
+    assert per_replica == _role_bytes(graph, "weight") + (tp - 1) * vectors
+    for role in ("weight_gradient", "optimizer_state"):
+        per_replica = sum(_role_bytes(s.graph, role) * tp for s in part.stages)
+        assert _role_bytes(graph, role) <= per_replica <= (
+            _role_bytes(graph, role) + (tp - 1) * vectors * 2), role
     assert sum(s.chips for s in part.stages) == plan.chips()
 
 
