@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 import attrs
 
@@ -440,8 +441,8 @@ def _stage_graph(graph: OpGraph, op_ids: list[int], s: int, stage_of_op: list[in
             return t.shape
         return _split_shape(t.shape, tp, split_dim.get(t.id))
 
-    remap = {}
-    new_tensors = []
+    remap: dict[int, int] = {}
+    new_tensors: list[Tensor] = []
     for t in used:
         old = tensors[t]
         remap[t] = len(new_tensors)
@@ -458,7 +459,7 @@ def _stage_graph(graph: OpGraph, op_ids: list[int], s: int, stage_of_op: list[in
         if (layout is not None and tp > 1 and op.id in layout.replicated
                 and not _reads_table(op, table_family)):
             scale = 1.0  # every tensor-parallel chip runs it whole
-        gemm = {}
+        gemm: dict[str, Any] = {}
         if op.kind == "gemm" and tp > 1 and not _reads_table(op, table_family):
             dim = layout.gemm_dim.get(op.id)
             gemm = ({dim: -(-getattr(op, dim) // tp)} if dim is not None
@@ -508,11 +509,11 @@ def _table_family(graph: OpGraph, tables: dict[int, int]) -> dict[int, int]:
             for t in (*op.inputs, *op.outputs):
                 if graph.tensors[t].shape == graph.tensors[table].shape:
                     fam.setdefault(t, table)
-    for t in graph.tensors:
-        if t.role == "weight_gradient" and t.id not in fam:
-            targets = [u for u in _gradient_targets(graph, t.id) if u in tables]
-            if targets and t.shape == graph.tensors[targets[0]].shape:
-                fam[t.id] = targets[0]
+    for g in graph.tensors:
+        if g.role == "weight_gradient" and g.id not in fam:
+            targets = [u for u in _gradient_targets(graph, g.id) if u in tables]
+            if targets and g.shape == graph.tensors[targets[0]].shape:
+                fam[g.id] = targets[0]
     return fam
 
 

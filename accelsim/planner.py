@@ -123,17 +123,25 @@ def best(hw: HardwareSpec, wl: WorkloadSpec, chips: int, *, mode: str = "auto") 
         dp_only = next((o for o in outcomes if o.plan.pipeline == 1 and o.plan.tensor == 1
                         and not o.plan.shard_embedding), None)
         note = (f"best of {n} plans for {chips} chips ({len(feasible)} fit)"
-                + (f"; data parallel alone does not fit: {dp_only.report.parallel.verdict}"
-                   if dp_only is not None and not dp_only.fits and dp_only.report.parallel
-                   else ""))
+                + (f"; data parallel alone does not fit: {_verdict(dp_only)}"
+                   if dp_only is not None and not dp_only.fits else ""))
         return attrs.evolve(top.report, notes=(note, *top.report.notes))
-    closest = min(outcomes, key=lambda o: max(st.footprint_bytes
-                                              for st in o.report.parallel.stages))
+    closest = min(outcomes, key=_most_memory)
     dp_only = next((o for o in outcomes if o.plan.pipeline == 1 and o.plan.tensor == 1), None)
     note = (f"none of the {len(outcomes)} plans for {chips} chips fits in memory; the closest "
-            f"is shown" + (f"; data parallel alone: {dp_only.report.parallel.verdict}"
+            f"is shown" + (f"; data parallel alone: {_verdict(dp_only)}"
                            if dp_only is not None and dp_only is not closest else ""))
     return attrs.evolve(closest.report, notes=(note, *closest.report.notes))
+
+
+def _most_memory(outcome: PlanOutcome) -> int:
+    par = outcome.report.parallel
+    return max(st.footprint_bytes for st in par.stages) if par is not None else 0
+
+
+def _verdict(outcome: PlanOutcome) -> str:
+    par = outcome.report.parallel
+    return par.verdict if par is not None else ""
 
 
 def table(outcomes: list[PlanOutcome]) -> str:
