@@ -24,13 +24,14 @@ class _Parser(argparse.ArgumentParser):
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from accelsim import spec
+    from accelsim.workload import WorkloadSpec
 
     failed = False
     for path in args.files:
         try:
             kind = spec.kind_of(path)
             obj = spec.load_hardware(path) if kind == "hardware" else spec.load_workload(path)
-            if kind == "workload" and obj.parallel is not None:  # parallel plans (issue 8)
+            if isinstance(obj, WorkloadSpec) and obj.parallel is not None:  # issue 8 plans
                 from accelsim.parallel import check_plan
 
                 try:
@@ -146,7 +147,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     where = f"{args.chips}" + (f"..{args.max_chips}" if args.max_chips else "")
     print(f"accelsim plan: {wl.name} on {where} chips of {hw.name}: {len(outcomes)} plans, "
           f"{len(fits)} fit")
-    print(f"verdict: {fits[0].report.parallel.verdict}" if fits else
+    best_par = fits[0].report.parallel if fits else None
+    print(f"verdict: {best_par.verdict}" if best_par is not None else
           "verdict: does not fit: no plan's stages fit in memory (see the shortfalls below)")
     print(planner.table(outcomes))
     if args.json:
