@@ -6,8 +6,9 @@ pass returns one `Stage` per pipeline stage: its graph, the chips that run it, a
 communication it needs (`Transfer`s, priced by `accelsim.collectives`):
 
 - layers: ops are grouped by the first component of their name (`lstm0/t3/matmul` ->
-  `lstm0`; `grad/` and `update/` prefixes stripped); a group without weights (a reshape, the
-  loss) joins the weighted layer before it. Stages are contiguous runs of layers.
+  `lstm0`; `grad/` and `update/` prefixes stripped), or the first two for a name that holds
+  several layers (`encoder/fw`, `encoder/bw`: `deep_groups`); a group without weights (a
+  reshape, the loss) joins the weighted layer before it. Stages are contiguous runs of layers.
 - pipeline: a tensor one stage produces and another reads becomes an input of the reader;
   its bytes cross each stage boundary between them (`send`, per chunk).
 - tensor parallel: every op is split `tensor` ways (a GEMM along the weight's split
@@ -114,24 +115,52 @@ class Partition:
 
 
 # --- layers ----------------------------------------------------------------------------------
-def layer_of_name(name: str) -> str:
-    """`grad/lstm1/t0/h:out/accumulate` -> `lstm1`; `update/softmax/kernel` -> `softmax`."""
+def layer_of_name(name: str, deep: frozenset[str] = frozenset()) -> str:
+    """`grad/lstm1/t0/h:out/accumulate` -> `lstm1`; `update/softmax/kernel` -> `softmax`;
+    `encoder/fw/t3/matmul` -> `encoder/fw` when `encoder` is in `deep`."""
     for prefix in ("grad/", "update/"):
         if name.startswith(prefix):
             name = name[len(prefix):]
-    return name.split("/", 1)[0].split(":", 1)[0]
+    parts = name.split(":", 1)[0].split("/")
+    if parts[0] in deep and len(parts) > 1:
+        return "/".join(parts[:2])
+    return parts[0]
+
+
+def deep_groups(graph: OpGraph) -> frozenset[str]:
+    """Top-level names that hold several layers (`encoder` of `encoder/fw`, `encoder/bw`).
+
+    A top-level name is split one level deeper when it is not itself a numbered block
+    (`layer3`, `stage1`), every weight under it is named at least three deep, and each of
+    their second components also names forward ops: then each is a layer with its own ops.
+    """
+    weights: dict[str, set[str]] = {}
+    shallow: set[str] = set()
+    for t in graph.tensors:
+        if t.role != "weight":
+            continue
+        parts = t.name.split("/")
+        if len(parts) < 3:
+            shallow.add(parts[0])
+        else:
+            weights.setdefault(parts[0], set()).add(parts[1])
+    op_groups = {tuple(op.name.split("/")[:2]) for op in graph.ops if op.phase == "forward"}
+    return frozenset(top for top, subs in weights.items()
+                     if top not in shallow and not top[-1:].isdigit() and len(subs) > 1
+                     and all((top, sub) in op_groups for sub in subs))
 
 
 def op_layers(graph: OpGraph) -> tuple[list[str], list[int]]:
     """The graph's layers in forward order and each op's layer index."""
-    weighted = {layer_of_name(t.name) for t in graph.tensors if t.role == "weight"}
+    deep = deep_groups(graph)
+    weighted = {layer_of_name(t.name, deep) for t in graph.tensors if t.role == "weight"}
     order: list[str] = []
     for op in graph.ops:
-        name = layer_of_name(op.name)
+        name = layer_of_name(op.name, deep)
         if op.phase == "forward" and name not in order:
             order.append(name)
     for op in graph.ops:
-        name = layer_of_name(op.name)
+        name = layer_of_name(op.name, deep)
         if name not in order:
             order.append(name)
     # weightless groups join the weighted layer before them (or the first one after)
@@ -144,7 +173,8 @@ def op_layers(graph: OpGraph) -> tuple[list[str], list[int]]:
     first_weighted = next((n for n in order if n in weighted), order[0] if order else "")
     layers = [n for n in order if n in weighted] or [first_weighted]
     index = {n: i for i, n in enumerate(layers)}
-    of_op = [index.get(home.get(layer_of_name(op.name)) or first_weighted, 0) for op in graph.ops]
+    of_op = [index.get(home.get(layer_of_name(op.name, deep)) or first_weighted, 0)
+             for op in graph.ops]
     return layers, of_op
 
 
@@ -208,9 +238,10 @@ def partition(graph: OpGraph, plan: ParallelPlan, *, subbatch: int,
         weight_bytes = [0.0] * len(layers)
         flops = [0.0] * len(layers)
         index = {name: i for i, name in enumerate(layers)}
+        deep = deep_groups(graph)
         for t in graph.tensors:
-            if t.role == "weight" and layer_of_name(t.name) in index:
-                weight_bytes[index[layer_of_name(t.name)]] += t.nbytes
+            if t.role == "weight" and layer_of_name(t.name, deep) in index:
+                weight_bytes[index[layer_of_name(t.name, deep)]] += t.nbytes
         for op, li in zip(graph.ops, of_op, strict=True):
             flops[li] += op.flops
         sizes = _balanced_groups(list(zip(weight_bytes, flops, strict=True)), pp)
