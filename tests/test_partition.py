@@ -241,3 +241,39 @@ def test_offload_moves_bytes_to_the_host_and_costs_host_link_time(repo):
     # the host memory is a capacity too
     tight = attrs.evolve(small, interconnect=attrs.evolve(link, host_memory_bytes=1000))
     assert not accelsim.simulate(tight, wl, plan="dp=1,offload=optimizer_state").parallel.fits
+
+
+def test_topology_changes_a_plans_communication(repo):
+    import accelsim
+
+    hw = accelsim.load_hardware(repo / "hwspecs/ppopp19_target.yaml")
+    wl = _word_lm(32, 2, 64, 2, 8)
+    comm = {}
+    for topo in ("ring", "switch", "fully_connected"):
+        ic = attrs.evolve(hw.interconnect, topology=topo, links=7)
+        report = accelsim.simulate(attrs.evolve(hw, interconnect=ic), wl, plan="dp=8")
+        comm[topo] = report.parallel.comm_time_s
+    assert len(set(comm.values())) == 3, comm
+    assert comm["fully_connected"] < comm["ring"]  # one step instead of 2 (p-1) latencies
+
+
+def test_feed_forward_schedules_bubble_and_kept_activations(repo):
+    import accelsim
+
+    hw = accelsim.load_hardware(repo / "hwspecs/ppopp19_target.yaml")
+    wl = spec.workload_from_yaml(
+        "name: t\nmodel: {family: transformer, layers: 4, width: 32, heads: 2, vocab: 64, "
+        "sequence_length: 4}\nsubbatch: 8\n")
+    gpipe = accelsim.simulate(hw, wl, plan="dp=1,pp=2,schedule=gpipe,microbatches=8")
+    ofob = accelsim.simulate(hw, wl, plan="dp=1,pp=2,schedule=1f1b,microbatches=8")
+    assert gpipe.parallel.schedule == "gpipe" and gpipe.parallel.chunks == 8
+    # same bubble; 1F1B keeps at most (pipeline - stage) of the 8 microbatches' activations
+    assert gpipe.summary.step_time_s == pytest.approx(ofob.summary.step_time_s)
+    for g, o in zip(gpipe.parallel.stages, ofob.parallel.stages, strict=True):
+        kept = (2 - g.index) / 8
+        assert o.footprint_by_role["activation"] == int(g.footprint_by_role["activation"] * kept)
+    # fewer microbatches, a larger bubble: (S-1)/(M+S-1) for equal stages
+    few = accelsim.simulate(hw, wl, plan="dp=1,pp=2,schedule=gpipe,microbatches=2")
+    assert few.parallel.bubble_fraction > gpipe.parallel.bubble_fraction
+    with pytest.raises(AccelsimError, match="at most the subbatch"):
+        accelsim.simulate(hw, wl, plan="dp=1,pp=2,microbatches=9")
