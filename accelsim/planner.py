@@ -4,7 +4,9 @@ Plans are enumerated from the divisors of the chip count: data x pipeline x tens
 most as many stages as the model has layers, a tensor degree that divides the model's hidden
 size (and heads) and stays within `MAX_TENSOR` chips, with and without a sharded embedding
 (the sharded variant only when the plain one does not fit: sharding moves rows to other
-chips and adds collectives, it does not shorten the step).
+chips and adds collectives, it does not shorten the step). On a chip with a host link
+(`interconnect.host_bandwidth`), a plan that does not fit is also tried with its optimizer
+state, then its weights, offloaded to host memory.
 Each plan's stages are checked against memory before anything is timed; the feasible ones are
 simulated with one replay per distinct stage graph (a stage graph does not depend on the data
 degree, so plans that differ only in it reuse each other's replays).
@@ -28,6 +30,15 @@ from accelsim.workload import WorkloadSpec
 #: Tensor parallelism beyond this many chips is not enumerated (its collectives sit on the
 #: critical path of every layer; Megatron keeps it within a node of 8).
 MAX_TENSOR = 8
+
+
+#: Offload tried, in this order, for a plan that does not fit on a chip with a host link:
+#: first the optimizer state (read once per step), then also the weights (streamed per layer).
+OFFLOAD_STEPS = (("optimizer_state",), ("optimizer_state", "weights"))
+
+
+def _fits(report: Report) -> bool:
+    return bool(report.parallel is not None and report.parallel.fits)
 
 
 def _divisors(n: int) -> list[int]:
@@ -100,12 +111,23 @@ def search(hw: HardwareSpec, wl: WorkloadSpec, chip_counts: list[int], *, mode: 
             except AccelsimError:
                 continue  # e.g. more microbatches than the subbatch holds
             report = simulate_plan(hw, wl, plan, mode=mode, graph=graph, cache=memo)
-            if report.parallel is not None and report.parallel.fits:
-                fitting.add(degrees)
-            outcome = PlanOutcome(plan, report)
-            if on_plan is not None:
-                on_plan(outcome)
-            out.append(outcome)
+            variants = [(plan, report)]
+            if (not _fits(report) and hw.interconnect.host_bandwidth_bytes_per_s
+                    and not plan.shard_embedding):
+                # a chip with a host link: offload what the plan cannot hold (OFFLOAD_STEPS)
+                for roles in OFFLOAD_STEPS:
+                    offloaded = attrs.evolve(plan, offload=roles)
+                    again = simulate_plan(hw, wl, offloaded, mode=mode, graph=graph, cache=memo)
+                    variants.append((offloaded, again))
+                    if _fits(again):
+                        break
+            for variant, result in variants:
+                if _fits(result):
+                    fitting.add(degrees)
+                outcome = PlanOutcome(variant, result)
+                if on_plan is not None:
+                    on_plan(outcome)
+                out.append(outcome)
     out.sort(key=lambda o: (not o.fits, o.time_to_train_s,
                             max(s.footprint_bytes for s in o.report.parallel.stages)
                             if o.report.parallel else 0))

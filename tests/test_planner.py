@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import attrs
 import pytest
 
 from accelsim import spec
@@ -99,3 +100,24 @@ def test_case_study_rows_beside_the_paper(tmp_path, repo):
     assert result["projection_speedup"]["accelsim"] > 1
     text = case_study.render(result)
     assert "+ shard the embedding layer" in text and "(ratio)" in text
+
+
+def test_plan_search_tries_offload_when_the_chip_has_a_host_link(files, tmp_path):
+    from accelsim import planner
+
+    hw = spec.load_hardware(files["small"])
+    wl = spec.load_workload(files["wl"])
+    assert not any("offload" in o.plan.label() for o in planner.search(hw, wl, [2]))
+    linked = tmp_path / "linked.yaml"
+    linked.write_text(open(files["small"]).read().replace(
+        "topology: ring", "topology: ring\n  host_bandwidth: 16 GB/s"))
+    outcomes = planner.search(spec.load_hardware(linked), wl, [2])
+    offloaded = [o for o in outcomes if o.plan.offload]
+    assert offloaded and offloaded[0].plan.offload[0] == "optimizer_state"
+    # with Adam's two moments, each offload step holds less on the chip than the one before
+    adam = attrs.evolve(wl, optimizer="adam")
+    outcomes = planner.search(spec.load_hardware(linked), adam, [2])
+    dp = sorted((o for o in outcomes if (o.plan.pipeline, o.plan.tensor) == (1, 1)
+                 and not o.plan.shard_embedding), key=lambda o: len(o.plan.offload))
+    most = [max(st.footprint_bytes for st in o.report.parallel.stages) for o in dp]
+    assert len(dp) >= 2 and all(b < a for a, b in zip(most, most[1:], strict=False)), most
