@@ -1,4 +1,4 @@
-"""The `accelsim` command: run, compare, check, project, validate, mrc, sweep.
+"""The `accelsim` command: run, compare, plan, check, project, case-study, validate, mrc, sweep.
 
 Every error a user can cause (bad YAML, unknown keys, missing files, bad options) is an
 `AccelsimError`: printed without a traceback, exit code 2.
@@ -25,12 +25,20 @@ class _Parser(argparse.ArgumentParser):
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from accelsim import spec
+    from accelsim.workload import WorkloadSpec
 
     failed = False
     for path in args.files:
         try:
             kind = spec.kind_of(path)
             obj = spec.load_hardware(path) if kind == "hardware" else spec.load_workload(path)
+            if isinstance(obj, WorkloadSpec) and obj.parallel is not None:  # issue 8 plans
+                from accelsim.parallel import check_plan
+
+                try:
+                    check_plan(obj)
+                except AccelsimError as exc:
+                    raise AccelsimError(f"{path}: {exc}") from None
         except AccelsimError as exc:
             failed = True
             print(exc, file=sys.stderr)
@@ -70,10 +78,9 @@ def _positive_int(text: str) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    import accelsim
 
     (hw,), wl = _load_pair([args.hardware], args.workload)
-    report = accelsim.simulate(hw, wl, chips=args.chips, mode=args.mode)
+    report = _simulate_with_plan(hw, wl, args)
     print(report.text(top_ops=args.ops))
     if args.json:
         report.to_json(args.json)
@@ -95,11 +102,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     import json
 
-    import accelsim
     from accelsim.report import comparison_table
 
     hws, wl = _load_pair(args.files[:-1], args.files[-1])
-    reports = [accelsim.simulate(hw, wl, chips=args.chips, mode=args.mode) for hw in hws]
+    reports = [_simulate_with_plan(hw, wl, args) for hw in hws]
     print(comparison_table(reports))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
@@ -111,6 +117,66 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
         print(f"wrote {plot.comparison(reports, args.plot)}")
     return EXIT_OK
+
+
+# --- parallel plans (issue 8) ----------------------------------------------------------------
+def _simulate_with_plan(hw, wl, args: argparse.Namespace):
+    """`--plan` (or the workload's `parallel:`) as given; `--chips N` alone: the best plan."""
+    import accelsim
+
+    plan = getattr(args, "plan", None)
+    if plan is None and args.chips > 1 and wl.parallel is None:
+        from accelsim import planner
+
+        return planner.best(hw, wl, args.chips, mode=args.mode)
+    if plan is not None and plan.endswith((".yaml", ".yml")):
+        from accelsim import spec
+
+        plan = spec.load_plan(plan)
+    return accelsim.simulate(hw, wl, chips=args.chips, mode=args.mode, plan=plan,
+                             force=getattr(args, "force", False))
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    import json
+
+    from accelsim import planner
+
+    (hw,), wl = _load_pair([args.hardware], args.workload)
+    counts = planner.chip_counts(args.chips, args.max_chips)
+
+    def progress(outcome) -> None:
+        p = outcome.report.parallel
+        print(f"  {p.plan} on {p.chips} chips: "
+              + (f"{outcome.report.summary.step_time_s:.4g} s" if p.timed else "does not fit"),
+              file=sys.stderr, flush=True)
+
+    outcomes = planner.search(hw, wl, counts, mode=args.mode, on_plan=progress)
+    fits = [o for o in outcomes if o.fits]
+    where = f"{args.chips}" + (f"..{args.max_chips}" if args.max_chips else "")
+    print(f"accelsim plan: {wl.name} on {where} chips of {hw.name}: {len(outcomes)} plans, "
+          f"{len(fits)} fit")
+    best_par = fits[0].report.parallel if fits else None
+    print(f"verdict: {best_par.verdict}" if best_par is not None else
+          "verdict: does not fit: no plan's stages fit in memory (see the shortfalls below)")
+    print(planner.table(outcomes))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"schema_version": outcomes[0].report.to_dict()["schema_version"]
+                       if outcomes else None,
+                       "plans": [o.report.to_dict() | {"ops": []} for o in outcomes]}, fh,
+                      indent=1)
+        print(f"wrote {args.json}")
+    return EXIT_OK
+
+
+def _add_plan_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plan", metavar="PLAN",
+                   help="parallel plan, e.g. 'dp=512,pp=4,tp=1,shard_embedding=true', or a plan "
+                        "YAML file (default with --chips N: the best plan that fits)")
+    p.add_argument("--force", action="store_true",
+                   help="time a plan even when it does not fit in memory (labelled FORCED)")
+# --- end parallel plans ----------------------------------------------------------------------
 
 
 def _cmd_mrc(args: argparse.Namespace) -> int:
@@ -242,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("hardware", metavar="HW", help="hardware spec YAML")
     run.add_argument("workload", metavar="WL", help="workload YAML")
     _add_sim_options(run)
+    _add_plan_options(run)
     run.add_argument("--ops", type=int, default=15, metavar="N",
                      help="show the N slowest ops (0: all)")
     run.add_argument("--json", metavar="FILE", help="write the report as JSON")
@@ -256,9 +323,22 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("files", nargs="+", metavar="HW... WL",
                          help="hardware specs, then one workload")
     _add_sim_options(compare)
+    _add_plan_options(compare)
     compare.add_argument("--json", metavar="FILE", help="write all reports as JSON")
     compare.add_argument("--plot", metavar="FILE", help="draw the comparison (PNG)")
     compare.set_defaults(func=_cmd_compare)
+
+    plan = sub.add_parser("plan", help="every parallel plan for N chips: feasible ones, ranked "
+                                       "by time to train")
+    plan.add_argument("hardware", metavar="HW", help="hardware spec YAML")
+    plan.add_argument("workload", metavar="WL", help="workload YAML")
+    plan.add_argument("--chips", type=_positive_int, required=True, help="chips to split over")
+    plan.add_argument("--max-chips", type=_positive_int, metavar="M",
+                      help="also try 2N, 4N, ... chips up to M")
+    plan.add_argument("--mode", choices=("auto", "exact", "coalesced"), default="auto",
+                      help="cache simulation granularity")
+    plan.add_argument("--json", metavar="FILE", help="write every plan's report as JSON")
+    plan.set_defaults(func=_cmd_plan)
 
     mrc = sub.add_parser("mrc", help="miss-ratio curve: hit rate against cache size, one pass")
     mrc.add_argument("hardware", metavar="HW", help="hardware spec YAML (sets tiles and marks)")
@@ -293,6 +373,14 @@ def build_parser() -> argparse.ArgumentParser:
         "project", help="the paper's Tables 1-3 recomputed from accelsim's graphs, beside the paper's")
     reproduce.add_arguments(project)
     project.set_defaults(func=reproduce.run)
+
+    from accelsim import case_study
+
+    case = sub.add_parser(
+        "case-study", help="the paper's Table 5 (LSTMP word LM, data and layer parallel) "
+                           "recomputed, beside the paper's rows")
+    case_study.add_arguments(case)
+    case.set_defaults(func=case_study.run)
 
     from accelsim import validate
 

@@ -158,13 +158,56 @@ class MemorySpec:
 
 @attrs.frozen
 class InterconnectSpec:
-    """Chip-to-chip links used for gradient all-reduce in data-parallel training."""
+    """Chip-to-chip links and their topology: what the collectives of a parallel plan run on."""
 
     links: int = field(default=1, minimum=0, doc="links per chip")
     link_bandwidth_bytes_per_s: float = field(
         unit="bandwidth", doc="bandwidth of one link, one direction")
     latency_s: float = field(unit="time", default=0.0, doc="per-message latency")
     topology: str = field(default="ring", choices=TOPOLOGIES, doc="how chips are connected")
+    # --- parallel plans (issue 8): topology shape and the two-level system -----------------
+    torus_shape: tuple[int, ...] | None = field(
+        default=None, doc="torus2d: chips along each of the two dimensions (their product is "
+                          "the chip count); none: the most square factorization of the chips")
+    chips_per_node: int | None = field(
+        default=None, minimum=1,
+        doc="two_level: chips in one node, joined by `links` (ring); nodes join over the network")
+    network_bandwidth_bytes_per_s: float | None = field(
+        unit="bandwidth", default=None,
+        doc="two_level: each chip's bandwidth into the network between nodes, one direction")
+    network_latency_s: float = field(
+        unit="time", default=0.0, doc="two_level: per-message latency between nodes")
+    host_bandwidth_bytes_per_s: float | None = field(
+        unit="bandwidth", default=None,
+        doc="each chip's link to host memory, one direction (e.g. PCIe 3.0 x16: 15.75 GB/s); "
+            "what a plan's `offload` moves over (none: no offload)")
+    host_memory_bytes: int | None = field(
+        unit="bytes", default=None,
+        doc="host memory available to each chip for offloaded tensors (none: unlimited)")
+
+    @rule
+    def _torus_is_two_dimensional(torus_shape: tuple[int, ...] | None) -> Violation | None:
+        """A 2-D torus has two dimensions of at least one chip each."""
+        if torus_shape is not None and (len(torus_shape) != 2 or min(torus_shape) < 1):
+            return Violation("torus_shape", "two whole numbers >= 1, e.g. [32, 64]",
+                             str(list(torus_shape)))
+        return None
+
+    @rule
+    def _two_level_described(topology: str, chips_per_node: int | None,
+                             network_bandwidth_bytes_per_s: float | None) -> Violation | None:
+        """A two-level system says how many chips a node has and how fast the network is."""
+        if topology == "two_level" and chips_per_node is None:
+            return Violation("chips_per_node", "a whole number >= 1 for topology two_level",
+                             "nothing")
+        if topology == "two_level" and network_bandwidth_bytes_per_s is None:
+            return Violation("network_bandwidth_bytes_per_s", "a bandwidth for topology two_level",
+                             "nothing")
+        return None
+
+    def __attrs_post_init__(self) -> None:
+        check_rules(self)
+    # --- end parallel plans ----------------------------------------------------------------
 
     @property
     def bandwidth_bytes_per_s(self) -> float:

@@ -201,7 +201,7 @@ def summarize(hw: HardwareSpec, prepared: PreparedStep, step: SimulatedStep,
               chips: int) -> Report:
     """The report: each op as replayed, whole-step numbers, and every note behind them."""
     executed = prepared.executed
-    ops = tuple(_op_result(executed.ops[r.index], r) for r in step.ops)
+    ops = tuple(op_result(executed.ops[r.index], r) for r in step.ops)
     summary = step_summary(hw, prepared, ops, step.step_time_s, chips)
     notes = step.notes + prepared.notes + _precision_notes(hw, prepared.workload.precision)
     wl = prepared.workload
@@ -211,7 +211,13 @@ def summarize(hw: HardwareSpec, prepared: PreparedStep, step: SimulatedStep,
 def run(hw: HardwareSpec, wl: WorkloadSpec, *, chips: int = 1, mode: str = "auto",
         graph: OpGraph | None = None) -> Report:
     """All stages: build -> fuse -> map -> trace -> time -> replay -> summarize -> cost."""
-    prepared = prepare(wl, graph)
+    return run_prepared(hw, prepare(wl, graph), chips=chips, mode=mode)
+
+
+def run_prepared(hw: HardwareSpec, prepared: PreparedStep, *, chips: int = 1,
+                 mode: str = "auto") -> Report:
+    """The stages after build + fuse: map -> trace -> time -> replay -> summarize -> cost."""
+    wl = prepared.workload
     step = simulate_step(hw, prepared.executed, wl.precision, chips=chips, mode=mode)
     return estimate_cost(hw, wl, summarize(hw, prepared, step, chips))
 
@@ -233,7 +239,8 @@ def _shape(op: Op) -> str:
     return f"{op.flops:.3g} FLOP"
 
 
-def _op_result(op: Op, run: OpRecord) -> OpResult:
+def op_result(op: Op, run: OpRecord) -> OpResult:
+    """The report's record of one replayed op."""
     return OpResult(name=op.name, kind=op.kind, phase=op.phase, shape=_shape(op), flops=op.flops,
                     start_s=run.start_s, end_s=run.end_s, time_s=run.duration_s,
                     bytes=dict(run.level_bytes), hit_rate=dict(run.hit_rate), bound=run.bound,
@@ -297,6 +304,6 @@ def step_summary(hw: HardwareSpec, prepared: PreparedStep, ops: tuple[OpResult, 
 
 __all__ = [
     "PreparedStep", "SimulatedStep", "StepMapping", "StepTiming", "TracedStep", "build", "fuse",
-    "map_step", "prepare", "replay_step", "run", "simulate_step", "step_summary", "summarize",
+    "map_step", "op_result", "prepare", "replay_step", "run", "run_prepared", "simulate_step", "step_summary", "summarize",
     "time_step", "trace_step",
 ]

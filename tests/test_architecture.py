@@ -23,11 +23,11 @@ PKG = Path(__file__).resolve().parents[1] / "accelsim"
 STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("accelsim.errors", "accelsim.vocabulary", "accelsim.units",
                     "accelsim.schema")),
-    ("spec", ("accelsim.hardware", "accelsim.workload")),
+    ("spec", ("accelsim.plan", "accelsim.hardware", "accelsim.workload")),
     # model families are the workload's `model:` configs and their graph builders; the YAML
     # loader (`spec` module) reads those configs, so it sits after them
     ("graph", ("accelsim.graph", "accelsim.models", "accelsim.fusion", "accelsim.spec")),
-    ("plan", ("accelsim.plan", "accelsim.partition")),
+    ("plan", ("accelsim.partition", "accelsim.collectives")),
     ("mapping", ("accelsim.mapping",)),
     # address streams of each op
     ("trace", ("accelsim.trace_layout", "accelsim.trace_runs", "accelsim.kernels.trace",
@@ -41,7 +41,8 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     # energy, area and cost read a finished Report and the spec (issue 14)
     ("report", ("accelsim.report", "accelsim.energy", "accelsim.timeline")),
     # drive the stages or sit beside them (learning curves, the paper's tables, plots, tests)
-    ("entry", ("accelsim.pipeline", "accelsim.api", "accelsim.validate", "accelsim.dse",
+    ("entry", ("accelsim.pipeline", "accelsim.parallel", "accelsim.planner",
+               "accelsim.case_study", "accelsim.api", "accelsim.validate", "accelsim.dse",
                "accelsim.cli", "accelsim.plot", "accelsim.scaling", "accelsim.reproduce",
                "accelsim.testing", "accelsim.spec_strategies", "accelsim.__main__")),
 ]
@@ -66,6 +67,10 @@ FORBIDDEN = {
     "accelsim.reproduce": ("accelsim.pipeline", "accelsim.api", "accelsim.replay",
                            "accelsim.trace", "accelsim.cache", "accelsim.timing"),
     "accelsim.timing": ("accelsim.cache", "accelsim.trace", "accelsim.kernels"),
+    # a plan is plain spec data; the partition pass and collectives know no cache or replay
+    "accelsim.plan": ("accelsim.hardware", "accelsim.workload"),
+    "accelsim.collectives": ("accelsim.partition",),
+    "accelsim.partition": ("accelsim.collectives",),
     # energy reads a finished Report and the spec: no simulation engine (report stage only)
     # the trace-event view of a finished Report
     "accelsim.timeline": ("accelsim.energy",),
