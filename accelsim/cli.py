@@ -249,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     from accelsim import validate
 
     val = sub.add_parser(
-        "validate", help="predicted vs measured kernel times (DeepBench V100 GEMM and RNN rows)")
+        "validate", help="predicted vs measured kernel times of any device (DeepBench GEMM and "
+        "RNN columns; default: the packaged V100 tables)")
     validate.add_arguments(val)
     val.set_defaults(func=validate.run)
     return parser

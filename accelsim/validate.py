@@ -22,15 +22,17 @@ from typing import Any
 import attrs
 import numpy as np
 
+from accelsim import refdata
 from accelsim.errors import Issue, SpecError
 from accelsim.graph import Op
 from accelsim.hardware import HardwareSpec
 from accelsim.mapping import GemmMapping, map_op
 from accelsim.timing import HBM, OpTiming, Traffic, analytic_traffic, op_timing
 
-DEFAULT_HARDWARE = "hwspecs/v100.yaml"
-DEFAULT_GEMM_CSV = "../shared/validation/deepbench_v100_gemm.csv"
-DEFAULT_RNN_CSV = "../shared/validation/deepbench_v100_rnn.csv"
+#: Defaults of `accelsim validate`: the shipped V100 spec and the packaged DeepBench V100 tables.
+DEFAULT_HARDWARE = "v100"
+DEFAULT_GEMM_CSV = refdata.DEEPBENCH_V100_GEMM
+DEFAULT_RNN_CSV = refdata.DEEPBENCH_V100_RNN
 PRECISION_DTYPE = {"fp32": "fp32", "fp16_mixed": "fp16", "fp16": "fp16", "tf32": "tf32",
                    "bf16": "bf16", "fp16_pseudo": "fp16"}
 #: Precisions whose data are 16-bit but whose math runs on the FP32 pipes (NVIDIA's "pseudo
@@ -457,12 +459,14 @@ def simulated_traffic_fn() -> TrafficFn | None:
 # --- CLI --------------------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `accelsim validate`."""
-    parser.add_argument("--hardware", default=DEFAULT_HARDWARE,
-                        help=f"hardware spec YAML (default {DEFAULT_HARDWARE})")
-    parser.add_argument("--gemm-csv", default=DEFAULT_GEMM_CSV,
-                        help=f"GEMM measurements (default {DEFAULT_GEMM_CSV}); '' to skip")
-    parser.add_argument("--rnn-csv", default=DEFAULT_RNN_CSV,
-                        help=f"RNN measurements (default {DEFAULT_RNN_CSV}); '' to skip")
+    parser.add_argument("--hardware", metavar="SPEC",
+                        help=f"hardware spec YAML (default: the shipped {DEFAULT_HARDWARE} spec)")
+    parser.add_argument("--gemm-csv", metavar="F",
+                        help="GEMM measurements, DeepBench columns (default: the packaged "
+                             f"DeepBench V100 table, accelsim/data/{DEFAULT_GEMM_CSV}); '' to skip")
+    parser.add_argument("--rnn-csv", metavar="F",
+                        help="RNN measurements, DeepBench columns (default: the packaged "
+                             f"DeepBench V100 table, accelsim/data/{DEFAULT_RNN_CSV}); '' to skip")
     parser.add_argument("--json", metavar="FILE", help="write rows and summary as JSON")
     parser.add_argument("--plot", metavar="FILE", help="write a log-log scatter (PNG)")
     parser.add_argument("--markdown", metavar="FILE",
@@ -483,29 +487,22 @@ def run_validation(hw: HardwareSpec, gemm_csv: str | Path | None, rnn_csv: str |
     return rows
 
 
-def resolve_default(path: str, default: str) -> str:
-    """A default path is relative to the working directory, else to the repository root (the
-    directory above the `accelsim` package); paths the user gave are taken as they are."""
-    if not path or path != default or Path(path).exists():
-        return path
-    candidate = Path(__file__).resolve().parent.parent / path
-    return str(candidate) if candidate.exists() else path
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the validation, print the tables; 0 on success (errors raise SpecError)."""
     from accelsim.spec import load_hardware
 
-    hw = load_hardware(resolve_default(args.hardware, DEFAULT_HARDWARE))
+    hw_path = args.hardware or refdata.hardware_spec_path(DEFAULT_HARDWARE)
+    hw = load_hardware(hw_path)
     traffic_fn = None if args.analytic else simulated_traffic_fn()
-    rows = run_validation(hw, resolve_default(args.gemm_csv, DEFAULT_GEMM_CSV),
-                          resolve_default(args.rnn_csv, DEFAULT_RNN_CSV), traffic_fn)
+    gemm_csv = refdata.data_path(DEFAULT_GEMM_CSV) if args.gemm_csv is None else args.gemm_csv
+    rnn_csv = refdata.data_path(DEFAULT_RNN_CSV) if args.rnn_csv is None else args.rnn_csv
+    rows = run_validation(hw, gemm_csv, rnn_csv, traffic_fn)
     summary = summarize(rows)
     if not args.quiet:
         print(format_rows(rows))
         print()
     source = "cache simulation" if traffic_fn else "analytic re-streaming model"
-    print(f"hardware {hw.name} ({args.hardware}); GEMM traffic from the {source}")
+    print(f"hardware {hw.name} ({hw_path}); GEMM traffic from the {source}")
     print(format_summary(summary))
     if args.json:
         Path(args.json).write_text(json.dumps(

@@ -18,7 +18,7 @@ ENGINE_ROOMS = {
     "numba": ("accelsim.kernels",),
     "simpy": ("accelsim.replay",),
     "matplotlib": ("accelsim.plot",),
-    "yaml": ("accelsim.spec", "accelsim.reproduce", "accelsim.validate"),
+    "yaml": ("accelsim.spec", "accelsim.reproduce", "accelsim.validate", "accelsim.refdata"),
 }
 
 #: accelsim module -> accelsim modules it must not import (the data flow of docs/architecture.md).

@@ -8,15 +8,15 @@ so that tile rows are whole lines (tile_k = 128 B / element size).
 """
 
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from accelsim import refdata
 from accelsim.cache import CacheHierarchy, CacheLevel, Trace, coalesced_block_bytes
 from accelsim.kernels.trace import gemm_runs
 
-CSV = Path(__file__).resolve().parents[1].parent / "shared" / "validation" / "deepbench_v100_gemm.csv"
+CSV = refdata.data_path(refdata.DEEPBENCH_V100_GEMM)
 L2 = CacheLevel(name="L2", capacity_bytes=6 << 20, line_bytes=128, ways=16)
 UNITS = 8
 MAX_LINES = 400_000
@@ -62,7 +62,7 @@ KNOWN_GAPS = {
 }
 
 
-@pytest.mark.parametrize("shape", sample_shapes(24, seed=3) if CSV.exists() else [], ids=str)
+@pytest.mark.parametrize("shape", sample_shapes(24, seed=3), ids=str)
 def test_coalesced_last_level_hit_rate_within_1pp(shape):
     m, n, k, at, bt, eb = shape
     m, n, k = scaled(m, n, k, eb)
@@ -74,8 +74,7 @@ def test_coalesced_last_level_hit_rate_within_1pp(shape):
 L1 = CacheLevel(name="L1", capacity_bytes=128 << 10, line_bytes=128, ways=4, sharing="private")
 
 
-@pytest.mark.parametrize("shape", sample_shapes(24, seed=3)[::2] if CSV.exists() else [],
-                         ids=str)
+@pytest.mark.parametrize("shape", sample_shapes(24, seed=3)[::2], ids=str)
 def test_two_level_coalesced_memory_traffic_within_1_percent(shape):
     """Private 128 KiB L1 + shared 6 MiB L2, one block size for both levels (the L2's)."""
     m, n, k, at, bt, eb = shape

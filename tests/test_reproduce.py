@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 
-from accelsim import reproduce
+from accelsim import refdata, reproduce
 from accelsim.models import build_graph
 from accelsim.models.nmt import NMTConfig
 from accelsim.spec import load_workload
@@ -15,7 +16,7 @@ from accelsim.workload import WorkloadSpec
 
 TABLES = reproduce.load_tables()
 PAPER3 = TABLES["projected_training"]
-ROOT = reproduce.REPO_ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +30,9 @@ def test_roofline_reads_table4_hardware(roofline: reproduce.Roofline) -> None:
     assert (roofline.compute_efficiency, roofline.bandwidth_efficiency) == (0.8, 0.7)
 
 
-def test_packaged_tables_equal_reference() -> None:
-    assert reproduce.load_tables(reproduce.PACKAGE_TABLES) == TABLES
+def test_tables_from_a_file_equal_the_packaged_copy() -> None:
+    path = refdata.data_path(refdata.PAPER_TABLES)
+    assert reproduce.load_tables(path) == TABLES == refdata.paper_tables()
 
 
 @pytest.mark.parametrize("domain", sorted(PAPER3))

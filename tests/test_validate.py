@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from accelsim import refdata
 from accelsim.errors import SpecError
 from accelsim.spec import load_hardware
 from accelsim.validate import (
-    DEFAULT_GEMM_CSV,
-    DEFAULT_RNN_CSV,
     add_arguments,
     run,
     run_validation,
@@ -22,13 +21,11 @@ from accelsim.validate import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-GEMM_CSV = ROOT / DEFAULT_GEMM_CSV
-RNN_CSV = ROOT / DEFAULT_RNN_CSV
+GEMM_CSV = refdata.data_path(refdata.DEEPBENCH_V100_GEMM)
+RNN_CSV = refdata.data_path(refdata.DEEPBENCH_V100_RNN)
 HEADER_GEMM = "device,precision,app,M,N,K,transA,transB,time_ms\n"
 HEADER_RNN = ("device,precision,cell,app,hidden,batch,timesteps,fwd_ms,bwd_inputs_ms,"
               "bwd_weights_ms\n")
-needs_data = pytest.mark.skipif(not GEMM_CSV.exists() or not RNN_CSV.exists(),
-                                reason="DeepBench CSVs not found next to the repository")
 
 
 @pytest.fixture(scope="module")
@@ -37,18 +34,15 @@ def v100_summary() -> dict:
     return summarize(run_validation(hw, GEMM_CSV, RNN_CSV))
 
 
-@needs_data
 @pytest.mark.parametrize("precision", ["fp32", "fp16_mixed"])
 def test_gemm_median_target(v100_summary: dict, precision: str):
     assert v100_summary["gemm"][precision]["median_abs_pct_err"] <= 8.0
 
 
-@needs_data
 def test_gemm_fp32_p90_target(v100_summary: dict):
     assert v100_summary["gemm"]["fp32"]["p90_abs_pct_err"] <= 20.0
 
 
-@needs_data
 def test_gemm_fp16_p90(v100_summary: dict):
     # Target 20 %; not met: 12 thin transposed-A rows, 6 M=35 rows and 4 K=500000
     # transposed-A rows run 1.3-2.3x slower than their non-transposed twins on the same
@@ -56,24 +50,20 @@ def test_gemm_fp16_p90(v100_summary: dict):
     assert v100_summary["gemm"]["fp16_mixed"]["p90_abs_pct_err"] <= 37.0
 
 
-@needs_data
 @pytest.mark.parametrize("precision", ["fp32", "fp16_mixed"])
 def test_rnn_backward_weights_median_target(v100_summary: dict, precision: str):
     assert v100_summary["rnn_bwd_weights"][precision]["median_abs_pct_err"] <= 15.0
 
 
-@needs_data
 @pytest.mark.parametrize("precision", ["fp32", "fp16_mixed"])
 def test_rnn_backward_data_median_target(v100_summary: dict, precision: str):
     assert v100_summary["rnn_bwd_inputs"][precision]["median_abs_pct_err"] <= 15.0
 
 
-@needs_data
 def test_rnn_fp32_forward_median_target(v100_summary: dict):
     assert v100_summary["rnn_fwd"]["fp32"]["median_abs_pct_err"] <= 15.0
 
 
-@needs_data
 def test_rnn_fp16_forward_median(v100_summary: dict):
     # Target 15 %, not met (docs/validation.md): cuDNN's fp16 forward steps run at the speed
     # of the GEMM table's slow transposed-A tensor-core kernels for K = 1536, 2560, 2816
@@ -173,7 +163,6 @@ def test_simulated_recurrent_weights_stay_resident_only_when_they_fit():
         assert (warm < 0.2 * weights) == fits
 
 
-@needs_data
 def test_rnn_targets_hold_on_held_out_rows(tmp_path: Path):
     # RNN_CALL_OVERHEAD_S and RNN_STEP_OVERHEAD_S were fitted on the even-numbered data rows
     # of the RNN table; the odd-numbered rows were not used and must meet the same targets.
