@@ -24,6 +24,7 @@ ENGINE_ROOMS = {
 #: accelsim module -> accelsim modules it must not import (the data flow of docs/architecture.md).
 FORBIDDEN = {
     "accelsim.errors": ("accelsim",),
+    "accelsim.refdata": ("accelsim",),
     "accelsim.units": ("accelsim.spec", "accelsim.hardware", "accelsim.workload", "accelsim.models"),
     "accelsim.hardware": ("accelsim.spec", "accelsim.models", "accelsim.graph", "accelsim.replay"),
     "accelsim.workload": ("accelsim.hardware", "accelsim.spec", "accelsim.models"),

@@ -26,6 +26,16 @@ RNN_CSV = refdata.data_path(refdata.DEEPBENCH_V100_RNN)
 HEADER_GEMM = "device,precision,app,M,N,K,transA,transB,time_ms\n"
 HEADER_RNN = ("device,precision,cell,app,hidden,batch,timesteps,fwd_ms,bwd_inputs_ms,"
               "bwd_weights_ms\n")
+#: Accuracy goals of the V100 validation (issue 10): median and p90 absolute % error.
+TARGET_GEMM_MEDIAN_PCT = 8.0
+TARGET_P90_PCT = 20.0
+TARGET_RNN_MEDIAN_PCT = 15.0
+#: Where the two unmet goals stand: `accelsim validate --analytic` on hwspecs/v100.yaml and the
+#: packaged DeepBench V100 tables (docs/validation.md), 2026-12-02. The tests guard against
+#: regression with a margin of 1.5 points above the measured value.
+MEASURED_GEMM_FP16_P90_PCT = 35.6
+MEASURED_RNN_FWD_FP16_MEDIAN_PCT = 19.5
+REGRESSION_MARGIN_PCT = 1.5
 
 
 @pytest.fixture(scope="module")
@@ -36,32 +46,33 @@ def v100_summary() -> dict:
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16_mixed"])
 def test_gemm_median_target(v100_summary: dict, precision: str):
-    assert v100_summary["gemm"][precision]["median_abs_pct_err"] <= 8.0
+    assert v100_summary["gemm"][precision]["median_abs_pct_err"] <= TARGET_GEMM_MEDIAN_PCT
 
 
 def test_gemm_fp32_p90_target(v100_summary: dict):
-    assert v100_summary["gemm"]["fp32"]["p90_abs_pct_err"] <= 20.0
+    assert v100_summary["gemm"]["fp32"]["p90_abs_pct_err"] <= TARGET_P90_PCT
 
 
 def test_gemm_fp16_p90(v100_summary: dict):
     # Target 20 %; not met: 12 thin transposed-A rows, 6 M=35 rows and 4 K=500000
     # transposed-A rows run 1.3-2.3x slower than their non-transposed twins on the same
     # hardware (docs/validation.md). Guard against regression at the level reached.
-    assert v100_summary["gemm"]["fp16_mixed"]["p90_abs_pct_err"] <= 37.0
+    assert v100_summary["gemm"]["fp16_mixed"]["p90_abs_pct_err"] <= (MEASURED_GEMM_FP16_P90_PCT
+                                                                 + REGRESSION_MARGIN_PCT)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16_mixed"])
 def test_rnn_backward_weights_median_target(v100_summary: dict, precision: str):
-    assert v100_summary["rnn_bwd_weights"][precision]["median_abs_pct_err"] <= 15.0
+    assert v100_summary["rnn_bwd_weights"][precision]["median_abs_pct_err"] <= TARGET_RNN_MEDIAN_PCT
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16_mixed"])
 def test_rnn_backward_data_median_target(v100_summary: dict, precision: str):
-    assert v100_summary["rnn_bwd_inputs"][precision]["median_abs_pct_err"] <= 15.0
+    assert v100_summary["rnn_bwd_inputs"][precision]["median_abs_pct_err"] <= TARGET_RNN_MEDIAN_PCT
 
 
 def test_rnn_fp32_forward_median_target(v100_summary: dict):
-    assert v100_summary["rnn_fwd"]["fp32"]["median_abs_pct_err"] <= 15.0
+    assert v100_summary["rnn_fwd"]["fp32"]["median_abs_pct_err"] <= TARGET_RNN_MEDIAN_PCT
 
 
 def test_rnn_fp16_forward_median(v100_summary: dict):
@@ -70,7 +81,8 @@ def test_rnn_fp16_forward_median(v100_summary: dict):
     # (a library kernel choice no hardware quantity explains), and vanilla/LSTM steps carry
     # more per-step time than the one per-step constant fitted for all cells. Regression
     # guard at the level reached.
-    assert v100_summary["rnn_fwd"]["fp16_mixed"]["median_abs_pct_err"] <= 21.0
+    assert v100_summary["rnn_fwd"]["fp16_mixed"]["median_abs_pct_err"] <= (
+        MEASURED_RNN_FWD_FP16_MEDIAN_PCT + REGRESSION_MARGIN_PCT)
 
 
 def test_missing_column_names_file_and_column(tmp_path: Path):
@@ -170,11 +182,12 @@ def test_rnn_targets_hold_on_held_out_rows(tmp_path: Path):
     held_out = tmp_path / "odd.csv"
     held_out.write_text("\n".join([lines[0], *lines[2::2]]) + "\n")  # data rows 1, 3, 5, ...
     s = summarize(validate_rnn(load_hardware(ROOT / "hwspecs/v100.yaml"), held_out))
-    assert s["rnn_fwd"]["fp32"]["median_abs_pct_err"] <= 15.0
+    assert s["rnn_fwd"]["fp32"]["median_abs_pct_err"] <= TARGET_RNN_MEDIAN_PCT
     for precision in ("fp32", "fp16_mixed"):
-        assert s["rnn_bwd_inputs"][precision]["median_abs_pct_err"] <= 15.0
-        assert s["rnn_bwd_weights"][precision]["median_abs_pct_err"] <= 15.0
-    assert s["rnn_fwd"]["fp16_mixed"]["median_abs_pct_err"] <= 21.0  # unmet, as on all rows
+        assert s["rnn_bwd_inputs"][precision]["median_abs_pct_err"] <= TARGET_RNN_MEDIAN_PCT
+        assert s["rnn_bwd_weights"][precision]["median_abs_pct_err"] <= TARGET_RNN_MEDIAN_PCT
+    assert s["rnn_fwd"]["fp16_mixed"]["median_abs_pct_err"] <= (  # unmet, as on all rows
+        MEASURED_RNN_FWD_FP16_MEDIAN_PCT + REGRESSION_MARGIN_PCT)
 
 
 def test_rnn_step_overhead_is_paid_once_per_timestep():
