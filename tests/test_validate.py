@@ -199,3 +199,135 @@ def test_rnn_step_overhead_is_paid_once_per_timestep():
     for phase in ("fwd", "bwd_inputs"):
         assert more[phase][0] - base[phase][0] >= 10 * validate.RNN_STEP_OVERHEAD_S
     assert more["bwd_weights"][0] > base["bwd_weights"][0]
+
+
+# --- any device: row selection, plausibility, precisions without a pipe ------------------------
+def _gemm_file(tmp_path: Path, rows: list[str], name: str = "g.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(HEADER_GEMM + "".join(r + "\n" for r in rows))
+    return path
+
+
+MIXED = ["NVIDIA V100,fp32,x,1024,1024,1024,N,N,0.2",
+         "Tesla P100,fp32,x,1024,1024,1024,N,N,0.35",
+         "NVIDIA V100,fp32,x,2048,2048,2048,N,N,1.3"]
+
+
+def test_rows_are_those_of_the_specs_device_or_of_device(tmp_path: Path):
+    from accelsim.validate import device_matches
+
+    assert device_matches("v100", "NVIDIA V100") and device_matches("p100", "Tesla P100-SXM2")
+    assert not device_matches("v100", "Tesla P100") and not device_matches("a100", "A1000")
+    path = _gemm_file(tmp_path, MIXED)
+    v100 = load_hardware(ROOT / "hwspecs/v100.yaml")
+    assert [r.line for r in validate_gemm(v100, path)] == [2, 4]
+    p100 = load_hardware(ROOT / "hwspecs/p100.yaml")
+    assert [r.line for r in validate_gemm(p100, path)] == [3]
+    assert [r.line for r in validate_gemm(v100, path, device="tesla p100")] == [3]
+
+
+def test_mixed_devices_without_a_match_is_an_error_listing_them(tmp_path: Path):
+    path = _gemm_file(tmp_path, MIXED)
+    target = load_hardware(ROOT / "hwspecs/ppopp19_target.yaml")
+    with pytest.raises(SpecError) as err:
+        validate_gemm(target, path)
+    assert "'NVIDIA V100', 'Tesla P100'" in str(err.value) and "--device" in str(err.value)
+    with pytest.raises(SpecError, match="rows of device 'H100'"):
+        validate_gemm(target, path, device="H100")
+
+
+@pytest.mark.parametrize("cell,expected", [
+    ("0", "a positive number"), ("-1", "a positive number"), ("inf", "a positive number"),
+    ("nan", "a positive number"), ("", "a positive number"),
+    ("3600001", "under one hour")])
+def test_implausible_times_are_located_errors(tmp_path: Path, cell: str, expected: str):
+    path = _gemm_file(tmp_path, ["V100,fp32,x,64,64,64,N,N,0.01",
+                                 f"V100,fp32,x,64,64,64,N,N,{cell}"])
+    with pytest.raises(SpecError) as err:
+        validate_gemm(load_hardware(ROOT / "hwspecs/v100.yaml"), path)
+    issue = err.value.issues[0]
+    assert (issue.file, issue.line, issue.key_path) == (str(path), 3, "time_ms")
+    assert expected in issue.expected
+
+
+def test_a_time_faster_than_the_peak_is_not_milliseconds(tmp_path: Path):
+    # 4096^3 fp32 takes >= 8.8 ms at the V100's 15.7 TFLOP/s: 0.0088 is seconds
+    path = _gemm_file(tmp_path, ["V100,fp32,x,4096,4096,4096,N,N,0.0088"])
+    with pytest.raises(SpecError) as err:
+        validate_gemm(load_hardware(ROOT / "hwspecs/v100.yaml"), path)
+    issue = err.value.issues[0]
+    assert (issue.line, issue.key_path) == (2, "time_ms") and "peak" in issue.expected
+
+
+def test_a_column_in_microseconds_is_refused(tmp_path: Path):
+    rows = ["V100,fp32,x,1024,1024,1024,N,N,200", "V100,fp32,x,512,512,512,N,N,40",
+            "V100,fp16_mixed,x,2048,2048,2048,N,N,250"]
+    with pytest.raises(SpecError) as err:
+        validate_gemm(load_hardware(ROOT / "hwspecs/v100.yaml"), _gemm_file(tmp_path, rows))
+    assert "median ratio" in str(err.value) and "microseconds" in str(err.value)
+
+
+def test_empty_files_and_rows_are_errors(tmp_path: Path):
+    hw = load_hardware(ROOT / "hwspecs/v100.yaml")
+    with pytest.raises(SpecError, match="at least one measured row"):
+        validate_gemm(hw, _gemm_file(tmp_path, []))
+    rnn = tmp_path / "r.csv"
+    rnn.write_text(HEADER_RNN + "V100,fp32,lstm,x,256,16,10,0.5,,\nV100,fp32,gru,x,256,16,10,,,\n")
+    with pytest.raises(SpecError) as err:
+        validate_rnn(hw, rnn)
+    assert err.value.issues[0].line == 3 and "at least one of" in str(err.value)
+
+
+def test_a_precision_without_a_pipe_is_reported_not_remapped(tmp_path: Path):
+    import attrs
+
+    from accelsim.validate import NotPredicted
+
+    v100 = load_hardware(ROOT / "hwspecs/v100.yaml")
+    no_fp16 = attrs.evolve(v100, compute=attrs.evolve(
+        v100.compute, matrix={"fp32": v100.compute.matrix["fp32"]}))
+    path = _gemm_file(tmp_path, ["V100,fp32,x,1024,1024,1024,N,N,0.2",
+                                 "V100,fp16_mixed,x,2048,16,2048,T,N,0.02"])
+    with pytest.raises(SpecError, match="no fp16 matrix pipe"):
+        validate_gemm(no_fp16, path)
+    skipped: list[NotPredicted] = []
+    rows = validate_gemm(no_fp16, path, not_predicted=skipped)
+    assert [r.precision for r in rows] == ["fp32"]
+    assert [(x.line, x.precision) for x in skipped] == [(3, "fp16_mixed")]
+    assert "pipes: fp32" in skipped[0].reason
+
+
+def test_cli_reports_rows_without_a_pipe_and_takes_device(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]):
+    from accelsim.cli import main
+
+    spec = tmp_path / "no_fp16.yaml"
+    text = (ROOT / "hwspecs/v100.yaml").read_text()
+    start = text.index("    fp16:\n")
+    end = text.index("  vector_flop_rate")
+    spec.write_text(text[:start] + text[end:])
+    gemm = _gemm_file(tmp_path, MIXED + ["NVIDIA V100,fp16_mixed,x,2048,16,2048,T,N,0.02"])
+    code = main(["validate", "--hardware", str(spec), "--gemm-csv", str(gemm), "--rnn-csv", "",
+                 "--analytic", "--quiet", "--device", "nvidia v100",
+                 "--json", str(tmp_path / "v.json")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "1 measured row(s) not predicted" in out and "no fp16 matrix pipe" in out
+    data = json.loads((tmp_path / "v.json").read_text())
+    assert data["summary"]["gemm"]["fp32"]["rows"] == 2
+    assert [x["line"] for x in data["not_predicted"]] == [5]
+    assert main(["validate", "--hardware", str(ROOT / "hwspecs/ppopp19_target.yaml"),
+                 "--gemm-csv", str(gemm), "--rnn-csv", "", "--analytic"]) == 2
+    assert "NVIDIA V100" in capsys.readouterr().err
+
+
+def test_defaults_work_from_any_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]):
+    from accelsim.cli import build_parser, main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "--analytic", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "hardware v100" in out and "rnn_fwd" in out and "gemm" in out
+    help_text = build_parser()._subparsers._group_actions[0].choices["validate"].format_help()
+    assert "any device" in build_parser().format_help() and "--device" in help_text
