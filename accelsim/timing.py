@@ -223,7 +223,7 @@ def local_feed_fraction(hw: HardwareSpec, mp: GemmMapping, dtype: str) -> float:
     pipe = hw.compute.pipe(dtype)
     lanes = MATRIX_LANES_PER_TILE if pipe.min_tile > 1 else SCALAR_LANES_PER_TILE
     bytes_per_mac = 2.0 * elem_bytes(dtype) * math.sqrt(lanes / (mp.tile_m * mp.tile_n))
-    macs_per_cycle = hw.compute.peak_flop_rate(dtype) / 2.0 / hw.compute.units / hw.compute.clock_hz
+    macs_per_cycle = hw.compute.peak_flop_rate(dtype) / 2.0 / hw.compute.units / hw.compute.run_clock_hz
     return min(1.0, bw / (bytes_per_mac * macs_per_cycle))
 
 

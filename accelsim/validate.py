@@ -58,17 +58,6 @@ DEVICE_COLUMN = "device"
 MAX_MEASURED_MS = 3600e3
 _PEAK_SLACK = 0.5
 _UNIT_RATIO = 100.0
-#: Fixed cost of one cuDNN RNN call (host-side setup before the first kernel), the same for
-#: every row: fitted on the two single-timestep rows (gru h512 b32 t1, fp32 and fp16: 84-100 us
-#: measured for kernels the model times at under 25 us).
-RNN_CALL_OVERHEAD_S = 50e-6
-#: Fixed cost of every timestep beyond the step's own kernels (their launches are already
-#: counted): cuDNN's per-step host-side work and inter-kernel synchronisation inside one
-#: recurrent call, which the GEMM table's independent back-to-back launches do not show. The
-#: same for every cell, pass and precision; fitted together with `RNN_CALL_OVERHEAD_S` on the
-#: even-numbered rows of the DeepBench V100 RNN table and checked on the odd ones
-#: (docs/validation.md).
-RNN_STEP_OVERHEAD_S = 21e-6
 #: Gate blocks of the recurrent weight matrix, per cell type.
 CELL_GATES = {"vanilla": 1, "lstm": 4, "gru": 3}
 #: Elementwise FLOPs per hidden unit and batch entry of one step (forward, backward), counted
@@ -391,10 +380,10 @@ def rnn_times(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
             cold = time_op(hw, gemm, dtype)
             warm = time_op(hw, gemm, dtype, resident_bytes=resident) if resident else cold
         total = (call_s + cold.time_s + (steps - 1) * warm.time_s
-                 + steps * (pw_t.time_s + RNN_STEP_OVERHEAD_S))
+                 + steps * (pw_t.time_s + hw.calibration.rnn_step_overhead_s))
         return total, warm.bound
 
-    call_s = RNN_CALL_OVERHEAD_S
+    call_s = hw.calibration.rnn_call_overhead_s
     # cuDNN keeps each gate's recurrent matrix so that the forward step multiplies its
     # transpose (transposed-A GEMM, K-contiguous rows) and backward-data the matrix as stored.
     out["fwd"] = chain(gemm_op(gh, batch, hidden, trans_a=True, name="step/recurrent"),

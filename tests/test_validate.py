@@ -176,7 +176,8 @@ def test_simulated_recurrent_weights_stay_resident_only_when_they_fit():
 
 
 def test_rnn_targets_hold_on_held_out_rows(tmp_path: Path):
-    # RNN_CALL_OVERHEAD_S and RNN_STEP_OVERHEAD_S were fitted on the even-numbered data rows
+    # calibration.rnn_call_overhead_s and rnn_step_overhead_s (hwspecs/v100.yaml) were fitted
+    # on the even-numbered data rows
     # of the RNN table; the odd-numbered rows were not used and must meet the same targets.
     lines = RNN_CSV.read_text().splitlines()
     held_out = tmp_path / "odd.csv"
@@ -197,7 +198,7 @@ def test_rnn_step_overhead_is_paid_once_per_timestep():
     base = validate.rnn_times(hw, "lstm", 512, 16, 10, "fp32")
     more = validate.rnn_times(hw, "lstm", 512, 16, 20, "fp32")
     for phase in ("fwd", "bwd_inputs"):
-        assert more[phase][0] - base[phase][0] >= 10 * validate.RNN_STEP_OVERHEAD_S
+        assert more[phase][0] - base[phase][0] >= 10 * hw.calibration.rnn_step_overhead_s
     assert more["bwd_weights"][0] > base["bwd_weights"][0]
 
 
@@ -331,3 +332,46 @@ def test_defaults_work_from_any_directory(tmp_path: Path, monkeypatch: pytest.Mo
     assert "hardware v100" in out and "rnn_fwd" in out and "gemm" in out
     help_text = build_parser()._subparsers._group_actions[0].choices["validate"].format_help()
     assert "any device" in build_parser().format_help() and "--device" in help_text
+
+
+# --- calibration knobs live in the spec ----------------------------------------------------
+def test_rnn_overheads_come_from_the_spec():
+    import attrs
+
+    from accelsim import validate
+
+    hw = load_hardware(ROOT / "hwspecs/v100.yaml")
+    assert (hw.calibration.rnn_step_overhead_s, hw.calibration.rnn_call_overhead_s) == (
+        pytest.approx(21e-6), pytest.approx(50e-6))
+    bare = attrs.evolve(hw, calibration=attrs.evolve(hw.calibration, rnn_step_overhead_s=0.0,
+                                                     rnn_call_overhead_s=0.0))
+    with_o = validate.rnn_times(hw, "gru", 512, 32, 10, "fp32")
+    without = validate.rnn_times(bare, "gru", 512, 32, 10, "fp32")
+    for phase in ("fwd", "bwd_inputs"):
+        assert with_o[phase][0] - without[phase][0] == pytest.approx(50e-6 + 10 * 21e-6)
+    assert with_o["bwd_weights"][0] - without["bwd_weights"][0] == pytest.approx(50e-6)
+    assert not [n for n in dir(validate) if n.endswith("_OVERHEAD_S")]  # no fitted constant left
+
+
+def test_sustained_clock_scales_compute_bound_kernels(tmp_path: Path):
+    from accelsim.validate import gemm_op, time_op
+
+    text = (ROOT / "hwspecs/v100.yaml").read_text()
+    derated = tmp_path / "v100_70w.yaml"
+    derated.write_text(text.replace("  clock: 1.53 GHz", "  clock: 1.53 GHz\n"
+                                    "  sustained_clock: 0.765 GHz", 1))
+    boost, slow = load_hardware(ROOT / "hwspecs/v100.yaml"), load_hardware(derated)
+    assert slow.compute.run_clock_hz == pytest.approx(0.765e9)
+    for dtype in ("fp32", "fp16"):
+        assert slow.compute.peak_flop_rate(dtype) == pytest.approx(
+            boost.compute.peak_flop_rate(dtype) / 2)
+    op = gemm_op(8192, 8192, 8192)
+    t_boost, t_slow = time_op(boost, op, "fp32"), time_op(slow, op, "fp32")
+    assert t_boost.bound == t_slow.bound == "compute"
+    assert t_slow.time_s == pytest.approx(2 * t_boost.time_s, rel=0.02)
+    above = tmp_path / "above.yaml"
+    above.write_text(text.replace("  clock: 1.53 GHz", "  clock: 1.53 GHz\n"
+                                  "  sustained_clock: 2 GHz", 1))
+    with pytest.raises(SpecError) as err:
+        load_hardware(above)
+    assert "sustained_clock" in str(err.value) and "at most the boost clock" in str(err.value)
