@@ -447,6 +447,19 @@ def validate_rnn(hw: HardwareSpec, path: str | Path, simulate: bool = False, *,
     return rows
 
 
+def shape_of(row: Row) -> str:
+    """The measured shape of a row, the same for its precisions and (RNN) passes: the GEMM's
+    `MxNxK TT` or the layer's `cell hH bB tT`."""
+    return row.label if row.table == "gemm" else row.label.rsplit(" ", 1)[0]
+
+
+def rnn_steps(row: Row) -> int:
+    """Timesteps of an RNN row (0 for a GEMM row), from its label `cell hH bB tT pass`."""
+    if row.table == "gemm":
+        return 0
+    return int(row.label.split()[3][1:])
+
+
 # --- summary -------------------------------------------------------------------------------------
 def summarize(rows: Sequence[Row]) -> dict[str, dict[str, dict[str, float]]]:
     """Per table and precision: median, p90 and max absolute % error, and the row count."""
