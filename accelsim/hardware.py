@@ -35,6 +35,11 @@ class MatrixPipe:
     accumulate: str = field(default="fp32", choices=DTYPES, doc="accumulation dtype")
     min_tile: int = field(default=1, minimum=1,
                           doc="granule of M, N and K the pipe computes in (e.g. 16 for an MMA)")
+    # --- per-pipe calibration (issue 10) ---
+    efficiency: float | None = field(
+        default=None, minimum=0.0, maximum=1.0,
+        doc="achievable fraction of this pipe's peak for a well-shaped kernel "
+            "(default: calibration.compute_efficiency)")
 
     def __attrs_post_init__(self) -> None:
         check_rules(self)
@@ -232,6 +237,11 @@ class HardwareSpec:
 
     def __attrs_post_init__(self) -> None:
         check_rules(self)
+
+    def compute_efficiency(self, dtype: str) -> float:
+        """Achievable fraction of the `dtype` pipe's peak: the pipe's own, else the chip's."""
+        own = self.compute.pipe(dtype).efficiency
+        return self.calibration.compute_efficiency if own is None else own
 
     @rule
     def _unique_level_names(caches: tuple[CacheLevelSpec, ...]) -> Violation | None:

@@ -234,7 +234,7 @@ def _gemm_wave_compute_s(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str) 
     k_padded = math.ceil(kc / mp.tile_k) * mp.tile_k
     tile_flops = 2.0 * mp.tile_m * mp.tile_n * k_padded
     unit_rate = hw.compute.peak_flop_rate(dtype) / hw.compute.units
-    rate = unit_rate * hw.calibration.compute_efficiency * local_feed_fraction(hw, mp, dtype)
+    rate = unit_rate * hw.compute_efficiency(dtype) * local_feed_fraction(hw, mp, dtype)
     return tile_flops / rate
 
 

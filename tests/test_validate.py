@@ -375,3 +375,21 @@ def test_sustained_clock_scales_compute_bound_kernels(tmp_path: Path):
     with pytest.raises(SpecError) as err:
         load_hardware(above)
     assert "sustained_clock" in str(err.value) and "at most the boost clock" in str(err.value)
+
+
+def test_a_pipes_own_efficiency_overrides_the_chips_for_that_pipe_only():
+    import attrs
+
+    from accelsim.validate import gemm_op, time_op
+
+    hw = load_hardware(ROOT / "hwspecs/v100.yaml")
+    fp16 = attrs.evolve(hw.compute.matrix["fp16"], efficiency=hw.calibration.compute_efficiency / 2)
+    tuned = attrs.evolve(hw, compute=attrs.evolve(hw.compute,
+                                                  matrix={**hw.compute.matrix, "fp16": fp16}))
+    assert tuned.compute_efficiency("fp16") == pytest.approx(0.43)
+    assert tuned.compute_efficiency("fp32") == hw.compute_efficiency("fp32") == 0.86
+    op = gemm_op(8192, 8192, 8192)
+    assert time_op(tuned, op, "fp32").time_s == time_op(hw, op, "fp32").time_s
+    base, slow = time_op(hw, op, "fp16"), time_op(tuned, op, "fp16")
+    assert base.bound == slow.bound == "compute"
+    assert slow.time_s == pytest.approx(2 * base.time_s, rel=0.02)
