@@ -49,6 +49,7 @@ MIN_ROWS_PER_KNOB = 5
 DEFAULT_FOLDS = 5
 _COARSE_STEP, _FINE_STEP = 0.05, 0.01
 _LAUNCH_PROBE_S = 10e-6
+_FINE_LAUNCH_S = 0.25e-6
 _GRID_POINTS = 401
 
 
@@ -63,9 +64,26 @@ class Fit:
     fold_knobs: list[dict[str, float]]
 
 
+PIPE_KNOB = "compute.matrix.{}.efficiency"
+
+
+def pipe_of(row: Row) -> str:
+    """The matrix pipe a GEMM row runs on (pseudo-FP16 rows use the FP32 pipes)."""
+    if row.precision in validate.SCALAR_MATH_PRECISIONS:
+        return "fp32"
+    return validate.PRECISION_DTYPE[row.precision]
+
+
 def with_knobs(hw: HardwareSpec, knobs: dict[str, float]) -> HardwareSpec:
-    """`hw` with calibration fields replaced by `knobs`."""
-    return attrs.evolve(hw, calibration=attrs.evolve(hw.calibration, **knobs))
+    """`hw` with calibration fields (`launch_overhead_s`, ...) and per-pipe efficiencies
+    (`compute.matrix.fp16.efficiency`) replaced by `knobs`."""
+    pipes = {k.split(".")[2]: v for k, v in knobs.items() if k.startswith("compute.matrix.")}
+    if pipes:
+        matrix = {d: attrs.evolve(p, efficiency=pipes[d]) if d in pipes else p
+                  for d, p in hw.compute.matrix.items()}
+        hw = attrs.evolve(hw, compute=attrs.evolve(hw.compute, matrix=matrix))
+    cal = {k: v for k, v in knobs.items() if "." not in k}
+    return attrs.evolve(hw, calibration=attrs.evolve(hw.calibration, **cal))
 
 
 def _log_sq(pred: np.ndarray, measured: np.ndarray) -> np.ndarray:
@@ -95,8 +113,11 @@ def _need_rows(path: str | Path, table: str, rows: int, knobs: Sequence[str], sh
 class _GemmTable:
     """Per-row predictions on a grid of compute efficiencies, each at two launch overheads."""
 
-    def __init__(self, predict: Callable[[dict[str, float]], np.ndarray]) -> None:
+    def __init__(self, predict: Callable[[dict[str, float]], np.ndarray],
+                 pipes: Sequence[str], row_pipes: Sequence[str] | None) -> None:
         self.predict = predict
+        self.pipes = list(pipes)  # every pipe of the chip: all are set to the grid value
+        self.row_pipes = None if row_pipes is None else np.array(row_pipes)
         self.at_zero: dict[float, np.ndarray] = {}
         self.slope: dict[float, np.ndarray] = {}
 
@@ -104,46 +125,80 @@ class _GemmTable:
         eff = round(eff, 6)
         if eff in self.at_zero:
             return
-        p0 = self.predict({"compute_efficiency": eff, "launch_overhead_s": 0.0})
-        p1 = self.predict({"compute_efficiency": eff, "launch_overhead_s": _LAUNCH_PROBE_S})
+        knobs = {"compute_efficiency": eff, **{PIPE_KNOB.format(d): eff for d in self.pipes}}
+        p0 = self.predict({**knobs, "launch_overhead_s": 0.0})
+        p1 = self.predict({**knobs, "launch_overhead_s": _LAUNCH_PROBE_S})
         self.at_zero[eff], self.slope[eff] = p0, (p1 - p0) / _LAUNCH_PROBE_S
 
     def best(self, measured: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+        """The grid point of least squared log error over the rows in `mask`: one efficiency
+        for the chip, or (per pipe) one per pipe with the launch overhead shared."""
         lo, hi = BOUNDS["launch_overhead_s"]
         launch = np.linspace(lo, hi, _GRID_POINTS)
-        best = (math.inf, 0.0, 0.0)
-        for eff in sorted(self.at_zero):
-            pred = self.at_zero[eff][mask][None, :] + launch[:, None] * self.slope[eff][mask]
-            cost = _log_sq(pred, measured[mask])
-            i = int(np.argmin(cost))
-            if cost[i] < best[0]:
-                best = (float(cost[i]), eff, float(launch[i]))
-        return {"compute_efficiency": best[1], "launch_overhead_s": best[2]}
+        effs = sorted(self.at_zero)
+        groups = ({"compute_efficiency": mask} if self.row_pipes is None else
+                  {PIPE_KNOB.format(d): mask & (self.row_pipes == d)
+                   for d in sorted(set(self.row_pipes[mask]))})
+        total = np.zeros(len(launch))
+        costs = {}
+        for name, rows in groups.items():
+            costs[name] = np.stack([_log_sq(self.at_zero[e][rows][None, :]
+                                            + launch[:, None] * self.slope[e][rows],
+                                            measured[rows]) for e in effs])
+            total += costs[name].min(axis=0)
+        i = int(np.argmin(total))
+        return {**{name: effs[int(np.argmin(c[:, i]))] for name, c in costs.items()},
+                "launch_overhead_s": float(launch[i])}
+
+
+def _refine_launch(rows_at: Callable[[dict[str, float]], list[Row]], knobs: dict[str, float],
+                   measured: np.ndarray) -> dict[str, float]:
+    """The launch overhead re-searched with the real model around the grid's choice (the
+    prediction is affine in it only while no mapping changes), efficiencies fixed."""
+    lo, hi = BOUNDS["launch_overhead_s"]
+    found = (math.inf, knobs["launch_overhead_s"])
+    for launch in np.arange(-4, 5) * _FINE_LAUNCH_S + knobs["launch_overhead_s"]:
+        if lo <= launch <= hi:
+            pred = np.array([r.predicted_s for r in rows_at({**knobs,
+                                                             "launch_overhead_s": launch})])
+            cost = float(_log_sq(pred, measured))
+            if cost < found[0]:
+                found = (cost, float(launch))
+    return {**knobs, "launch_overhead_s": found[1]}
 
 
 def _grid(low: float, high: float, step: float) -> list[float]:
     return [round(x, 6) for x in np.arange(low, high + step / 2, step)]
 
 
-def _fit_gemm(hw: HardwareSpec, path: str | Path, device: str | None,
-              folds: int) -> tuple[dict[str, float], list[Row], list[Row], list[dict]]:
+def _fit_gemm(hw: HardwareSpec, path: str | Path, device: str | None, folds: int,
+              per_pipe: bool) -> tuple[dict[str, float], list[Row], list[Row], list[dict]]:
     def rows_at(knobs: dict[str, float]) -> list[Row]:
         return validate.validate_gemm(with_knobs(hw, knobs), path, device=device,
                                       not_predicted=[])
 
+    own = sorted(d for d, p in hw.compute.matrix.items() if p.efficiency is not None)
+    if own and not per_pipe:
+        raise AccelsimError(f"{hw.name}: pipes {own} have their own efficiency, which a "
+                            "chip-wide fit would not change: use --per-pipe")
     base = rows_at({})
-    _need_rows(path, "gemm", len(base), GEMM_KNOBS, len({shape_of(r) for r in base}), folds)
+    pipes = sorted({pipe_of(r) for r in base})
+    names = [PIPE_KNOB.format(d) for d in pipes] if per_pipe else ["compute_efficiency"]
+    _need_rows(path, "gemm", len(base), [*names, "launch_overhead_s"],
+               len({shape_of(r) for r in base}), folds)
     measured = np.array([r.measured_s for r in base])
-    table = _GemmTable(lambda k: np.array([r.predicted_s for r in rows_at(k)]))
+    table = _GemmTable(lambda k: np.array([r.predicted_s for r in rows_at(k)]),
+                       list(hw.compute.matrix), [pipe_of(r) for r in base] if per_pipe else None)
     low, high = BOUNDS["compute_efficiency"]
     for eff in _grid(low, high, _COARSE_STEP):
         table.add(eff)
     everything = np.ones(len(base), dtype=bool)
-    coarse = table.best(measured, everything)["compute_efficiency"]
-    for eff in _grid(max(low, coarse - _COARSE_STEP), min(high, coarse + _COARSE_STEP),
-                     _FINE_STEP):
-        table.add(eff)
-    knobs = table.best(measured, everything)
+    coarse = table.best(measured, everything)
+    for name in names:
+        for eff in _grid(max(low, coarse[name] - _COARSE_STEP),
+                         min(high, coarse[name] + _COARSE_STEP), _FINE_STEP):
+            table.add(eff)
+    knobs = _refine_launch(rows_at, table.best(measured, everything), measured)
     fold = _folds_of(base, folds)
     held_out: list[Row | None] = [None] * len(base)
     fold_knobs = []
@@ -193,11 +248,13 @@ def _fit_rnn(hw: HardwareSpec, path: str | Path, device: str | None, folds: int,
 
 
 def calibrate(hw: HardwareSpec, gemm_csv: str | Path, rnn_csv: str | Path | None = None, *,
-              device: str | None = None, folds: int = DEFAULT_FOLDS) -> Fit:
-    """Fit the GEMM knobs on `gemm_csv`, then the RNN knobs on `rnn_csv` (when given)."""
+              device: str | None = None, folds: int = DEFAULT_FOLDS,
+              per_pipe: bool = False) -> Fit:
+    """Fit the GEMM knobs on `gemm_csv` (one compute efficiency, or with `per_pipe` one per
+    matrix pipe the rows use), then the RNN knobs on `rnn_csv` (when given)."""
     if folds < 2:
         raise AccelsimError(f"--folds: expected at least 2 folds, got {folds}")
-    knobs, rows, held, fold_knobs = _fit_gemm(hw, gemm_csv, device, folds)
+    knobs, rows, held, fold_knobs = _fit_gemm(hw, gemm_csv, device, folds, per_pipe)
     if rnn_csv:
         rnn_knobs, rnn_rows, rnn_held, rnn_folds = _fit_rnn(hw, rnn_csv, device, folds, knobs)
         knobs = {**knobs, **rnn_knobs}
@@ -234,7 +291,8 @@ def fit_notes(fit: Fit, gemm_csv: str | Path, rnn_csv: str | Path | None) -> dic
     today = datetime.date.today().isoformat()
     held = summarize(fit.held_out)
     notes = {}
-    for knobs, path, tables in ((GEMM_KNOBS, gemm_csv, ("gemm",)),
+    gemm_knobs = [k for k in fit.knobs if k not in RNN_KNOBS]
+    for knobs, path, tables in ((gemm_knobs, gemm_csv, ("gemm",)),
                                 (RNN_KNOBS, rnn_csv, tuple(t for t in held if t != "gemm"))):
         stats = [s for t in tables for s in held.get(t, {}).values()]
         if not path or not stats:
@@ -266,6 +324,17 @@ def fitted_spec_text(source_text: str, hw: HardwareSpec, fit: Fit,
                 if lines[i] and not lines[i][0].isspace() and not lines[i].startswith("#")),
                len(lines))
     for name, value in fit.knobs.items():
+        if name.startswith("compute.matrix."):
+            text = f"      efficiency: {format_value(name, value)}"
+            text = f"{text:<33}# fitted: {notes.get(name, 'accelsim calibrate')}"
+            if not _set_pipe_line(lines, name.split(".")[2], text):
+                return ("".join(f"# {k}: fitted: {v}\n" for k, v in notes.items())
+                        + dump_yaml(with_knobs(hw, fit.knobs)))
+            start = next(i for i, x in enumerate(lines) if re.match(r"^calibration:", x))
+            end = next((i for i in range(start + 1, len(lines)) if lines[i]
+                        and not lines[i][0].isspace() and not lines[i].startswith("#")),
+                       len(lines))
+            continue
         key = yaml_key(name)
         text = f"  {key}: {format_value(name, value)}"
         text = f"{text:<33}# fitted: {notes.get(name, 'accelsim calibrate')}"
@@ -282,6 +351,35 @@ def fitted_spec_text(source_text: str, hw: HardwareSpec, fit: Fit,
     return "\n".join(lines) + "\n"
 
 
+def _block(lines: list[str], lo: int, hi: int, indent: int, key: str) -> tuple[int, int] | None:
+    """(line of `key:`, end of its block) among lines[lo:hi] at `indent` spaces."""
+    at = next((i for i in range(lo, hi) if re.match(rf"^ {{{indent}}}{re.escape(key)}:\s*(#.*)?$",
+                                                     lines[i])), None)
+    if at is None:
+        return None
+    end = next((i for i in range(at + 1, hi) if lines[i].strip()
+                and not lines[i].lstrip().startswith("#")
+                and len(lines[i]) - len(lines[i].lstrip()) <= indent), hi)
+    return at, end
+
+
+def _set_pipe_line(lines: list[str], dtype: str, text: str) -> bool:
+    """Set `compute.matrix.<dtype>.efficiency` in block-style YAML lines; False if the blocks
+    are not there in that style."""
+    compute = _block(lines, 0, len(lines), 0, "compute")
+    matrix = compute and _block(lines, compute[0] + 1, compute[1], 2, "matrix")
+    pipe = matrix and _block(lines, matrix[0] + 1, matrix[1], 4, dtype)
+    if not pipe:
+        return False
+    at = next((i for i in range(pipe[0] + 1, pipe[1])
+               if re.match(r"^ {6}efficiency\s*:", lines[i])), None)
+    if at is None:
+        lines.insert(pipe[0] + 1, text)
+    else:
+        lines[at] = text
+    return True
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `accelsim calibrate`."""
     parser.add_argument("hardware", metavar="HW", help="hardware spec YAML to calibrate")
@@ -293,6 +391,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", metavar="NAME",
                         help="use the rows whose device column is NAME (default: the device "
                              "named like the hardware spec)")
+    parser.add_argument("--per-pipe", action="store_true",
+                        help="fit one compute efficiency per matrix pipe the rows use "
+                             "(compute.matrix.<dtype>.efficiency) instead of one for the chip")
     parser.add_argument("--folds", type=int, default=DEFAULT_FOLDS, metavar="K",
                         help=f"cross-validation folds over shapes (default {DEFAULT_FOLDS})")
     parser.add_argument("--out", metavar="FITTED.yaml", required=True,
@@ -311,7 +412,8 @@ def run(args: argparse.Namespace) -> int:
         raise AccelsimError(f"--out {out}: expected a file in an existing directory, "
                             f"got no directory {out.parent}")
     hw = load_hardware(args.hardware)
-    fit = calibrate(hw, args.measurements, args.rnn_csv, device=args.device, folds=args.folds)
+    fit = calibrate(hw, args.measurements, args.rnn_csv, device=args.device, folds=args.folds,
+                    per_pipe=args.per_pipe)
     header = (f"# Calibrated copy of {args.hardware}: values marked 'fitted' were fitted by "
               "accelsim calibrate (docs/validation.md).\n")
     text = header + fitted_spec_text(Path(args.hardware).read_text(encoding="utf-8"), hw, fit,
@@ -321,7 +423,8 @@ def run(args: argparse.Namespace) -> int:
           f"GEMM traffic from the analytic re-streaming model")
     for name, value in fit.knobs.items():
         spread = [k[name] for k in fit.fold_knobs]
-        print(f"  calibration.{yaml_key(name):<20}{format_value(name, value):>10}   (folds: "
+        shown = name if "." in name else f"calibration.{yaml_key(name)}"
+        print(f"  {shown:<32}{format_value(name, value):>10}   (folds: "
               f"{format_value(name, min(spread))} .. {format_value(name, max(spread))})")
     print()
     print(format_errors(fit))

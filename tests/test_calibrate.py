@@ -28,9 +28,9 @@ def _gemm_rows(count: int) -> list[dict[str, str]]:
     return rows[::max(1, len(rows) // count)][:count]
 
 
-def _synthetic_gemm(tmp_path: Path, count: int) -> Path:
+def _synthetic_gemm(tmp_path: Path, count: int, knobs: dict | None = None) -> Path:
     """DeepBench V100 shapes, 'measured' as the model predicts them with the TRUE knobs."""
-    hw = calibrate.with_knobs(load_hardware(ROOT / "hwspecs/v100.yaml"), TRUE)
+    hw = calibrate.with_knobs(load_hardware(ROOT / "hwspecs/v100.yaml"), knobs or TRUE)
     path = tmp_path / "gemm.csv"
     rows = _gemm_rows(count)
     predicted = [time_op(hw_for_precision(hw, r["precision"]),
@@ -112,3 +112,28 @@ def test_cli_writes_a_spec_that_loads_and_validates_like_the_fit(
     # the output may not overwrite an input
     assert main(["calibrate", str(gemm), str(gemm), "--out", str(gemm)]) == 2
     assert "expected a new file" in capsys.readouterr().err
+
+
+def test_per_pipe_fit_recovers_each_pipes_efficiency(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]):
+    from accelsim.cli import main
+
+    true = {**TRUE, "compute.matrix.fp32.efficiency": 0.8,
+            "compute.matrix.fp16.efficiency": 0.6}
+    gemm = _synthetic_gemm(tmp_path, 16, true)
+    assert {"fp32", "fp16_mixed"} <= {line.split(",")[1] for line in gemm.read_text().split()[1:]}
+    out = tmp_path / "fitted.yaml"
+    assert main(["calibrate", str(ROOT / "hwspecs/v100.yaml"), str(gemm), "--per-pipe",
+                 "--folds", "2", "--out", str(out)]) == 0
+    assert "compute.matrix.fp16.efficiency" in capsys.readouterr().out
+    fitted = load_hardware(out)
+    assert fitted.compute.matrix["fp32"].efficiency == pytest.approx(0.8)
+    assert fitted.compute.matrix["fp16"].efficiency == pytest.approx(0.6)
+    assert fitted.calibration.launch_overhead_s == pytest.approx(8e-6, abs=0.2e-6)
+    text = out.read_text()
+    assert text.count("      efficiency: ") == 2
+    assert text.count("# fitted: accelsim calibrate") == 3
+    # a chip-wide fit would leave those pipes' own values in force: refused
+    assert main(["calibrate", str(out), str(gemm), "--folds", "2",
+                 "--out", str(tmp_path / "again.yaml")]) == 2
+    assert "--per-pipe" in capsys.readouterr().err
