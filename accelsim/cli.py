@@ -1,4 +1,5 @@
-"""The `accelsim` command: run, compare, plan, check, project, case-study, validate, mrc, sweep.
+"""The `accelsim` command: run, compare, plan, check, project, case-study, validate, calibrate,
+mrc, sweep.
 
 Every error a user can cause (bad YAML, unknown keys, missing files, bad options) is an
 `AccelsimError`: printed without a traceback, exit code 2.
@@ -385,9 +386,19 @@ def build_parser() -> argparse.ArgumentParser:
     from accelsim import validate
 
     val = sub.add_parser(
-        "validate", help="predicted vs measured kernel times (DeepBench V100 GEMM and RNN rows)")
+        "validate", help="predicted vs measured kernel times of any device (DeepBench GEMM and "
+        "RNN columns; default: the packaged V100 tables)")
     validate.add_arguments(val)
     val.set_defaults(func=validate.run)
+
+    # --- calibrate (issue 10) ---
+    from accelsim import calibrate
+
+    cal = sub.add_parser(
+        "calibrate", help="fit a spec's calibration knobs to a chip's measured kernel times "
+        "(bounded least squares on log error, k-fold cross-validation over shapes)")
+    calibrate.add_arguments(cal)
+    cal.set_defaults(func=calibrate.run)
     return parser
 
 

@@ -39,6 +39,11 @@ class MatrixPipe:
     accumulate: str = field(default="fp32", choices=DTYPES, doc="accumulation dtype")
     min_tile: int = field(default=1, minimum=1,
                           doc="granule of M, N and K the pipe computes in (e.g. 16 for an MMA)")
+    # --- per-pipe calibration (issue 10) ---
+    efficiency: float | None = field(
+        default=None, minimum=0.0, maximum=1.0,
+        doc="achievable fraction of this pipe's peak for a well-shaped kernel "
+            "(default: calibration.compute_efficiency)")
 
     def __attrs_post_init__(self) -> None:
         check_rules(self)
@@ -59,7 +64,8 @@ class ComputeSpec:
     """Compute units (SMs, cores): their count, clock, matrix pipes and local (tile) storage."""
 
     units: int = field(minimum=1, doc="number of compute units (SMs, cores)")
-    clock_hz: float = field(unit="frequency", doc="sustained clock of the compute units")
+    clock_hz: float = field(unit="frequency",
+                            doc="boost clock of the compute units (the datasheet's peak rates)")
     matrix: dict[str, MatrixPipe] = field(
         keys=DTYPES, doc="matrix throughput per input dtype, e.g. {fp32: ..., fp16: ...}")
     vector_flop_rate: float = field(
@@ -72,6 +78,12 @@ class ComputeSpec:
         default=0.0, minimum=0.0,
         doc="bytes per cycle one unit's local memory delivers to its pipes; small GEMM tiles "
             "re-read operands from it often enough to be limited by it (0: not modelled)")
+    # --- sustained clock (issue 10) ---
+    sustained_clock_hz: float | None = field(
+        unit="frequency", default=None,
+        doc="clock the units hold under sustained load within the power limit (a 70 W part runs "
+            "well below boost); every matrix pipe's peak scales by sustained / boost. "
+            "Default: the boost clock")
 
     def __attrs_post_init__(self) -> None:
         check_rules(self)
@@ -83,13 +95,28 @@ class ComputeSpec:
             return Violation("matrix", f"at least one dtype of {list(DTYPES)}", "none")
         return None
 
+    @rule
+    def _sustained_not_above_boost(clock_hz: float,
+                                   sustained_clock_hz: float | None) -> Violation | None:
+        """The power limit can only lower the clock."""
+        if sustained_clock_hz is not None and not 0 < sustained_clock_hz <= clock_hz:
+            return Violation("sustained_clock_hz", f"a clock above 0 and at most the boost clock "
+                             f"({clock_hz:g} Hz)", f"{sustained_clock_hz:g} Hz")
+        return None
+
+    @property
+    def run_clock_hz(self) -> float:
+        """The clock kernels run at: the sustained clock when given, else the boost clock."""
+        return self.clock_hz if self.sustained_clock_hz is None else self.sustained_clock_hz
+
     def peak_flop_rate(self, dtype: str) -> float:
-        """Peak matrix FLOP/s of the chip for `dtype` (falls back to fp32 when not listed)."""
+        """Peak matrix FLOP/s of the chip for `dtype` at the clock kernels run at (falls back to
+        fp32 when not listed)."""
         pipe = self.matrix.get(dtype) or self.matrix.get("fp32") or next(iter(self.matrix.values()))
         if pipe.peak_flop_rate is not None:
-            return pipe.peak_flop_rate
+            return pipe.peak_flop_rate * (self.run_clock_hz / self.clock_hz)
         assert pipe.macs_per_cycle_per_unit is not None
-        return 2.0 * pipe.macs_per_cycle_per_unit * self.units * self.clock_hz
+        return 2.0 * pipe.macs_per_cycle_per_unit * self.units * self.run_clock_hz
 
     def pipe(self, dtype: str) -> MatrixPipe:
         return self.matrix.get(dtype) or self.matrix.get("fp32") or next(iter(self.matrix.values()))
@@ -232,6 +259,14 @@ class Calibration:
     link_efficiency: float = field(
         default=1.0, minimum=0.0, maximum=1.0, doc="achievable fraction of link bandwidth")
     launch_overhead_s: float = field(unit="time", default=0.0, doc="fixed cost per kernel")
+    # --- recurrent library calls (issue 10): used by `validate`'s RNN model ---
+    rnn_step_overhead_s: float = field(
+        unit="time", default=0.0, minimum=0.0,
+        doc="host-side work and synchronisation per timestep of one recurrent library call "
+            "(cuDNN), beyond the step's own kernel launches")
+    rnn_call_overhead_s: float = field(
+        unit="time", default=0.0, minimum=0.0,
+        doc="fixed host-side setup of one recurrent library call before its first kernel")
 
 
 @attrs.frozen
@@ -251,6 +286,11 @@ class HardwareSpec:
 
     def __attrs_post_init__(self) -> None:
         check_rules(self)
+
+    def compute_efficiency(self, dtype: str) -> float:
+        """Achievable fraction of the `dtype` pipe's peak: the pipe's own, else the chip's."""
+        own = self.compute.pipe(dtype).efficiency
+        return self.calibration.compute_efficiency if own is None else own
 
     @rule
     def _unique_level_names(caches: tuple[CacheLevelSpec, ...]) -> Violation | None:

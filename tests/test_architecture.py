@@ -21,8 +21,8 @@ PKG = Path(__file__).resolve().parents[1] / "accelsim"
 #: `plan` and `partition` are the rooms of the parallel-plan pass (issue 8) between the graph
 #: and the mapping, listed here so that modules added there are checked from the start.
 STAGES: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("accelsim.errors", "accelsim.vocabulary", "accelsim.units",
-                    "accelsim.schema")),
+    ("foundation", ("accelsim.errors", "accelsim.refdata", "accelsim.vocabulary",
+                    "accelsim.units", "accelsim.schema")),
     ("spec", ("accelsim.plan", "accelsim.hardware", "accelsim.workload")),
     # model families are the workload's `model:` configs and their graph builders; the YAML
     # loader (`spec` module) reads those configs, so it sits after them
@@ -41,7 +41,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     # energy, area and cost read a finished Report and the spec (issue 14)
     ("report", ("accelsim.report", "accelsim.energy", "accelsim.timeline")),
     # drive the stages or sit beside them (learning curves, the paper's tables, plots, tests)
-    ("entry", ("accelsim.pipeline", "accelsim.parallel", "accelsim.planner",
+    ("entry", ("accelsim.pipeline", "accelsim.parallel", "accelsim.planner", "accelsim.calibrate",
                "accelsim.case_study", "accelsim.api", "accelsim.validate", "accelsim.dse",
                "accelsim.cli", "accelsim.plot", "accelsim.scaling", "accelsim.reproduce",
                "accelsim.testing", "accelsim.spec_strategies", "accelsim.__main__")),
@@ -52,6 +52,7 @@ PACKAGE_ROOT = "accelsim"
 #: Narrower rules inside a stage or for rooms with a single job.
 FORBIDDEN = {
     "accelsim.errors": ("accelsim",),  # imports nothing of accelsim
+    "accelsim.refdata": ("accelsim",),  # packaged data files: imports nothing of accelsim
     "accelsim.vocabulary": ("accelsim.units", "accelsim.schema"),
     "accelsim.units": ("accelsim.schema", "accelsim.vocabulary"),
     "accelsim.kernels": ("accelsim",),  # numba only: arrays in, arrays out
@@ -90,7 +91,7 @@ ENGINE_ROOMS = {
     "numba": ("accelsim.kernels",),
     "simpy": ("accelsim.replay",),
     "matplotlib": ("accelsim.plot",),
-    "yaml": ("accelsim.spec", "accelsim.reproduce", "accelsim.validate"),
+    "yaml": ("accelsim.spec", "accelsim.reproduce", "accelsim.validate", "accelsim.refdata"),
 }
 
 
