@@ -68,6 +68,7 @@ class Axis:
     target: str              # HARDWARE, WORKLOAD or CHIPS
     path: str                # canonical key path inside the target ("" for chips)
     values: tuple[str, ...]  # as typed, duplicates (equal after loading) removed
+    unit: str = ""           # unit of the loaded values: bytes, bytes/s, Hz, s, FLOP/s or ""
 
 
 def _top_keys(cls: type) -> list[str]:
@@ -242,6 +243,29 @@ def apply_workload_settings(wl: WorkloadSpec, settings_point: Mapping[str, Any])
     return _apply(wl, WorkloadSpec, settings_point)
 
 
+_UNIT_NAMES = {"bytes": "bytes", "bandwidth": "bytes/s", "frequency": "Hz", "time": "s",
+               "flop_rate": "FLOP/s"}
+
+
+def _unit_of(root: type, data: Any, path: str) -> str:
+    """Unit of the base-unit numbers at `path` (from the field's schema metadata), or ""."""
+    node, tp, unit = data, root, ""
+    for step in _parse_path(path, path):
+        tp = _unwrap(tp, node)
+        if isinstance(step, int):
+            tp = typing.get_args(tp)[0] if typing.get_origin(tp) is tuple else Any
+        elif attrs.has(tp):
+            f = next((f for f in attrs.fields(tp) if spec.yaml_key(f.name) == step), None)
+            if f is None:
+                return ""
+            unit, tp = f.metadata.get("unit", ""), _hints(tp)[f.name]
+        elif typing.get_origin(tp) is dict:
+            tp = typing.get_args(tp)[1]
+        node = node[step] if isinstance(node, dict | list) and (
+            isinstance(step, int) or step in node) else None
+    return _UNIT_NAMES.get(unit, "")
+
+
 def _lookup(data: Any, path: str) -> Any:
     node = data
     for step in _parse_path(path, path):
@@ -291,13 +315,19 @@ def grid(settings: Mapping[str, Sequence[Any]]) -> list[dict[str, str]]:
             for combo in itertools.product(*(settings[k] for k in keys))]
 
 
+#: Modules that only present or drive results: editing them does not invalidate stored points.
+_PRESENTATION = ("__main__.py", "cli.py", "dse.py", "plot.py", "progress.py", "testing.py",
+                 "spec_strategies.py")
+
+
 @functools.cache
 def code_fingerprint() -> str:
     """SHA-256 of accelsim's own source and data files: a changed simulator never reuses results."""
     root = Path(__file__).resolve().parent
     h = hashlib.sha256()
     files = [p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-             and p.suffix in (".py", ".yaml", ".yml", ".csv", ".json", ".txt")]
+             and p.suffix in (".py", ".yaml", ".yml", ".csv", ".json", ".txt")
+             and p.relative_to(root).as_posix() not in _PRESENTATION]
     for p in sorted(files):
         h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()
@@ -362,7 +392,9 @@ def plan(hw: HardwareSpec, wl: WorkloadSpec, settings: Mapping[str, Sequence[Any
                 notes.append(f"--set {key}: {text} is the same as {kept[value]}; simulated once")
             else:
                 kept[value] = text
-        axes.append(Axis(key=key, target=target, path=path_c, values=tuple(kept.values())))
+        unit = "" if target == CHIPS else _unit_of(root, spec.to_dict(base), path_c)
+        axes.append(Axis(key=key, target=target, path=path_c, values=tuple(kept.values()),
+                         unit=unit))
     if issues:
         raise SpecError(list(dict.fromkeys(issues)))
 
@@ -947,7 +979,7 @@ def plot(result: SweepResult, path: str | Path, *, title: str = "") -> Path:
         others = [a.key for a in result.axes if a is not front_axis]
         x = [float(p.values[front_axis.key]) for p in result]
         groups = [", ".join(f"{k}={p.settings[k]}" for k in others) for p in result]
-        front = {"x": x, "y": y, "groups": groups, "x_label": f"{front_axis.key} (base units)",
+        front = {"x": x, "y": y, "groups": groups, "x_label": front_axis.key + (f" ({front_axis.unit})" if front_axis.unit else ""),
                  "y_label": label}
     heat = None
     if heat_axes is not None:

@@ -168,7 +168,8 @@ def sweep_views(path: str | Path, *, front: dict | None, heat: dict | None,
             ax.scatter([x[i] for i in sel], [y[i] for i in sel], s=28, label=g or None, zorder=3)
         idx = pareto_front(x, y)
         ax.plot([x[i] for i in idx], [y[i] for i in idx], color="black", lw=1.2,
-                drawstyle="steps-post", label="Pareto front", zorder=2)
+                drawstyle="steps-post", marker="o", markersize=11, markerfacecolor="none",
+                label="Pareto front", zorder=4)
         if min(x) > 0 and max(x) / min(x) > 10:
             ax.set_xscale("log")
         ax.set(xlabel=front["x_label"], ylabel=front["y_label"],
@@ -182,9 +183,12 @@ def sweep_views(path: str | Path, *, front: dict | None, heat: dict | None,
         ax.set_xticks(range(len(heat["cols"])), heat["cols"], rotation=20)
         ax.set_yticks(range(len(heat["rows"])), heat["rows"])
         ax.set(xlabel=heat["col_label"], ylabel=heat["row_label"], title=heat["value_label"])
+        finite = values[np.isfinite(values)]
+        middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
         for (r, c), v in np.ndenumerate(values):
-            if np.isfinite(v):
-                ax.text(c, r, f"{v:.3g}", ha="center", va="center", fontsize=8, color="white")
+            if np.isfinite(v):  # viridis_r: light for small values, dark for large
+                ax.text(c, r, f"{v:.3g}", ha="center", va="center", fontsize=8,
+                        color="white" if v > middle else "black")
         fig.colorbar(im, ax=ax, label=heat["value_label"])
     if title:
         fig.suptitle(title)

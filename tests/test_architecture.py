@@ -19,6 +19,9 @@ ENGINE_ROOMS = {
     "simpy": ("accelsim.replay",),
     "matplotlib": ("accelsim.plot",),
     "yaml": ("accelsim.spec", "accelsim.reproduce", "accelsim.validate"),
+    "distributed": ("accelsim.dse",),
+    "dask": ("accelsim.dse",),
+    "tqdm": ("accelsim.progress",),
 }
 
 #: accelsim module -> accelsim modules it must not import (the data flow of docs/architecture.md).
