@@ -524,9 +524,7 @@ def read_store(path: str | Path) -> StoreContents:
             try:
                 rec = json.loads(raw.decode("utf-8"))
             except (ValueError, UnicodeDecodeError):
-                why = ("not JSON (a torn line?)" if not raw.endswith(b"\n") or raw.count(b"{")
-                       else "not JSON")
-                invalid.append((n, why))
+                invalid.append((n, "not JSON (torn by a killed run, or edited)"))
                 continue
             why = _why_invalid(rec)
             if why is not None:
@@ -632,7 +630,19 @@ def _run_dask(client: Any, jobs: list[Job], graphs: Mapping[str, Any], mode: str
                for i, p in jobs}
     try:
         for fut in as_completed(futures):
-            finish(futures[fut], fut.result())
+            try:
+                summary = fut.result()
+            except (AccelsimError, KeyboardInterrupt):
+                raise
+            except Exception as exc:
+                if type(exc).__name__ not in ("KilledWorker", "CancelledError",
+                                              "FutureCancelledError"):
+                    raise  # a bug: keep its traceback
+                p = jobs[futures[fut]][1]
+                raise AccelsimError(f"design point {p.settings}: its Dask worker died or was "
+                                    f"cancelled ({type(exc).__name__}: {exc}); out of memory? "
+                                    "rerun with --out to keep finished points") from None
+            finish(futures[fut], summary)
     finally:
         client.cancel(list(futures))
         client.cancel(list(scattered.values()))
@@ -724,6 +734,9 @@ def run(the_plan: Plan, *, jobs: int = 1, store: str | Path | None = None, clien
         if rec is not None and rec["chips"] == p.chips and rec["mode"] == mode:
             results[p.key] = _finished(p, mode, rec["summary"], reused=True)
         else:
+            if rec is not None:
+                notes.append(f"store {store}: the line of key {p.key[:12]}... holds chips or "
+                             "mode other than its key's; simulated again")
             todo.append(p)
             queued.add(p.key)
 
