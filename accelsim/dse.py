@@ -222,10 +222,10 @@ def _apply(obj: Any, root: type, settings: Mapping[str, Any],
         where = ", ".join(f"{(labels or {}).get(k, k)}={_text(v)}" for k, v in settings.items())
         issues = []
         for issue in exc.issues:
-            label = next((lab for p, lab in canonical.items()
+            owner = next((lab for p, lab in canonical.items()
                           if issue.key_path == p or issue.key_path.startswith((p + ".", p + "["))),
                          None)
-            issues.append(Issue(label if label is not None else f"<sweep {where}>", None, None,
+            issues.append(Issue(owner if owner is not None else f"<sweep {where}>", None, None,
                                 issue.key_path, issue.expected, issue.got))
         raise SpecError(list(dict.fromkeys(issues))) from None
 
@@ -261,8 +261,12 @@ def _unit_of(root: type, data: Any, path: str) -> str:
             unit, tp = f.metadata.get("unit", ""), _hints(tp)[f.name]
         elif typing.get_origin(tp) is dict:
             tp = typing.get_args(tp)[1]
-        node = node[step] if isinstance(node, dict | list) and (
-            isinstance(step, int) or step in node) else None
+        if isinstance(node, list) and isinstance(step, int) and step < len(node):
+            node = node[step]
+        elif isinstance(node, dict):
+            node = node.get(step)
+        else:
+            node = None
     return _UNIT_NAMES.get(unit, "")
 
 
@@ -360,6 +364,7 @@ def plan(hw: HardwareSpec, wl: WorkloadSpec, settings: Mapping[str, Sequence[Any
     notes: list[str] = []
     axes: list[Axis] = []
     for key, raw in settings.items():
+        canonical: dict[str, Any]
         try:
             target, path = _split_target(key)
             if target == CHIPS:
