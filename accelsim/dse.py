@@ -1006,7 +1006,9 @@ def plot(result: SweepResult, path: str | Path, *, title: str = "") -> Path:
         for p, v in zip(result, y, strict=True):  # best over any further axes
             k = (p.settings[a.key], p.settings[b.key])
             cells[k] = min(v, cells.get(k, math.inf))
+        more = len([x for x in result.axes if len(x.values) > 1]) > 2
         heat = {"rows": list(a.values), "cols": list(b.values), "row_label": a.key,
-                "col_label": b.key, "value_label": label,
+                "col_label": b.key,
+                "value_label": label + (", best over the other axes" if more else ""),
                 "values": [[cells.get((r, c), math.nan) for c in b.values] for r in a.values]}
     return plots.sweep_views(path, front=front, heat=heat, title=title)

@@ -163,9 +163,11 @@ def sweep_views(path: str | Path, *, front: dict | None, heat: dict | None,
     if front is not None:
         ax = next(ax_iter)
         x, y, groups = front["x"], front["y"], front["groups"]
-        for g in dict.fromkeys(groups):
+        distinct = list(dict.fromkeys(groups))
+        for g in distinct:  # one colour per combination of the other axes; legend if readable
             sel = [i for i, gi in enumerate(groups) if gi == g]
-            ax.scatter([x[i] for i in sel], [y[i] for i in sel], s=28, label=g or None, zorder=3)
+            ax.scatter([x[i] for i in sel], [y[i] for i in sel], s=28, zorder=3,
+                       label=g if g and len(distinct) <= 12 else None)
         idx = pareto_front(x, y)
         ax.plot([x[i] for i in idx], [y[i] for i in idx], color="black", lw=1.2,
                 drawstyle="steps-post", marker="o", markersize=11, markerfacecolor="none",
