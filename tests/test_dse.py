@@ -383,3 +383,62 @@ def test_docs_name_the_sweep_syntax(repo):
     for needle in ("--scheduler", "dask scheduler", "dask worker", "workload.", "--set chips="):
         assert needle in readme, needle
     assert textwrap.dedent(dse.__doc__ or "").count("hardware.") >= 1
+
+
+def _fake_point(i: int) -> dse.SweepPoint:
+    summary = {"step_time_s": 0.5 + i, "flop_utilization": 0.4, "shortfall_bytes": 0,
+               "footprint_bytes": 10 * i, "hit_rate": {"L2": 0.5}, "level_bytes": {"HBM": 1.0}}
+    return dse.SweepPoint(settings={"subbatch": str(i)}, values={"subbatch": i}, hardware="h",
+                          workload="w", chips=1, mode="auto", key=f"{i:064x}", summary=summary)
+
+
+def test_store_keeps_exactly_the_sealed_records_whatever_lies_between(tmp_path):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    junk = st.text(min_size=1, max_size=40).filter(lambda t: t.strip() and "\n" not in t
+                                                   and "\r" not in t)
+    lines = st.lists(st.one_of(st.integers(0, 30).map(lambda i: ("point", i)),
+                               junk.map(lambda t: ("junk", t))), max_size=25)
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(lines)
+    def check(items):
+        path = tmp_path / "s.jsonl"
+        text, want, bad = [], {}, []
+        for n, (kind, v) in enumerate(items, start=1):
+            if kind == "point":
+                rec = _fake_point(v).to_record()
+                text.append(json.dumps(rec))
+                want.setdefault(rec["key"], rec)
+            else:
+                text.append(v)
+                bad.append(n)
+        path.write_text("\n".join(text) + ("\n" if text else ""), encoding="utf-8")
+        got = dse.read_store(path)
+        assert got.records == want
+        assert [n for n, _ in got.invalid] == bad
+
+    check()
+
+
+def test_workers_running_another_accelsim_are_refused():
+    class FakeClient:
+        def __init__(self, prints):
+            self.prints = prints
+
+        def run(self, fn):
+            return self.prints
+
+    mine = dse.code_fingerprint()
+    assert dse._check_workers(FakeClient({"tcp://a:1": mine, "tcp://b:1": mine})) == 2
+    with pytest.raises(AccelsimError, match=r"workers \['tcp://b:1'\] run a different accelsim"):
+        dse._check_workers(FakeClient({"tcp://a:1": mine, "tcp://b:1": "0" * 64}))
+    with pytest.raises(AccelsimError, match="no workers"):
+        dse._check_workers(FakeClient({}))
+
+
+def test_prefixed_name_keys_edit_their_own_file(hw, wl):
+    p = dse.plan(hw, wl, {"hardware.name": ["chip_a"], "workload.name": ["wl_b"]})
+    (point,) = p.points
+    assert (point.hw.name, point.wl.name) == ("chip_a", "wl_b")
