@@ -159,16 +159,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         dse.plot_axes(the_plan.axes)
     jobs = args.jobs or os.cpu_count() or 1
 
-    bar = progress.bar(0, "sweep", quiet=args.quiet, unit="point")
+    bar = progress.bar(0, "sweep", quiet=True)  # silent until the points to simulate are known
 
     def on_start(n: int) -> None:
         nonlocal bar
-        bar.close()
         bar = progress.bar(n, "sweep", quiet=args.quiet, unit="point")
 
     def on_point(point) -> None:
-        bar.set_postfix_str(", ".join(f"{k}={v}" for k, v in point.settings.items()))
         bar.update()
+        bar.set_postfix_str("last " + ", ".join(f"{k}={v}" for k, v in point.settings.items()))
 
     def terminate(signum, frame) -> None:  # SIGTERM: unwind like Ctrl-C, closing the workers
         raise KeyboardInterrupt
