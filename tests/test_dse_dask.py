@@ -139,14 +139,25 @@ def test_unreachable_scheduler_is_a_clear_error(tiny, repo, capsys):
     assert time.monotonic() - t0 < 120
 
 
-def _start_driver(repo, tiny, tmp_path) -> tuple[subprocess.Popen, list]:
-    """A sweep on a 2-worker LocalCluster in a subprocess, once both workers are up."""
+POOL_DRIVER = """
+import sys
+import accelsim
+from accelsim import dse
+dse.dask_available = lambda: False  # the fallback engine: a spawn pool
+hw, wl = accelsim.load_hardware(sys.argv[1]), accelsim.load_workload(sys.argv[2])
+dse.sweep(hw, wl, {"subbatch": [8 + i for i in range(40)]}, jobs=2)
+"""
+
+
+def _start_driver(repo, tiny, tmp_path, pool: bool = False) -> tuple[subprocess.Popen, list]:
+    """A sweep on 2 local workers in a subprocess, once both workers are up."""
     values = ",".join(str(8 + i) for i in range(40))  # long enough to be killed mid-sweep
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "accelsim", "sweep", str(repo / "hwspecs/v100.yaml"), tiny,
-         "--set", f"subbatch={values}", "--jobs", "2", "--out", str(tmp_path / "r.jsonl")],
-        cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+    argv = ([sys.executable, "-c", POOL_DRIVER, str(repo / "hwspecs/v100.yaml"), tiny] if pool
+            else [sys.executable, "-m", "accelsim", "sweep", str(repo / "hwspecs/v100.yaml"),
+                  tiny, "--set", f"subbatch={values}", "--jobs", "2", "--out",
+                  str(tmp_path / "r.jsonl")])
+    proc = subprocess.Popen(argv, cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     driver = psutil.Process(proc.pid)
     deadline = time.monotonic() + 180
     children: list = []
@@ -195,3 +206,11 @@ def test_sigterm_of_the_driver_closes_the_cluster(repo, tiny, tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 130
     assert not _survivors(children, timeout_s=30)
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_driver_leaves_no_pool_worker_without_dask(repo, tiny, tmp_path):
+    proc, children = _start_driver(repo, tiny, tmp_path, pool=True)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not _survivors(children, timeout_s=60)  # each worker watches its parent
