@@ -609,6 +609,27 @@ class _LocalDask:
         self.cluster.close()
 
 
+def _probe(address: str | None) -> None:
+    """Fail at once, not after the client's retries, when nothing listens at a tcp:// address."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if not address or not address.startswith("tcp://"):
+        return
+    try:
+        parts = urlsplit(address)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host or not port:
+        raise AccelsimError(f"--scheduler {address}: expected tcp://HOST:PORT")
+    try:
+        socket.create_connection((host, port), timeout=10).close()
+    except OSError as exc:
+        raise AccelsimError(f"--scheduler {address}: cannot connect "
+                            f"({exc.strerror or exc})") from None
+
+
 def _check_workers(client: Any) -> int:
     """Number of workers; AccelsimError when one runs a different accelsim (results would differ)."""
     prints = client.run(code_fingerprint)
@@ -794,6 +815,7 @@ def _simulate(todo: list[DesignPoint], mode: str, jobs: int, client: Any,
         if client is None:
             from distributed import Client
 
+            _probe(scheduler)
             try:
                 client = own = Client(scheduler, timeout="20s")
             except (OSError, TimeoutError) as exc:

@@ -137,6 +137,8 @@ def test_unreachable_scheduler_is_a_clear_error(tiny, repo, capsys):
     err = capsys.readouterr().err
     assert f"--scheduler {address}: cannot connect" in err and "Traceback" not in err
     assert time.monotonic() - t0 < 120
+    assert main([*argv[:-1], "tcp://127.0.0.1"]) == 2
+    assert "expected tcp://HOST:PORT" in capsys.readouterr().err
 
 
 POOL_DRIVER = """
