@@ -442,3 +442,32 @@ def test_prefixed_name_keys_edit_their_own_file(hw, wl):
     p = dse.plan(hw, wl, {"hardware.name": ["chip_a"], "workload.name": ["wl_b"]})
     (point,) = p.points
     assert (point.hw.name, point.wl.name) == ("chip_a", "wl_b")
+
+
+@pytest.mark.parametrize("name", ["v100", "a100", "h100", "ppopp19_target", "bigcache"])
+def test_combined_variants_equal_the_loaders(name, repo, wl):
+    """`plan` grafts checked single-value variants together; the result must be exactly what
+    loading the combined settings through YAML gives."""
+    from accelsim.units import DTYPE_BYTES
+
+    base = accelsim.load_hardware(repo / f"hwspecs/{name}.yaml")
+    new_dtype = next(d for d in DTYPE_BYTES if d not in base.compute.matrix)
+    settings = {"caches[0].capacity": ["1MiB", "96MiB"], "memory.bandwidth": ["1TB/s", "3TB/s"],
+                "calibration.compute_efficiency": ["0.5"],
+                f"compute.matrix.{new_dtype}.peak_flop_rate": ["50TFLOP/s"],
+                "subbatch": ["4", "16"], "model.hidden": ["32"], "precision": ["fp16"]}
+    p = dse.plan(base, wl, settings)
+    assert len(p.points) == 8
+    for point in p.points:
+        hw_keys = {k: v for k, v in point.settings.items() if k not in ("subbatch", "model.hidden",
+                                                                         "precision")}
+        wl_keys = {k: v for k, v in point.settings.items() if k not in hw_keys}
+        assert point.hw == dse.apply_settings(base, hw_keys)
+        assert point.wl == dse.apply_workload_settings(wl, wl_keys)
+        assert point.key == dse.point_key(point.hw, point.wl, chips=1, mode="auto")
+
+
+def test_a_rule_broken_only_by_a_combination_gets_the_loaders_message(hw, wl):
+    # 3 ways divide the 49152 lines of 6 MiB, not the 8192 of 1 MiB: each value alone loads.
+    with pytest.raises(SpecError, match=r"ways: expected a divisor of the 8192 lines"):
+        dse.plan(hw, wl, {"caches[0].capacity": ["6MiB", "1MiB"], "caches[0].ways": ["3"]})
