@@ -184,16 +184,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
           + (f" x {args.chips} chips" if (args.chips or 1) > 1 else "")
           + (f"; {result.reused} reused from {args.out}" if args.out else "")
           + f"; {result.simulated} simulated in {result.elapsed_s:.1f} s")
-    print(dse.table(result))
+    print(dse.table(result.points))
     for note in result.notes:
         print(f"note: {note}")
     if args.out:
         print(f"appended {result.simulated} points to {args.out}")
     if args.csv:
-        dse.to_csv(result, args.csv)
+        dse.to_csv(result.points, args.csv)
         print(f"wrote {args.csv}")
     if args.parquet:
-        dse.to_parquet(result, args.parquet)
+        dse.to_parquet(result.points, args.parquet)
         print(f"wrote {args.parquet}")
     if args.plot:
         print(f"wrote {dse.plot(result, args.plot, title=f'{wl.name} on {hw.name} variants')}")
