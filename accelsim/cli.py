@@ -214,7 +214,10 @@ def _cmd_mrc(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from accelsim import dse
+    import os
+    import signal
+
+    from accelsim import dse, progress
 
     settings: dict[str, list[str]] = {}
     for text in args.set:
@@ -222,43 +225,70 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         if key in settings:
             raise AccelsimError(f"--set {text}: {key} is already set by another --set")
         settings[key] = values
-    axes = dse.parse_axes(args.axes)  # checked before the first simulation
+    # metric axes of an energy/cost Pareto plot (issue 14), checked before any simulation
+    axes = dse.parse_axes(args.axes) if args.axes else None
+    # Output paths first: a typo must not cost a sweep.
+    for path, option, suffixes in ((args.out, "--out", ()), (args.csv, "--csv", ()),
+                                   (args.parquet, "--parquet", ()),
+                                   (args.plot, "--plot", (".png", ".pdf", ".svg"))):
+        if path:
+            dse.check_output(path, option, suffixes)
+    if args.parquet:
+        dse.check_parquet()
     (hw,), wl = _load_pair([args.hardware], args.workload)
-    n = 1
-    for values in settings.values():
-        n *= len(values)
+    the_plan = dse.plan(hw, wl, settings, chips=args.chips or 1, mode=args.mode)
+    if args.plot:
+        dse.plot_axes(the_plan.axes)
+    jobs = args.jobs or os.cpu_count() or 1
 
-    done = 0
+    bar = progress.bar(0, "sweep", quiet=True)  # silent until the points to simulate are known
 
-    def progress(point) -> None:
-        nonlocal done
-        done += 1
-        where = ", ".join(f"{k}={v}" for k, v in point.settings.items())
-        print(f"  [{done} new] {where}: {point.summary['step_time_s']:.4g} s", file=sys.stderr,
-              flush=True)
+    def on_start(n: int) -> None:
+        nonlocal bar
+        bar = progress.bar(n, "sweep", quiet=args.quiet, unit="point")
 
-    points = dse.sweep(hw, wl, settings, chips=args.chips, mode=args.mode, jobs=args.jobs,
-                       store=args.out, on_point=progress)
-    reused = sum(p.reused for p in points)
+    def on_point(point) -> None:
+        bar.update()
+        bar.set_postfix_str("last " + ", ".join(f"{k}={v}" for k, v in point.settings.items()))
+
+    def terminate(signum, frame) -> None:  # SIGTERM: unwind like Ctrl-C, closing the workers
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        result = dse.run(the_plan, jobs=jobs, store=args.out, scheduler=args.scheduler,
+                         on_start=on_start, on_point=on_point)
+    finally:
+        bar.close()
+        signal.signal(signal.SIGTERM, previous)
+    n = len(result)
     print(f"accelsim sweep: {wl.name} on {hw.name}, {n} points"
-          + (f" x {args.chips} chips" if args.chips > 1 else "")
-          + (f"; {reused} reused from {args.out}" if args.out else ""))
-    print(dse.table(points))
+          + (f" x {args.chips} chips" if (args.chips or 1) > 1 else "")
+          + (f"; {result.reused} reused from {args.out}" if args.out else "")
+          + f"; {result.simulated} simulated in {result.elapsed_s:.1f} s")
+    print(dse.table(result.points))
+    for note in result.notes:
+        print(f"note: {note}")
     if args.out:
-        print(f"appended {n - reused} points to {args.out}")
+        print(f"appended {result.simulated} points to {args.out}")
     if args.csv:
-        dse.to_csv(points, args.csv)
+        dse.to_csv(result.points, args.csv)
         print(f"wrote {args.csv}")
-    if args.plot:  # Pareto plot on two axes, e.g. time to train vs cost (issue 14)
+    if args.parquet:
+        dse.to_parquet(result.points, args.parquet)
+        print(f"wrote {args.parquet}")
+    if args.plot and axes is not None:  # two metrics, e.g. time to train vs cost (issue 14)
         from accelsim import plot
 
-        values = dse.pareto_values(points, *axes)
-        labels = [", ".join(p.settings.values()) for p in points]
+        values = dse.pareto_values(result.points, *axes)
+        labels = [", ".join(p.settings.values()) for p in result.points]
         drawn = plot.sweep_pareto(labels, values, dse.pareto_front(values), args.plot,
                                   x_label=dse.PARETO_AXES[axes[0]][0],
                                   y_label=dse.PARETO_AXES[axes[1]][0],
                                   title=f"{wl.name} on {hw.name}: {', '.join(settings)}")
         print(f"wrote {drawn}")
+    elif args.plot:  # time against the swept resource axis, and a heat map of two axes
+        print(f"wrote {dse.plot(result, args.plot, title=f'{wl.name} on {hw.name} variants')}")
     return EXIT_OK
 
 
@@ -349,23 +379,38 @@ def build_parser() -> argparse.ArgumentParser:
     mrc.add_argument("--plot", metavar="FILE", help="draw the curve (PNG)")
     mrc.set_defaults(func=_cmd_mrc)
 
-    sweep = sub.add_parser("sweep", help="simulate every combination of hardware settings")
+    sweep = sub.add_parser(
+        "sweep", help="simulate every combination of hardware, workload and chips settings",
+        description="KEY is a YAML key path in the hardware spec (caches[0].capacity), in the "
+                    "workload (subbatch, model.hidden, precision) or the word chips; prefix it "
+                    "with 'hardware.' or 'workload.' where both files have the key (name).")
     sweep.add_argument("hardware", metavar="HW", help="base hardware spec YAML")
-    sweep.add_argument("workload", metavar="WL", help="workload YAML")
+    sweep.add_argument("workload", metavar="WL", help="base workload YAML")
     sweep.add_argument("--set", action="append", required=True, metavar="KEY=V1,V2,...",
-                       help="a YAML key path and its values, e.g. 'caches[0].capacity=6MiB,24MiB'"
-                            " (repeat for a Cartesian product)")
-    _add_sim_options(sweep)
-    sweep.add_argument("--jobs", type=_positive_int, default=1, metavar="J",
-                       help="simulate points in J local processes")
+                       help="a key path and its values, e.g. 'caches[0].capacity=6MiB,24MiB', "
+                            "'subbatch=8,32', 'chips=1,4' (repeat for a Cartesian product)")
+    sweep.add_argument("--chips", type=_positive_int, default=None,
+                       help="data-parallel chips of every point (or sweep them: --set chips=...)")
+    sweep.add_argument("--mode", choices=("auto", "exact", "coalesced"), default="auto",
+                       help="cache simulation granularity: lines, blocks, or chosen by size")
+    sweep.add_argument("--jobs", type=_positive_int, default=None, metavar="J",
+                       help="local worker processes (a Dask LocalCluster; default: the number "
+                            "of cores; 1: in this process)")
+    sweep.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
     sweep.add_argument("--out", metavar="FILE",
                        help="JSON-lines result store: append finished points, reuse stored ones")
-    sweep.add_argument("--csv", metavar="FILE", help="write the table as CSV")
+    sweep.add_argument("--csv", metavar="FILE", help="write the results as CSV")
+    sweep.add_argument("--parquet", metavar="FILE",
+                       help="write the results as Parquet (needs the pandas extra)")
     sweep.add_argument("--plot", metavar="FILE",
-                       help="draw the design points and their Pareto front (PNG)")
-    sweep.add_argument("--axes", default="time_to_train,cost", metavar="X,Y",
-                       help="the plot's axes: two of step_time, time_to_train, cost, energy, "
-                            "power, area, chip_cost (default: time_to_train,cost)")
+                       help="draw the Pareto front against a capacity/bandwidth axis and a heat "
+                            "map of two axes (PNG, PDF or SVG)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.add_argument("--axes", default=None, metavar="X,Y",
+                       help="with --plot: draw these two metrics and their Pareto front instead, "
+                            "two of step_time, time_to_train, cost, energy, power, area, "
+                            "chip_cost (e.g. time_to_train,cost)")
     sweep.set_defaults(func=_cmd_sweep)
 
     from accelsim import reproduce

@@ -433,3 +433,71 @@ def sweep_pareto(labels: Sequence[str], values: Sequence[tuple[float, float] | N
     return out
 # --- end sweep Pareto plot --------------------------------------------------------------------
 
+
+
+# --- sweep views (dse: `accelsim sweep --plot`) ------------------------------------------------
+def pareto_front(x: Sequence[float], y: Sequence[float]) -> list[int]:
+    """Indices of the points no other point beats on both less x (resource) and less y (time),
+    by increasing x."""
+    order = sorted(range(len(x)), key=lambda i: (x[i], y[i]))
+    front, best = [], float("inf")
+    for i in order:
+        if y[i] < best:
+            front.append(i)
+            best = y[i]
+    return front
+
+
+def sweep_views(path: str | Path, *, front: dict | None, heat: dict | None,
+                title: str = "") -> Path:
+    """Pareto front of time against a resource axis (all points, coloured by the other axes,
+    front as a line) and a heat map of time over two axes; either panel may be absent.
+
+    `front`: x, y, groups (one label per point), x_label, y_label. `heat`: rows, cols (value
+    labels), values (rows x cols), row_label, col_label, value_label.
+    """
+    import numpy as np
+
+    panels = [p for p in (front, heat) if p is not None]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8), squeeze=False)
+    ax_iter = iter(axes[0])
+    if front is not None:
+        ax = next(ax_iter)
+        x, y, groups = front["x"], front["y"], front["groups"]
+        distinct = list(dict.fromkeys(groups))
+        for g in distinct:  # one colour per combination of the other axes; legend if readable
+            sel = [i for i, gi in enumerate(groups) if gi == g]
+            ax.scatter([x[i] for i in sel], [y[i] for i in sel], s=28, zorder=3,
+                       label=g if g and len(distinct) <= 12 else None)
+        idx = pareto_front(x, y)
+        ax.plot([x[i] for i in idx], [y[i] for i in idx], color="black", lw=1.2,
+                drawstyle="steps-post", marker="o", markersize=11, markerfacecolor="none",
+                label="Pareto front", zorder=4)
+        if min(x) > 0 and max(x) / min(x) > 10:
+            ax.set_xscale("log")
+        ax.set(xlabel=front["x_label"], ylabel=front["y_label"],
+               title="time against resource: Pareto front")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    if heat is not None:
+        ax = next(ax_iter)
+        values = np.array(heat["values"], dtype=float)
+        im = ax.imshow(values, cmap="viridis_r", aspect="auto")
+        ax.set_xticks(range(len(heat["cols"])), heat["cols"], rotation=20)
+        ax.set_yticks(range(len(heat["rows"])), heat["rows"])
+        ax.set(xlabel=heat["col_label"], ylabel=heat["row_label"], title=heat["value_label"])
+        finite = values[np.isfinite(values)]
+        middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+        for (r, c), v in np.ndenumerate(values):
+            if np.isfinite(v):  # viridis_r: light for small values, dark for large
+                ax.text(c, r, f"{v:.3g}", ha="center", va="center", fontsize=8,
+                        color="white" if v > middle else "black")
+        fig.colorbar(im, ax=ax, label=heat["value_label"])
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+# --- end of sweep views ---------------------------------------------------------------------------

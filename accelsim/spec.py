@@ -600,6 +600,13 @@ def load_plan(path: str | Path) -> ParallelPlan:
 # --- end parallel plans ----------------------------------------------------------------------
 
 
+def workload_from_data(data: Any, filename: str = "<data>") -> WorkloadSpec:
+    """Load plain workload data (`to_dict`'s form, `Verbatim` scalars allowed) through the loader."""
+    text = yaml.dump(data, Dumper=_VerbatimDumper, sort_keys=False, allow_unicode=True,
+                     width=10_000)
+    return workload_from_yaml(text, filename)
+
+
 def load_hardware(path: str | Path) -> HardwareSpec:
     """Read a hardware spec YAML file; raises SpecError listing every problem."""
     text, name = _read(path)
