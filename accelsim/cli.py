@@ -280,9 +280,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.plot and axes is not None:  # two metrics, e.g. time to train vs cost (issue 14)
         from accelsim import plot
 
-        values = dse.pareto_values(result.points, *axes)
+        metrics = dse.pareto_values(result.points, *axes)
         labels = [", ".join(p.settings.values()) for p in result.points]
-        drawn = plot.sweep_pareto(labels, values, dse.pareto_front(values), args.plot,
+        drawn = plot.sweep_pareto(labels, metrics, dse.pareto_front(metrics), args.plot,
                                   x_label=dse.PARETO_AXES[axes[0]][0],
                                   y_label=dse.PARETO_AXES[axes[1]][0],
                                   title=f"{wl.name} on {hw.name}: {', '.join(settings)}")

@@ -7,9 +7,10 @@ all three as PNGs (`accelsim run --plot DIR`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -179,9 +180,16 @@ def gantt(report: Report) -> Figure:
     ax.legend(fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=4, frameon=False)
     ax.set_title(f"{report.workload} on {report.hardware}: {len(report.ops)} ops over "
                  f"{format_time(s.step_time_s)}", loc="left")
-    series = [("compute units", lambda o: float(o.units), s.compute_units or None)]
-    series += [(lv, (lambda o, lv=lv: o.bytes.get(lv, 0.0) / (o.end_s - o.start_s)),
-                s.level_bandwidth_bytes_per_s.get(lv)) for lv in levels]
+    def units_held(op: Any) -> float:
+        return float(op.units)
+
+    def level_rate(op: Any, level: str) -> float:
+        return op.bytes.get(level, 0.0) / (op.end_s - op.start_s)
+
+    series: list[tuple[str, Callable[[Any], float], float | None]] = [
+        ("compute units", units_held, float(s.compute_units) or None)]
+    series += [(lv, functools.partial(level_rate, level=lv), s.level_bandwidth_bytes_per_s.get(lv))
+               for lv in levels]
     for ax, (name, weight, peak) in zip(axes[1:], series, strict=True):
         pts = timeline.step_function(report.ops, weight)
         xs = [t * scale for t, _ in pts] + [s.step_time_s * scale]
@@ -331,7 +339,7 @@ _SCALING_FIGURES = (
 
 def scaling_figures(series: dict[str, dict[str, Sequence[float]]],
                     out_dir: str | Path,
-                    paper: dict[str, dict[str, Sequence[float]]] | None = None) -> list[Path]:
+                    paper: Mapping[str, Mapping[str, Sequence[float]]] | None = None) -> list[Path]:
     """Save `scaling_figure` for each of the paper's Figures 7-10 in `out_dir`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -346,7 +354,7 @@ def scaling_figures(series: dict[str, dict[str, Sequence[float]]],
 
 
 def scaling_figure(series: dict[str, dict[str, Sequence[float]]], key: str,
-                   paper: dict[str, dict[str, Sequence[float]]] | None = None) -> Figure:
+                   paper: Mapping[str, Mapping[str, Sequence[float]]] | None = None) -> Figure:
     """One log-log figure of quantity `key` against parameter count, one line per domain
     (accelsim's graphs); with `paper`, each domain's values from the paper in the same colour:
     its Table 2 formula as a dashed line and its Table 3 frontier point as a star."""

@@ -269,7 +269,7 @@ class Report:
         data-parallel chips (the update ops wait for a gradient all-reduce) and `idle`
         otherwise. Unlike `Summary.bound_time_s`, overlapping ops are not counted twice.
         """
-        events: list[tuple[float, int, OpResult]] = []
+        events: list[tuple[float, int, OpResult | None]] = []
         for op in self.ops:
             if op.end_s > op.start_s:
                 events += [(op.start_s, 1, op), (op.end_s, -1, op)]
@@ -279,7 +279,7 @@ class Report:
         held = 0.0
         t = 0.0
         gap = "exposed communication" if self.summary.chips > 1 else "idle"
-        for when, sign, op in events + [(self.summary.step_time_s, 0, None)]:
+        for when, sign, item in events + [(self.summary.step_time_s, 0, None)]:
             dt = when - t
             if dt > 0:
                 if held > 0:
@@ -289,9 +289,9 @@ class Report:
                 else:
                     out[gap] = out.get(gap, 0.0) + dt
                 t = when
-            if op is not None:
-                units = float(max(op.units, 1))
-                running[op.bound] = running.get(op.bound, 0.0) + sign * units
+            if item is not None:
+                units = float(max(item.units, 1))
+                running[item.bound] = running.get(item.bound, 0.0) + sign * units
                 held += sign * units
                 if held < 0.5:  # all units returned (whole numbers): clear round-off
                     held = 0.0

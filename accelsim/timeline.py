@@ -20,6 +20,7 @@ keeps one record per op, not per wave.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -36,26 +37,41 @@ class OpResult(Protocol):
     here would close an import cycle.
     """
 
-    name: str
-    kind: str
-    phase: str
-    shape: str
-    flops: float
-    start_s: float
-    end_s: float
-    bytes: dict[str, float]
-    hit_rate: dict[str, float]
-    bound: str
-    units: int
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def phase(self) -> str: ...
+    @property
+    def shape(self) -> str: ...
+    @property
+    def flops(self) -> float: ...
+    @property
+    def start_s(self) -> float: ...
+    @property
+    def end_s(self) -> float: ...
+    @property
+    def bytes(self) -> dict[str, float]: ...
+    @property
+    def hit_rate(self) -> dict[str, float]: ...
+    @property
+    def bound(self) -> str: ...
+    @property
+    def units(self) -> int: ...
 
 
 class Report(Protocol):
     """What the timeline reads of a report (an `accelsim.report.Report`)."""
 
-    hardware: str
-    workload: str
-    ops: Sequence[Any]
-    summary: Any
+    @property
+    def hardware(self) -> str: ...
+    @property
+    def workload(self) -> str: ...
+    @property
+    def ops(self) -> Sequence[Any]: ...
+    @property
+    def summary(self) -> Any: ...
 
     def level_names(self) -> list[str]:
         """Memory levels the ops moved bytes through, nearest first."""
@@ -176,7 +192,7 @@ def trace_events(report: Report) -> dict[str, Any]:
         pid = PID_FIRST_LEVEL + j
         what = "off-chip memory" if lv == MEMORY else "cache level"
         events += _metadata(pid, 0, f"{lv} ({what})", f"{lv} bandwidth", pid)
-        rate = step_function(report.ops, lambda o, lv=lv: _rate(o, lv))
+        rate = step_function(report.ops, functools.partial(_level_rate, level=lv))
         events += _counter(pid, f"{lv} bandwidth (GB/s)", rate, "GB/s", 1e-9)
         peak = s.level_bandwidth_bytes_per_s.get(lv)
         if peak:
@@ -196,7 +212,7 @@ def trace_events(report: Report) -> dict[str, Any]:
                           "generator": "accelsim"}}
 
 
-def _rate(op: OpResult, level: str) -> float:
+def _level_rate(op: OpResult, level: str) -> float:
     return op.bytes.get(level, 0.0) / (op.end_s - op.start_s)
 
 

@@ -48,10 +48,10 @@ def allocate(graph: OpGraph, align_bytes: int) -> TensorLayout:
             last_use[t] = i
     fixed = [t.persistent or graph.producer(t.id) is None for t in tensors]
     top = 0
-    for t in tensors:
-        if fixed[t.id]:
-            base[t.id] = top
-            top += size[t.id]
+    for tensor in tensors:
+        if fixed[tensor.id]:
+            base[tensor.id] = top
+            top += size[tensor.id]
     free: dict[int, list[int]] = {}
     donated = np.zeros(n, bool)
     for i, op in enumerate(graph.ops):
