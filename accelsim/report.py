@@ -369,10 +369,8 @@ class Report:
                              f"{format_bytes(nbytes):>9}  {ROLE_MEANINGS.get(role, '')}"))
             if role == "weight_gradient" and weights and nbytes > weights:
                 rows.append(("", f"  {'':<{role_width}}  {'':>9}  ({nbytes / weights:.2f}x the "
-                                 "weights: the op adding into a running gradient sum holds its "
-                                 "old and new value at once,"))
-                rows.append(("", f"  {'':<{role_width}}  {'':>9}   and embedding gradients are "
-                                 "table-sized, so the sums can outgrow the weights at the peak)"))
+                                 "weights: some weights' gradient contributions are still held "
+                                 "apart at the peak, before they are summed)"))
         if s.algorithmic_footprint_bytes != s.footprint_bytes:
             rows.append(("  of the algorithmic graph", format_bytes(s.algorithmic_footprint_bytes)
                          + " (the paper's definition: no fused epilogues)"))
