@@ -36,3 +36,11 @@ class SpecError(AccelsimError):
     def __init__(self, issues: list[Issue]) -> None:
         self.issues = list(issues)
         super().__init__("\n".join(str(i) for i in self.issues))
+
+
+class SpecTypeError(AccelsimError, TypeError):
+    """An API argument of the wrong type (a path that is not one, a spec where a workload goes)."""
+
+
+class WorkTooLarge(AccelsimError):
+    """A simulation refused before it starts: its estimated work is beyond the configured limits."""
