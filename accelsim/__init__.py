@@ -18,6 +18,7 @@ from accelsim.spec import load_hardware, load_workload
 from accelsim.workload import WorkloadSpec
 
 if TYPE_CHECKING:
+    from accelsim.estimate import WorkLimits
     from accelsim.graph import OpGraph
 
 __all__ = ["AccelsimError", "HardwareSpec", "OpResult", "Report", "SpecError", "Summary",
@@ -25,15 +26,20 @@ __all__ = ["AccelsimError", "HardwareSpec", "OpResult", "Report", "SpecError", "
 __version__ = "0.1.0"
 
 
-def simulate(hw: HardwareSpec, wl: WorkloadSpec, *, chips: int = 1, mode: str = "auto") -> Report:
-    """Replay one training step of `wl` on `chips` data-parallel copies of `hw`."""
+def simulate(hw: HardwareSpec, wl: WorkloadSpec, *, chips: int = 1, mode: str = "auto",
+             limits: WorkLimits | None = None) -> Report:
+    """Replay one training step of `wl` on `chips` data-parallel copies of `hw` (work bounded
+    by `limits`, see `accelsim.estimate`)."""
     from accelsim.api import simulate as _simulate
 
-    return _simulate(hw, wl, chips=chips, mode=mode)
+    return _simulate(hw, wl, chips=chips, mode=mode, limits=limits)
 
 
 def build_graph(wl: WorkloadSpec) -> OpGraph:
     """The op graph of one training step (forward, backward, update) of `wl`."""
+    from accelsim.errors import SpecTypeError
     from accelsim.models import build_graph as _build
 
+    if not isinstance(wl, WorkloadSpec):
+        raise SpecTypeError(f"wl: expected a WorkloadSpec, got {type(wl).__name__}")
     return _build(wl)

@@ -8,10 +8,10 @@ import attrs
 import numpy as np
 
 from accelsim.errors import AccelsimError
+from accelsim.estimate import WorkLimits, check_arguments
 from accelsim.fusion import fuse_gemm_accumulate
 from accelsim.graph import Op, OpGraph
 from accelsim.hardware import HardwareSpec
-from accelsim.models import build_graph
 from accelsim.report import OpResult, Report, Summary
 from accelsim.workload import WorkloadSpec
 
@@ -19,15 +19,13 @@ MODES = ("auto", "exact", "coalesced")
 
 
 def simulate(hw: HardwareSpec, wl: WorkloadSpec, *, chips: int = 1, mode: str = "auto",
-             graph: OpGraph | None = None) -> Report:
-    """Replay one training step of `wl` on `chips` data-parallel copies of `hw`."""
-    if chips < 1:
-        raise AccelsimError(f"chips: expected an integer >= 1, got {chips}")
-    if mode not in MODES:
-        raise AccelsimError(f"mode: expected one of {list(MODES)}, got {mode!r}")
+             graph: OpGraph | None = None, limits: WorkLimits | None = None) -> Report:
+    """Replay one training step of `wl` on `chips` data-parallel copies of `hw`.
+
+    Refuses (`WorkTooLarge`) before any work beyond `limits` (see `accelsim.estimate`)."""
+    graph = check_arguments(hw, wl, chips=chips, mode=mode, limits=limits, graph=graph)
     from accelsim.replay import simulate_step
 
-    graph = graph if graph is not None else build_graph(wl)
     executed, n_fused = fuse_gemm_accumulate(graph)
     step = simulate_step(hw, executed, wl.precision, chips=chips, mode=mode)
     ops = tuple(_op_result(executed.ops[r.op_id], r) for r in step.ops)
@@ -122,8 +120,8 @@ class MissRatioCurve:
 MRC_MAX_ACCESSES = 50_000_000
 
 
-def miss_ratio_curve(hw: HardwareSpec, wl: WorkloadSpec, *,
-                     granule_bytes: int | None = None) -> MissRatioCurve:
+def miss_ratio_curve(hw: HardwareSpec, wl: WorkloadSpec, *, granule_bytes: int | None = None,
+                     limits: WorkLimits | None = None) -> MissRatioCurve:
     """One pass over the executed step's address stream: hit rate at every cache size.
 
     The stream is what the caches see from the compute units (tiles as `mapping` chooses them
@@ -135,13 +133,14 @@ def miss_ratio_curve(hw: HardwareSpec, wl: WorkloadSpec, *,
     from accelsim.mrc import curve_from_line_ids
     from accelsim.trace import estimated_bytes, iter_step_runs
 
-    graph, _ = fuse_gemm_accumulate(build_graph(wl))
+    graph, _ = fuse_gemm_accumulate(check_arguments(hw, wl, mode="coalesced", limits=limits))
     mappings = map_graph(hw, graph, wl.precision)
     line = hw.caches[0].line_bytes if hw.caches else 128
     if granule_bytes is None:
         total = float(np.sum(estimated_bytes(graph, mappings, wl.precision)))
         granule_bytes = max(line, 1 << max(0, math.ceil(math.log2(max(1.0, total / MRC_MAX_ACCESSES)))))
-    elif granule_bytes < 1 or granule_bytes & (granule_bytes - 1):
+    elif (isinstance(granule_bytes, bool) or not isinstance(granule_bytes, int)
+          or granule_bytes < 1 or granule_bytes & (granule_bytes - 1)):
         raise AccelsimError(f"granule: expected a power of two number of bytes, got {granule_bytes}")
     ids = np.concatenate([expand_lines(r.addr, r.nbytes, granule_bytes) for r in
                           iter_step_runs(graph, mappings, wl.precision, granule_bytes)])

@@ -24,8 +24,10 @@ class _Parser(argparse.ArgumentParser):
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from accelsim import spec
+    from accelsim.estimate import estimate_work
 
     failed = False
+    hws, wls = [], []
     for path in args.files:
         try:
             kind = spec.kind_of(path)
@@ -35,7 +37,45 @@ def _cmd_check(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             continue
         print(f"{path}: ok ({kind} '{obj.name}')")
+        (hws if kind == "hardware" else wls).append((path, obj))
+    # --- work estimates: what `run` would refuse before simulating (accelsim.estimate) ---
+    limits = _limits(args)
+    for wl_path, wl in wls:
+        for hw_path, hw in hws or [(None, None)]:
+            try:
+                est = estimate_work(hw, wl, mode=args.mode, limits=limits)
+            except AccelsimError as exc:
+                failed = True
+                print(f"{wl_path}: {exc}", file=sys.stderr)
+                continue
+            on = f" on {hw_path}" if hw_path else ""
+            print(f"{wl_path}{on}: work ok ({est.text()})")
     return EXIT_USAGE if failed else EXIT_OK
+
+
+def _limits(args: argparse.Namespace):
+    """The work limits the options ask for (accelsim.estimate.WorkLimits)."""
+    import attrs
+
+    from accelsim.estimate import LARGE_LIMITS, WorkLimits
+
+    limits = LARGE_LIMITS if args.allow_large else WorkLimits()
+    if args.max_graph_ops is not None:
+        limits = attrs.evolve(limits, max_graph_ops=args.max_graph_ops)
+    return limits
+
+
+def _check_outputs(args: argparse.Namespace, inputs: Sequence[str]) -> None:
+    """Every output path the command will write, checked before any work (accelsim.outputs)."""
+    from accelsim.outputs import PLOT_EXTENSIONS, check_distinct, check_output
+
+    paths = {f"--{name}": getattr(args, name, None) for name in ("json", "csv", "plot", "out")}
+    for option, path in paths.items():
+        if path is not None:
+            check_output(option, path, inputs,
+                         extensions=PLOT_EXTENSIONS if option == "--plot" else (),
+                         append=option == "--out")
+    check_distinct(paths)
 
 
 def _load_pair(hw_paths: Sequence[str], wl_path: str):
@@ -71,8 +111,9 @@ def _positive_int(text: str) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     import accelsim
 
+    _check_outputs(args, [args.hardware, args.workload])
     (hw,), wl = _load_pair([args.hardware], args.workload)
-    report = accelsim.simulate(hw, wl, chips=args.chips, mode=args.mode)
+    report = accelsim.simulate(hw, wl, chips=args.chips, mode=args.mode, limits=_limits(args))
     print(report.text(top_ops=args.ops))
     if args.json:
         report.to_json(args.json)
@@ -89,8 +130,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     import accelsim
     from accelsim.report import comparison_table
 
+    _check_outputs(args, args.files)
     hws, wl = _load_pair(args.files[:-1], args.files[-1])
-    reports = [accelsim.simulate(hw, wl, chips=args.chips, mode=args.mode) for hw in hws]
+    from accelsim.estimate import check_arguments
+
+    graph = None
+    for hw in hws:  # every chip's work estimated before the first simulation
+        graph = check_arguments(hw, wl, chips=args.chips, mode=args.mode, limits=_limits(args),
+                                graph=graph)
+    reports = [accelsim.simulate(hw, wl, chips=args.chips, mode=args.mode, limits=_limits(args))
+               for hw in hws]
     print(comparison_table(reports))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
@@ -108,8 +157,9 @@ def _cmd_mrc(args: argparse.Namespace) -> int:
     from accelsim.api import miss_ratio_curve
     from accelsim.units import format_bytes
 
+    _check_outputs(args, [args.hardware, args.workload])
     (hw,), wl = _load_pair([args.hardware], args.workload)
-    curve = miss_ratio_curve(hw, wl, granule_bytes=args.granule)
+    curve = miss_ratio_curve(hw, wl, granule_bytes=args.granule, limits=_limits(args))
     llc = hw.last_level_cache_bytes
     print(f"accelsim mrc: {wl.name}, tiled for {hw.name}; fully associative LRU, "
           f"{format_bytes(curve.granule_bytes)} granules, {curve.accesses:.4g} accesses")
@@ -142,6 +192,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         if key in settings:
             raise AccelsimError(f"--set {text}: {key} is already set by another --set")
         settings[key] = values
+    _check_outputs(args, [args.hardware, args.workload])
     (hw,), wl = _load_pair([args.hardware], args.workload)
     n = 1
     for values in settings.values():
@@ -183,11 +234,31 @@ def _power_of_two_bytes(text: str) -> int:
     return value
 
 
-def _add_sim_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--chips", type=_positive_int, default=1,
-                   help="data-parallel chips (gradient all-reduce over the interconnect)")
+def _add_sim_options(p: argparse.ArgumentParser, chips: bool = True) -> None:
+    if chips:
+        p.add_argument("--chips", type=_positive_int, default=1,
+                       help="data-parallel chips (gradient all-reduce over the interconnect)")
     p.add_argument("--mode", choices=("auto", "exact", "coalesced"), default="auto",
                    help="cache simulation granularity: lines, blocks, or chosen by size")
+    _add_limit_options(p)
+
+
+def _add_limit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-graph-ops", type=_positive_int, metavar="N",
+                   help="refuse workloads whose step graph has more ops (default 1,000,000)")
+    p.add_argument("--allow-large", action="store_true",
+                   help="raise every work limit to what 64-bit addresses allow "
+                        "(accelsim.estimate.LARGE_LIMITS); exact-mode limits stay")
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,14 +267,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     check = sub.add_parser("check", help="validate hardware and workload YAML files")
-    check.add_argument("files", nargs="+", metavar="FILE")
+    check.add_argument("files", nargs="+", metavar="FILE",
+                       help="specs; with hardware and workloads, each pair's work is estimated")
+    _add_sim_options(check, chips=False)
     check.set_defaults(func=_cmd_check)
 
     run = sub.add_parser("run", help="simulate one training step of a workload on a chip")
     run.add_argument("hardware", metavar="HW", help="hardware spec YAML")
     run.add_argument("workload", metavar="WL", help="workload YAML")
     _add_sim_options(run)
-    run.add_argument("--ops", type=int, default=15, metavar="N",
+    run.add_argument("--ops", type=_non_negative_int, default=15, metavar="N",
                      help="show the N slowest ops (0: all)")
     run.add_argument("--json", metavar="FILE", help="write the report as JSON")
     run.add_argument("--csv", metavar="FILE", help="write the per-op table as CSV")
@@ -223,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     mrc.add_argument("--granule", type=_power_of_two_bytes, metavar="SIZE",
                      help="granule of the curve, e.g. '1 MiB' (default: chosen by trace size)")
     mrc.add_argument("--plot", metavar="FILE", help="draw the curve (PNG)")
+    _add_limit_options(mrc)
     mrc.set_defaults(func=_cmd_mrc)
 
     sweep = sub.add_parser("sweep", help="simulate every combination of hardware settings")

@@ -197,10 +197,16 @@ def sweep(hw: HardwareSpec, wl: WorkloadSpec, settings: Mapping[str, Sequence[An
     fork). New points are appended to `store` as they finish, so an interrupted sweep resumes.
     Results come back in grid order; `on_point` sees each as it finishes (for progress).
     """
-    if jobs < 1:
-        raise AccelsimError(f"jobs: expected an integer >= 1, got {jobs}")
+    from accelsim.estimate import check_arguments, check_specs
+
+    check_specs(hw, wl)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise AccelsimError(f"jobs: expected an integer >= 1, got {jobs!r}")
     points = grid(settings)
     variants = _build_all(hw, points)  # every problem reported before any simulation
+    graph = None
+    for variant in variants:  # ... and every variant's work estimated (one graph for all)
+        graph = check_arguments(variant, wl, chips=chips, mode=mode, graph=graph)
     stored, _bad = read_store(store) if store is not None else ({}, 0)
     results: list[SweepPoint | None] = [None] * len(points)
     todo: list[int] = []
