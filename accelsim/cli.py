@@ -36,20 +36,27 @@ def _cmd_check(args: argparse.Namespace) -> int:
             failed = True
             print(exc, file=sys.stderr)
             continue
-        print(f"{path}: ok ({kind} '{obj.name}')")
+        if kind == "hardware":
+            print(f"{path}: ok ({kind} '{obj.name}')")
         (hws if kind == "hardware" else wls).append((path, obj))
-    # --- work estimates: what `run` would refuse before simulating (accelsim.estimate) ---
+    # --- work estimates: what `run` would refuse before simulating (accelsim.estimate);
+    # a workload is ok once its work fits on every chip given (or, alone, its graph fits) ---
     limits = _limits(args)
     for wl_path, wl in wls:
+        lines = []
         for hw_path, hw in hws or [(None, None)]:
             try:
                 est = estimate_work(hw, wl, mode=args.mode, limits=limits)
             except AccelsimError as exc:
-                failed = True
+                lines = None
                 print(f"{wl_path}: {exc}", file=sys.stderr)
-                continue
-            on = f" on {hw_path}" if hw_path else ""
-            print(f"{wl_path}{on}: work ok ({est.text()})")
+                break
+            lines.append(f"  on {hw_path}: {est.text()}" if hw_path else f"  {est.text()}")
+        if lines is None:
+            failed = True
+            continue
+        print(f"{wl_path}: ok (workload '{wl.name}')")
+        print("\n".join(lines))
     return EXIT_USAGE if failed else EXIT_OK
 
 

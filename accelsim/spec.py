@@ -84,6 +84,9 @@ class _Context:
 def _describe(node: yaml.Node) -> str:
     if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null") and not node.style:
         return "nothing (null)"
+    if (isinstance(node, yaml.ScalarNode) and not node.style
+            and node.value in ("true", "True", "false", "False")):
+        return f"{node.value} (a boolean)"
     if isinstance(node, yaml.ScalarNode):
         return repr(node.value) if node.style or not _is_plain_number(node.value) else node.value
     if isinstance(node, yaml.MappingNode):
