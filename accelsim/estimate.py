@@ -284,9 +284,9 @@ def _estimate(hw: HardwareSpec | None, wl: WorkloadSpec, mode: str, limits: Work
                                         "--mode coalesced or --mode auto"))
         if exact_state > EXACT_MAX_STATE_BYTES:
             raise WorkTooLarge(_refusal(
-                wl, hw, f"{format_bytes(exact_state)} of line state in --mode exact "
+                wl, hw, f"{exact_state / 2**30:.3g} GiB of line state in --mode exact "
                 f"({', '.join(lv.name for lv in levels)})",
-                f"{format_bytes(EXACT_MAX_STATE_BYTES)}, the cache model's own",
+                f"{EXACT_MAX_STATE_BYTES / 2**30:.3g} GiB, the cache model's own",
                 "--mode coalesced or --mode auto"))
     accesses = lines if chosen == "exact" else blocks
     if accesses > limits.max_cache_accesses:

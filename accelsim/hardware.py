@@ -29,7 +29,6 @@ MAX_LATENCY_S = 1.0        # a load, a message or a kernel launch taking a secon
 MAX_UNITS = 2**20          # compute units, channels, links
 MAX_CACHE_BYTES = 2**50    # 1 PiB of SRAM per level instance
 MAX_MEMORY_BYTES = 2**60   # 1 EiB of memory per chip
-MAX_LINE_BYTES = 2**20     # 1 MiB lines
 
 
 @attrs.frozen
@@ -115,7 +114,7 @@ class CacheLevelSpec:
     name: str = field(doc="level name used in reports, e.g. L1, L2")
     capacity_bytes: int = field(unit="bytes", minimum=1, maximum=MAX_CACHE_BYTES,
                                 doc="capacity of one instance")
-    line_bytes: int = field(unit="bytes", default=128, minimum=1, maximum=MAX_LINE_BYTES,
+    line_bytes: int = field(unit="bytes", default=128, minimum=1, maximum=MAX_CACHE_BYTES,
                             doc="line size (power of two)")
     ways: int = field(default=16, minimum=0, maximum=2**20,
                       doc="associativity; 0 means fully associative")
