@@ -115,6 +115,13 @@ def apply_settings(hw: HardwareSpec, settings_point: Mapping[str, Any]) -> Hardw
 
     Raises SpecError naming the `--set` text and key path of whatever the loader rejects.
     """
+    if not isinstance(hw, HardwareSpec):
+        from accelsim.errors import SpecTypeError
+
+        raise SpecTypeError(f"hw: expected a HardwareSpec, got {type(hw).__name__}")
+    if not isinstance(settings_point, Mapping):
+        raise AccelsimError(f"settings: expected a mapping of key paths to values, got "
+                            f"{type(settings_point).__name__}")
     data = spec.to_dict(hw, with_units=True)
     canonical: dict[str, str] = {}
     for key, value in settings_point.items():
@@ -200,6 +207,9 @@ def sweep(hw: HardwareSpec, wl: WorkloadSpec, settings: Mapping[str, Sequence[An
     from accelsim.estimate import check_arguments, check_specs
 
     check_specs(hw, wl)
+    if not isinstance(settings, Mapping):
+        raise AccelsimError(f"settings: expected a mapping of key paths to value lists, got "
+                            f"{type(settings).__name__}")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise AccelsimError(f"jobs: expected an integer >= 1, got {jobs!r}")
     points = grid(settings)

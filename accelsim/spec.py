@@ -555,6 +555,11 @@ def _raise(issues: list[Issue]) -> typing.NoReturn:
 
 
 def _load(text: str, cls: type, filename: str) -> Any:
+    if not isinstance(text, str):
+        raise SpecTypeError(f"text: expected YAML text (a str; load_hardware/load_workload "
+                            f"read files), got {type(text).__name__}")
+    if not isinstance(filename, str):
+        raise SpecTypeError(f"filename: expected a str, got {type(filename).__name__}")
     node = _compose(text, filename)
     ctx = _Context(filename)
     if node is None:
