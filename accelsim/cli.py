@@ -215,7 +215,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
               flush=True)
 
     points = dse.sweep(hw, wl, settings, chips=args.chips, mode=args.mode, jobs=args.jobs,
-                       store=args.out, on_point=progress)
+                       store=args.out, on_point=progress, limits=_limits(args))
     reused = sum(p.reused for p in points)
     print(f"accelsim sweep: {wl.name} on {hw.name}, {n} points"
           + (f" x {args.chips} chips" if args.chips > 1 else "")

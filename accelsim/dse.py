@@ -188,21 +188,24 @@ def read_store(path: str | Path) -> tuple[dict[str, dict[str, Any]], int]:
     return found, bad
 
 
-def _simulate_summary(hw: HardwareSpec, wl: WorkloadSpec, chips: int, mode: str) -> dict:
+def _simulate_summary(hw: HardwareSpec, wl: WorkloadSpec, chips: int, mode: str,
+                      limits: Any = None) -> dict:
     """Worker body (module level so that spawned processes can import it)."""
     from accelsim.api import simulate
 
-    return simulate(hw, wl, chips=chips, mode=mode).to_dict()["summary"]
+    return simulate(hw, wl, chips=chips, mode=mode, limits=limits).to_dict()["summary"]
 
 
 def sweep(hw: HardwareSpec, wl: WorkloadSpec, settings: Mapping[str, Sequence[Any]], *,
           chips: int = 1, mode: str = "auto", jobs: int = 1, store: str | Path | None = None,
-          on_point: Callable[[SweepPoint], None] | None = None) -> list[SweepPoint]:
+          on_point: Callable[[SweepPoint], None] | None = None,
+          limits: Any = None) -> list[SweepPoint]:
     """Simulate every point of the settings grid; points found in `store` are reused.
 
     `jobs` > 1 runs points in that many spawned processes (numba's thread pool does not survive
     fork). New points are appended to `store` as they finish, so an interrupted sweep resumes.
     Results come back in grid order; `on_point` sees each as it finishes (for progress).
+    Every variant's work is estimated first and refused beyond `limits` (`accelsim.estimate`).
     """
     from accelsim.estimate import check_arguments, check_specs
 
@@ -216,7 +219,7 @@ def sweep(hw: HardwareSpec, wl: WorkloadSpec, settings: Mapping[str, Sequence[An
     variants = _build_all(hw, points)  # every problem reported before any simulation
     graph = None
     for variant in variants:  # ... and every variant's work estimated (one graph for all)
-        graph = check_arguments(variant, wl, chips=chips, mode=mode, graph=graph)
+        graph = check_arguments(variant, wl, chips=chips, mode=mode, limits=limits, graph=graph)
     stored, _bad = read_store(store) if store is not None else ({}, 0)
     results: list[SweepPoint | None] = [None] * len(points)
     todo: list[int] = []
@@ -244,14 +247,14 @@ def sweep(hw: HardwareSpec, wl: WorkloadSpec, settings: Mapping[str, Sequence[An
 
     if jobs == 1 or len(todo) <= 1:
         for i in todo:
-            finish(i, _simulate_summary(variants[i], wl, chips, mode))
+            finish(i, _simulate_summary(variants[i], wl, chips, mode, limits))
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx) as pool:
-            futures = {pool.submit(_simulate_summary, variants[i], wl, chips, mode): i
+            futures = {pool.submit(_simulate_summary, variants[i], wl, chips, mode, limits): i
                        for i in todo}
             try:
                 for fut in as_completed(futures):
