@@ -274,7 +274,7 @@ def render() -> str:
         "pair (graph ops, tensor bytes, cache accesses and line state per mode) and refuses a "
         "pair beyond its limits with the estimate and the option that raises the limit "
         "(`--max-graph-ops`, `--allow-large`); `accelsim check HW WL` runs the same estimate "
-        "for the default mode (docs/replay.md).",
+        "for the mode given by `--mode` (default `auto`); see `accelsim/estimate.py`.",
         "",
         "## PyYAML traps handled",
         "",
