@@ -24,6 +24,8 @@ RESERVED_LEVEL_NAMES = ("hbm", "memory", "compute", "links")
 # Physical ceilings of the inputs (docs/spec-format.md, "Limits"): far beyond any chip, yet low
 # enough that products of them stay below 2**63 and sums of times stay finite.
 MAX_RATE = 1e21            # FLOP/s of a chip, bytes/s of a level (a zetta-rate)
+MIN_RATE = 1.0             # 1 FLOP/s, 1 B/s, 1 Hz: slower is no chip, and times stay finite
+MIN_EFFICIENCY = 1e-3      # an achievable fraction of peak below 0.1 % is a broken calibration
 MAX_CLOCK_HZ = 1e12        # 1 THz
 MAX_LATENCY_S = 1.0        # a load, a message or a kernel launch taking a second is not a chip
 MAX_UNITS = 2**20          # compute units, channels, links
@@ -40,7 +42,8 @@ class MatrixPipe:
     """
 
     peak_flop_rate: float | None = field(
-        unit="flop_rate", default=None, positive=True, maximum=MAX_RATE,
+        unit="flop_rate", default=None, positive=True, minimum=MIN_RATE,
+        maximum=MAX_RATE,
         doc="peak dense FLOP/s of the whole chip for this dtype")
     macs_per_cycle_per_unit: int | None = field(
         default=None, minimum=1, maximum=2**20, doc="multiply-accumulates per cycle per compute unit")
@@ -67,12 +70,14 @@ class ComputeSpec:
     """Compute units (SMs, cores): their count, clock, matrix pipes and local (tile) storage."""
 
     units: int = field(minimum=1, maximum=MAX_UNITS, doc="number of compute units (SMs, cores)")
-    clock_hz: float = field(unit="frequency", positive=True, maximum=MAX_CLOCK_HZ,
+    clock_hz: float = field(unit="frequency", positive=True, minimum=MIN_RATE,
+                            maximum=MAX_CLOCK_HZ,
                             doc="sustained clock of the compute units")
     matrix: dict[str, MatrixPipe] = field(
         keys=DTYPES, doc="matrix throughput per input dtype, e.g. {fp32: ..., fp16: ...}")
     vector_flop_rate: float = field(
-        unit="flop_rate", positive=True, maximum=MAX_RATE,
+        unit="flop_rate", positive=True, minimum=MIN_RATE,
+        maximum=MAX_RATE,
         doc="peak elementwise (vector) FLOP/s of the whole chip")
     local_memory_bytes: int = field(
         unit="bytes", maximum=MAX_CACHE_BYTES,
@@ -87,6 +92,16 @@ class ComputeSpec:
 
     def __attrs_post_init__(self) -> None:
         check_rules(self)
+
+    @rule
+    def _local_bandwidth_off_or_real(
+            local_memory_bandwidth_bytes_per_cycle: float) -> Violation | None:
+        """0 turns the local-memory limit off; otherwise times divide by it."""
+        value = local_memory_bandwidth_bytes_per_cycle
+        if 0 < value < 1:
+            return Violation("local_memory_bandwidth_bytes_per_cycle",
+                             "0 (not modelled) or at least 1 byte per cycle", f"{value:g}")
+        return None
 
     @rule
     def _some_dtype(matrix: dict[str, MatrixPipe]) -> Violation | None:
@@ -126,7 +141,8 @@ class CacheLevelSpec:
     sharing: str = field(default="shared", choices=SHARING,
                          doc="private (one instance per compute unit) or shared by all units")
     bandwidth_bytes_per_s: float = field(
-        unit="bandwidth", positive=True, maximum=MAX_RATE,
+        unit="bandwidth", positive=True, minimum=MIN_RATE,
+        maximum=MAX_RATE,
         doc="total bandwidth this level serves (summed over instances)")
     latency_s: float = field(unit="time", default=0.0, maximum=MAX_LATENCY_S,
                              doc="load-to-use latency")
@@ -189,7 +205,8 @@ class MemorySpec:
 
     capacity_bytes: int = field(unit="bytes", minimum=1, maximum=MAX_MEMORY_BYTES,
                                 doc="memory capacity per chip")
-    bandwidth_bytes_per_s: float = field(unit="bandwidth", positive=True, maximum=MAX_RATE,
+    bandwidth_bytes_per_s: float = field(unit="bandwidth", positive=True, minimum=MIN_RATE,
+        maximum=MAX_RATE,
                                          doc="peak memory bandwidth")
     latency_s: float = field(unit="time", default=0.0, maximum=MAX_LATENCY_S, doc="load latency")
     channels: int = field(default=1, minimum=1, maximum=MAX_UNITS, doc="independent channels")
@@ -202,7 +219,8 @@ class InterconnectSpec:
     links: int = field(default=1, minimum=0, maximum=MAX_UNITS,
                        doc="links per chip (0: a single chip; --chips > 1 needs links)")
     link_bandwidth_bytes_per_s: float = field(
-        unit="bandwidth", positive=True, maximum=MAX_RATE,
+        unit="bandwidth", positive=True, minimum=MIN_RATE,
+        maximum=MAX_RATE,
         doc="bandwidth of one link, one direction")
     latency_s: float = field(unit="time", default=0.0, maximum=MAX_LATENCY_S,
                              doc="per-message latency")
@@ -218,18 +236,18 @@ class Calibration:
     """Achievable fractions of peak and fixed overheads: the knobs that turn peaks into times."""
 
     compute_efficiency: float = field(
-        default=1.0, positive=True, maximum=1.0,
+        default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
         doc="achievable fraction of peak matrix FLOP/s for a well-shaped kernel")
     vector_efficiency: float = field(
-        default=1.0, positive=True, maximum=1.0, doc="achievable fraction of peak vector FLOP/s")
+        default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0, doc="achievable fraction of peak vector FLOP/s")
     bandwidth_efficiency: float = field(
-        default=1.0, positive=True, maximum=1.0,
+        default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
         doc="achievable fraction of peak memory bandwidth")
     cache_bandwidth_efficiency: float = field(
-        default=1.0, positive=True, maximum=1.0,
+        default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
         doc="achievable fraction of peak cache bandwidth")
     link_efficiency: float = field(
-        default=1.0, positive=True, maximum=1.0, doc="achievable fraction of link bandwidth")
+        default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0, doc="achievable fraction of link bandwidth")
     launch_overhead_s: float = field(unit="time", default=0.0, maximum=MAX_LATENCY_S,
                                      doc="fixed cost per kernel")
 

@@ -200,12 +200,12 @@ def _check_bounds(value: Any, meta: dict, node: yaml.Node, path: str, ctx: _Cont
     lo, hi = meta.get("minimum"), meta.get("maximum")
     unit = meta.get("unit")
     got = _describe(node) if unit else repr(value)
-    if lo is not None and value < lo:
-        ctx.issue(node, path, f"a value >= {_limit_text(lo, unit)}", got)
-        return _MISSING
     if meta.get("positive") and not value > 0:
         what = _KIND_WORDS.get(unit or "", "a value")
         ctx.issue(node, path, f"{what} > 0 (the simulator divides by it)", got)
+        return _MISSING
+    if lo is not None and value < lo:
+        ctx.issue(node, path, f"a value >= {_limit_text(lo, unit)}", got)
         return _MISSING
     if hi is not None and value > hi:
         ctx.issue(node, path, f"a value <= {_limit_text(hi, unit)}", got)
