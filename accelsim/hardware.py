@@ -46,7 +46,8 @@ class MatrixPipe:
         maximum=MAX_RATE,
         doc="peak dense FLOP/s of the whole chip for this dtype")
     macs_per_cycle_per_unit: int | None = field(
-        default=None, minimum=1, maximum=2**20, doc="multiply-accumulates per cycle per compute unit")
+        default=None, minimum=1, maximum=2**20,
+            doc="multiply-accumulates per cycle per compute unit")
     accumulate: str = field(default="fp32", choices=DTYPES, doc="accumulation dtype")
     min_tile: int = field(default=1, minimum=1, maximum=2**16,
                           doc="granule of M, N and K the pipe computes in (e.g. 16 for an MMA)")
@@ -239,7 +240,8 @@ class Calibration:
         default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
         doc="achievable fraction of peak matrix FLOP/s for a well-shaped kernel")
     vector_efficiency: float = field(
-        default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0, doc="achievable fraction of peak vector FLOP/s")
+        default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
+            doc="achievable fraction of peak vector FLOP/s")
     bandwidth_efficiency: float = field(
         default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
         doc="achievable fraction of peak memory bandwidth")
@@ -247,7 +249,8 @@ class Calibration:
         default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
         doc="achievable fraction of peak cache bandwidth")
     link_efficiency: float = field(
-        default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0, doc="achievable fraction of link bandwidth")
+        default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
+            doc="achievable fraction of link bandwidth")
     launch_overhead_s: float = field(unit="time", default=0.0, maximum=MAX_LATENCY_S,
                                      doc="fixed cost per kernel")
 

@@ -46,7 +46,8 @@ class WorkloadSpec:
 
     name: str = field(doc="short name used in reports")
     model: Any = field(doc="model family and its hyperparameters (family: ...)")
-    subbatch: int = field(minimum=1, maximum=MAX_SUBBATCH, doc="examples per training step per chip")
+    subbatch: int = field(minimum=1, maximum=MAX_SUBBATCH,
+        doc="examples per training step per chip")
     precision: str = field(default="fp32", choices=tuple(DTYPE_BYTES),
                            doc="dtype of weights, activations and gradients")
     optimizer: str = field(default="sgd", choices=OPTIMIZERS, doc="weight update rule")

@@ -23,10 +23,13 @@ from accelsim.workload import MAX_DEPTH, MAX_STEPS, MAX_VOCAB, MAX_WIDTH, Worklo
 class CharLMConfig:
     """Hyperparameters of the RHN character language model."""
 
-    hidden: int = field(minimum=1, maximum=MAX_WIDTH, doc="RHN state width h (also the embedding width)")
-    recurrence_depth: int = field(default=10, minimum=1, maximum=MAX_DEPTH, doc="micro-steps L per character")
+    hidden: int = field(minimum=1, maximum=MAX_WIDTH,
+        doc="RHN state width h (also the embedding width)")
+    recurrence_depth: int = field(default=10, minimum=1, maximum=MAX_DEPTH,
+        doc="micro-steps L per character")
     vocab: int = field(default=98, minimum=1, maximum=MAX_VOCAB, doc="character vocabulary size v")
-    sequence_length: int = field(default=150, minimum=1, maximum=MAX_STEPS, doc="unrolled characters per example")
+    sequence_length: int = field(default=150, minimum=1, maximum=MAX_STEPS,
+        doc="unrolled characters per example")
 
     def params_formula(self) -> int:
         """Closed-form parameter count (equals the graph's)."""

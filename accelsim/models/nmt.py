@@ -22,8 +22,10 @@ from accelsim.workload import MAX_STEPS, MAX_VOCAB, MAX_WIDTH, WorkloadSpec
 class NMTConfig:
     """Hyperparameters of the NMT model."""
 
-    hidden: int = field(minimum=1, maximum=MAX_WIDTH, doc="LSTM hidden size h (also embedding and attention width)")
-    vocab: int = field(default=36548, minimum=1, maximum=MAX_VOCAB, doc="word-piece vocabulary size")
+    hidden: int = field(minimum=1, maximum=MAX_WIDTH,
+        doc="LSTM hidden size h (also embedding and attention width)")
+    vocab: int = field(default=36548, minimum=1, maximum=MAX_VOCAB,
+        doc="word-piece vocabulary size")
     sequence_length: int = field(default=26, minimum=1, maximum=MAX_STEPS,
                                  doc="source and target length in word pieces")
     target_length: int | None = field(default=None, minimum=1, maximum=MAX_STEPS,

@@ -30,8 +30,10 @@ class ResNetConfig:
     """Hyperparameters of the ResNet image classifier."""
 
     depth: int = field(default=50, doc="layers: 18, 34 (basic blocks), 50, 101, 152, 200")
-    width: int = field(default=64, minimum=1, maximum=MAX_WIDTH, doc="channels of the stem and the first stage")
-    image_size: int = field(default=224, minimum=32, maximum=MAX_IMAGE, doc="input height and width in pixels")
+    width: int = field(default=64, minimum=1, maximum=MAX_WIDTH,
+        doc="channels of the stem and the first stage")
+    image_size: int = field(default=224, minimum=32, maximum=MAX_IMAGE,
+        doc="input height and width in pixels")
     classes: int = field(default=1000, minimum=1, maximum=MAX_VOCAB, doc="output classes")
     channels: int = field(default=3, minimum=1, maximum=MAX_WIDTH, doc="input image channels")
 

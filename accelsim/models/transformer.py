@@ -25,11 +25,14 @@ class TransformerConfig:
     """Hyperparameters of the decoder-only transformer LM."""
 
     layers: int = field(minimum=1, maximum=MAX_DEPTH, doc="transformer blocks L")
-    width: int = field(minimum=1, maximum=MAX_WIDTH, doc="model width d (embedding and residual stream)")
+    width: int = field(minimum=1, maximum=MAX_WIDTH,
+        doc="model width d (embedding and residual stream)")
     heads: int = field(minimum=1, maximum=MAX_WIDTH, doc="attention heads (must divide width)")
-    sequence_length: int = field(default=2048, minimum=1, maximum=MAX_STEPS, doc="context length S in tokens")
+    sequence_length: int = field(default=2048, minimum=1, maximum=MAX_STEPS,
+        doc="context length S in tokens")
     vocab: int = field(default=50257, minimum=1, maximum=MAX_VOCAB, doc="token vocabulary size v")
-    ffn: int | None = field(default=None, minimum=1, maximum=MAX_WIDTH, doc="MLP hidden width (default 4*width)")
+    ffn: int | None = field(default=None, minimum=1, maximum=MAX_WIDTH,
+        doc="MLP hidden width (default 4*width)")
     tied_embeddings: bool = field(default=True, doc="reuse the token embedding for the logits")
 
     def __attrs_post_init__(self) -> None:

@@ -24,10 +24,12 @@ from accelsim.workload import MAX_DEPTH, MAX_STEPS, MAX_VOCAB, MAX_WIDTH, Worklo
 class WordLMConfig:
     """Hyperparameters of the LSTM word language model."""
 
-    hidden: int = field(minimum=1, maximum=MAX_WIDTH, doc="LSTM hidden size h (also the embedding width)")
+    hidden: int = field(minimum=1, maximum=MAX_WIDTH,
+        doc="LSTM hidden size h (also the embedding width)")
     layers: int = field(default=2, minimum=1, maximum=MAX_DEPTH, doc="stacked LSTM layers")
     vocab: int = field(default=10004, minimum=1, maximum=MAX_VOCAB, doc="vocabulary size v")
-    sequence_length: int = field(default=80, minimum=1, maximum=MAX_STEPS, doc="unrolled timesteps per example")
+    sequence_length: int = field(default=80, minimum=1, maximum=MAX_STEPS,
+        doc="unrolled timesteps per example")
     projection: int | None = field(default=None, minimum=1, maximum=MAX_WIDTH,
                                    doc="width of a projection before the softmax (none: off)")
 
