@@ -49,7 +49,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 est = estimate_work(hw, wl, mode=args.mode, limits=limits)
             except AccelsimError as exc:
                 lines = None
-                print(f"{wl_path}: {exc}", file=sys.stderr)
+                print(_located(exc, hw_path, wl_path), file=sys.stderr)
                 break
             lines.append(f"  on {hw_path}: {est.text()}" if hw_path else f"  {est.text()}")
         if lines is None:
@@ -58,6 +58,29 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(f"{wl_path}: ok (workload '{wl.name}')")
         print("\n".join(lines))
     return EXIT_USAGE if failed else EXIT_OK
+
+
+def _located(exc: AccelsimError, hw_path: str | None, wl_path: str) -> str:
+    """A work refusal (estimate.WorkTooLarge) as `file:line:col: key: expected ..., got ...`."""
+    from accelsim import spec
+    from accelsim.errors import Issue, WorkTooLarge
+
+    if not isinstance(exc, WorkTooLarge):
+        return str(exc)
+    path = hw_path if exc.spec == "hardware" and hw_path else wl_path
+    line, col = spec.key_mark(path, exc.key_path) or (None, None)
+    return str(Issue(path, line, col, exc.key_path, exc.expected, exc.got))
+
+
+def _simulate(hw, wl, args: argparse.Namespace, hw_path: str, wl_path: str):
+    """accelsim.simulate with the options' limits; a refusal located in the file to blame."""
+    import accelsim
+    from accelsim.errors import WorkTooLarge
+
+    try:
+        return accelsim.simulate(hw, wl, chips=args.chips, mode=args.mode, limits=_limits(args))
+    except WorkTooLarge as exc:
+        raise AccelsimError(_located(exc, hw_path, wl_path)) from None
 
 
 def _limits(args: argparse.Namespace):
@@ -116,11 +139,10 @@ def _positive_int(text: str) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    import accelsim
 
     _check_outputs(args, [args.hardware, args.workload])
     (hw,), wl = _load_pair([args.hardware], args.workload)
-    report = accelsim.simulate(hw, wl, chips=args.chips, mode=args.mode, limits=_limits(args))
+    report = _simulate(hw, wl, args, args.hardware, args.workload)
     print(report.text(top_ops=args.ops))
     if args.json:
         report.to_json(args.json)
@@ -134,19 +156,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     import json
 
-    import accelsim
     from accelsim.report import comparison_table
 
     _check_outputs(args, args.files)
     hws, wl = _load_pair(args.files[:-1], args.files[-1])
+    from accelsim.errors import WorkTooLarge
     from accelsim.estimate import check_arguments
 
     graph = None
-    for hw in hws:  # every chip's work estimated before the first simulation
-        graph = check_arguments(hw, wl, chips=args.chips, mode=args.mode, limits=_limits(args),
-                                graph=graph)
-    reports = [accelsim.simulate(hw, wl, chips=args.chips, mode=args.mode, limits=_limits(args))
-               for hw in hws]
+    for hw, hw_path in zip(hws, args.files[:-1], strict=True):  # every chip before the first run
+        try:
+            graph = check_arguments(hw, wl, chips=args.chips, mode=args.mode,
+                                    limits=_limits(args), graph=graph)
+        except WorkTooLarge as exc:
+            raise AccelsimError(_located(exc, hw_path, args.files[-1])) from None
+    reports = [_simulate(hw, wl, args, hw_path, args.files[-1])
+               for hw, hw_path in zip(hws, args.files[:-1], strict=True)]
     print(comparison_table(reports))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:

@@ -239,23 +239,22 @@ def _what(value: Any) -> str:
 def _estimate(hw: HardwareSpec | None, wl: WorkloadSpec, mode: str, limits: WorkLimits,
               graph: OpGraph | None) -> tuple[WorkEstimate, OpGraph]:
     bound = graph_ops_bound(wl)
+    ops_option = "--max-graph-ops N or --allow-large"
     if bound > limits.max_graph_ops:
-        raise WorkTooLarge(_refusal(wl, hw, f"about {bound:,} graph ops (an upper bound from "
-                                    "the model's structure)", f"{limits.max_graph_ops:,}",
-                                    "--max-graph-ops N or --allow-large"))
+        raise _refusal(wl, hw, "model", f"a step graph of at most {limits.max_graph_ops:,} ops",
+                       f"about {bound:,} (an upper bound from the model's structure)", ops_option)
     from accelsim.fusion import fuse_gemm_accumulate
     from accelsim.models import build_graph
 
     graph = graph if graph is not None else build_graph(wl)
     n_ops = len(graph.ops)
     if n_ops > limits.max_graph_ops:
-        raise WorkTooLarge(_refusal(wl, hw, f"{n_ops:,} graph ops", f"{limits.max_graph_ops:,}",
-                                    "--max-graph-ops N or --allow-large"))
+        raise _refusal(wl, hw, "model", f"a step graph of at most {limits.max_graph_ops:,} ops",
+                       f"{n_ops:,}", ops_option)
     tensor_bytes = sum(int(t.nbytes) for t in graph.tensors)
     if tensor_bytes > limits.max_tensor_bytes:
-        raise WorkTooLarge(_refusal(wl, hw, f"{format_bytes(tensor_bytes)} of tensors in one "
-                                    "step", format_bytes(limits.max_tensor_bytes),
-                                    "--allow-large"))
+        raise _refusal(wl, hw, "model", f"at most {_bytes(limits.max_tensor_bytes)} of tensors "
+                       "in one step", _bytes(tensor_bytes), "--allow-large")
     est = WorkEstimate(graph_ops_bound=bound, graph_ops=n_ops,
                        graph_memory_bytes=float(n_ops * GRAPH_BYTES_PER_OP),
                        tensor_bytes=tensor_bytes)
@@ -277,32 +276,38 @@ def _estimate(hw: HardwareSpec | None, wl: WorkloadSpec, mode: str, limits: Work
     est = attrs.evolve(est, stream_bytes=stream, mode=chosen, exact_line_accesses=lines,
                        exact_state_bytes=exact_state, coalesced_block_accesses=blocks,
                        coalesced_state_bytes=state_bytes(levels, n_units, factor))
+    coalesce = "--mode coalesced or --mode auto"
     if chosen == "exact":
         if lines > EXACT_MAX_LINE_ACCESSES:
-            raise WorkTooLarge(_refusal(wl, hw, f"~{lines:.3g} line accesses in --mode exact",
-                                        f"{EXACT_MAX_LINE_ACCESSES:.3g}, the cache model's own",
-                                        "--mode coalesced or --mode auto"))
+            raise _refusal(wl, hw, "model", f"at most {EXACT_MAX_LINE_ACCESSES:.3g} line "
+                           "accesses in --mode exact (the cache model's own limit)",
+                           f"~{lines:.3g}", coalesce)
         if exact_state > EXACT_MAX_STATE_BYTES:
-            raise WorkTooLarge(_refusal(
-                wl, hw, f"{exact_state / 2**30:.3g} GiB of line state in --mode exact "
-                f"({', '.join(lv.name for lv in levels)})",
-                f"{EXACT_MAX_STATE_BYTES / 2**30:.3g} GiB, the cache model's own",
-                "--mode coalesced or --mode auto"))
+            raise _refusal(wl, hw, "caches", f"at most {EXACT_MAX_STATE_BYTES / 2**30:.3g} GiB "
+                           "of line state in --mode exact (the cache model's own limit)",
+                           f"{exact_state / 2**30:.3g} GiB "
+                           f"({', '.join(lv.name for lv in levels)})", coalesce)
     accesses = lines if chosen == "exact" else blocks
     if accesses > limits.max_cache_accesses:
-        raise WorkTooLarge(_refusal(
-            wl, hw, f"~{accesses:.3g} {'line' if chosen == 'exact' else 'block'} accesses "
-            f"of the cache model in {chosen} mode", f"{limits.max_cache_accesses:.3g}",
-            "--allow-large"))
+        what = "line" if chosen == "exact" else "block"
+        raise _refusal(wl, hw, "model", f"at most {limits.max_cache_accesses:.3g} {what} "
+                       f"accesses of the cache model in {chosen} mode", f"~{accesses:.3g}",
+                       "--allow-large")
     return est, graph
 
 
-def _refusal(wl: WorkloadSpec, hw: HardwareSpec | None, what: str, limit: str,
-             option: str) -> str:
-    on = f" on {hw.name}" if hw is not None else ""
-    api = "" if option.startswith("--mode") else " (API: limits=accelsim.estimate.WorkLimits(...))"
-    return (f"{wl.name}{on}: refused before simulating: {what}, beyond the limit of {limit}; "
-            f"to go ahead, use {option}{api}")
+def _bytes(n: float) -> str:
+    return f"{n / 2**50:.4g} PiB" if n >= 2**40 else format_bytes(n)
+
+
+def _refusal(wl: WorkloadSpec, hw: HardwareSpec | None, key: str, expected: str, got: str,
+             option: str) -> WorkTooLarge:
+    """The error for a pair beyond a limit: what it would take, the limit, how to go ahead."""
+    subject = f"{wl.name} on {hw.name}" if hw is not None else wl.name
+    api = "" if option.startswith("--mode") else ", or limits=WorkLimits(...) in Python"
+    return WorkTooLarge(subject, "hardware" if key == "caches" else "workload", key, expected,
+                        f"{got} for {subject} (refused before simulating; to go ahead use "
+                        f"{option}{api})")
 
 
 def check_chips(hw: HardwareSpec, chips: Any) -> int:  # noqa: D103

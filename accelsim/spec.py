@@ -679,6 +679,20 @@ _KINDS = ("a hardware spec (keys compute, caches, memory, interconnect) "
           "or a workload (keys model, subbatch)")
 
 
+def key_mark(path: str | Path, key: str) -> tuple[int, int] | None:
+    """(line, column) of the value of top-level `key` in the file, to locate a later error."""
+    try:
+        text, name = _read(path)
+        node = _compose(text, name)
+    except SpecError:
+        return None
+    if isinstance(node, yaml.MappingNode):
+        for k, value in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == key:
+                return value.start_mark.line + 1, value.start_mark.column + 1
+    return None
+
+
 def kind_of(path: str | Path) -> str:
     """'hardware' or 'workload', judged by the top-level keys (for `accelsim check`)."""
     text, name = _read(path)

@@ -95,7 +95,7 @@ def test_exact_mode_on_shipped_workloads_is_refused_up_front_or_fits(path):
     try:
         est = estimate.estimate_work(hw, wl, mode="exact")
     except WorkTooLarge as exc:
-        assert "--mode coalesced" in str(exc) and wl.name in str(exc)
+        assert "--mode coalesced" in str(exc) and f"{wl.name} on v100" in str(exc)
     else:
         assert est.exact_line_accesses <= trace.EXACT_MAX_LINE_ACCESSES
         assert est.exact_state_bytes <= trace.EXACT_MAX_STATE_BYTES
@@ -108,8 +108,11 @@ def test_exact_refusal_through_the_cli_has_no_traceback(capsys):
                  "--mode", "exact"])
     err = capsys.readouterr().err
     assert code == 2
-    assert "refused before simulating: ~1.45e+11 line accesses in --mode exact" in err
-    assert "use --mode coalesced or --mode auto" in err
+    wl = REPO / "workloads/nmt_frontier.yaml"
+    assert err == (f"accelsim: error: {wl}:10:3: model: expected at most 1e+09 line accesses in "
+                   "--mode exact (the cache model's own limit), got ~1.45e+11 for nmt_frontier "
+                   "on v100 (refused before simulating; to go ahead use --mode coalesced or "
+                   "--mode auto)\n")
 
 
 def _nmt(**model) -> WorkloadSpec:
@@ -122,14 +125,18 @@ def test_huge_graph_is_refused_without_building_it(monkeypatch):
         raise AssertionError("the graph must not be built")
 
     monkeypatch.setattr("accelsim.models.build_graph", no_build)
-    with pytest.raises(WorkTooLarge, match=r"about 152,000,064 graph ops .* limit of 1,000,000; "
-                                           r"to go ahead, use --max-graph-ops N or --allow-large"):
+    with pytest.raises(WorkTooLarge) as info:
         estimate.estimate_work(None, _nmt(sequence_length=1_000_000))
+    assert str(info.value) == (
+        "model: expected a step graph of at most 1,000,000 ops, got about 152,000,064 (an upper "
+        "bound from the model's structure) for nmt_x (refused before simulating; to go ahead use "
+        "--max-graph-ops N or --allow-large, or limits=WorkLimits(...) in Python)")
+    assert (info.value.spec, info.value.key_path) == ("workload", "model")
 
 
 def test_limits_are_configurable():
     wl = _nmt(sequence_length=20)
-    with pytest.raises(WorkTooLarge, match="limit of 1,000"):
+    with pytest.raises(WorkTooLarge, match="at most 1,000 ops"):
         estimate.estimate_work(None, wl, limits=estimate.WorkLimits(max_graph_ops=1000))
     est = estimate.estimate_work(None, wl, limits=estimate.WorkLimits(max_graph_ops=10_000))
     assert est.graph_ops == len(build_graph(wl).ops) <= est.graph_ops_bound
@@ -139,8 +146,8 @@ def test_limits_are_configurable():
 
 def test_tensor_bytes_limit():
     wl = _nmt(sequence_length=2)
-    with pytest.raises(WorkTooLarge, match="of tensors in one step, beyond the limit of 1 kB; "
-                                           "to go ahead, use --allow-large"):
+    with pytest.raises(WorkTooLarge, match=r"model: expected at most 1 kB of tensors in one "
+                                           r"step, got .* to go ahead use --allow-large"):
         estimate.estimate_work(None, wl, limits=estimate.WorkLimits(max_tensor_bytes=1000))
 
 

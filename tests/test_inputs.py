@@ -135,16 +135,16 @@ def test_plot_is_written_where_the_user_said(tiny, tmp_path, capsys):
 def test_work_limit_option_refuses_with_the_estimate(tiny, capsys):
     assert main(["run", V100, tiny, "--max-graph-ops", "10"]) == 2
     err = capsys.readouterr().err
-    assert "nmt_tiny on v100: refused before simulating: about " in err
-    assert "graph ops (an upper bound from the model's structure), beyond the limit of 10; " \
-           "to go ahead, use --max-graph-ops N or --allow-large" in err
+    assert f"accelsim: error: {tiny}:2:8: model: expected a step graph of at most 10 ops, got " \
+           "about 520 (an upper bound from the model's structure) for nmt_tiny on v100 " \
+           "(refused before simulating; to go ahead use --max-graph-ops N or --allow-large" in err
 
 
 def test_check_refuses_what_run_refuses(tiny, capsys):
     wl = str(REPO / "workloads" / "nmt_frontier.yaml")
     assert main(["check", "--mode", "exact", V100, wl]) == 2
     err = capsys.readouterr().err
-    assert f"{wl}: nmt_frontier on v100: refused before simulating" in err
+    assert f"{wl}:10:3: model: expected at most 1e+09 line accesses in --mode exact" in err
     assert main(["check", V100, tiny]) == 0
     out = capsys.readouterr().out
     assert f"{tiny}: ok (workload 'nmt_tiny')" in out and f"on {V100}: " in out
