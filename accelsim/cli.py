@@ -24,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from accelsim import spec
-    from accelsim.estimate import estimate_work
+    from accelsim.estimate import check_chips, estimate_work
 
     failed = False
     hws, wls = [], []
@@ -46,6 +46,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         lines = []
         for hw_path, hw in hws or [(None, None)]:
             try:
+                if hw is not None:
+                    check_chips(hw, args.chips)
                 est = estimate_work(hw, wl, mode=args.mode, limits=limits)
             except AccelsimError as exc:
                 lines = None
@@ -266,10 +268,9 @@ def _power_of_two_bytes(text: str) -> int:
     return value
 
 
-def _add_sim_options(p: argparse.ArgumentParser, chips: bool = True) -> None:
-    if chips:
-        p.add_argument("--chips", type=_positive_int, default=1,
-                       help="data-parallel chips (gradient all-reduce over the interconnect)")
+def _add_sim_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--chips", type=_positive_int, default=1,
+                   help="data-parallel chips (gradient all-reduce over the interconnect)")
     p.add_argument("--mode", choices=("auto", "exact", "coalesced"), default="auto",
                    help="cache simulation granularity: lines, blocks, or chosen by size")
     _add_limit_options(p)
@@ -301,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate hardware and workload YAML files")
     check.add_argument("files", nargs="+", metavar="FILE",
                        help="specs; with hardware and workloads, each pair's work is estimated")
-    _add_sim_options(check, chips=False)
+    _add_sim_options(check)
     check.set_defaults(func=_cmd_check)
 
     run = sub.add_parser("run", help="simulate one training step of a workload on a chip")

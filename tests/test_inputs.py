@@ -155,9 +155,11 @@ def test_chips_without_links_is_refused_before_work(tiny, tmp_path, capsys):
         "  link_bandwidth: 50 GB/s\n", "  link_bandwidth: 50 GB/s\n  links: 0\n")
     hw = tmp_path / "nolinks.yaml"
     hw.write_text(text, encoding="utf-8")
-    assert main(["run", str(hw), tiny, "--chips", "2"]) == 2
-    assert "tiny: interconnect.links: expected at least 1 link to all-reduce gradients over " \
-           "2 chips, got 0" in capsys.readouterr().err
+    for command in ("run", "check"):
+        assert main([command, str(hw), tiny, "--chips", "2"]) == 2
+        assert "tiny: interconnect.links: expected at least 1 link to all-reduce gradients " \
+               "over 2 chips, got 0" in capsys.readouterr().err
+    assert main(["check", str(hw), tiny]) == 0
 
 
 # --- the Python API checks its arguments ----------------------------------------------------

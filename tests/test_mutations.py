@@ -3,7 +3,7 @@
 Hypothesis mutates a shipped hardware spec (and the tiny workload): deletes keys, swaps a
 value's type, sets numeric extremes and unit garbage. `accelsim check` and, when the pair
 passes it, `accelsim run` (in-process) must exit 0 or 2, and `run` must not fail where
-`check` passed for a reason `check` could have seen. The deadline bounds each example.
+`check` (given the same options) passed. The deadline bounds each example.
 """
 
 from __future__ import annotations
@@ -100,13 +100,11 @@ def test_mutated_specs_exit_0_or_2(case):
         hw_path, wl_path = Path(tmp) / "hw.yaml", Path(tmp) / "wl.yaml"
         hw_path.write_text(yaml.safe_dump(hw, allow_unicode=True), encoding="utf-8")
         wl_path.write_text(yaml.safe_dump(wl, allow_unicode=True), encoding="utf-8")
-        code, text = _run(["check", "--mode", mode, str(hw_path), str(wl_path)])
+        code, text = _run(["check", "--mode", mode, "--chips", str(chips), str(hw_path),
+                           str(wl_path)])
         assert code in (0, 2), text
         assert "Traceback" not in text
         if code == 0:
             code, text = _run(["run", str(hw_path), str(wl_path), "--chips", str(chips),
                                "--mode", mode])
-            assert code in (0, 2), text
-            assert "Traceback" not in text
-            if code == 2:  # only what `check` cannot know: the chips option
-                assert chips > 1 and "interconnect.links" in text, text
+            assert code == 0, f"check passed, run refused:\n{text}"
