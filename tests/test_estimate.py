@@ -184,3 +184,24 @@ def test_estimating_loads_no_engine():
                          cwd=REPO, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_coalesced_accesses_count_repeated_timesteps_once_settled():
+    """char_lm_frontier's plain estimate (5e10 blocks) is beyond the limit; the steps it
+    reuses are not simulated, so what the cache model sees (~2e9) is within it."""
+    hw = spec.load_hardware(REPO / "hwspecs" / "v100.yaml")
+    wl = spec.load_workload(REPO / "workloads" / "char_lm_frontier.yaml")
+    est = estimate.estimate_work(hw, wl)
+    assert est.mode == "coalesced"
+    plain = est.stream_bytes / (hw.caches[0].line_bytes * estimate.coalesced_factor(
+        hw.caches, est.stream_bytes, hw.compute.units))
+    assert plain > estimate.WorkLimits().max_cache_accesses > est.coalesced_block_accesses
+
+
+def test_cache_access_limit_refuses_with_the_option():
+    hw = spec.load_hardware(REPO / "hwspecs" / "v100.yaml")
+    wl = spec.load_workload(REPO / "workloads" / "resnet_current.yaml")
+    with pytest.raises(WorkTooLarge, match=r"model: expected at most 1e\+06 block accesses of "
+                                           r"the cache model in coalesced mode, got ~2.4\de\+07 "
+                                           r"for resnet_current on v100 .*--allow-large"):
+        estimate.estimate_work(hw, wl, limits=estimate.WorkLimits(max_cache_accesses=1e6))
