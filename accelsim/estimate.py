@@ -11,7 +11,9 @@ before mapping is simulated:
 2. tensor bytes (the step's address space), from the built graph;
 3. cache accesses per mode: line accesses of the exact mode, block accesses of the coalesced
    mode, and the cache state either needs, from the mapped graph (mapping is cheap and numba
-   free, so `accelsim check` can run this too).
+   free, so `accelsim check` can run this too). Coalesced mode reuses settled timesteps; a
+   step whose plain count is past the limit is recounted that way (`steady_stream_bytes`,
+   which loads the trace module and its numba kernels only then).
 
 `check_work` raises `WorkTooLarge` naming the estimate, the limit and the option that raises
 it. Limits are a `WorkLimits` (API keyword `limits=`; CLI `--max-graph-ops`, `--allow-large`).
