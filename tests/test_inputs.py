@@ -5,6 +5,7 @@ Each must end as exit 2 with a message (CLI) or an AccelsimError (API), before a
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from pathlib import Path
@@ -203,3 +204,30 @@ def test_type_errors_are_also_type_errors(specs):
     with pytest.raises(TypeError):
         accelsim.simulate(None, wl)
     assert issubclass(SpecTypeError, AccelsimError)
+
+
+def test_slowest_chip_the_limits_allow_gives_finite_numbers(tmp_path, capsys):
+    """Every rate at its minimum, every overhead at its maximum, the largest dataset: the
+    report's times are huge but finite (1e303 d latencies are refused where they are read)."""
+    text = (GOOD / "tiny_hw.yaml").read_text(encoding="utf-8")
+    for old, new in [("bandwidth: 900 GB/s", "bandwidth: 1 B/s"), ("bandwidth: 1 TB/s", "bandwidth: 1 B/s"),
+                     ("clock: 1 GHz", "clock: 1 Hz"), ("peak_flop_rate: 1 TFLOP/s", "peak_flop_rate: 1 FLOP/s"),
+                     ("vector_flop_rate: 1 TFLOP/s", "vector_flop_rate: 1 FLOP/s"),
+                     ("link_bandwidth: 50 GB/s", "link_bandwidth: 1 B/s\n  latency: 1 s\ncalibration:\n"
+                      + "".join(f"  {k}_efficiency: 0.001\n" for k in
+                                ("compute", "vector", "bandwidth", "cache_bandwidth", "link"))
+                      + "  launch_overhead: 1 s")]:
+        assert old in text
+        text = text.replace(old, new)
+    hw_path, wl_path = tmp_path / "slow_hw.yaml", tmp_path / "slow_wl.yaml"
+    hw_path.write_text(text, encoding="utf-8")
+    wl_path.write_text("name: slow\nmodel: {family: nmt, hidden: 64, vocab: 500, sequence_length: 3}\n"
+                       "subbatch: 1\ndataset: {samples: 1e18, unit: words}\n", encoding="utf-8")
+    assert main(["run", str(hw_path), str(wl_path), "--chips", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "time per epoch on 4 chips" in out
+    for word in ("inf", "nan"):
+        assert not [line for line in out.splitlines() if f" {word}" in line.lower()], out
+    report = accelsim.simulate(spec.load_hardware(hw_path), spec.load_workload(wl_path), chips=4)
+    s = report.summary
+    assert all(math.isfinite(x) for x in (s.step_time_s, s.epoch_time_s, s.flops, s.footprint_bytes))
