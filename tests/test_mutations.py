@@ -91,7 +91,7 @@ def _run(argv: list[str]) -> tuple[int, str]:
 
 
 @pytest.mark.slow
-@settings(max_examples=60, deadline=timedelta(seconds=60), derandomize=True,
+@settings(max_examples=150, deadline=timedelta(seconds=60), derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(_cases())
 def test_mutated_specs_exit_0_or_2(case):
