@@ -19,6 +19,7 @@ from accelsim.spec import load_hardware, load_workload
 from accelsim.workload import WorkloadSpec
 
 if TYPE_CHECKING:
+    from accelsim.estimate import WorkLimits
     from accelsim.graph import OpGraph
 
 __all__ = ["AccelsimError", "Comparison", "HardwareSpec", "OpResult", "ParallelPlan", "Report", "SpecError", "Summary",
@@ -28,18 +29,22 @@ __version__ = "0.1.0"
 
 def simulate(hw: HardwareSpec, wl: WorkloadSpec, *, chips: int = 1, mode: str = "auto",
              graph: OpGraph | None = None, plan: ParallelPlan | str | None = None,
-             force: bool = False) -> Report:
+             force: bool = False, limits: WorkLimits | None = None) -> Report:
     """Replay one training step of `wl` on `chips` copies of `hw`, split by `plan`
     (default: data parallel; "dp=512,pp=4,tp=1" or a `ParallelPlan`); a plan that does not
     fit in memory is reported, not timed, unless `force` (`graph`: the step's algorithmic
-    graph when already built)."""
+    graph when already built; work bounded by `limits`, see `accelsim.estimate`)."""
     from accelsim.api import simulate as _simulate
 
-    return _simulate(hw, wl, chips=chips, mode=mode, graph=graph, plan=plan, force=force)
+    return _simulate(hw, wl, chips=chips, mode=mode, graph=graph, plan=plan, force=force,
+                     limits=limits)
 
 
 def build_graph(wl: WorkloadSpec) -> OpGraph:
     """The op graph of one training step (forward, backward, update) of `wl`."""
+    from accelsim.errors import SpecTypeError
     from accelsim.models import build_graph as _build
 
+    if not isinstance(wl, WorkloadSpec):
+        raise SpecTypeError(f"wl: expected a WorkloadSpec, got {type(wl).__name__}")
     return _build(wl)

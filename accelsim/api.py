@@ -12,29 +12,27 @@ import numpy as np
 
 from accelsim import pipeline
 from accelsim.errors import AccelsimError
+from accelsim.estimate import WorkLimits, check_arguments
 from accelsim.graph import OpGraph
 from accelsim.hardware import HardwareSpec
 from accelsim.plan import ParallelPlan, data_parallel, plan_violation
 from accelsim.report import Report
-from accelsim.vocabulary import MODES
 from accelsim.workload import WorkloadSpec
 
 
 def simulate(hw: HardwareSpec, wl: WorkloadSpec, *, chips: int = 1, mode: str = "auto",
              graph: OpGraph | None = None, plan: ParallelPlan | str | None = None,
-             force: bool = False) -> Report:
+             force: bool = False, limits: WorkLimits | None = None) -> Report:
     """Replay one training step of `wl` on `chips` data-parallel copies of `hw`.
 
     A step whose footprint exceeds the chip's memory is reported with its shortfall and not
     timed, unless `force`. With a `plan` (a `ParallelPlan`, or text such as "dp=512,pp=4"), or the workload's
     `parallel:` section, or `chips` > 1, the step is partitioned over the chips and each
     distinct stage replayed; a plan whose stages do not fit in memory is not timed unless
-    `force` (accelsim.parallel).
+    `force` (accelsim.parallel). Refuses (`WorkTooLarge`) before any work beyond `limits`
+    (see `accelsim.estimate`).
     """
-    if chips < 1:
-        raise AccelsimError(f"chips: expected an integer >= 1, got {chips}")
-    if mode not in MODES:
-        raise AccelsimError(f"mode: expected one of {list(MODES)}, got {mode!r}")
+    graph = check_arguments(hw, wl, chips=chips, mode=mode, limits=limits, graph=graph)
     # --- parallel plans (issue 8): partition, replay each distinct stage, compose ----------
     resolved = resolve_plan(wl, chips, plan)
     if resolved is not None:
@@ -111,8 +109,8 @@ class MissRatioCurve:
 MRC_MAX_ACCESSES = 50_000_000
 
 
-def miss_ratio_curve(hw: HardwareSpec, wl: WorkloadSpec, *,
-                     granule_bytes: int | None = None) -> MissRatioCurve:
+def miss_ratio_curve(hw: HardwareSpec, wl: WorkloadSpec, *, granule_bytes: int | None = None,
+                     limits: WorkLimits | None = None) -> MissRatioCurve:
     """One pass over the executed step's address stream: hit rate at every cache size.
 
     The stream is what the caches see from the compute units (tiles as `mapping` chooses them
@@ -123,13 +121,14 @@ def miss_ratio_curve(hw: HardwareSpec, wl: WorkloadSpec, *,
     from accelsim.mrc import curve_from_line_ids
     from accelsim.trace_runs import estimated_bytes, iter_step_runs
 
-    graph = pipeline.prepare(wl).executed
+    graph = pipeline.prepare(wl, check_arguments(hw, wl, mode="coalesced", limits=limits)).executed
     mappings = pipeline.map_step(hw, graph, wl.precision).mappings
     line = hw.caches[0].line_bytes if hw.caches else 128
     if granule_bytes is None:
         total = float(np.sum(estimated_bytes(graph, mappings, wl.precision)))
         granule_bytes = max(line, 1 << max(0, math.ceil(math.log2(max(1.0, total / MRC_MAX_ACCESSES)))))
-    elif granule_bytes < 1 or granule_bytes & (granule_bytes - 1):
+    elif (isinstance(granule_bytes, bool) or not isinstance(granule_bytes, int)
+          or granule_bytes < 1 or granule_bytes & (granule_bytes - 1)):
         raise AccelsimError(f"granule: expected a power of two number of bytes, got {granule_bytes}")
     ids = np.concatenate([expand_lines(r.addr, r.nbytes, granule_bytes) for r in
                           iter_step_runs(graph, mappings, wl.precision, granule_bytes)])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from accelsim.errors import AccelsimError
 from accelsim.vocabulary import MODES
@@ -26,9 +27,12 @@ class _Parser(argparse.ArgumentParser):
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from accelsim import spec
+    from accelsim.estimate import check_chips, estimate_work
     from accelsim.workload import WorkloadSpec
 
     failed = False
+    hws: list[tuple[str | None, Any]] = []
+    wls: list[tuple[str, Any]] = []
     for path in args.files:
         try:
             kind = spec.kind_of(path)
@@ -44,8 +48,101 @@ def _cmd_check(args: argparse.Namespace) -> int:
             failed = True
             print(exc, file=sys.stderr)
             continue
-        print(f"{path}: ok ({kind} '{obj.name}')")
+        if kind == "hardware":
+            print(f"{path}: ok ({kind} '{obj.name}')")
+        (hws if kind == "hardware" else wls).append((path, obj))
+    # --- work estimates: what `run` would refuse before simulating (accelsim.estimate);
+    # a workload is ok once its work fits on every chip given (or, alone, its graph fits) ---
+    limits = _limits(args)
+    for wl_path, wl in wls:
+        lines: list[str] | None = []
+        for hw_path, hw in hws or [(None, None)]:
+            try:
+                if hw is not None:
+                    check_chips(hw, args.chips)
+                est = estimate_work(hw, wl, mode=args.mode, limits=limits)
+            except AccelsimError as exc:
+                lines = None
+                print(_located(exc, hw_path, wl_path), file=sys.stderr)
+                break
+            assert lines is not None
+            lines.append(f"  on {hw_path}: {est.text()}" if hw_path else f"  {est.text()}")
+        if lines is None:
+            failed = True
+            continue
+        print(f"{wl_path}: ok (workload '{wl.name}')")
+        print("\n".join(lines))
     return EXIT_USAGE if failed else EXIT_OK
+
+
+def _located(exc: AccelsimError, hw_path: str | None, wl_path: str) -> str:
+    """A work refusal (estimate.WorkTooLarge) as `file:line:col: key: expected ..., got ...`."""
+    from accelsim import spec
+    from accelsim.errors import Issue, WorkTooLarge
+
+    if not isinstance(exc, WorkTooLarge):
+        return str(exc)
+    path = hw_path if exc.spec == "hardware" and hw_path else wl_path
+    line, col = spec.key_mark(path, exc.key_path) or (None, None)
+    return str(Issue(path, line, col, exc.key_path, exc.expected, exc.got))
+
+
+def _simulate(hw, wl, args: argparse.Namespace, hw_path: str, wl_path: str):
+    """One design under the options: `--plan` (or the workload's `parallel:`) as given,
+    `--chips N` alone the best plan that fits; work bounded by the options' limits, and a
+    refusal located in the file to blame."""
+    import accelsim
+    from accelsim.errors import WorkTooLarge
+    from accelsim.estimate import check_arguments
+
+    try:
+        graph = check_arguments(hw, wl, chips=args.chips, mode=args.mode, limits=_limits(args))
+        plan = getattr(args, "plan", None)
+        if plan is None and args.chips > 1 and wl.parallel is None:
+            from accelsim import planner
+
+            return planner.best(hw, wl, args.chips, mode=args.mode)
+        if plan is not None and plan.endswith((".yaml", ".yml")):
+            from accelsim import spec
+
+            plan = spec.load_plan(plan)
+        return accelsim.simulate(hw, wl, chips=args.chips, mode=args.mode, plan=plan,
+                                 force=getattr(args, "force", False), graph=graph,
+                                 limits=_limits(args))
+    except WorkTooLarge as exc:
+        raise AccelsimError(_located(exc, hw_path, wl_path)) from None
+
+
+def _limits(args: argparse.Namespace):
+    """The work limits the options ask for (accelsim.estimate.WorkLimits)."""
+    import attrs
+
+    from accelsim.estimate import LARGE_LIMITS, WorkLimits
+
+    limits = LARGE_LIMITS if args.allow_large else WorkLimits()
+    if args.max_graph_ops is not None:
+        limits = attrs.evolve(limits, max_graph_ops=args.max_graph_ops)
+    return limits
+
+
+def _check_outputs(args: argparse.Namespace, inputs: Sequence[str], *,
+                   plot_dir: bool = False) -> None:
+    """Every output path the command will write, checked before any work (accelsim.outputs);
+    `plot_dir`: `--plot` names a folder of figures, not one image."""
+    from accelsim.outputs import PLOT_EXTENSIONS, check_distinct, check_output, check_output_dir
+
+    paths = {f"--{name}": getattr(args, name, None)
+             for name in ("json", "csv", "plot", "out", "timeline", "parquet")}
+    for option, path in paths.items():
+        if path is None:
+            continue
+        if option == "--plot" and plot_dir:  # `run --plot DIR`: a folder of figures
+            check_output_dir(option, path)
+            continue
+        check_output(option, path, inputs,
+                     extensions=PLOT_EXTENSIONS if option == "--plot" else (),
+                     append=option == "--out")
+    check_distinct(paths)
 
 
 def _load_pair(hw_paths: Sequence[str], wl_path: str):
@@ -80,8 +177,9 @@ def _positive_int(text: str) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
 
+    _check_outputs(args, [args.hardware, args.workload], plot_dir=True)
     (hw,), wl = _load_pair([args.hardware], args.workload)
-    report = _simulate_with_plan(hw, wl, args)
+    report = _simulate(hw, wl, args, args.hardware, args.workload)
     print(report.text(top_ops=args.ops))
     if args.json:
         report.to_json(args.json)
@@ -105,8 +203,20 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     from accelsim.report import comparison_table
 
+    _check_outputs(args, args.files)
     hws, wl = _load_pair(args.files[:-1], args.files[-1])
-    reports = [_simulate_with_plan(hw, wl, args) for hw in hws]
+    from accelsim.errors import WorkTooLarge
+    from accelsim.estimate import check_arguments
+
+    graph = None
+    for hw, hw_path in zip(hws, args.files[:-1], strict=True):  # every chip before the first run
+        try:
+            graph = check_arguments(hw, wl, chips=args.chips, mode=args.mode,
+                                    limits=_limits(args), graph=graph)
+        except WorkTooLarge as exc:
+            raise AccelsimError(_located(exc, hw_path, args.files[-1])) from None
+    reports = [_simulate(hw, wl, args, hw_path, args.files[-1])
+               for hw, hw_path in zip(hws, args.files[:-1], strict=True)]
     print(comparison_table(reports))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
@@ -121,29 +231,19 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 # --- parallel plans (issue 8) ----------------------------------------------------------------
-def _simulate_with_plan(hw, wl, args: argparse.Namespace):
-    """`--plan` (or the workload's `parallel:`) as given; `--chips N` alone: the best plan."""
-    import accelsim
-
-    plan = getattr(args, "plan", None)
-    if plan is None and args.chips > 1 and wl.parallel is None:
-        from accelsim import planner
-
-        return planner.best(hw, wl, args.chips, mode=args.mode)
-    if plan is not None and plan.endswith((".yaml", ".yml")):
-        from accelsim import spec
-
-        plan = spec.load_plan(plan)
-    return accelsim.simulate(hw, wl, chips=args.chips, mode=args.mode, plan=plan,
-                             force=getattr(args, "force", False))
-
-
 def _cmd_plan(args: argparse.Namespace) -> int:
     import json
 
     from accelsim import planner
+    from accelsim.errors import WorkTooLarge
+    from accelsim.estimate import check_arguments
 
+    _check_outputs(args, [args.hardware, args.workload])
     (hw,), wl = _load_pair([args.hardware], args.workload)
+    try:  # the whole step's work bounds every stage's
+        check_arguments(hw, wl, mode=args.mode, limits=_limits(args))
+    except WorkTooLarge as exc:
+        raise AccelsimError(_located(exc, args.hardware, args.workload)) from None
     counts = planner.chip_counts(args.chips, args.max_chips)
 
     def progress(outcome) -> None:
@@ -185,8 +285,9 @@ def _cmd_mrc(args: argparse.Namespace) -> int:
     from accelsim.api import miss_ratio_curve
     from accelsim.units import format_bytes
 
+    _check_outputs(args, [args.hardware, args.workload])
     (hw,), wl = _load_pair([args.hardware], args.workload)
-    curve = miss_ratio_curve(hw, wl, granule_bytes=args.granule)
+    curve = miss_ratio_curve(hw, wl, granule_bytes=args.granule, limits=_limits(args))
     llc = hw.last_level_cache_bytes
     print(f"accelsim mrc: {wl.name}, tiled for {hw.name}; fully associative LRU, "
           f"{format_bytes(curve.granule_bytes)} granules, {curve.accesses:.4g} accesses")
@@ -227,12 +328,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         settings[key] = values
     # metric axes of an energy/cost Pareto plot (issue 14), checked before any simulation
     axes = dse.parse_axes(args.axes) if args.axes else None
-    # Output paths first: a typo must not cost a sweep.
-    for path, option, suffixes in ((args.out, "--out", ()), (args.csv, "--csv", ()),
-                                   (args.parquet, "--parquet", ()),
-                                   (args.plot, "--plot", (".png", ".pdf", ".svg"))):
-        if path:
-            dse.check_output(path, option, suffixes)
+    _check_outputs(args, [args.hardware, args.workload])
     if args.parquet:
         dse.check_parquet()
     (hw,), wl = _load_pair([args.hardware], args.workload)
@@ -309,6 +405,25 @@ def _add_sim_options(p: argparse.ArgumentParser) -> None:
                    help="data-parallel chips (gradient all-reduce over the interconnect)")
     p.add_argument("--mode", choices=MODES, default="auto",
                    help="cache simulation granularity: lines, blocks, or chosen by size")
+    _add_limit_options(p)
+
+
+def _add_limit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-graph-ops", type=_positive_int, metavar="N",
+                   help="refuse workloads whose step graph has more ops (default 1,000,000)")
+    p.add_argument("--allow-large", action="store_true",
+                   help="raise every work limit to what 64-bit addresses allow "
+                        "(accelsim.estimate.LARGE_LIMITS); exact-mode limits stay")
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
 
 
 def version() -> str:
@@ -332,7 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     check = sub.add_parser("check", help="validate hardware and workload YAML files")
-    check.add_argument("files", nargs="+", metavar="FILE")
+    check.add_argument("files", nargs="+", metavar="FILE",
+                       help="specs; with hardware and workloads, each pair's work is estimated")
+    _add_sim_options(check)
     check.set_defaults(func=_cmd_check)
 
     run = sub.add_parser("run", help="simulate one training step of a workload on a chip")
@@ -340,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("workload", metavar="WL", help="workload YAML")
     _add_sim_options(run)
     _add_plan_options(run)
-    run.add_argument("--ops", type=int, default=15, metavar="N",
+    run.add_argument("--ops", type=_non_negative_int, default=15, metavar="N",
                      help="show the N slowest ops (0: all)")
     run.add_argument("--json", metavar="FILE", help="write the report as JSON")
     run.add_argument("--csv", metavar="FILE", help="write the per-op table as CSV")
@@ -366,8 +483,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--chips", type=_positive_int, required=True, help="chips to split over")
     plan.add_argument("--max-chips", type=_positive_int, metavar="M",
                       help="also try 2N, 4N, ... chips up to M")
-    plan.add_argument("--mode", choices=("auto", "exact", "coalesced"), default="auto",
+    plan.add_argument("--mode", choices=MODES, default="auto",
                       help="cache simulation granularity")
+    _add_limit_options(plan)
     plan.add_argument("--json", metavar="FILE", help="write every plan's report as JSON")
     plan.set_defaults(func=_cmd_plan)
 
@@ -377,6 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     mrc.add_argument("--granule", type=_power_of_two_bytes, metavar="SIZE",
                      help="granule of the curve, e.g. '1 MiB' (default: chosen by trace size)")
     mrc.add_argument("--plot", metavar="FILE", help="draw the curve (PNG)")
+    _add_limit_options(mrc)
     mrc.set_defaults(func=_cmd_mrc)
 
     sweep = sub.add_parser(

@@ -236,6 +236,10 @@ def apply_settings(hw: HardwareSpec, settings_point: Mapping[str, Any]) -> Hardw
 
     Raises SpecError naming the `--set` text and key path of whatever the loader rejects.
     """
+    if not isinstance(hw, HardwareSpec):
+        from accelsim.errors import SpecTypeError
+
+        raise SpecTypeError(f"hw: expected a HardwareSpec, got {type(hw).__name__}")
     return _apply(hw, HardwareSpec, settings_point)
 
 
@@ -431,10 +435,14 @@ def plan(hw: HardwareSpec, wl: WorkloadSpec, settings: Mapping[str, Sequence[Any
     Values of one axis that load to the same spec (`6MiB` and `6 MiB`, `8` twice) are
     collapsed into the first, with a note.
     """
-    if mode not in MODES:
-        raise AccelsimError(f"mode: expected one of {list(MODES)}, got {mode!r}")
-    if not isinstance(chips, int) or chips < 1:
-        raise AccelsimError(f"chips: expected an integer >= 1, got {chips!r}")
+    from accelsim.estimate import check_chips, check_mode, check_specs
+
+    check_specs(hw, wl)  # wrong types and swapped arguments named, as in `simulate`
+    check_chips(hw, chips)
+    check_mode(mode)
+    if not isinstance(settings, Mapping):
+        raise AccelsimError(f"settings: expected a mapping of key paths to value lists, got "
+                            f"{type(settings).__name__}")
     grid(settings)  # shape of the values
     issues: list[Issue] = []
     notes: list[str] = []
@@ -825,7 +833,7 @@ def run(the_plan: Plan, *, jobs: int = 1, store: str | Path | None = None, clien
         scheduler: str | None = None, on_start: Callable[[int], None] | None = None,
         on_point: Callable[[SweepPoint], None] | None = None) -> SweepResult:
     """Simulate the points of a `plan` (see `sweep`)."""
-    if not isinstance(jobs, int) or jobs < 1:
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise AccelsimError(f"jobs: expected an integer >= 1, got {jobs!r}")
     t0 = time.perf_counter()
     mode = the_plan.mode
@@ -1123,21 +1131,6 @@ def check_parquet() -> None:
     except ImportError:
         raise AccelsimError("Parquet export needs pandas and pyarrow: "
                             "pip install 'accelsim[pandas]'") from None
-
-
-def check_output(path: str, option: str, suffixes: Sequence[str] = ()) -> None:
-    """AccelsimError when `path` cannot be written (checked before any simulation)."""
-    p = Path(path)
-    if suffixes and p.suffix.lower() not in suffixes:
-        raise AccelsimError(f"{option} {path}: expected a file ending in "
-                            f"{' or '.join(suffixes)}")
-    if p.is_dir():
-        raise AccelsimError(f"{option} {path}: is a directory, expected a file")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise AccelsimError(f"{option} {path}: the directory {parent} does not exist")
-    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        raise AccelsimError(f"{option} {path}: not writable")
 
 
 # --- plots -----------------------------------------------------------------------------------

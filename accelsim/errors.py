@@ -36,3 +36,20 @@ class SpecError(AccelsimError):
     def __init__(self, issues: list[Issue]) -> None:
         self.issues = list(issues)
         super().__init__("\n".join(str(i) for i in self.issues))
+
+
+class SpecTypeError(AccelsimError, TypeError):
+    """An API argument of the wrong type (a path that is not one, a spec where a workload goes)."""
+
+
+class WorkTooLarge(AccelsimError):
+    """A simulation refused before it starts: its estimated work is beyond the configured limits.
+
+    `spec` ('workload' or 'hardware') and `key_path` say which file and key to blame, so the
+    CLI can locate the message like a `SpecError` issue.
+    """
+
+    def __init__(self, subject: str, spec: str, key_path: str, expected: str, got: str) -> None:
+        self.subject, self.spec, self.key_path = subject, spec, key_path
+        self.expected, self.got = expected, got
+        super().__init__(f"{key_path}: expected {expected}, got {got}")

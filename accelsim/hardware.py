@@ -13,8 +13,11 @@ import attrs
 
 from accelsim.schema import Violation, check_rules, field, rule
 from accelsim.vocabulary import (
+    COMPUTE,
     COMPUTE_DTYPES,
     INCLUSION_POLICIES,
+    LINKS,
+    MEMORY,
     REPLACEMENT_POLICIES,
     SHARING_POLICIES,
     TOPOLOGIES,
@@ -22,6 +25,19 @@ from accelsim.vocabulary import (
 )
 
 DTYPES = COMPUTE_DTYPES
+#: Names the reports use for things that are not cache levels (compared case-insensitively).
+RESERVED_LEVEL_NAMES = tuple(dict.fromkeys(n.lower() for n in (MEMORY, "memory", COMPUTE, LINKS)))
+
+# Physical ceilings of the inputs (docs/spec-format.md, "Limits"): far beyond any chip, yet low
+# enough that products of them stay below 2**63 and sums of times stay finite.
+MAX_RATE = 1e21            # FLOP/s of a chip, bytes/s of a level (a zetta-rate)
+MIN_RATE = 1.0             # 1 FLOP/s, 1 B/s, 1 Hz: slower is no chip, and times stay finite
+MIN_EFFICIENCY = 1e-3      # an achievable fraction of peak below 0.1 % is a broken calibration
+MAX_CLOCK_HZ = 1e12        # 1 THz
+MAX_LATENCY_S = 1.0        # a load, a message or a kernel launch taking a second is not a chip
+MAX_UNITS = 2**20          # compute units, channels, links
+MAX_CACHE_BYTES = 2**50    # 1 PiB of SRAM per level instance
+MAX_MEMORY_BYTES = 2**60   # 1 EiB of memory per chip
 
 
 @attrs.frozen
@@ -33,11 +49,14 @@ class MatrixPipe:
     """
 
     peak_flop_rate: float | None = field(
-        unit="flop_rate", default=None, doc="peak dense FLOP/s of the whole chip for this dtype")
+        unit="flop_rate", default=None, positive=True, minimum=MIN_RATE,
+        maximum=MAX_RATE,
+        doc="peak dense FLOP/s of the whole chip for this dtype")
     macs_per_cycle_per_unit: int | None = field(
-        default=None, minimum=1, doc="multiply-accumulates per cycle per compute unit")
+        default=None, minimum=1, maximum=2**20,
+            doc="multiply-accumulates per cycle per compute unit")
     accumulate: str = field(default="fp32", choices=DTYPES, doc="accumulation dtype")
-    min_tile: int = field(default=1, minimum=1,
+    min_tile: int = field(default=1, minimum=1, maximum=2**16,
                           doc="granule of M, N and K the pipe computes in (e.g. 16 for an MMA)")
     # --- per-pipe calibration (issue 10) ---
     efficiency: float | None = field(
@@ -63,19 +82,24 @@ class MatrixPipe:
 class ComputeSpec:
     """Compute units (SMs, cores): their count, clock, matrix pipes and local (tile) storage."""
 
-    units: int = field(minimum=1, doc="number of compute units (SMs, cores)")
-    clock_hz: float = field(unit="frequency",
+    units: int = field(minimum=1, maximum=MAX_UNITS, doc="number of compute units (SMs, cores)")
+    clock_hz: float = field(unit="frequency", positive=True, minimum=MIN_RATE,
+                            maximum=MAX_CLOCK_HZ,
                             doc="boost clock of the compute units (the datasheet's peak rates)")
     matrix: dict[str, MatrixPipe] = field(
         keys=DTYPES, doc="matrix throughput per input dtype, e.g. {fp32: ..., fp16: ...}")
     vector_flop_rate: float = field(
-        unit="flop_rate", doc="peak elementwise (vector) FLOP/s of the whole chip")
+        unit="flop_rate", positive=True, minimum=MIN_RATE,
+        maximum=MAX_RATE,
+        doc="peak elementwise (vector) FLOP/s of the whole chip")
     local_memory_bytes: int = field(
-        unit="bytes", doc="scratchpad / shared memory per unit that holds GEMM tiles")
+        unit="bytes", maximum=MAX_CACHE_BYTES,
+        doc="scratchpad / shared memory per unit that holds GEMM tiles")
     register_file_bytes: int = field(
-        unit="bytes", default=0, doc="register file per unit (0: not modelled)")
+        unit="bytes", default=0, maximum=MAX_CACHE_BYTES,
+        doc="register file per unit (0: not modelled)")
     local_memory_bandwidth_bytes_per_cycle: float = field(
-        default=0.0, minimum=0.0,
+        default=0.0, minimum=0.0, maximum=2**30,
         doc="bytes per cycle one unit's local memory delivers to its pipes; small GEMM tiles "
             "re-read operands from it often enough to be limited by it (0: not modelled)")
     # --- sustained clock (issue 10) ---
@@ -87,6 +111,16 @@ class ComputeSpec:
 
     def __attrs_post_init__(self) -> None:
         check_rules(self)
+
+    @rule
+    def _local_bandwidth_off_or_real(
+            local_memory_bandwidth_bytes_per_cycle: float) -> Violation | None:
+        """0 turns the local-memory limit off; otherwise times divide by it."""
+        value = local_memory_bandwidth_bytes_per_cycle
+        if 0 < value < 1:
+            return Violation("local_memory_bandwidth_bytes_per_cycle",
+                             "0 (not modelled) or at least 1 byte per cycle", f"{value:g}")
+        return None
 
     @rule
     def _some_dtype(matrix: dict[str, MatrixPipe]) -> Violation | None:
@@ -127,9 +161,12 @@ class CacheLevelSpec:
     """One level of the on-chip SRAM hierarchy (level 0 is nearest the compute units)."""
 
     name: str = field(doc="level name used in reports, e.g. L1, L2")
-    capacity_bytes: int = field(unit="bytes", minimum=1, doc="capacity of one instance")
-    line_bytes: int = field(unit="bytes", default=128, minimum=1, doc="line size (power of two)")
-    ways: int = field(default=16, minimum=0, doc="associativity; 0 means fully associative")
+    capacity_bytes: int = field(unit="bytes", minimum=1, maximum=MAX_CACHE_BYTES,
+                                doc="capacity of one instance")
+    line_bytes: int = field(unit="bytes", default=128, minimum=1, maximum=MAX_CACHE_BYTES,
+                            doc="line size (power of two)")
+    ways: int = field(default=16, minimum=0, maximum=2**20,
+                      doc="associativity; 0 means fully associative")
     replacement: str = field(default="lru", choices=REPLACEMENT_POLICIES, doc="replacement policy")
     write_policy: str = field(default="write_back", choices=WRITE_POLICIES, doc="write policy")
     write_allocate: bool = field(default=True, doc="allocate a line on a write miss")
@@ -138,11 +175,33 @@ class CacheLevelSpec:
     sharing: str = field(default="shared", choices=SHARING_POLICIES,
                          doc="private (one instance per compute unit) or shared by all units")
     bandwidth_bytes_per_s: float = field(
-        unit="bandwidth", doc="total bandwidth this level serves (summed over instances)")
-    latency_s: float = field(unit="time", default=0.0, doc="load-to-use latency")
+        unit="bandwidth", positive=True, minimum=MIN_RATE,
+        maximum=MAX_RATE,
+        doc="total bandwidth this level serves (summed over instances)")
+    latency_s: float = field(unit="time", default=0.0, maximum=MAX_LATENCY_S,
+                             doc="load-to-use latency")
 
     def __attrs_post_init__(self) -> None:
         check_rules(self)
+
+    @rule
+    def _not_a_reserved_name(name: str) -> Violation | None:
+        """Reports key levels, memory, compute and links in one namespace."""
+        if name.strip().lower() in RESERVED_LEVEL_NAMES or not name.strip():
+            return Violation("name", "a level name other than "
+                             f"{', '.join(RESERVED_LEVEL_NAMES)} (any case) and not blank",
+                             repr(name))
+        return None
+
+    @rule
+    def _plru_ways_power_of_two(replacement: str, capacity_bytes: int, line_bytes: int,
+                                ways: int) -> Violation | None:
+        """Tree pseudo-LRU halves each set down to one way, so a set has 2**k ways."""
+        effective = ways or capacity_bytes // max(1, line_bytes)
+        if replacement == "plru" and effective & (effective - 1):
+            what = f"{effective} (fully associative: every line)" if not ways else str(ways)
+            return Violation("ways", "a power of two with replacement plru", what)
+        return None
 
     @rule
     def _line_power_of_two(line_bytes: int) -> Violation | None:
@@ -178,19 +237,25 @@ class CacheLevelSpec:
 class MemorySpec:
     """Off-chip memory (HBM): capacity, bandwidth, latency."""
 
-    capacity_bytes: int = field(unit="bytes", minimum=1, doc="memory capacity per chip")
-    bandwidth_bytes_per_s: float = field(unit="bandwidth", doc="peak memory bandwidth")
-    latency_s: float = field(unit="time", default=0.0, doc="load latency")
+    capacity_bytes: int = field(unit="bytes", minimum=1, maximum=MAX_MEMORY_BYTES,
+                                doc="memory capacity per chip")
+    bandwidth_bytes_per_s: float = field(unit="bandwidth", positive=True, minimum=MIN_RATE,
+                                         maximum=MAX_RATE, doc="peak memory bandwidth")
+    latency_s: float = field(unit="time", default=0.0, maximum=MAX_LATENCY_S, doc="load latency")
 
 
 @attrs.frozen
 class InterconnectSpec:
     """Chip-to-chip links and their topology: what the collectives of a parallel plan run on."""
 
-    links: int = field(default=1, minimum=0, doc="links per chip")
+    links: int = field(default=1, minimum=0, maximum=MAX_UNITS,
+                       doc="links per chip (0: a single chip; --chips > 1 needs links)")
     link_bandwidth_bytes_per_s: float = field(
-        unit="bandwidth", doc="bandwidth of one link, one direction")
-    latency_s: float = field(unit="time", default=0.0, doc="per-message latency")
+        unit="bandwidth", positive=True, minimum=MIN_RATE,
+        maximum=MAX_RATE,
+        doc="bandwidth of one link, one direction")
+    latency_s: float = field(unit="time", default=0.0, maximum=MAX_LATENCY_S,
+                             doc="per-message latency")
     topology: str = field(default="ring", choices=TOPOLOGIES, doc="how chips are connected")
     # --- parallel plans (issue 8): topology shape and the two-level system -----------------
     torus_shape: tuple[int, ...] | None = field(
@@ -246,26 +311,29 @@ class Calibration:
     """Achievable fractions of peak and fixed overheads: the knobs that turn peaks into times."""
 
     compute_efficiency: float = field(
-        default=1.0, minimum=0.0, maximum=1.0,
+        default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
         doc="achievable fraction of peak matrix FLOP/s for a well-shaped kernel")
     vector_efficiency: float = field(
-        default=1.0, minimum=0.0, maximum=1.0, doc="achievable fraction of peak vector FLOP/s")
+        default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
+            doc="achievable fraction of peak vector FLOP/s")
     bandwidth_efficiency: float = field(
-        default=1.0, minimum=0.0, maximum=1.0,
+        default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
         doc="achievable fraction of peak memory bandwidth")
     cache_bandwidth_efficiency: float = field(
-        default=1.0, minimum=0.0, maximum=1.0,
+        default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
         doc="achievable fraction of peak cache bandwidth")
     link_efficiency: float = field(
-        default=1.0, minimum=0.0, maximum=1.0, doc="achievable fraction of link bandwidth")
-    launch_overhead_s: float = field(unit="time", default=0.0, doc="fixed cost per kernel")
+        default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
+        doc="achievable fraction of link bandwidth")
+    launch_overhead_s: float = field(unit="time", default=0.0, maximum=MAX_LATENCY_S,
+                                     doc="fixed cost per kernel")
     # --- recurrent library calls (issue 10): used by `validate`'s RNN model ---
     rnn_step_overhead_s: float = field(
-        unit="time", default=0.0, minimum=0.0,
+        unit="time", default=0.0, minimum=0.0, maximum=MAX_LATENCY_S,
         doc="host-side work and synchronisation per timestep of one recurrent library call "
             "(cuDNN), beyond the step's own kernel launches")
     rnn_call_overhead_s: float = field(
-        unit="time", default=0.0, minimum=0.0,
+        unit="time", default=0.0, minimum=0.0, maximum=MAX_LATENCY_S,
         doc="fixed host-side setup of one recurrent library call before its first kernel")
 
 
@@ -291,6 +359,23 @@ class HardwareSpec:
         """Achievable fraction of the `dtype` pipe's peak: the pipe's own, else the chip's."""
         own = self.compute.pipe(dtype).efficiency
         return self.calibration.compute_efficiency if own is None else own
+
+    @rule
+    def _some_cache(caches: tuple[CacheLevelSpec, ...]) -> Violation | None:
+        """Every op's traffic goes through the on-chip hierarchy, so there is a first level."""
+        if not caches:
+            return Violation("caches", "at least one cache level", "none")
+        return None
+
+    @rule
+    def _private_above_shared(caches: tuple[CacheLevelSpec, ...]) -> Violation | None:
+        """Per-unit copies feed a shared level, not the other way round (the cache model's order)."""
+        for i in range(1, len(caches)):
+            if caches[i].sharing == "private" and caches[i - 1].sharing == "shared":
+                return Violation("caches", f"shared below {caches[i - 1].name} (shared): a "
+                                 "private level is only allowed above every shared one",
+                                 "private", at=(i, "sharing"))
+        return None
 
     @rule
     def _unique_level_names(caches: tuple[CacheLevelSpec, ...]) -> Violation | None:

@@ -27,6 +27,7 @@ def field(
     minimum: float | None = None,
     maximum: float | None = None,
     keys: tuple[str, ...] | None = None,
+    positive: bool = False,
 ) -> Any:
     """An attrs field whose metadata carries its unit kind, choices, bounds and doc.
 
@@ -36,7 +37,7 @@ def field(
     if unit is not None and unit not in UNIT_KINDS:
         raise ValueError(f"unknown unit kind {unit!r}")
     metadata = {"doc": doc, "unit": unit, "choices": choices, "minimum": minimum,
-                "maximum": maximum, "keys": keys}
+                "maximum": maximum, "keys": keys, "positive": positive}
     validators = []
     if choices is not None:
         validators.append(attrs.validators.in_(choices))
@@ -46,6 +47,8 @@ def field(
         validators.append(_bound(minimum, ge=True))
     if maximum is not None:
         validators.append(_bound(maximum, ge=False))
+    if positive:
+        validators.append(_positive)
     kwargs: dict[str, Any] = {"metadata": metadata, "kw_only": True}
     if validators:
         kwargs["validator"] = attrs.validators.optional(validators)
@@ -64,6 +67,11 @@ def _bound(limit: float, *, ge: bool):
             op = ">=" if ge else "<="
             raise ValueError(f"{attribute.name}: expected a value {op} {limit}, got {value!r}")
     return check
+
+
+def _positive(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"{attribute.name}: expected a value > 0, got {value!r}")
 
 
 def _keys_in(allowed: tuple[str, ...]):

@@ -17,6 +17,8 @@ from __future__ import annotations
 import difflib
 import functools
 import math
+import re
+import stat
 import types
 import typing
 from pathlib import Path
@@ -26,7 +28,7 @@ import attrs
 import yaml
 
 from accelsim import schema, units
-from accelsim.errors import Issue, SpecError
+from accelsim.errors import Issue, SpecError, SpecTypeError
 from accelsim.hardware import HardwareSpec, TechnologySpec, TechnologyTable
 from accelsim.models import FAMILIES
 from accelsim.plan import ParallelPlan
@@ -82,6 +84,11 @@ class _Context:
 
 
 def _describe(node: yaml.Node) -> str:
+    if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null") and not node.style:
+        return "nothing (null)"
+    if (isinstance(node, yaml.ScalarNode) and not node.style
+            and node.value in ("true", "True", "false", "False")):
+        return f"{node.value} (a boolean)"
     if isinstance(node, yaml.ScalarNode):
         return repr(node.value) if node.style or not _is_plain_number(node.value) else node.value
     if isinstance(node, yaml.MappingNode):
@@ -122,7 +129,8 @@ def _scalar(node: yaml.Node, tp: Any, meta: dict, path: str, ctx: _Context) -> A
             value = _PARSERS[unit](_number_or_text(node))
         except units.UnitError as exc:
             expected = str(exc).rpartition(", got ")[0] or _UNIT_WORDS[unit]
-            ctx.issue(node, path, expected, _describe(node) + _other_kind_hint(node, unit))
+            hint = _other_kind_hint(node, unit) or exc.hint
+            ctx.issue(node, path, expected, _describe(node) + hint)
             return _MISSING
         return _check_bounds(int(value) if tp is int else value, meta, node, path, ctx)
     if tp is bool:
@@ -192,13 +200,28 @@ def _check_bounds(value: Any, meta: dict, node: yaml.Node, path: str, ctx: _Cont
         ctx.issue(node, path, "an integer below 2**63 (8 EiB as a size)", _describe(node))
         return _MISSING
     lo, hi = meta.get("minimum"), meta.get("maximum")
+    unit = meta.get("unit")
+    got = _describe(node) if unit else repr(value)
+    if meta.get("positive") and not value > 0:
+        what = _KIND_WORDS.get(unit or "", "a value")
+        ctx.issue(node, path, f"{what} > 0 (the simulator divides by it)", got)
+        return _MISSING
     if lo is not None and value < lo:
-        ctx.issue(node, path, f"a value >= {lo}", repr(value))
+        ctx.issue(node, path, f"a value >= {_limit_text(lo, unit)}", got)
         return _MISSING
     if hi is not None and value > hi:
-        ctx.issue(node, path, f"a value <= {hi}", repr(value))
+        ctx.issue(node, path, f"a value <= {_limit_text(hi, unit)}", got)
         return _MISSING
     return value
+
+
+def _limit_text(limit: float, unit: str | None) -> str:
+    """A bound as the user would write it: '1 PiB', '1 s', '1048576'."""
+    if unit and unit != "count":
+        return str(units.format_quantity(limit, unit))
+    if float(limit) == int(limit) and abs(limit) < 2**63:
+        return str(int(limit))
+    return f"{limit:g}"
 
 
 def _expected_word(tp: Any, meta: dict) -> str:
@@ -422,8 +445,13 @@ def _model_config(node: yaml.Node, path: str, ctx: _Context) -> Any:
         ctx.issue(node, path, "a mapping with a 'family' key", _describe(node))
         return _MISSING
     family_node = next((v for k, _kn, v in _mapping_items(node, path, _Context("")) if k == "family"), None)
-    if family_node is None or not isinstance(family_node, yaml.ScalarNode):
+    if family_node is None:
         ctx.issue(node, _join(path, "family"), f"one of {sorted(FAMILIES)}", "nothing: the key is missing")
+        return _MISSING
+    if not isinstance(family_node, yaml.ScalarNode) or (family_node.tag.endswith(":null")
+                                                        and not family_node.style):
+        ctx.issue(family_node, _join(path, "family"), f"one of {sorted(FAMILIES)}",
+                  _describe(family_node))
         return _MISSING
     fam = FAMILIES.get(family_node.value)
     if fam is None:
@@ -472,7 +500,46 @@ def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
     return problem
 
 
+def _control_character(text: str, filename: str) -> None:
+    """Refuse control characters with their line and column (PyYAML says only 'position N')."""
+    match = _CONTROL.search(text)
+    if match is None:
+        return
+    i = match.start()
+    line = text.count("\n", 0, i) + 1
+    col = i - text.rfind("\n", 0, i)
+    char = match.group()
+    name = {"\x00": "NUL", "\x1b": "ESC", "\x7f": "DEL", "\x0b": "vertical tab",
+            "\x0c": "form feed", "\x08": "backspace"}.get(char, "a control character")
+    raise SpecError([Issue(filename, line, col, "", "printable text",
+                           f"U+{ord(char):04X} ({name}); delete it or write it as an escape "
+                           "in a double-quoted string")])
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufffe\uffff]")
+
+
+def _check_depth(text: str, filename: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before composing (composing recurses per level)."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    raise SpecError([Issue(filename, mark.line + 1, mark.column + 1, "",
+                                           f"mappings and lists nested at most {MAX_DEPTH} deep",
+                                           "deeper nesting")])
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # composing reports the syntax error with its words
+
+
 def _compose(text: str, filename: str) -> yaml.Node | None:
+    _control_character(text, filename)
+    _check_depth(text, filename)
     try:
         return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -492,6 +559,11 @@ def _raise(issues: list[Issue]) -> typing.NoReturn:
 
 
 def _load(text: str, cls: type, filename: str) -> Any:
+    if not isinstance(text, str):
+        raise SpecTypeError(f"text: expected YAML text (a str; load_hardware/load_workload "
+                            f"read files), got {type(text).__name__}")
+    if not isinstance(filename, str):
+        raise SpecTypeError(f"filename: expected a str, got {type(filename).__name__}")
     node = _compose(text, filename)
     ctx = _Context(filename)
     if node is None:
@@ -508,15 +580,42 @@ def _load(text: str, cls: type, filename: str) -> Any:
     return result
 
 
+#: A spec is a page of YAML; anything larger is not one (and /dev/zero must not be read).
+MAX_FILE_BYTES = 1 << 20
+#: Mappings and lists nested deeper than this are no spec (and would exhaust the stack).
+MAX_DEPTH = 64
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"))
+
+
 def _read(path: str | Path) -> tuple[str, str]:
+    """The file's text, refusing before reading anything that is not a small regular file."""
+    if not isinstance(path, str | Path):
+        raise SpecTypeError(f"path: expected a file path (str or pathlib.Path), got "
+                            f"{type(path).__name__} {path!r}")
     p, name = Path(path), str(path)
     try:
-        data = p.read_bytes()
+        info = p.stat()
+        if not stat.S_ISREG(info.st_mode):
+            what = next((word for test, word in _FILE_KINDS if test(info.st_mode)),
+                        "not a regular file")
+            raise SpecError([Issue(name, None, None, "", "a regular file", what)])
+        if info.st_size > MAX_FILE_BYTES:
+            raise SpecError([Issue(name, None, None, "", f"a spec file of at most "
+                                   f"{MAX_FILE_BYTES // 1024} KiB", f"{info.st_size} bytes")])
+        with p.open("rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:  # grew while we read, or a size the OS does not know
+            raise SpecError([Issue(name, None, None, "", f"a spec file of at most "
+                                   f"{MAX_FILE_BYTES // 1024} KiB", "more")])
     except FileNotFoundError:
         raise SpecError([Issue(name, None, None, "", "an existing file", "no such file")]) from None
     except OSError as exc:
         raise SpecError([Issue(name, None, None, "", "a readable file",
                                exc.strerror or type(exc).__name__)]) from None
+    except ValueError as exc:  # e.g. a NUL byte in the path
+        raise SpecError([Issue(name, None, None, "", "a file path", str(exc))]) from None
     try:
         return data.decode("utf-8"), name
     except UnicodeDecodeError as exc:
@@ -621,6 +720,20 @@ def load_workload(path: str | Path) -> WorkloadSpec:
 
 _KINDS = ("a hardware spec (keys compute, caches, memory, interconnect) "
           "or a workload (keys model, subbatch)")
+
+
+def key_mark(path: str | Path, key: str) -> tuple[int, int] | None:
+    """(line, column) of the value of top-level `key` in the file, to locate a later error."""
+    try:
+        text, name = _read(path)
+        node = _compose(text, name)
+    except SpecError:
+        return None
+    if isinstance(node, yaml.MappingNode):
+        for k, value in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == key:
+                return value.start_mark.line + 1, value.start_mark.column + 1
+    return None
 
 
 def kind_of(path: str | Path) -> str:

@@ -63,11 +63,11 @@ def _ints(lo: float | None, hi: float | None) -> st.SearchStrategy[int]:
     return st.one_of(branches)
 
 
-def _byte_sizes(lo: float | None) -> st.SearchStrategy[int]:
+def _byte_sizes(lo: float | None, hi: float | None = None) -> st.SearchStrategy[int]:
     lo_i = 0 if lo is None else int(lo)
     round_ = st.builds(lambda n, scale: n * scale, st.integers(1, 1023),
                        st.sampled_from([1, 1000, 1024, 10**6, 2**20, 10**9, 2**30, 2**40]))
-    return st.one_of(_ints(lo, None), round_.filter(lambda n: n >= lo_i))
+    return st.one_of(_ints(lo, hi), round_.filter(lambda n: n >= lo_i))
 
 
 def _for_type(tp: Any, meta: dict) -> st.SearchStrategy[Any]:
@@ -78,9 +78,9 @@ def _for_type(tp: Any, meta: dict) -> st.SearchStrategy[Any]:
     lo, hi = meta.get("minimum"), meta.get("maximum")
     unit = meta.get("unit")
     if unit == "bytes":
-        return _byte_sizes(lo)
+        return _byte_sizes(lo, hi).filter(lambda n: hi is None or n <= hi)
     if unit:
-        return _floats(lo, hi)
+        return _floats(lo, hi).filter(lambda x: x > 0 or not meta.get("positive"))
     if meta.get("choices"):
         return st.sampled_from(meta["choices"])
     if tp is Any and meta.get("polymorphic"):
@@ -98,7 +98,7 @@ def _for_type(tp: Any, meta: dict) -> st.SearchStrategy[Any]:
     if tp is int:
         return _ints(lo, hi)
     if tp is float:
-        return _floats(lo, hi)
+        return _floats(lo, hi).filter(lambda x: x > 0 or not meta.get("positive"))
     if tp is str:
         return names()
     raise TypeError(f"no strategy for field type {tp!r}")

@@ -18,7 +18,29 @@ _QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([^\s
 
 
 class UnitError(ValueError):
-    """A quantity string that does not parse; the message says what was expected."""
+    """A quantity string that does not parse; the message says what was expected.
+
+    `hint` is a short remark to put after what was given, e.g. " (did you mean 'kHz'?)".
+    """
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def _unit_hint(unit: str, valid: list[str]) -> str:
+    """' (did you mean ...?)' for a unit written in the wrong case or with bits for bytes."""
+    compact = unit.replace(" ", "")
+    bits = re.fullmatch(r"([A-Za-z]{0,2}?)(?:b/s|bps|bit/s|bits/s)", compact)
+    if bits and bits.group(1).rstrip("i").upper() in ("", "K", "M", "G", "T", "P", "E"):
+        prefix = bits.group(1)
+        prefix = "k" if prefix in ("k", "K") else prefix[:1].upper() + prefix[1:].lower()
+        return (f" (a lowercase 'b' is bits; bandwidths are in bytes: {prefix}B/s is "
+                f"{prefix}b/s divided by 8)")
+    folded = [v for v in valid if v.lower() == compact.lower()]
+    if folded:
+        return f" (did you mean '{folded[0]}'? unit prefixes are case-sensitive)"
+    return ""
 
 
 def _split(text: str | int | float, what: str) -> tuple[float, str]:
@@ -66,13 +88,20 @@ def parse_bytes(text: str | int | float) -> int:
     else:
         m = re.fullmatch(r"([A-Za-z]{0,2}?)(B|bytes?)", unit)
         if not m:
-            raise UnitError(f"{what}, got {text!r}")
+            valid = [f"{p}B" for p in (*DECIMAL, *BINARY)]
+            hint = _unit_hint(unit, valid)
+            if not hint and re.fullmatch(r"[A-Za-z]{0,2}?(b|bits?)", unit):
+                hint = " (a lowercase 'b' is bits; sizes are in bytes, 'B')"
+            raise UnitError(f"{what}, got {text!r}", hint)
         scale = _prefix_scale(m.group(1), what, text)
     nbytes = _finite_nonneg(value * scale, what, text)
     digits = str(text).strip()[: len(str(text).strip()) - len(unit)].strip()
     if digits.isdigit() and scale == int(scale):
         return int(digits) * int(scale)
-    return int(round(nbytes))
+    whole = round(nbytes)
+    if abs(nbytes - whole) > 1e-9 * max(1.0, nbytes):  # '64.4 B' is not rounded silently
+        raise UnitError(f"{what} (a whole number of bytes: {nbytes:.6g} is not), got {text!r}")
+    return int(whole)
 
 
 def parse_bandwidth(text: str | int | float) -> float:
@@ -83,24 +112,26 @@ def parse_bandwidth(text: str | int | float) -> float:
         return _finite_nonneg(value, what, text)
     m = re.fullmatch(r"([A-Za-z]{0,2}?)B\s*/\s*s", unit) or re.fullmatch(r"([A-Za-z]{0,2}?)Bps", unit)
     if not m:
-        raise UnitError(f"{what}, got {text!r}")
+        valid = [f"{p}B/s" for p in (*DECIMAL, *BINARY)]
+        raise UnitError(f"{what}, got {text!r}", _unit_hint(unit, valid))
     return _finite_nonneg(value * _prefix_scale(m.group(1), what, text), what, text)
 
 
-def _parse_decimal(text: str | int | float, what: str, pattern: str) -> float:
+def _parse_decimal(text: str | int | float, what: str, pattern: str,
+                   base: str = "") -> float:
     """A number with a unit `pattern` whose group 1 is an optional decimal prefix."""
     value, unit = _split(text, what)
     if unit == "":
         return _finite_nonneg(value, what, text)
     m = re.fullmatch(pattern, unit)
     if not m:
-        raise UnitError(f"{what}, got {text!r}")
+        raise UnitError(f"{what}, got {text!r}", _unit_hint(unit, [p + base for p in DECIMAL]))
     return _finite_nonneg(value * DECIMAL[m.group(1)], what, text)
 
 
 def parse_frequency(text: str | int | float) -> float:
     """'1.53 GHz' -> 1.53e9 hertz; a bare number is hertz."""
-    return _parse_decimal(text, "a frequency such as '1.53 GHz'", r"([kMGT]?)Hz")
+    return _parse_decimal(text, "a frequency such as '1.53 GHz'", r"([kMGT]?)Hz", "Hz")
 
 
 def parse_time(text: str | int | float) -> float:
@@ -110,14 +141,14 @@ def parse_time(text: str | int | float) -> float:
     if unit == "":
         return _finite_nonneg(value, what, text)
     if unit not in TIME_UNITS:
-        raise UnitError(f"{what}, got {text!r}")
+        raise UnitError(f"{what}, got {text!r}", _unit_hint(unit, list(TIME_UNITS)))
     return _finite_nonneg(value * TIME_UNITS[unit], what, text)
 
 
 def parse_flop_rate(text: str | int | float) -> float:
     """'15.67 TFLOP/s' (also 'TFLOPS') -> 1.567e13 FLOP per second; a bare number is FLOP/s."""
     return _parse_decimal(text, "a compute rate such as '15.7 TFLOP/s'",
-                          r"([kMGTPE]?)(?:FLOP\s*/\s*s|FLOPS|OP\s*/\s*s|OPS)")
+                          r"([kMGTPE]?)(?:FLOP\s*/\s*s|FLOPS|OP\s*/\s*s|OPS)", "FLOP/s")
 
 
 def parse_count(text: str | int | float) -> float:

@@ -16,6 +16,15 @@ from accelsim.vocabulary import COMPUTE_DTYPES, dtype_bytes
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 
+# Physical ceilings of model sizes (docs/spec-format.md, "Limits"): orders of magnitude beyond
+# any trained model, low enough that products of them (tensor bytes, addresses) fit in int64.
+MAX_SUBBATCH = 2**24   # examples per step per chip
+MAX_WIDTH = 2**20      # hidden sizes, model widths, attention and MLP widths
+MAX_VOCAB = 2**24      # vocabulary and class counts
+MAX_STEPS = 2**20      # sequence lengths, timesteps, frames
+MAX_DEPTH = 2**14      # layers, recurrence depth
+MAX_IMAGE = 2**16      # image height and width in pixels
+
 #: Optimizer state tensors kept per parameter, and FLOPs per parameter of one update
 #: (SGD: w -= lr*g is 2; momentum: v = m*v + g; w -= lr*v is 4; Adam: two moments, bias-corrected
 #: step, sqrt and divide, about 12).
@@ -27,7 +36,8 @@ OPTIMIZER_FLOPS_PER_PARAM = {"sgd": 2, "momentum": 4, "adam": 12}
 class DatasetSpec:
     """The training set, counted in the domain's unit (words, characters, images, tokens)."""
 
-    samples: float = field(unit="count", minimum=0, doc="size of one epoch in the domain's unit")
+    samples: float = field(unit="count", minimum=0, maximum=1e18,
+                           doc="size of one epoch in the domain's unit")
     unit: str = field(default="samples", doc="what a sample is, e.g. words, characters, images")
 
 
@@ -37,7 +47,8 @@ class WorkloadSpec:
 
     name: str = field(doc="short name used in reports")
     model: Any = field(doc="model family and its hyperparameters (family: ...)")
-    subbatch: int = field(minimum=1, doc="examples per training step per chip")
+    subbatch: int = field(minimum=1, maximum=MAX_SUBBATCH,
+        doc="examples per training step per chip")
     precision: str = field(default="fp32", choices=COMPUTE_DTYPES,
                            doc="dtype of weights, activations and gradients")
     optimizer: str = field(default="sgd", choices=OPTIMIZERS, doc="weight update rule")

@@ -119,6 +119,8 @@ def _meaning(f: attrs.Attribute) -> str:
     bounds = []
     if meta.get("minimum") is not None:
         bounds.append(f">= {meta['minimum']:g}")
+    if meta.get("positive"):
+        bounds.append("> 0")
     if meta.get("maximum") is not None:
         bounds.append(f"<= {meta['maximum']:g}")
     if bounds:
@@ -258,6 +260,29 @@ def render() -> str:
         "",
         "The test corpus `tests/data/bad/` holds one broken file per kind of mistake, with the "
         "exact lines expected for each in `tests/data/bad/expected.yaml`.",
+        "",
+        "## Limits",
+        "",
+        "Every number is bounded where it is read, so that nothing a file says can make the "
+        "simulator divide by zero, overflow a 64-bit integer or print an infinite time:",
+        "",
+        "- Rates the simulator divides by (bandwidths, FLOP rates, the clock, calibration "
+        "efficiencies) must be `> 0`.",
+        "- Each field has a physical ceiling, shown as `<= ...` in the tables above: far beyond "
+        "any chip or model (1 THz clocks, 1e21 FLOP/s or B/s, latencies of 1 s, 1 PiB cache "
+        "levels, 1 EiB memories, hidden sizes of 2**20, vocabularies of 2**24, subbatches of "
+        "2**24 examples), and low enough that products of fields stay below 2**63.",
+        "- Rules across keys: a `private` cache level may not sit below a `shared` one; `plru` "
+        "needs a power-of-two associativity; level names `HBM`, `memory`, `compute` and `links` "
+        "(any case) are reserved for the report's other columns; at least one cache level.",
+        f"- A spec file is at most {spec.MAX_FILE_BYTES // 1024} KiB, nests at most "
+        f"{spec.MAX_DEPTH} levels deep, is a regular file (not a FIFO or a device) and holds no "
+        "control characters.",
+        "- Before simulating, `accelsim.estimate` bounds the work of a hardware and workload "
+        "pair (graph ops, tensor bytes, cache accesses and line state per mode) and refuses a "
+        "pair beyond its limits with the estimate and the option that raises the limit "
+        "(`--max-graph-ops`, `--allow-large`); `accelsim check HW WL` runs the same estimate "
+        "for the mode given by `--mode` (default `auto`); see `accelsim/estimate.py`.",
         "",
         "## PyYAML traps handled",
         "",

@@ -224,7 +224,7 @@ def test_addresses_above_4_gib():
 
 
 @pytest.mark.parametrize("levels,err", [
-    (lambda: [lvl(lines=6, ways=6, replacement="plru")], "power-of-two"),
+    (lambda: [lvl(lines=6, ways=6, replacement="plru")], "power.of.two"),
     (lambda: [lvl(lines=6, ways=4)], "divisor"),
     (lambda: [lvl(line=64, lines=2), lvl("L2", line=32, lines=4)], "line_bytes"),
     (lambda: [lvl(lines=2), lvl("L2", lines=4, sharing="private")], "private level below"),

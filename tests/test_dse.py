@@ -258,9 +258,9 @@ def test_bad_key_or_value_exits_2_naming_the_key(setting, message, tiny, v100, t
 
 
 @pytest.mark.parametrize("option, path, message", [
-    ("--csv", "missing_dir/r.csv", "the directory missing_dir does not exist"),
-    ("--plot", "r.txt", "expected a file ending in .png or .pdf or .svg"),
-    ("--out", ".", "is a directory"),
+    ("--csv", "missing_dir/r.csv", "got missing_dir, which does not exist"),
+    ("--plot", "r.txt", "expected a file name ending in .png, .pdf, .svg"),
+    ("--out", ".", "expected a file name, got a directory"),
 ])
 def test_bad_output_paths_fail_before_any_work(option, path, message, tiny, v100, tmp_path,
                                                capsys, monkeypatch):

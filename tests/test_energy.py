@@ -47,7 +47,9 @@ def _chip(technology: TechnologySpec | None = ROUND, **cache: object) -> Hardwar
     data = {"name": "round", "compute": {"units": 4, "clock": "1 GHz",
                                          "matrix": {"fp32": {"macs_per_cycle_per_unit": 8}},
                                          "vector_flop_rate": "1 TFLOP/s", "local_memory": "64 KiB"},
-            "caches": [], "memory": {"capacity": "16 GiB", "bandwidth": "900 GB/s"},
+            "caches": [{"name": "L1", "capacity": "4 MiB", "line": "64 B", "ways": 1,
+                        "bandwidth": "1 TB/s"}],  # replaced below: the level under test
+            "memory": {"capacity": "16 GiB", "bandwidth": "900 GB/s"},
             "interconnect": {"link_bandwidth": "50 GB/s"}}
     hw = spec.hardware_from_data(data)
     return attrs.evolve(hw, caches=(CacheLevelSpec(**level),), technology=technology)

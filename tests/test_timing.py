@@ -146,7 +146,7 @@ def hardware(draw: st.DrawFn) -> HardwareSpec:
             name="L1", capacity_bytes=2 ** draw(st.integers(12, 18)), line_bytes=128, ways=4,
             sharing="private", bandwidth_bytes_per_s=draw(st.floats(1e11, 1e14)),
             latency_s=draw(st.floats(0, 1e-7))))
-    if draw(st.booleans()):
+    if draw(st.booleans()) or not caches:  # a chip has at least one level (HardwareSpec rule)
         caches.append(CacheLevelSpec(
             name="L2", capacity_bytes=2 ** draw(st.integers(14, 26)), line_bytes=128,
             ways=draw(st.sampled_from([0, 4, 16])),

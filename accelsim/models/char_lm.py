@@ -16,17 +16,20 @@ from accelsim.graph import OpGraph
 from accelsim.models.common import Net, embedding_steps
 from accelsim.models.registry import register
 from accelsim.schema import field
-from accelsim.workload import WorkloadSpec
+from accelsim.workload import MAX_DEPTH, MAX_STEPS, MAX_VOCAB, MAX_WIDTH, WorkloadSpec
 
 
 @attrs.frozen
 class CharLMConfig:
     """Hyperparameters of the RHN character language model."""
 
-    hidden: int = field(minimum=1, doc="RHN state width h (also the embedding width)")
-    recurrence_depth: int = field(default=10, minimum=1, doc="micro-steps L per character")
-    vocab: int = field(default=98, minimum=1, doc="character vocabulary size v")
-    sequence_length: int = field(default=150, minimum=1, doc="unrolled characters per example")
+    hidden: int = field(minimum=1, maximum=MAX_WIDTH,
+        doc="RHN state width h (also the embedding width)")
+    recurrence_depth: int = field(default=10, minimum=1, maximum=MAX_DEPTH,
+        doc="micro-steps L per character")
+    vocab: int = field(default=98, minimum=1, maximum=MAX_VOCAB, doc="character vocabulary size v")
+    sequence_length: int = field(default=150, minimum=1, maximum=MAX_STEPS,
+        doc="unrolled characters per example")
 
     def params_formula(self) -> int:
         """Closed-form parameter count (equals the graph's)."""

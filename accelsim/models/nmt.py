@@ -15,18 +15,20 @@ from accelsim.graph import OpGraph
 from accelsim.models.common import Net, embedding_steps, lstm_cell, lstm_layer, lstm_weights
 from accelsim.models.registry import register
 from accelsim.schema import field
-from accelsim.workload import WorkloadSpec
+from accelsim.workload import MAX_STEPS, MAX_VOCAB, MAX_WIDTH, WorkloadSpec
 
 
 @attrs.frozen
 class NMTConfig:
     """Hyperparameters of the NMT model."""
 
-    hidden: int = field(minimum=1, doc="LSTM hidden size h (also embedding and attention width)")
-    vocab: int = field(default=36548, minimum=1, doc="word-piece vocabulary size")
-    sequence_length: int = field(default=26, minimum=1,
+    hidden: int = field(minimum=1, maximum=MAX_WIDTH,
+        doc="LSTM hidden size h (also embedding and attention width)")
+    vocab: int = field(default=36548, minimum=1, maximum=MAX_VOCAB,
+        doc="word-piece vocabulary size")
+    sequence_length: int = field(default=26, minimum=1, maximum=MAX_STEPS,
                                  doc="source and target length in word pieces")
-    target_length: int | None = field(default=None, minimum=1,
+    target_length: int | None = field(default=None, minimum=1, maximum=MAX_STEPS,
                                       doc="target length (default: sequence_length)")
 
     @property

@@ -17,7 +17,7 @@ from accelsim.graph import OpGraph, Tensor
 from accelsim.models.common import Net
 from accelsim.models.registry import register
 from accelsim.schema import field
-from accelsim.workload import WorkloadSpec
+from accelsim.workload import MAX_IMAGE, MAX_VOCAB, MAX_WIDTH, WorkloadSpec
 
 #: Blocks per stage and block type of the standard depths.
 STAGES = {18: ((2, 2, 2, 2), "basic"), 34: ((3, 4, 6, 3), "basic"),
@@ -30,10 +30,12 @@ class ResNetConfig:
     """Hyperparameters of the ResNet image classifier."""
 
     depth: int = field(default=50, doc="layers: 18, 34 (basic blocks), 50, 101, 152, 200")
-    width: int = field(default=64, minimum=1, doc="channels of the stem and the first stage")
-    image_size: int = field(default=224, minimum=32, doc="input height and width in pixels")
-    classes: int = field(default=1000, minimum=1, doc="output classes")
-    channels: int = field(default=3, minimum=1, doc="input image channels")
+    width: int = field(default=64, minimum=1, maximum=MAX_WIDTH,
+        doc="channels of the stem and the first stage")
+    image_size: int = field(default=224, minimum=32, maximum=MAX_IMAGE,
+        doc="input height and width in pixels")
+    classes: int = field(default=1000, minimum=1, maximum=MAX_VOCAB, doc="output classes")
+    channels: int = field(default=3, minimum=1, maximum=MAX_WIDTH, doc="input image channels")
 
     def __attrs_post_init__(self) -> None:
         if self.depth not in STAGES:

@@ -22,28 +22,34 @@ from accelsim.graph import OpGraph, Tensor
 from accelsim.models.common import Net, lstm_cell, lstm_layer, lstm_weights
 from accelsim.models.registry import register
 from accelsim.schema import field
-from accelsim.workload import WorkloadSpec
+from accelsim.workload import MAX_DEPTH, MAX_STEPS, MAX_VOCAB, MAX_WIDTH, WorkloadSpec
 
 
 @attrs.frozen
 class SpeechConfig:
     """Hyperparameters of the attention speech model."""
 
-    encoder_hidden: int = field(minimum=1, doc="encoder LSTM width E per direction")
-    attention_dim: int = field(default=128, minimum=1, doc="attention space width A")
-    attention_hidden: int | None = field(default=None, minimum=1,
+    encoder_hidden: int = field(minimum=1, maximum=MAX_WIDTH,
+        doc="encoder LSTM width E per direction")
+    attention_dim: int = field(default=128, minimum=1, maximum=MAX_WIDTH,
+        doc="attention space width A")
+    attention_hidden: int | None = field(default=None, minimum=1, maximum=MAX_WIDTH,
                                          doc="attention-cell LSTM width AH (default E/2)")
-    decoder_hidden: int | None = field(default=None, minimum=1,
+    decoder_hidden: int | None = field(default=None, minimum=1, maximum=MAX_WIDTH,
                                        doc="decoder-cell LSTM width D (default E/2)")
-    encoder_layers: int = field(default=3, minimum=1,
+    encoder_layers: int = field(default=3, minimum=1, maximum=MAX_DEPTH,
                                 doc="bi-LSTM encoder layers (stride-2 pooling between them)")
-    encoder_steps: int = field(default=300, minimum=1, doc="audio frames T per utterance")
-    decoder_steps: int | None = field(default=None, minimum=1,
+    encoder_steps: int = field(default=300, minimum=1, maximum=MAX_STEPS,
+        doc="audio frames T per utterance")
+    decoder_steps: int | None = field(default=None, minimum=1, maximum=MAX_STEPS,
                                       doc="output characters per utterance (default: T/4)")
-    audio_features: int = field(default=40, minimum=1, doc="features per frame F")
-    vocab: int = field(default=31, minimum=1, doc="output characters V")
-    conv_filters: int = field(default=4, minimum=1, doc="location-attention filters")
-    conv_width: int = field(default=50, minimum=1, doc="location-attention filter width")
+    audio_features: int = field(default=40, minimum=1, maximum=MAX_WIDTH,
+        doc="features per frame F")
+    vocab: int = field(default=31, minimum=1, maximum=MAX_VOCAB, doc="output characters V")
+    conv_filters: int = field(default=4, minimum=1, maximum=MAX_WIDTH,
+        doc="location-attention filters")
+    conv_width: int = field(default=50, minimum=1, maximum=MAX_STEPS,
+        doc="location-attention filter width")
 
     @property
     def attn_hidden(self) -> int:

@@ -17,19 +17,22 @@ from accelsim.graph import OpGraph, Tensor
 from accelsim.models.common import Net
 from accelsim.models.registry import register
 from accelsim.schema import field
-from accelsim.workload import WorkloadSpec
+from accelsim.workload import MAX_DEPTH, MAX_STEPS, MAX_VOCAB, MAX_WIDTH, WorkloadSpec
 
 
 @attrs.frozen
 class TransformerConfig:
     """Hyperparameters of the decoder-only transformer LM."""
 
-    layers: int = field(minimum=1, doc="transformer blocks L")
-    width: int = field(minimum=1, doc="model width d (embedding and residual stream)")
-    heads: int = field(minimum=1, doc="attention heads (must divide width)")
-    sequence_length: int = field(default=2048, minimum=1, doc="context length S in tokens")
-    vocab: int = field(default=50257, minimum=1, doc="token vocabulary size v")
-    ffn: int | None = field(default=None, minimum=1, doc="MLP hidden width (default 4*width)")
+    layers: int = field(minimum=1, maximum=MAX_DEPTH, doc="transformer blocks L")
+    width: int = field(minimum=1, maximum=MAX_WIDTH,
+        doc="model width d (embedding and residual stream)")
+    heads: int = field(minimum=1, maximum=MAX_WIDTH, doc="attention heads (must divide width)")
+    sequence_length: int = field(default=2048, minimum=1, maximum=MAX_STEPS,
+        doc="context length S in tokens")
+    vocab: int = field(default=50257, minimum=1, maximum=MAX_VOCAB, doc="token vocabulary size v")
+    ffn: int | None = field(default=None, minimum=1, maximum=MAX_WIDTH,
+        doc="MLP hidden width (default 4*width)")
     tied_embeddings: bool = field(default=True, doc="reuse the token embedding for the logits")
 
     def __attrs_post_init__(self) -> None:

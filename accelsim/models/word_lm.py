@@ -17,18 +17,20 @@ from accelsim.graph import OpGraph
 from accelsim.models.common import Net, embedding_steps, lstm_layer
 from accelsim.models.registry import register
 from accelsim.schema import field
-from accelsim.workload import WorkloadSpec
+from accelsim.workload import MAX_DEPTH, MAX_STEPS, MAX_VOCAB, MAX_WIDTH, WorkloadSpec
 
 
 @attrs.frozen
 class WordLMConfig:
     """Hyperparameters of the LSTM word language model."""
 
-    hidden: int = field(minimum=1, doc="LSTM hidden size h (also the embedding width)")
-    layers: int = field(default=2, minimum=1, doc="stacked LSTM layers")
-    vocab: int = field(default=10004, minimum=1, doc="vocabulary size v")
-    sequence_length: int = field(default=80, minimum=1, doc="unrolled timesteps per example")
-    projection: int | None = field(default=None, minimum=1,
+    hidden: int = field(minimum=1, maximum=MAX_WIDTH,
+        doc="LSTM hidden size h (also the embedding width)")
+    layers: int = field(default=2, minimum=1, maximum=MAX_DEPTH, doc="stacked LSTM layers")
+    vocab: int = field(default=10004, minimum=1, maximum=MAX_VOCAB, doc="vocabulary size v")
+    sequence_length: int = field(default=80, minimum=1, maximum=MAX_STEPS,
+        doc="unrolled timesteps per example")
+    projection: int | None = field(default=None, minimum=1, maximum=MAX_WIDTH,
                                    doc="width of a projection before the softmax (none: off)")
 
     def params_formula(self) -> int:
