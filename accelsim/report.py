@@ -330,13 +330,13 @@ class Report:
         verdict, its stages' memory and the notes only."""
         s = self.summary
         if self.parallel is not None and not self.parallel.timed:
-            return "\n".join([f"accelsim: {self.workload} on {self.hardware} x {s.chips} chips "
+            return "\n".join([f"accelsim: {self.workload} on {self.hardware} x {_chips(s.chips)} "
                               f"(plan {self.parallel.plan})", f"verdict: {self.verdict()}", "",
                               *parallel_text(self), "", "notes:",
                               *[f"  - {n}" for n in self.notes]])
         unit = s.sample_unit.replace("_", " ")
         lines = [f"accelsim: {self.workload} on {self.hardware}"
-                 + (f" x {s.chips} chips (plan {self.parallel.plan})" if self.parallel else
+                 + (f" x {_chips(s.chips)} (plan {self.parallel.plan})" if self.parallel else
                     f" x {s.chips} chips (data parallel)" if s.chips > 1 else ""),
                  f"verdict: {self.verdict()}", ""]
         if self.parallel is not None:  # parallel plans (issue 8): the stages under the verdict
@@ -493,6 +493,10 @@ def _html_table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
             + "</tbody></table>")
 
 
+def _chips(n: int) -> str:
+    return f"{n} chip{'s' * (n != 1)}"
+
+
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else "…" + text[-(width - 1):]
 
@@ -549,7 +553,8 @@ def parallel_text(report: Report) -> list[str]:
     out: list[str] = []
     head = (f"  {'stage':<5} {'layers':<28} {'chips':>6} {'footprint':>10} {'capacity':>10} "
             f"{'shortfall':>10} {'busy':>9} {'util':>6} {'comm':>9}")
-    out += [f"plan {p.plan} ({p.chips} chips; schedule {p.schedule}, {p.chunks} chunks):", head]
+    out += [f"plan {p.plan} ({_chips(p.chips)}; schedule {p.schedule}, "
+            f"{p.chunks} chunk{'s' * (p.chunks != 1)}):", head]
     for st in p.stages:
         out.append(f"  {st.index:<5} {_clip(','.join(st.layers), 28):<28} {st.chips:>6} "
                    f"{format_bytes(st.footprint_bytes):>10} {format_bytes(st.capacity_bytes):>10} "
