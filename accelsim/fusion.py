@@ -6,13 +6,23 @@ as one GEMM whose epilogue adds into the accumulator (cuBLAS beta = 1, cuDNN's R
 gradients): the per-timestep gradient is never written out, and the accumulator stays in one
 buffer. That changes what a cache must hold to keep a recurrent layer resident, so the replay
 runs on the fused graph while the report's algorithmic counts come from the original.
+
+A kernel library goes further for a recurrent layer (cuDNN's RNN weight gradient): it keeps
+every timestep's layer input and gate gradient in one contiguous buffer (the reserve space)
+and computes the weight gradient as ONE GEMM over all timesteps, dW = [x_0; ...; x_T]^T @
+[dz_0; ...; dz_T], after the backward loop, instead of T GEMMs that each read and write the
+whole gradient (`stack_recurrent_weight_gradients`). `execute` applies the passes in order;
+`RECURRENT_EXECUTIONS` names the two ways a recurrent layer's weight gradient can run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import attrs
 
 from accelsim.graph import Op, OpGraph
+from accelsim.vocabulary import RECURRENT_EXECUTIONS
 
 
 def fuse_gemm_accumulate(graph: OpGraph) -> tuple[OpGraph, int]:
@@ -47,11 +57,127 @@ def fuse_gemm_accumulate(graph: OpGraph) -> tuple[OpGraph, int]:
         dropped.add(g_id)
     if not fused_into:
         return graph, 0
+    return _rebuild(graph, fused_into, dropped), len(fused_into)
+
+
+def _rebuild(graph: OpGraph, replaced: dict[int, Op], dropped: set[int]) -> OpGraph:
+    """`graph` with ops `dropped` removed and ops `replaced` by others; ids and deps renumbered."""
     kept = [op for op in graph.ops if op.id not in dropped]
     remap = {op.id: new_id for new_id, op in enumerate(kept)}
     ops = []
     for new_id, old_op in enumerate(kept):
-        source = fused_into.get(old_op.id, old_op)
+        source = replaced.get(old_op.id, old_op)
         ops.append(attrs.evolve(source, id=new_id,
                                 deps=tuple(remap[d] for d in source.deps if d in remap)))
-    return OpGraph(graph.name, graph.tensors, ops), len(fused_into)
+    return OpGraph(graph.name, graph.tensors, ops)
+
+
+def _accumulation_chains(graph: OpGraph) -> list[tuple[list[int], list[int]]]:
+    """Each running sum of gradient contributions: (accumulate add ids in order, contribution
+    tensor ids in order), the first contribution being the sum's starting value."""
+    producer = {t: op.id for op in graph.ops for t in op.outputs}
+    adds = {op.id: op for op in graph.ops
+            if op.tag == "accumulate" and len(op.inputs) == 2 and len(op.outputs) == 1}
+    continued = {producer.get(op.inputs[0]) for op in adds.values()}
+    chains = []
+    for last in adds:
+        if last in continued:
+            continue  # not the end of its chain
+        chain_adds, contribs = [], []
+        a, plain = last, True
+        while True:
+            chain_adds.append(a)
+            contribs.append(adds[a].inputs[1])
+            prev = adds[a].inputs[0]
+            nxt = producer.get(prev)
+            if nxt not in adds:
+                contribs.append(prev)
+                break
+            if graph.consumers(prev) != [a]:
+                plain = False  # an intermediate sum read elsewhere: not a plain running sum
+                break
+            a = nxt
+        if plain:
+            chains.append((chain_adds[::-1], contribs[::-1]))
+    return chains
+
+
+def stack_recurrent_weight_gradients(graph: OpGraph) -> tuple[OpGraph, int]:
+    """Run each recurrent weight gradient as one GEMM over all timesteps (cuDNN style).
+
+    Pattern: a running sum (`accumulate`-tagged adds) of two or more contributions, each a
+    batch-1 GEMM dW_t = A_t^T @ B_t (trans_a, not trans_b: K is the timestep's batch rows of
+    both stored operands) of one (m, n), consumed only by the sum. Because
+    sum_t A_t^T B_t = [A_0; ...]^T [B_0; ...], the chain becomes one GEMM with K = sum of the
+    K_t, whose A and B are the timesteps' tensors stacked (`Op.k_segments`; `trace_layout`
+    stores each stack contiguously, as the reserve space does). It runs where the sum was
+    complete and writes the sum's tensor; its FLOPs are the chain's (GEMMs and adds), so the
+    executed graph keeps the algorithmic FLOPs. A chain is left alone if an operand is a
+    weight or graph input (fixed address), appears twice, or already belongs to a different
+    stack. Returns the new graph and the number of GEMMs stacked away.
+    """
+    producer = {t: op.id for op in graph.ops for t in op.outputs}
+    member_of: dict[int, tuple[int, ...]] = {}  # tensor -> the stack it is stored in
+    replaced: dict[int, Op] = {}
+    dropped: set[int] = set()
+    removed = 0
+    for chain_adds, contribs in _accumulation_chains(graph):
+        gemms = [graph.ops[producer[c]] if c in producer else None for c in contribs]
+        if len(gemms) < 2 or any(
+                g is None or g.kind != "gemm" or g.batch_count != 1 or g.accumulate
+                or g.k_segments != 1 or not g.trans_a or g.trans_b
+                or len(g.inputs) != 2 or len(g.outputs) != 1
+                or (g.m, g.n) != (gemms[0].m, gemms[0].n) for g in gemms):
+            continue
+        if any(graph.consumers(c) != [a] for c, a in zip(contribs[1:], chain_adds, strict=True)) \
+                or graph.consumers(contribs[0]) != [chain_adds[0]]:
+            continue
+        stacks = (tuple(g.inputs[0] for g in gemms), tuple(g.inputs[1] for g in gemms))
+        if not _can_stack(graph, stacks, member_of):
+            continue
+        for stack in stacks:
+            for t in stack:
+                member_of[t] = stack
+        last = graph.ops[chain_adds[-1]]
+        ids = {g.id for g in gemms} | set(chain_adds)
+        deps = {d for i in ids for d in graph.ops[i].deps} - ids
+        inputs = tuple(t for pair in zip(*stacks, strict=True) for t in pair)
+        replaced[last.id] = attrs.evolve(
+            gemms[0], name=f"{gemms[0].name}/all_timesteps", inputs=inputs,
+            outputs=last.outputs, k=sum(g.k for g in gemms), k_segments=len(gemms),
+            flops=sum(graph.ops[i].flops for i in ids), phase=last.phase,
+            deps=tuple(sorted(deps)))
+        dropped |= ids - {last.id}
+        removed += len(gemms) - 1
+    if not replaced:
+        return graph, 0
+    return _rebuild(graph, replaced, dropped), removed
+
+
+def _can_stack(graph: OpGraph, stacks: Sequence[tuple[int, ...]],
+               member_of: dict[int, tuple[int, ...]]) -> bool:
+    """Every tensor of each stack is allocated when produced (not a weight or graph input),
+    appears once, and is in no other stack (two chains may share one identical stack)."""
+    for stack in stacks:
+        if len(set(stack)) != len(stack):
+            return False
+        for t in stack:
+            if graph.tensors[t].persistent or graph.producer(t) is None:
+                return False
+            if member_of.get(t, stack) != stack:
+                return False
+    return set(stacks[0]).isdisjoint(stacks[1])
+
+
+def execute(graph: OpGraph, recurrent: str = "library") -> tuple[OpGraph, dict[str, int]]:
+    """The executed graph of an algorithmic one: with `recurrent="library"` recurrent weight
+    gradients run as one GEMM over all timesteps, then every remaining gradient accumulation
+    folds into its GEMM's epilogue. Returns the graph and how many ops each pass removed."""
+    if recurrent not in RECURRENT_EXECUTIONS:
+        raise ValueError(f"recurrent execution {recurrent!r}: expected one of "
+                         f"{', '.join(RECURRENT_EXECUTIONS)}")
+    stacked = 0
+    if recurrent == "library":
+        graph, stacked = stack_recurrent_weight_gradients(graph)
+    graph, fused = fuse_gemm_accumulate(graph)
+    return graph, {"stacked_weight_gradients": stacked, "fused_accumulations": fused}

@@ -79,6 +79,17 @@ class Op:
     #: What an op is for, when its kind does not say: "accumulate" marks a running sum of
     #: gradient contributions (what `accelsim.fusion` folds into the producing GEMM).
     tag: str = ""
+    #: GEMM only: A and B are each `k_segments` tensors stacked along K, stored one after the
+    #: other (as a kernel library's reserve space holds a recurrent layer's timesteps);
+    #: inputs = (A_0, B_0, A_1, B_1, ...). Set by `accelsim.fusion.stack_recurrent_weight_gradients`.
+    k_segments: int = 1
+
+    @property
+    def operand_groups(self) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+        """The tensors stored contiguously as this GEMM's A and B, when stacked along K."""
+        if self.k_segments <= 1:
+            return None
+        return self.inputs[0::2], self.inputs[1::2]
 
     @property
     def signature(self) -> tuple:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from accelsim.fusion import fuse_gemm_accumulate
+from accelsim.fusion import execute
 from accelsim.graph import Op, OpGraph
 from accelsim.hardware import HardwareSpec
 from accelsim.mapping import Mapping
@@ -46,14 +46,29 @@ class PreparedStep:
     graph: OpGraph
     executed: OpGraph
     fused_accumulations: int
+    #: per-timestep weight-gradient GEMMs removed by running each recurrent weight gradient as
+    #: one GEMM over all timesteps (workload `recurrent_execution: library`)
+    stacked_weight_gradients: int = 0
 
     @property
     def notes(self) -> tuple[str, ...]:
-        if not self.fused_accumulations:
-            return ()
-        return (f"executed graph: {self.fused_accumulations} gradient accumulations run as GEMM "
-                "epilogues (C += A@B, as cuBLAS/cuDNN do); FLOPs and bytes_accessed are the "
-                "algorithmic (unfused) counts",)
+        notes = []
+        stacked = [op for op in self.executed.ops if op.k_segments > 1]
+        if stacked:
+            notes.append(
+                f"executed graph: recurrent layers as a kernel library runs them "
+                f"(recurrent_execution: library): {len(stacked)} recurrent weight gradients "
+                f"each run as one GEMM over all timesteps (cuDNN style), replacing "
+                f"{self.stacked_weight_gradients + len(stacked)} per-timestep GEMMs")
+        elif self.workload.recurrent_execution == "framework":
+            notes.append("executed graph: recurrent weight gradients accumulate per timestep "
+                         "(recurrent_execution: framework)")
+        if self.fused_accumulations:
+            notes.append(f"executed graph: {self.fused_accumulations} gradient accumulations "
+                         "run as GEMM epilogues (C += A@B, as cuBLAS/cuDNN do)")
+        if notes:
+            notes.append("FLOPs and bytes_accessed are the algorithmic (unfused) counts")
+        return tuple(notes)
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -118,9 +133,13 @@ def build(wl: WorkloadSpec) -> OpGraph:
 
 
 def fuse(wl: WorkloadSpec, graph: OpGraph) -> PreparedStep:
-    """The executed graph: gradient accumulations folded into GEMM epilogues."""
-    executed, n_fused = fuse_gemm_accumulate(graph)
-    return PreparedStep(workload=wl, graph=graph, executed=executed, fused_accumulations=n_fused)
+    """The executed graph (`fusion.execute`): recurrent weight gradients as one GEMM over all
+    timesteps (unless the workload asks for framework-style execution), then the remaining
+    gradient accumulations folded into GEMM epilogues."""
+    executed, removed = execute(graph, wl.recurrent_execution)
+    return PreparedStep(workload=wl, graph=graph, executed=executed,
+                        fused_accumulations=removed["fused_accumulations"],
+                        stacked_weight_gradients=removed["stacked_weight_gradients"])
 
 
 def prepare(wl: WorkloadSpec, graph: OpGraph | None = None) -> PreparedStep:

@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 from accelsim.schema import field
-from accelsim.vocabulary import COMPUTE_DTYPES, dtype_bytes
+from accelsim.vocabulary import COMPUTE_DTYPES, RECURRENT_EXECUTIONS, dtype_bytes
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 
@@ -42,6 +42,11 @@ class WorkloadSpec:
     optimizer: str = field(default="sgd", choices=OPTIMIZERS, doc="weight update rule")
     dataset: DatasetSpec | None = field(default=None, doc="training set size, for time to train")
     description: str = field(default="", doc="free text: where the numbers come from")
+    # --- issue 9: how recurrent layers execute (accelsim.fusion.execute) ---
+    recurrent_execution: str = field(
+        default="library", choices=RECURRENT_EXECUTIONS,
+        doc="library: a recurrent weight's gradient is one GEMM over all timesteps (cuDNN); "
+            "framework: one GEMM per timestep adding into the running sum")
 
     @property
     def dtype_bytes(self) -> int:

@@ -55,3 +55,94 @@ def test_fused_gemm_reads_its_addend_and_accumulates_in_place():
     assert a.tolist() == [0, 100, 5000, 200]
     assert w.tolist() == [0, 0, 0, 1]
     assert nb.tolist() == [10, 10, 10, 10]
+
+
+# --- recurrent weight gradients as one GEMM over all timesteps (issue 9) ----------------------
+def _lstm_graph(steps: int = 5, layers: int = 2):
+    from accelsim.models.common import embedding_steps, lstm_layer
+
+    net = Net("lstm")
+    xs = embedding_steps(net, "emb", 50, 16, 4, steps)
+    for layer in range(layers):
+        xs = lstm_layer(net, f"lstm{layer}", xs, 16)
+    top = net.concat("collapse", xs, axis=0)
+    logits = net.matmul("out", top, net.weight("out/kernel", (16, 50)))
+    net.softmax_cross_entropy("loss", logits, net.input("labels", (4 * steps,), dtype="int32"))
+    net.backward()
+    net.update("sgd")
+    return net.build()
+
+
+def test_recurrent_weight_gradient_runs_as_one_gemm_and_conserves_flops():
+    from accelsim.fusion import execute, stack_recurrent_weight_gradients
+
+    steps, layers = 5, 2
+    graph = _lstm_graph(steps, layers)
+    stacked, removed = stack_recurrent_weight_gradients(graph)
+    assert removed == layers * (steps - 1)
+    assert stacked.flops == graph.flops  # the algorithmic FLOPs, GEMMs and adds together
+    big = [op for op in stacked.ops if op.k_segments > 1]
+    assert len(big) == layers
+    for op in big:
+        assert op.k_segments == steps and op.k == steps * 4 and (op.m, op.n) == (32, 64)
+        a_stack, b_stack = op.operand_groups
+        assert sum(stacked.tensors[t].nbytes for t in a_stack) == op.m * op.k * 4
+        assert sum(stacked.tensors[t].nbytes for t in b_stack) == op.n * op.k * 4
+    # the executed graph is smaller: each of T GEMMs and T-1 adds becomes one GEMM
+    assert len(stacked.ops) == len(graph.ops) - 2 * layers * (steps - 1)
+    # the weight gradient is written once instead of read and written every timestep
+    assert stacked.bytes_accessed < fuse_gemm_accumulate(graph)[0].bytes_accessed
+    for i, op in enumerate(stacked.ops):
+        for t in op.inputs:
+            p = stacked.producer(t)
+            assert p is None or p < i or stacked.tensors[t].persistent
+    lib, counts = execute(graph, "library")
+    fw, fw_counts = execute(graph, "framework")
+    assert counts["stacked_weight_gradients"] == removed
+    assert fw_counts["stacked_weight_gradients"] == 0
+    assert fw_counts["fused_accumulations"] == layers * (steps - 1)
+    assert lib.flops == fw.flops == graph.flops
+    assert len(lib.ops) < len(fw.ops)
+
+
+def test_stacked_operands_are_stored_contiguously():
+    from accelsim.fusion import stack_recurrent_weight_gradients
+    from accelsim.trace_layout import allocate
+
+    graph, _ = stack_recurrent_weight_gradients(_lstm_graph(4, 1))
+    align = 256
+    bases = allocate(graph, align).bases
+    seen = set()
+    for op in graph.ops:
+        for stack in op.operand_groups or ():
+            at = bases[stack[0]]
+            for t in stack:
+                assert bases[t] == at
+                at += -(-graph.tensors[t].nbytes // align) * align
+            seen.add(stack)
+    assert len(seen) == 2
+    # no other live tensor overlaps a stack while the stack is in use
+    spans = sorted((int(bases[t]), int(bases[t]) + graph.tensors[t].nbytes, t)
+                   for stack in seen for t in stack)
+    for (_, end, _), (start, _, _) in zip(spans, spans[1:], strict=False):
+        assert end <= start
+
+
+def test_shared_stack_and_models_keep_flops():
+    """The RHN reads one state with two kernels (one stack for both); every recurrent model's
+    executed graph keeps the algorithmic FLOPs and is smaller under library execution."""
+    from accelsim.fusion import execute
+    from accelsim.models import build_graph
+    from accelsim.models.char_lm import CharLMConfig
+    from accelsim.models.nmt import NMTConfig
+    from accelsim.models.word_lm import WordLMConfig
+    from accelsim.workload import WorkloadSpec
+
+    for model in (CharLMConfig(hidden=8, recurrence_depth=2, vocab=10, sequence_length=4),
+                  NMTConfig(hidden=8, vocab=20, sequence_length=4),
+                  WordLMConfig(hidden=8, vocab=20, sequence_length=4)):
+        graph = build_graph(WorkloadSpec(name="t", model=model, subbatch=2))
+        lib, counts = execute(graph, "library")
+        fw, _ = execute(graph, "framework")
+        assert lib.flops == fw.flops == graph.flops
+        assert counts["stacked_weight_gradients"] > 0 and len(lib.ops) < len(fw.ops)
