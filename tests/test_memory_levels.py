@@ -1,0 +1,101 @@
+"""Issue 9: a memory level that feeds the compute units directly, latency weighted by where the
+bytes come from, and output stores overlapped with the next wave."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+
+from accelsim.graph import Op
+from accelsim.hardware import (
+    CacheLevelSpec,
+    Calibration,
+    ComputeSpec,
+    HardwareSpec,
+    InterconnectSpec,
+    MatrixPipe,
+    MemorySpec,
+)
+from accelsim.mapping import GemmMapping
+from accelsim.spec import load_hardware
+from accelsim.timing import first_byte_latency_s, op_timing, port_bytes, source_latencies_s
+from accelsim.traffic import Traffic
+from accelsim.vocabulary import MEMORY as HBM
+
+
+def _chip(feeds: bool, sram_latency_s: float = 3e-7) -> HardwareSpec:
+    return HardwareSpec(
+        name="two_levels",
+        compute=ComputeSpec(units=4, clock_hz=1e9,
+                            matrix={"fp32": MatrixPipe(macs_per_cycle_per_unit=64)},
+                            vector_flop_rate=1e11, local_memory_bytes=16 * 1024,
+                            register_file_bytes=64 * 1024),
+        caches=(CacheLevelSpec(name="L2", capacity_bytes=64 * 1024, bandwidth_bytes_per_s=1e11,
+                               latency_s=1e-7),
+                CacheLevelSpec(name="SRAM", capacity_bytes=1 << 24, bandwidth_bytes_per_s=4e11,
+                               latency_s=sram_latency_s, feeds_compute=feeds)),
+        memory=MemorySpec(capacity_bytes=2**30, bandwidth_bytes_per_s=5e10, latency_s=2e-7),
+        interconnect=InterconnectSpec(link_bandwidth_bytes_per_s=1e10),
+        calibration=Calibration(launch_overhead_s=1e-6, cache_bandwidth_efficiency=1.0))
+
+
+def _gemm() -> tuple[Op, GemmMapping]:
+    op = Op(id=0, name="g", kind="gemm", phase="forward", inputs=(), outputs=(),
+            flops=2.0 * 128 * 128 * 1024, m=128, n=128, k=1024)
+    mp = GemmMapping(tile_m=32, tile_n=32, tile_k=32, split_k=1, loop_order=0, units_used=4,
+                     waves=4, tiles=16)
+    return op, mp
+
+
+def test_bytes_from_a_level_that_feeds_compute_skip_the_upper_port():
+    level_bytes = {"L2": 10e6, "SRAM": 8e6, HBM: 1e6}
+    # default: every SRAM byte crosses the L2 port (an L2 miss), as before issue 9
+    assert port_bytes(_chip(False), level_bytes) == level_bytes
+    # feeding the units directly: the L2 port carries only its own 2 MB of hits
+    assert port_bytes(_chip(True), level_bytes) == {"L2": 2e6, "SRAM": 8e6, HBM: 1e6}
+    op, mp = _gemm()
+    tr = Traffic(level_bytes=level_bytes, hit_rate={})
+    before, after = (op_timing(_chip(f), op, mp, tr, "fp32") for f in (False, True))
+    assert before.bound == "L2" and before.wave_transfer_s("L2") == pytest.approx(10e6 / 4 / 1e11)
+    assert after.wave_transfer_s("L2") == pytest.approx(2e6 / 4 / 1e11)
+    assert after.isolated_time_s < before.isolated_time_s
+    assert after.level_bytes == before.level_bytes  # what each level serves is reported unchanged
+
+
+def test_latency_is_weighted_by_where_the_bytes_come_from():
+    hw = _chip(False)
+    assert source_latencies_s(hw) == {"L2": 1e-7, "SRAM": 3e-7, HBM: 3e-7}
+    # all hits in L2: the L2's latency, not the farther SRAM's
+    assert first_byte_latency_s(hw, {"L2": 1e6, "SRAM": 0.0, HBM: 0.0}) == pytest.approx(1e-7)
+    # half from L2, half from SRAM
+    assert first_byte_latency_s(hw, {"L2": 2e6, "SRAM": 1e6, HBM: 0.0}) == pytest.approx(2e-7)
+    # no bytes: the slowest source (a cold operand)
+    assert first_byte_latency_s(hw) == pytest.approx(3e-7)
+    # adding a slow level below L2 does not slow an op that hits in L2
+    op, mp = _gemm()
+    l2_only = attrs.evolve(hw, caches=hw.caches[:1])
+    hits = Traffic(level_bytes={"L2": 1e6, "SRAM": 0.0, HBM: 0.0}, hit_rate={})
+    assert op_timing(hw, op, mp, hits, "fp32").isolated_time_s == pytest.approx(
+        op_timing(l2_only, op, mp, Traffic(level_bytes={"L2": 1e6, HBM: 0.0}, hit_rate={}),
+                  "fp32").isolated_time_s)
+
+
+def test_output_store_is_exposed_once_not_per_wave():
+    hw = _chip(False)
+    op, mp = _gemm()
+    t = op_timing(hw, op, mp, Traffic(level_bytes={"L2": 1e6, "SRAM": 0.0, HBM: 0.0},
+                                      hit_rate={}), "fp32")
+    store_s = 32 * 32 * 4 / (1e11 / 4)
+    assert t.wave_overhead_s == pytest.approx(1e-7)
+    assert t.latency_s == pytest.approx(1e-7 + store_s)
+
+
+def test_bigcache_sram_feeds_the_cores_and_target_keeps_its_meaning():
+    big = load_hardware("hwspecs/bigcache.yaml")
+    target = load_hardware("hwspecs/ppopp19_target.yaml")
+    assert [c.feeds_compute for c in big.caches] == [False, True]
+    assert not any(c.feeds_compute for c in target.caches)
+    sram = big.caches[1]
+    # the comment's ratio: 8 TB/s against 898 GB/s of HBM is 8.9x
+    assert sram.bandwidth_bytes_per_s / big.memory.bandwidth_bytes_per_s == pytest.approx(8.9,
+                                                                                          abs=0.05)
