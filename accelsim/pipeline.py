@@ -22,7 +22,7 @@ import attrs
 from accelsim.fusion import execute
 from accelsim.graph import Op, OpGraph
 from accelsim.hardware import HardwareSpec
-from accelsim.mapping import Mapping
+from accelsim.mapping import GemmMapping, Mapping, padding_waste
 from accelsim.models import build_graph, family_of
 from accelsim.report import OpResult, Report, Summary
 from accelsim.timing import OpTiming, analytic_traffic, level_bandwidths, map_graph, op_timing
@@ -220,7 +220,8 @@ def summarize(hw: HardwareSpec, prepared: PreparedStep, step: SimulatedStep,
               chips: int) -> Report:
     """The report: each op as replayed, whole-step numbers, and every note behind them."""
     executed = prepared.executed
-    ops = tuple(_op_result(executed.ops[r.index], r) for r in step.ops)
+    ops = tuple(_op_result(hw, executed.ops[r.index], r, step.mapping.mappings[r.index],
+                           step.mapping.dtype) for r in step.ops)
     summary = step_summary(hw, prepared, ops, step.step_time_s, chips)
     notes = step.notes + prepared.notes + _precision_notes(hw, prepared.workload.precision)
     wl = prepared.workload
@@ -252,11 +253,16 @@ def _shape(op: Op) -> str:
     return f"{op.flops:.3g} FLOP"
 
 
-def _op_result(op: Op, run: OpRecord) -> OpResult:
+def _op_result(hw: HardwareSpec, op: Op, run: OpRecord, mp: Mapping, dtype: str) -> OpResult:
+    gemm = {}
+    if isinstance(mp, GemmMapping):
+        gemm = {"tile": f"{mp.tile_m}x{mp.tile_n}x{mp.tile_k}",
+                "loop_order": "rows" if mp.loop_order == 0 else "columns",
+                "split_k": mp.split_k, "padding_waste": padding_waste(hw, op, mp, dtype)}
     return OpResult(name=op.name, kind=op.kind, phase=op.phase, shape=_shape(op), flops=op.flops,
                     start_s=run.start_s, end_s=run.end_s, time_s=run.duration_s,
                     bytes=dict(run.level_bytes), hit_rate=dict(run.hit_rate), bound=run.bound,
-                    units=run.units)
+                    units=run.units, **gemm)
 
 
 def _precision_notes(hw: HardwareSpec, dtype: str) -> tuple[str, ...]:

@@ -99,3 +99,43 @@ def test_bigcache_sram_feeds_the_cores_and_target_keeps_its_meaning():
     # the comment's ratio: 8 TB/s against 898 GB/s of HBM is 8.9x
     assert sram.bandwidth_bytes_per_s / big.memory.bandwidth_bytes_per_s == pytest.approx(8.9,
                                                                                           abs=0.05)
+
+
+def test_padding_waste_by_hand():
+    from accelsim.mapping import padding_waste
+
+    hw = _chip(False)
+    op = Op(id=0, name="g", kind="gemm", phase="forward", inputs=(), outputs=(), flops=1.0,
+            m=96, n=128, k=1024)
+    mp = GemmMapping(tile_m=128, tile_n=128, tile_k=32, split_k=1, loop_order=0, units_used=1,
+                     waves=1, tiles=1)
+    assert padding_waste(hw, op, mp, "fp32") == pytest.approx(0.25)  # 96 of 128 rows used
+    exact = attrs.evolve(mp, tile_m=32)
+    assert padding_waste(hw, op, exact, "fp32") == 0.0
+    # on a pipe with a 16-element granule, 8 rows pad to 16 anyway: only 16 -> 32 is waste
+    tc = attrs.evolve(hw, compute=attrs.evolve(hw.compute, matrix={
+        "fp16": MatrixPipe(macs_per_cycle_per_unit=256, min_tile=16)}))
+    thin = attrs.evolve(op, m=8)
+    assert padding_waste(tc, thin, attrs.evolve(mp, tile_m=32), "fp16") == pytest.approx(0.5)
+
+
+def test_report_shows_each_gemms_mapping():
+    from accelsim import simulate
+    from accelsim.models.nmt import NMTConfig
+    from accelsim.workload import WorkloadSpec
+
+    wl = WorkloadSpec(name="nmt_tiny", subbatch=4,
+                      model=NMTConfig(hidden=64, vocab=100, sequence_length=3))
+    rep = simulate(load_hardware("hwspecs/ppopp19_target.yaml"), wl)
+    gemms = [op for op in rep.ops if op.kind == "gemm"]
+    assert gemms and all(op.tile and op.loop_order in ("rows", "columns") and op.split_k >= 1
+                         and 0.0 <= op.padding_waste < 1.0 for op in gemms)
+    assert all(not op.tile for op in rep.ops if op.kind != "gemm")
+    header = rep.to_csv().splitlines()[0].split(",")
+    assert {"tile", "loop_order", "split_k", "padding_waste"} <= set(header)
+    assert "mapping" in rep.text()
+    assert any("one GEMM over all timesteps" in note for note in rep.notes)
+    framework = simulate(load_hardware("hwspecs/ppopp19_target.yaml"),
+                         attrs.evolve(wl, recurrent_execution="framework"))
+    assert any("recurrent_execution: framework" in note for note in framework.notes)
+    assert framework.summary.flops == rep.summary.flops
