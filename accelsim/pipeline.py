@@ -49,6 +49,8 @@ class PreparedStep:
     #: per-timestep weight-gradient GEMMs removed by running each recurrent weight gradient as
     #: one GEMM over all timesteps (workload `recurrent_execution: library`)
     stacked_weight_gradients: int = 0
+    #: recurrent layers whose input GEMMs run as one GEMM before the loop
+    hoisted_input_gemms: int = 0
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -59,7 +61,10 @@ class PreparedStep:
                 f"executed graph: recurrent layers as a kernel library runs them "
                 f"(recurrent_execution: library): {len(stacked)} recurrent weight gradients "
                 f"each run as one GEMM over all timesteps (cuDNN style), replacing "
-                f"{self.stacked_weight_gradients + len(stacked)} per-timestep GEMMs")
+                f"{self.stacked_weight_gradients + len(stacked)} per-timestep GEMMs; "
+                f"{self.hoisted_input_gemms} recurrent layers' input GEMMs hoisted out of the "
+                "loop (one GEMM over all timesteps; each timestep multiplies only the "
+                "recurrent state)")
         elif self.workload.recurrent_execution == "framework":
             notes.append("executed graph: recurrent weight gradients accumulate per timestep "
                          "(recurrent_execution: framework)")
@@ -134,12 +139,14 @@ def build(wl: WorkloadSpec) -> OpGraph:
 
 def fuse(wl: WorkloadSpec, graph: OpGraph) -> PreparedStep:
     """The executed graph (`fusion.execute`): recurrent weight gradients as one GEMM over all
-    timesteps (unless the workload asks for framework-style execution), then the remaining
-    gradient accumulations folded into GEMM epilogues."""
+    timesteps and input GEMMs hoisted out of the loop (unless the workload asks for
+    framework-style execution), then the remaining gradient accumulations folded into GEMM
+    epilogues."""
     executed, removed = execute(graph, wl.recurrent_execution)
     return PreparedStep(workload=wl, graph=graph, executed=executed,
                         fused_accumulations=removed["fused_accumulations"],
-                        stacked_weight_gradients=removed["stacked_weight_gradients"])
+                        stacked_weight_gradients=removed["stacked_weight_gradients"],
+                        hoisted_input_gemms=removed["hoisted_input_gemms"])
 
 
 def prepare(wl: WorkloadSpec, graph: OpGraph | None = None) -> PreparedStep:

@@ -47,12 +47,12 @@ def allocate(graph: OpGraph, align_bytes: int) -> TensorLayout:
         for t in (*op.inputs, *op.outputs):
             last_use[t] = i
     fixed = [t.persistent or graph.producer(t.id) is None for t in tensors]
-    # Tensors a stacked GEMM reads as one operand (`Op.operand_groups`) share one buffer,
-    # reserved when the first of them is produced and freed after the last use of any.
+    # Tensors an op uses as one buffer (`Op.contiguous`) share one range, reserved when the
+    # first of them is produced and freed after the last use of any.
     group_of, offset = np.full(n, -1, np.int64), np.zeros(n, np.int64)
     groups: list[tuple[int, ...]] = []
     for op in graph.ops:
-        for stack in op.operand_groups or ():
+        for stack in op.contiguous:
             if group_of[stack[0]] >= 0:
                 continue
             at = 0

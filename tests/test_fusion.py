@@ -85,7 +85,7 @@ def test_recurrent_weight_gradient_runs_as_one_gemm_and_conserves_flops():
     assert len(big) == layers
     for op in big:
         assert op.k_segments == steps and op.k == steps * 4 and (op.m, op.n) == (32, 64)
-        a_stack, b_stack = op.operand_groups
+        a_stack, b_stack = op.contiguous
         assert sum(stacked.tensors[t].nbytes for t in a_stack) == op.m * op.k * 4
         assert sum(stacked.tensors[t].nbytes for t in b_stack) == op.n * op.k * 4
     # the executed graph is smaller: each of T GEMMs and T-1 adds becomes one GEMM
@@ -114,7 +114,7 @@ def test_stacked_operands_are_stored_contiguously():
     bases = allocate(graph, align).bases
     seen = set()
     for op in graph.ops:
-        for stack in op.operand_groups or ():
+        for stack in op.contiguous:
             at = bases[stack[0]]
             for t in stack:
                 assert bases[t] == at
@@ -146,3 +146,52 @@ def test_shared_stack_and_models_keep_flops():
         fw, _ = execute(graph, "framework")
         assert lib.flops == fw.flops == graph.flops
         assert counts["stacked_weight_gradients"] > 0 and len(lib.ops) < len(fw.ops)
+
+
+def test_recurrent_input_gemms_are_hoisted_out_of_the_loop():
+    from accelsim.fusion import execute, hoist_recurrent_input_gemms
+    from accelsim.trace_layout import allocate
+
+    steps, layers, hidden, batch = 5, 2, 16, 4
+    graph = _lstm_graph(steps, layers)
+    hoisted, n = hoist_recurrent_input_gemms(graph)
+    assert n == layers
+    assert hoisted.flops == graph.flops
+    assert len(hoisted.ops) == len(graph.ops) + layers
+    big = [op for op in hoisted.ops if op.name.endswith("input_gemm/all_timesteps")]
+    assert [(op.m, op.n, op.k) for op in big] == [(steps * batch, 4 * hidden, hidden)] * layers
+    per_step = [op for op in hoisted.ops if op.b_row_offset]
+    assert len(per_step) == layers * steps
+    for op in per_step:  # only the recurrent rows of the kernel, plus the hoisted slice
+        assert (op.m, op.n, op.k, op.b_row_offset) == (batch, 4 * hidden, hidden, hidden)
+        assert op.accumulate and len(op.inputs) == 3
+        hoist = next(h for h in big if op.inputs[2] in h.outputs)
+        assert hoist.id < op.id and op.inputs[1] == hoist.inputs[1]
+    for i, op in enumerate(hoisted.ops):
+        for t in op.inputs:
+            p = hoisted.producer(t)
+            assert p is None or p < i or hoisted.tensors[t].persistent
+    # stacked inputs and the slices they produce are stored contiguously
+    bases = allocate(hoisted, 256).bases
+    for op in big:
+        for stack in op.contiguous:
+            sizes = [-(-hoisted.tensors[t].nbytes // 256) * 256 for t in stack]
+            assert [int(bases[t]) for t in stack] == [int(bases[stack[0]]) + sum(sizes[:j])
+                                                        for j in range(len(stack))]
+    lib, counts = execute(graph, "library")
+    assert counts["hoisted_input_gemms"] == layers and lib.flops == graph.flops
+
+
+def test_decoder_fed_its_attention_is_not_hoisted():
+    """An input that depends on the previous timestep (input feeding) cannot be hoisted."""
+    from accelsim.fusion import hoist_recurrent_input_gemms
+    from accelsim.models import build_graph
+    from accelsim.models.nmt import NMTConfig
+    from accelsim.workload import WorkloadSpec
+
+    graph = build_graph(WorkloadSpec(name="t", subbatch=2,
+                                     model=NMTConfig(hidden=8, vocab=20, sequence_length=4)))
+    hoisted, n = hoist_recurrent_input_gemms(graph)
+    assert n == 2  # the encoder's forward and backward LSTMs, not the decoder
+    names = [op.name for op in hoisted.ops if op.name.endswith("input_gemm/all_timesteps")]
+    assert all(name.startswith("encoder/") for name in names)
