@@ -11,8 +11,12 @@ A kernel library goes further for a recurrent layer (cuDNN's RNN weight gradient
 every timestep's layer input and gate gradient in one contiguous buffer (the reserve space)
 and computes the weight gradient as ONE GEMM over all timesteps, dW = [x_0; ...; x_T]^T @
 [dz_0; ...; dz_T], after the backward loop, instead of T GEMMs that each read and write the
-whole gradient (`stack_recurrent_weight_gradients`). `execute` applies the passes in order;
-`RECURRENT_EXECUTIONS` names the two ways a recurrent layer's weight gradient can run.
+whole gradient (`stack_recurrent_weight_gradients`); and it multiplies the inputs of all
+timesteps by the input rows of the kernel in one GEMM before the loop, so each timestep
+multiplies only the recurrent state (`hoist_recurrent_input_gemms`). `execute` applies the
+passes in order; `vocabulary.RECURRENT_EXECUTIONS` names the two ways a recurrent layer can
+run (workload `recurrent_execution`: "library", the default, or "framework", which keeps the
+per-timestep accumulation).
 """
 
 from __future__ import annotations
