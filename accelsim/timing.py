@@ -363,15 +363,19 @@ def lower_bound_s(hw: HardwareSpec, op: Op, dtype: str, nbytes: float | None = N
 
 
 # --- mapping choice ----------------------------------------------------------------------------
-def map_op(hw: HardwareSpec, op: Op, dtype: str, nbytes: float | None = None) -> Mapping:
+def map_op(hw: HardwareSpec, op: Op, dtype: str, nbytes: float | None = None,
+           resident_bytes: float = 0.0) -> Mapping:
     """The mapping of one op: for a GEMM the candidate (`mapping.gemm_candidates`) this model
     finds fastest under analytic traffic; for a streaming op, chunks over all units. `nbytes`
-    (bytes read plus written, e.g. `graph.op_bytes(op)`) sizes a streaming op."""
+    (bytes read plus written, e.g. `graph.op_bytes(op)`) sizes a streaming op;
+    `resident_bytes` are operand bytes already in the last cache level (`analytic_traffic`),
+    so candidates are scored on where their operands actually come from."""
     if op.kind != "gemm":
         return stream_mapping(hw, stream_bytes_estimate(op, dtype) if nbytes is None else nbytes)
     scored = []
     for cand in gemm_candidates(hw, op, dtype):
-        t = op_timing(hw, op, cand, analytic_traffic(hw, op, cand, dtype), dtype)
+        traffic = analytic_traffic(hw, op, cand, dtype, resident_bytes=resident_bytes)
+        t = op_timing(hw, op, cand, traffic, dtype)
         scored.append((t.isolated_time_s, t.level_bytes.get(MEMORY, 0.0), cand))
     fastest = min(s[0] for s in scored)
     # Among near-ties (within TIE_FRACTION), take the one moving fewest HBM bytes, then the
@@ -380,14 +384,37 @@ def map_op(hw: HardwareSpec, op: Op, dtype: str, nbytes: float | None = None) ->
     return min(near, key=lambda s: (s[1], -s[2].tile_m * s[2].tile_n, s[0]))[2]
 
 
+def resident_weight_bytes(hw: HardwareSpec, graph: OpGraph, op: Op, seen: set[int]) -> float:
+    """Weight bytes a GEMM reads that an earlier op of the step read already and that fit in
+    the last shared cache level: a recurrent layer's kernel at timestep t + 1 (what a large
+    SRAM keeps resident). The cache simulation decides the real traffic; this is what the
+    mapper assumes when it scores candidates."""
+    last = hw.caches[-1] if hw.caches else None
+    if op.kind != "gemm" or last is None or last.sharing != "shared":
+        return 0.0
+    eb = dtype_bytes(graph.tensors[op.inputs[1]].dtype) if len(op.inputs) > 1 else 0
+    operand = {0: op.m * op.k * eb, 1: op.k * op.n * eb}
+    out = 0.0
+    for i, t in enumerate(op.inputs[:2]):
+        tensor = graph.tensors[t]
+        if tensor.role == "weight" and t in seen and tensor.nbytes <= last.capacity_bytes:
+            out += min(tensor.nbytes, operand[i] * max(op.batch_count, 1))
+    return float(out)
+
+
 def map_graph(hw: HardwareSpec, graph: OpGraph, dtype: str) -> list[Mapping]:
-    """The mapping of every op, computed once per op signature (repeated timesteps are free)."""
+    """The mapping of every op, computed once per (op signature, resident bytes): repeated
+    timesteps are free. A GEMM whose weight an earlier op read and the last cache level holds
+    is scored with that weight resident (`resident_weight_bytes`)."""
     memo: dict[tuple, Mapping] = {}
+    seen: set[int] = set()
     out = []
     for op in graph.ops:
         nb = graph.op_bytes(op)
-        key = (op.signature, nb if op.kind != "gemm" else 0)
+        resident = resident_weight_bytes(hw, graph, op, seen)
+        key = (op.signature, nb if op.kind != "gemm" else 0, resident)
         if key not in memo:
-            memo[key] = map_op(hw, op, dtype, nbytes=nb)
+            memo[key] = map_op(hw, op, dtype, nbytes=nb, resident_bytes=resident)
         out.append(memo[key])
+        seen.update(op.inputs)
     return out

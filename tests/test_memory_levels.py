@@ -173,3 +173,31 @@ def test_enlarging_a_cache_level_does_not_add_hbm_traffic(family, subbatch, kib,
     (small_hbm, small_s), (large_hbm, large_s) = out
     assert large_hbm <= small_hbm * (1 + ENLARGE_TOLERANCE)
     assert large_s <= small_s * (1 + ENLARGE_TOLERANCE)
+
+
+def test_mapper_scores_recurrent_weights_as_resident_when_they_fit():
+    from accelsim.fusion import execute
+    from accelsim.models import build_graph
+    from accelsim.models.word_lm import WordLMConfig
+    from accelsim.timing import resident_weight_bytes
+    from accelsim.workload import WorkloadSpec
+
+    graph, _ = execute(build_graph(WorkloadSpec(
+        name="t", subbatch=2, model=WordLMConfig(hidden=8, vocab=20, sequence_length=3))))
+    kernel = next(t for t in graph.tensors if t.name == "lstm0/kernel")
+    steps = [op for op in graph.ops if op.kind == "gemm" and len(op.inputs) > 1
+             and op.inputs[1] == kernel.id]  # the hoisted input GEMM, then each timestep
+    hw = _chip(False)
+    seen: set[int] = set()
+    got = []
+    for op in graph.ops:
+        if op in steps:
+            got.append(resident_weight_bytes(hw, graph, op, seen))
+        seen.update(op.inputs)
+    # the first read of the kernel comes from memory; later reads find the rows they read
+    # (k x n of the GEMM) resident
+    assert got[0] == 0.0 and len(got) >= 4
+    assert all(g == op.k * op.n * 4 for g, op in zip(got[1:], steps[1:], strict=True))
+    tiny_llc = attrs.evolve(hw, caches=(attrs.evolve(hw.caches[0], capacity_bytes=128,
+                                                     ways=1),))
+    assert resident_weight_bytes(tiny_llc, graph, steps[1], seen) == 0.0
