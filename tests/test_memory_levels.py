@@ -3,6 +3,8 @@ bytes come from, and output stores overlapped with the next wave."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import attrs
 import pytest
 from hypothesis import given, settings
@@ -23,6 +25,8 @@ from accelsim.spec import load_hardware
 from accelsim.timing import first_byte_latency_s, op_timing, port_bytes, source_latencies_s
 from accelsim.traffic import Traffic
 from accelsim.vocabulary import MEMORY as HBM
+
+HWSPECS = Path(__file__).resolve().parents[1] / "hwspecs"
 
 
 def _chip(feeds: bool, sram_latency_s: float = 3e-7) -> HardwareSpec:
@@ -93,8 +97,8 @@ def test_output_store_is_exposed_once_not_per_wave():
 
 
 def test_bigcache_sram_feeds_the_cores_and_target_keeps_its_meaning():
-    big = load_hardware("hwspecs/bigcache.yaml")
-    target = load_hardware("hwspecs/ppopp19_target.yaml")
+    big = load_hardware(HWSPECS / "bigcache.yaml")
+    target = load_hardware(HWSPECS / "ppopp19_target.yaml")
     assert [c.feeds_compute for c in big.caches] == [False, True]
     assert not any(c.feeds_compute for c in target.caches)
     sram = big.caches[1]
@@ -128,7 +132,7 @@ def test_report_shows_each_gemms_mapping():
 
     wl = WorkloadSpec(name="nmt_tiny", subbatch=4,
                       model=NMTConfig(hidden=64, vocab=100, sequence_length=3))
-    rep = simulate(load_hardware("hwspecs/ppopp19_target.yaml"), wl)
+    rep = simulate(load_hardware(HWSPECS / "ppopp19_target.yaml"), wl)
     gemms = [op for op in rep.ops if op.kind == "gemm"]
     assert gemms and all(op.tile and op.loop_order in ("rows", "columns") and op.split_k >= 1
                          and 0.0 <= op.padding_waste < 1.0 for op in gemms)
@@ -137,7 +141,7 @@ def test_report_shows_each_gemms_mapping():
     assert {"tile", "loop_order", "split_k", "padding_waste"} <= set(header)
     assert "mapping" in rep.text()
     assert any("one GEMM over all timesteps" in note for note in rep.notes)
-    framework = simulate(load_hardware("hwspecs/ppopp19_target.yaml"),
+    framework = simulate(load_hardware(HWSPECS / "ppopp19_target.yaml"),
                          attrs.evolve(wl, recurrent_execution="framework"))
     assert any("recurrent_execution: framework" in note for note in framework.notes)
     assert framework.summary.flops == rep.summary.flops
@@ -163,7 +167,7 @@ def test_enlarging_a_cache_level_does_not_add_hbm_traffic(family, subbatch, kib,
     model = (WordLMConfig(hidden=256, vocab=500, sequence_length=6) if family == "word_lm"
              else NMTConfig(hidden=192, vocab=400, sequence_length=5))
     graph = pipeline.prepare(WorkloadSpec(name="t", model=model, subbatch=subbatch)).executed
-    base = load_hardware("hwspecs/ppopp19_target.yaml")
+    base = load_hardware(HWSPECS / "ppopp19_target.yaml")
     out = []
     for capacity in (kib * 1024, kib * 1024 * factor):
         hw = attrs.evolve(base, caches=(attrs.evolve(base.caches[0], capacity_bytes=capacity),))
