@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from accelsim.errors import AccelsimError, SpecError
 from accelsim.hardware import HardwareSpec
+from accelsim.plan import ParallelPlan
 from accelsim.report import Comparison, OpResult, Report, Summary
 from accelsim.spec import load_hardware, load_workload
 from accelsim.workload import WorkloadSpec
@@ -20,18 +21,21 @@ from accelsim.workload import WorkloadSpec
 if TYPE_CHECKING:
     from accelsim.graph import OpGraph
 
-__all__ = ["AccelsimError", "Comparison", "HardwareSpec", "OpResult", "Report", "SpecError", "Summary",
+__all__ = ["AccelsimError", "Comparison", "HardwareSpec", "OpResult", "ParallelPlan", "Report", "SpecError", "Summary",
            "WorkloadSpec", "build_graph", "load_hardware", "load_workload", "simulate"]
 __version__ = "0.1.0"
 
 
 def simulate(hw: HardwareSpec, wl: WorkloadSpec, *, chips: int = 1, mode: str = "auto",
-             graph: OpGraph | None = None) -> Report:
-    """Replay one training step of `wl` on `chips` data-parallel copies of `hw` (`graph`: the
-    step's algorithmic graph when already built)."""
+             graph: OpGraph | None = None, plan: ParallelPlan | str | None = None,
+             force: bool = False) -> Report:
+    """Replay one training step of `wl` on `chips` copies of `hw`, split by `plan`
+    (default: data parallel; "dp=512,pp=4,tp=1" or a `ParallelPlan`); a plan that does not
+    fit in memory is reported, not timed, unless `force` (`graph`: the step's algorithmic
+    graph when already built)."""
     from accelsim.api import simulate as _simulate
 
-    return _simulate(hw, wl, chips=chips, mode=mode, graph=graph)
+    return _simulate(hw, wl, chips=chips, mode=mode, graph=graph, plan=plan, force=force)
 
 
 def build_graph(wl: WorkloadSpec) -> OpGraph:

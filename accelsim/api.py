@@ -14,19 +14,73 @@ from accelsim import pipeline
 from accelsim.errors import AccelsimError
 from accelsim.graph import OpGraph
 from accelsim.hardware import HardwareSpec
+from accelsim.plan import ParallelPlan, data_parallel, plan_violation
 from accelsim.report import Report
 from accelsim.vocabulary import MODES
 from accelsim.workload import WorkloadSpec
 
 
 def simulate(hw: HardwareSpec, wl: WorkloadSpec, *, chips: int = 1, mode: str = "auto",
-             graph: OpGraph | None = None) -> Report:
-    """Replay one training step of `wl` on `chips` data-parallel copies of `hw`."""
+             graph: OpGraph | None = None, plan: ParallelPlan | str | None = None,
+             force: bool = False) -> Report:
+    """Replay one training step of `wl` on `chips` data-parallel copies of `hw`.
+
+    A step whose footprint exceeds the chip's memory is reported with its shortfall and not
+    timed, unless `force`. With a `plan` (a `ParallelPlan`, or text such as "dp=512,pp=4"), or the workload's
+    `parallel:` section, or `chips` > 1, the step is partitioned over the chips and each
+    distinct stage replayed; a plan whose stages do not fit in memory is not timed unless
+    `force` (accelsim.parallel).
+    """
     if chips < 1:
         raise AccelsimError(f"chips: expected an integer >= 1, got {chips}")
     if mode not in MODES:
         raise AccelsimError(f"mode: expected one of {list(MODES)}, got {mode!r}")
-    return pipeline.run(hw, wl, chips=chips, mode=mode, graph=graph)
+    # --- parallel plans (issue 8): partition, replay each distinct stage, compose ----------
+    resolved = resolve_plan(wl, chips, plan)
+    if resolved is not None:
+        from accelsim.parallel import simulate_plan
+
+        report = simulate_plan(hw, wl, resolved, mode=mode, force=force, graph=graph)
+        return pipeline.estimate_cost(hw, wl, report)
+    prepared = pipeline.prepare(wl, graph)
+    overfull = sum(prepared.executed.peak_footprint_by_role().values()) > hw.memory.capacity_bytes
+    if overfull and not force:  # capacity enforced: reported with its shortfall, not timed
+        from accelsim.parallel import simulate_plan
+
+        return simulate_plan(hw, wl, ParallelPlan(data=1), mode=mode, graph=prepared.graph)
+    # --- end parallel plans ----------------------------------------------------------------
+    report = pipeline.run_prepared(hw, prepared, chips=chips, mode=mode)
+    if overfull:  # forced past the capacity check
+        report = attrs.evolve(report, notes=(
+            "DOES NOT FIT in memory: timed anyway (--force / force=True); this step cannot run "
+            "on one chip",) + report.notes)
+    return report
+
+
+# --- parallel plans (issue 8) ----------------------------------------------------------------
+def resolve_plan(wl: WorkloadSpec, chips: int, plan: ParallelPlan | str | None,
+                 source: str = "plan") -> ParallelPlan | None:
+    """The plan to run (data degree filled in from `chips`), or None for one plain chip."""
+    if isinstance(plan, str):
+        from accelsim.spec import plan_from_option
+
+        source = f"--plan {plan}"
+        plan = plan_from_option(plan)
+    elif plan is not None and not isinstance(plan, ParallelPlan):
+        raise AccelsimError(f"plan: expected a ParallelPlan or text such as 'dp=4,pp=2', "
+                            f"got {type(plan).__name__}")
+    if plan is None and wl.parallel is not None:
+        plan, source = wl.parallel, f"{wl.name}: parallel"
+    if plan is None:
+        return data_parallel(chips) if chips > 1 else None
+    explicit = chips if chips > 1 else None  # 1 is the default: the plan says how many
+    resolved = plan.resolve(explicit, source)
+    violation = plan_violation(resolved, wl.model)
+    if violation is not None:
+        raise AccelsimError(f"{source}: {violation.path().removeprefix('parallel.')}: expected "
+                            f"{violation.expected}, got {violation.got}")
+    return resolved
+# --- end parallel plans ----------------------------------------------------------------------
 
 
 @attrs.frozen(kw_only=True)

@@ -1,4 +1,5 @@
-"""The `accelsim` command: run, compare, check, project, validate, mrc, sweep.
+"""The `accelsim` command: run, compare, plan, check, project, case-study, validate, calibrate,
+mrc, sweep.
 
 Every error a user can cause (bad YAML, unknown keys, missing files, bad options) is an
 `AccelsimError`: printed without a traceback, exit code 2.
@@ -25,12 +26,20 @@ class _Parser(argparse.ArgumentParser):
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from accelsim import spec
+    from accelsim.workload import WorkloadSpec
 
     failed = False
     for path in args.files:
         try:
             kind = spec.kind_of(path)
             obj = spec.load_hardware(path) if kind == "hardware" else spec.load_workload(path)
+            if isinstance(obj, WorkloadSpec) and obj.parallel is not None:  # issue 8 plans
+                from accelsim.parallel import check_plan
+
+                try:
+                    check_plan(obj)
+                except AccelsimError as exc:
+                    raise AccelsimError(f"{path}: {exc}") from None
         except AccelsimError as exc:
             failed = True
             print(exc, file=sys.stderr)
@@ -70,10 +79,9 @@ def _positive_int(text: str) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    import accelsim
 
     (hw,), wl = _load_pair([args.hardware], args.workload)
-    report = accelsim.simulate(hw, wl, chips=args.chips, mode=args.mode)
+    report = _simulate_with_plan(hw, wl, args)
     print(report.text(top_ops=args.ops))
     if args.json:
         report.to_json(args.json)
@@ -95,11 +103,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     import json
 
-    import accelsim
     from accelsim.report import comparison_table
 
     hws, wl = _load_pair(args.files[:-1], args.files[-1])
-    reports = [accelsim.simulate(hw, wl, chips=args.chips, mode=args.mode) for hw in hws]
+    reports = [_simulate_with_plan(hw, wl, args) for hw in hws]
     print(comparison_table(reports))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
@@ -111,6 +118,66 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
         print(f"wrote {plot.comparison(reports, args.plot)}")
     return EXIT_OK
+
+
+# --- parallel plans (issue 8) ----------------------------------------------------------------
+def _simulate_with_plan(hw, wl, args: argparse.Namespace):
+    """`--plan` (or the workload's `parallel:`) as given; `--chips N` alone: the best plan."""
+    import accelsim
+
+    plan = getattr(args, "plan", None)
+    if plan is None and args.chips > 1 and wl.parallel is None:
+        from accelsim import planner
+
+        return planner.best(hw, wl, args.chips, mode=args.mode)
+    if plan is not None and plan.endswith((".yaml", ".yml")):
+        from accelsim import spec
+
+        plan = spec.load_plan(plan)
+    return accelsim.simulate(hw, wl, chips=args.chips, mode=args.mode, plan=plan,
+                             force=getattr(args, "force", False))
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    import json
+
+    from accelsim import planner
+
+    (hw,), wl = _load_pair([args.hardware], args.workload)
+    counts = planner.chip_counts(args.chips, args.max_chips)
+
+    def progress(outcome) -> None:
+        p = outcome.report.parallel
+        print(f"  {p.plan} on {p.chips} chips: "
+              + (f"{outcome.report.summary.step_time_s:.4g} s" if p.timed else "does not fit"),
+              file=sys.stderr, flush=True)
+
+    outcomes = planner.search(hw, wl, counts, mode=args.mode, on_plan=progress)
+    fits = [o for o in outcomes if o.fits]
+    where = f"{args.chips}" + (f"..{args.max_chips}" if args.max_chips else "")
+    print(f"accelsim plan: {wl.name} on {where} chips of {hw.name}: {len(outcomes)} plans, "
+          f"{len(fits)} fit")
+    best_par = fits[0].report.parallel if fits else None
+    print(f"verdict: {best_par.verdict}" if best_par is not None else
+          "verdict: does not fit: no plan's stages fit in memory (see the shortfalls below)")
+    print(planner.table(outcomes))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"schema_version": outcomes[0].report.to_dict()["schema_version"]
+                       if outcomes else None,
+                       "plans": [o.report.to_dict() | {"ops": []} for o in outcomes]}, fh,
+                      indent=1)
+        print(f"wrote {args.json}")
+    return EXIT_OK
+
+
+def _add_plan_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plan", metavar="PLAN",
+                   help="parallel plan, e.g. 'dp=512,pp=4,tp=1,shard_embedding=true', or a plan "
+                        "YAML file (default with --chips N: the best plan that fits)")
+    p.add_argument("--force", action="store_true",
+                   help="time a plan even when it does not fit in memory (labelled FORCED)")
+# --- end parallel plans ----------------------------------------------------------------------
 
 
 def _cmd_mrc(args: argparse.Namespace) -> int:
@@ -147,7 +214,10 @@ def _cmd_mrc(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from accelsim import dse
+    import os
+    import signal
+
+    from accelsim import dse, progress
 
     settings: dict[str, list[str]] = {}
     for text in args.set:
@@ -155,43 +225,70 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         if key in settings:
             raise AccelsimError(f"--set {text}: {key} is already set by another --set")
         settings[key] = values
-    axes = dse.parse_axes(args.axes)  # checked before the first simulation
+    # metric axes of an energy/cost Pareto plot (issue 14), checked before any simulation
+    axes = dse.parse_axes(args.axes) if args.axes else None
+    # Output paths first: a typo must not cost a sweep.
+    for path, option, suffixes in ((args.out, "--out", ()), (args.csv, "--csv", ()),
+                                   (args.parquet, "--parquet", ()),
+                                   (args.plot, "--plot", (".png", ".pdf", ".svg"))):
+        if path:
+            dse.check_output(path, option, suffixes)
+    if args.parquet:
+        dse.check_parquet()
     (hw,), wl = _load_pair([args.hardware], args.workload)
-    n = 1
-    for values in settings.values():
-        n *= len(values)
+    the_plan = dse.plan(hw, wl, settings, chips=args.chips or 1, mode=args.mode)
+    if args.plot:
+        dse.plot_axes(the_plan.axes)
+    jobs = args.jobs or os.cpu_count() or 1
 
-    done = 0
+    bar = progress.bar(0, "sweep", quiet=True)  # silent until the points to simulate are known
 
-    def progress(point) -> None:
-        nonlocal done
-        done += 1
-        where = ", ".join(f"{k}={v}" for k, v in point.settings.items())
-        print(f"  [{done} new] {where}: {point.summary['step_time_s']:.4g} s", file=sys.stderr,
-              flush=True)
+    def on_start(n: int) -> None:
+        nonlocal bar
+        bar = progress.bar(n, "sweep", quiet=args.quiet, unit="point")
 
-    points = dse.sweep(hw, wl, settings, chips=args.chips, mode=args.mode, jobs=args.jobs,
-                       store=args.out, on_point=progress)
-    reused = sum(p.reused for p in points)
+    def on_point(point) -> None:
+        bar.update()
+        bar.set_postfix_str("last " + ", ".join(f"{k}={v}" for k, v in point.settings.items()))
+
+    def terminate(signum, frame) -> None:  # SIGTERM: unwind like Ctrl-C, closing the workers
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        result = dse.run(the_plan, jobs=jobs, store=args.out, scheduler=args.scheduler,
+                         on_start=on_start, on_point=on_point)
+    finally:
+        bar.close()
+        signal.signal(signal.SIGTERM, previous)
+    n = len(result)
     print(f"accelsim sweep: {wl.name} on {hw.name}, {n} points"
-          + (f" x {args.chips} chips" if args.chips > 1 else "")
-          + (f"; {reused} reused from {args.out}" if args.out else ""))
-    print(dse.table(points))
+          + (f" x {args.chips} chips" if (args.chips or 1) > 1 else "")
+          + (f"; {result.reused} reused from {args.out}" if args.out else "")
+          + f"; {result.simulated} simulated in {result.elapsed_s:.1f} s")
+    print(dse.table(result.points))
+    for note in result.notes:
+        print(f"note: {note}")
     if args.out:
-        print(f"appended {n - reused} points to {args.out}")
+        print(f"appended {result.simulated} points to {args.out}")
     if args.csv:
-        dse.to_csv(points, args.csv)
+        dse.to_csv(result.points, args.csv)
         print(f"wrote {args.csv}")
-    if args.plot:  # Pareto plot on two axes, e.g. time to train vs cost (issue 14)
+    if args.parquet:
+        dse.to_parquet(result.points, args.parquet)
+        print(f"wrote {args.parquet}")
+    if args.plot and axes is not None:  # two metrics, e.g. time to train vs cost (issue 14)
         from accelsim import plot
 
-        values = dse.pareto_values(points, *axes)
-        labels = [", ".join(p.settings.values()) for p in points]
-        drawn = plot.sweep_pareto(labels, values, dse.pareto_front(values), args.plot,
+        metrics = dse.pareto_values(result.points, *axes)
+        labels = [", ".join(p.settings.values()) for p in result.points]
+        drawn = plot.sweep_pareto(labels, metrics, dse.pareto_front(metrics), args.plot,
                                   x_label=dse.PARETO_AXES[axes[0]][0],
                                   y_label=dse.PARETO_AXES[axes[1]][0],
                                   title=f"{wl.name} on {hw.name}: {', '.join(settings)}")
         print(f"wrote {drawn}")
+    elif args.plot:  # time against the swept resource axis, and a heat map of two axes
+        print(f"wrote {dse.plot(result, args.plot, title=f'{wl.name} on {hw.name} variants')}")
     return EXIT_OK
 
 
@@ -242,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("hardware", metavar="HW", help="hardware spec YAML")
     run.add_argument("workload", metavar="WL", help="workload YAML")
     _add_sim_options(run)
+    _add_plan_options(run)
     run.add_argument("--ops", type=int, default=15, metavar="N",
                      help="show the N slowest ops (0: all)")
     run.add_argument("--json", metavar="FILE", help="write the report as JSON")
@@ -256,9 +354,22 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("files", nargs="+", metavar="HW... WL",
                          help="hardware specs, then one workload")
     _add_sim_options(compare)
+    _add_plan_options(compare)
     compare.add_argument("--json", metavar="FILE", help="write all reports as JSON")
     compare.add_argument("--plot", metavar="FILE", help="draw the comparison (PNG)")
     compare.set_defaults(func=_cmd_compare)
+
+    plan = sub.add_parser("plan", help="every parallel plan for N chips: feasible ones, ranked "
+                                       "by time to train")
+    plan.add_argument("hardware", metavar="HW", help="hardware spec YAML")
+    plan.add_argument("workload", metavar="WL", help="workload YAML")
+    plan.add_argument("--chips", type=_positive_int, required=True, help="chips to split over")
+    plan.add_argument("--max-chips", type=_positive_int, metavar="M",
+                      help="also try 2N, 4N, ... chips up to M")
+    plan.add_argument("--mode", choices=("auto", "exact", "coalesced"), default="auto",
+                      help="cache simulation granularity")
+    plan.add_argument("--json", metavar="FILE", help="write every plan's report as JSON")
+    plan.set_defaults(func=_cmd_plan)
 
     mrc = sub.add_parser("mrc", help="miss-ratio curve: hit rate against cache size, one pass")
     mrc.add_argument("hardware", metavar="HW", help="hardware spec YAML (sets tiles and marks)")
@@ -268,23 +379,38 @@ def build_parser() -> argparse.ArgumentParser:
     mrc.add_argument("--plot", metavar="FILE", help="draw the curve (PNG)")
     mrc.set_defaults(func=_cmd_mrc)
 
-    sweep = sub.add_parser("sweep", help="simulate every combination of hardware settings")
+    sweep = sub.add_parser(
+        "sweep", help="simulate every combination of hardware, workload and chips settings",
+        description="KEY is a YAML key path in the hardware spec (caches[0].capacity), in the "
+                    "workload (subbatch, model.hidden, precision) or the word chips; prefix it "
+                    "with 'hardware.' or 'workload.' where both files have the key (name).")
     sweep.add_argument("hardware", metavar="HW", help="base hardware spec YAML")
-    sweep.add_argument("workload", metavar="WL", help="workload YAML")
+    sweep.add_argument("workload", metavar="WL", help="base workload YAML")
     sweep.add_argument("--set", action="append", required=True, metavar="KEY=V1,V2,...",
-                       help="a YAML key path and its values, e.g. 'caches[0].capacity=6MiB,24MiB'"
-                            " (repeat for a Cartesian product)")
-    _add_sim_options(sweep)
-    sweep.add_argument("--jobs", type=_positive_int, default=1, metavar="J",
-                       help="simulate points in J local processes")
+                       help="a key path and its values, e.g. 'caches[0].capacity=6MiB,24MiB', "
+                            "'subbatch=8,32', 'chips=1,4' (repeat for a Cartesian product)")
+    sweep.add_argument("--chips", type=_positive_int, default=None,
+                       help="data-parallel chips of every point (or sweep them: --set chips=...)")
+    sweep.add_argument("--mode", choices=("auto", "exact", "coalesced"), default="auto",
+                       help="cache simulation granularity: lines, blocks, or chosen by size")
+    sweep.add_argument("--jobs", type=_positive_int, default=None, metavar="J",
+                       help="local worker processes (a Dask LocalCluster; default: the number "
+                            "of cores; 1: in this process)")
+    sweep.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
     sweep.add_argument("--out", metavar="FILE",
                        help="JSON-lines result store: append finished points, reuse stored ones")
-    sweep.add_argument("--csv", metavar="FILE", help="write the table as CSV")
+    sweep.add_argument("--csv", metavar="FILE", help="write the results as CSV")
+    sweep.add_argument("--parquet", metavar="FILE",
+                       help="write the results as Parquet (needs the pandas extra)")
     sweep.add_argument("--plot", metavar="FILE",
-                       help="draw the design points and their Pareto front (PNG)")
-    sweep.add_argument("--axes", default="time_to_train,cost", metavar="X,Y",
-                       help="the plot's axes: two of step_time, time_to_train, cost, energy, "
-                            "power, area, chip_cost (default: time_to_train,cost)")
+                       help="draw the Pareto front against a capacity/bandwidth axis and a heat "
+                            "map of two axes (PNG, PDF or SVG)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.add_argument("--axes", default=None, metavar="X,Y",
+                       help="with --plot: draw these two metrics and their Pareto front instead, "
+                            "two of step_time, time_to_train, cost, energy, power, area, "
+                            "chip_cost (e.g. time_to_train,cost)")
     sweep.set_defaults(func=_cmd_sweep)
 
     from accelsim import reproduce
@@ -294,12 +420,30 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_arguments(project)
     project.set_defaults(func=reproduce.run)
 
+    from accelsim import case_study
+
+    case = sub.add_parser(
+        "case-study", help="the paper's Table 5 (LSTMP word LM, data and layer parallel) "
+                           "recomputed, beside the paper's rows")
+    case_study.add_arguments(case)
+    case.set_defaults(func=case_study.run)
+
     from accelsim import validate
 
     val = sub.add_parser(
-        "validate", help="predicted vs measured kernel times (DeepBench V100 GEMM and RNN rows)")
+        "validate", help="predicted vs measured kernel times of any device (DeepBench GEMM and "
+        "RNN columns; default: the packaged V100 tables)")
     validate.add_arguments(val)
     val.set_defaults(func=validate.run)
+
+    # --- calibrate (issue 10) ---
+    from accelsim import calibrate
+
+    cal = sub.add_parser(
+        "calibrate", help="fit a spec's calibration knobs to a chip's measured kernel times "
+        "(bounded least squares on log error, k-fold cross-validation over shapes)")
+    calibrate.add_arguments(cal)
+    cal.set_defaults(func=calibrate.run)
     return parser
 
 

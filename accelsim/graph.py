@@ -166,7 +166,9 @@ class OpGraph:
 
         Persistent tensors (weights, optimizer state) and graph inputs are live from the start;
         an op's outputs are allocated when it runs; a tensor is freed after its last consumer
-        unless persistent. An op's inputs and outputs are live together while it runs.
+        unless persistent. An op's inputs and outputs are live together while it runs, except
+        that an accumulating GEMM (C += A@B, `Op.accumulate`: only in the executed graph) writes
+        into its addend's buffer, which it reads for the last time.
         """
         return int(self._walk()[0].max(initial=0))
 
@@ -195,10 +197,21 @@ class OpGraph:
         profile = np.zeros(len(self.ops), dtype=np.float64)
         for i, op in enumerate(self.ops):
             for t in op.outputs:
-                if t not in state:
-                    state[t] = _LIVE
-                    live += tensors[t].nbytes
+                if t in state:
+                    continue
+                addend = op.inputs[2] if op.accumulate and len(op.inputs) > 2 else None
+                if (addend is not None and state.get(addend) == _LIVE
+                        and not tensors[addend].persistent and last_use.get(addend, -1) <= i
+                        and tensors[addend].nbytes == tensors[t].nbytes):
+                    # C += A@B writes into its addend's buffer: the sum changes name, not size
+                    state[addend] = _FREED
+                    by_role[tensors[addend].role] -= tensors[t].nbytes
                     by_role[tensors[t].role] += tensors[t].nbytes
+                    state[t] = _LIVE
+                    continue
+                state[t] = _LIVE
+                live += tensors[t].nbytes
+                by_role[tensors[t].role] += tensors[t].nbytes
             profile[i] = live
             if live > peak:
                 peak, peak_roles = live, dict(by_role)

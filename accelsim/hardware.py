@@ -39,6 +39,11 @@ class MatrixPipe:
     accumulate: str = field(default="fp32", choices=DTYPES, doc="accumulation dtype")
     min_tile: int = field(default=1, minimum=1,
                           doc="granule of M, N and K the pipe computes in (e.g. 16 for an MMA)")
+    # --- per-pipe calibration (issue 10) ---
+    efficiency: float | None = field(
+        default=None, minimum=0.0, maximum=1.0,
+        doc="achievable fraction of this pipe's peak for a well-shaped kernel "
+            "(default: calibration.compute_efficiency)")
 
     def __attrs_post_init__(self) -> None:
         check_rules(self)
@@ -59,7 +64,8 @@ class ComputeSpec:
     """Compute units (SMs, cores): their count, clock, matrix pipes and local (tile) storage."""
 
     units: int = field(minimum=1, doc="number of compute units (SMs, cores)")
-    clock_hz: float = field(unit="frequency", doc="sustained clock of the compute units")
+    clock_hz: float = field(unit="frequency",
+                            doc="boost clock of the compute units (the datasheet's peak rates)")
     matrix: dict[str, MatrixPipe] = field(
         keys=DTYPES, doc="matrix throughput per input dtype, e.g. {fp32: ..., fp16: ...}")
     vector_flop_rate: float = field(
@@ -72,6 +78,12 @@ class ComputeSpec:
         default=0.0, minimum=0.0,
         doc="bytes per cycle one unit's local memory delivers to its pipes; small GEMM tiles "
             "re-read operands from it often enough to be limited by it (0: not modelled)")
+    # --- sustained clock (issue 10) ---
+    sustained_clock_hz: float | None = field(
+        unit="frequency", default=None,
+        doc="clock the units hold under sustained load within the power limit (a 70 W part runs "
+            "well below boost); every matrix pipe's peak scales by sustained / boost. "
+            "Default: the boost clock")
 
     def __attrs_post_init__(self) -> None:
         check_rules(self)
@@ -83,13 +95,28 @@ class ComputeSpec:
             return Violation("matrix", f"at least one dtype of {list(DTYPES)}", "none")
         return None
 
+    @rule
+    def _sustained_not_above_boost(clock_hz: float,
+                                   sustained_clock_hz: float | None) -> Violation | None:
+        """The power limit can only lower the clock."""
+        if sustained_clock_hz is not None and not 0 < sustained_clock_hz <= clock_hz:
+            return Violation("sustained_clock_hz", f"a clock above 0 and at most the boost clock "
+                             f"({clock_hz:g} Hz)", f"{sustained_clock_hz:g} Hz")
+        return None
+
+    @property
+    def run_clock_hz(self) -> float:
+        """The clock kernels run at: the sustained clock when given, else the boost clock."""
+        return self.clock_hz if self.sustained_clock_hz is None else self.sustained_clock_hz
+
     def peak_flop_rate(self, dtype: str) -> float:
-        """Peak matrix FLOP/s of the chip for `dtype` (falls back to fp32 when not listed)."""
+        """Peak matrix FLOP/s of the chip for `dtype` at the clock kernels run at (falls back to
+        fp32 when not listed)."""
         pipe = self.matrix.get(dtype) or self.matrix.get("fp32") or next(iter(self.matrix.values()))
         if pipe.peak_flop_rate is not None:
-            return pipe.peak_flop_rate
+            return pipe.peak_flop_rate * (self.run_clock_hz / self.clock_hz)
         assert pipe.macs_per_cycle_per_unit is not None
-        return 2.0 * pipe.macs_per_cycle_per_unit * self.units * self.clock_hz
+        return 2.0 * pipe.macs_per_cycle_per_unit * self.units * self.run_clock_hz
 
     def pipe(self, dtype: str) -> MatrixPipe:
         return self.matrix.get(dtype) or self.matrix.get("fp32") or next(iter(self.matrix.values()))
@@ -165,13 +192,56 @@ class MemorySpec:
 
 @attrs.frozen
 class InterconnectSpec:
-    """Chip-to-chip links used for gradient all-reduce in data-parallel training."""
+    """Chip-to-chip links and their topology: what the collectives of a parallel plan run on."""
 
     links: int = field(default=1, minimum=0, doc="links per chip")
     link_bandwidth_bytes_per_s: float = field(
         unit="bandwidth", doc="bandwidth of one link, one direction")
     latency_s: float = field(unit="time", default=0.0, doc="per-message latency")
     topology: str = field(default="ring", choices=TOPOLOGIES, doc="how chips are connected")
+    # --- parallel plans (issue 8): topology shape and the two-level system -----------------
+    torus_shape: tuple[int, ...] | None = field(
+        default=None, doc="torus2d: chips along each of the two dimensions (their product is "
+                          "the chip count); none: the most square factorization of the chips")
+    chips_per_node: int | None = field(
+        default=None, minimum=1,
+        doc="two_level: chips in one node, joined by `links` (ring); nodes join over the network")
+    network_bandwidth_bytes_per_s: float | None = field(
+        unit="bandwidth", default=None,
+        doc="two_level: each chip's bandwidth into the network between nodes, one direction")
+    network_latency_s: float = field(
+        unit="time", default=0.0, doc="two_level: per-message latency between nodes")
+    host_bandwidth_bytes_per_s: float | None = field(
+        unit="bandwidth", default=None,
+        doc="each chip's link to host memory, one direction (e.g. PCIe 3.0 x16: 15.75 GB/s); "
+            "what a plan's `offload` moves over (none: no offload)")
+    host_memory_bytes: int | None = field(
+        unit="bytes", default=None,
+        doc="host memory available to each chip for offloaded tensors (none: unlimited)")
+
+    @rule
+    def _torus_is_two_dimensional(torus_shape: tuple[int, ...] | None) -> Violation | None:
+        """A 2-D torus has two dimensions of at least one chip each."""
+        if torus_shape is not None and (len(torus_shape) != 2 or min(torus_shape) < 1):
+            return Violation("torus_shape", "two whole numbers >= 1, e.g. [32, 64]",
+                             str(list(torus_shape)))
+        return None
+
+    @rule
+    def _two_level_described(topology: str, chips_per_node: int | None,
+                             network_bandwidth_bytes_per_s: float | None) -> Violation | None:
+        """A two-level system says how many chips a node has and how fast the network is."""
+        if topology == "two_level" and chips_per_node is None:
+            return Violation("chips_per_node", "a whole number >= 1 for topology two_level",
+                             "nothing")
+        if topology == "two_level" and network_bandwidth_bytes_per_s is None:
+            return Violation("network_bandwidth_bytes_per_s", "a bandwidth for topology two_level",
+                             "nothing")
+        return None
+
+    def __attrs_post_init__(self) -> None:
+        check_rules(self)
+    # --- end parallel plans ----------------------------------------------------------------
 
     @property
     def bandwidth_bytes_per_s(self) -> float:
@@ -196,6 +266,14 @@ class Calibration:
     link_efficiency: float = field(
         default=1.0, minimum=0.0, maximum=1.0, doc="achievable fraction of link bandwidth")
     launch_overhead_s: float = field(unit="time", default=0.0, doc="fixed cost per kernel")
+    # --- recurrent library calls (issue 10): used by `validate`'s RNN model ---
+    rnn_step_overhead_s: float = field(
+        unit="time", default=0.0, minimum=0.0,
+        doc="host-side work and synchronisation per timestep of one recurrent library call "
+            "(cuDNN), beyond the step's own kernel launches")
+    rnn_call_overhead_s: float = field(
+        unit="time", default=0.0, minimum=0.0,
+        doc="fixed host-side setup of one recurrent library call before its first kernel")
 
 
 @attrs.frozen
@@ -215,6 +293,11 @@ class HardwareSpec:
 
     def __attrs_post_init__(self) -> None:
         check_rules(self)
+
+    def compute_efficiency(self, dtype: str) -> float:
+        """Achievable fraction of the `dtype` pipe's peak: the pipe's own, else the chip's."""
+        own = self.compute.pipe(dtype).efficiency
+        return self.calibration.compute_efficiency if own is None else own
 
     @rule
     def _unique_level_names(caches: tuple[CacheLevelSpec, ...]) -> Violation | None:

@@ -227,8 +227,8 @@ def summarize(hw: HardwareSpec, prepared: PreparedStep, step: SimulatedStep,
               chips: int) -> Report:
     """The report: each op as replayed, whole-step numbers, and every note behind them."""
     executed = prepared.executed
-    ops = tuple(_op_result(hw, executed.ops[r.index], r, step.mapping.mappings[r.index],
-                           step.mapping.dtype) for r in step.ops)
+    ops = tuple(op_result(executed.ops[r.index], r, hw, step.mapping.mappings[r.index],
+                          step.mapping.dtype) for r in step.ops)
     summary = step_summary(hw, prepared, ops, step.step_time_s, chips)
     notes = step.notes + prepared.notes + _precision_notes(hw, prepared.workload.precision)
     wl = prepared.workload
@@ -238,7 +238,13 @@ def summarize(hw: HardwareSpec, prepared: PreparedStep, step: SimulatedStep,
 def run(hw: HardwareSpec, wl: WorkloadSpec, *, chips: int = 1, mode: str = "auto",
         graph: OpGraph | None = None) -> Report:
     """All stages: build -> fuse -> map -> trace -> time -> replay -> summarize -> cost."""
-    prepared = prepare(wl, graph)
+    return run_prepared(hw, prepare(wl, graph), chips=chips, mode=mode)
+
+
+def run_prepared(hw: HardwareSpec, prepared: PreparedStep, *, chips: int = 1,
+                 mode: str = "auto") -> Report:
+    """The stages after build + fuse: map -> trace -> time -> replay -> summarize -> cost."""
+    wl = prepared.workload
     step = simulate_step(hw, prepared.executed, wl.precision, chips=chips, mode=mode)
     return estimate_cost(hw, wl, summarize(hw, prepared, step, chips))
 
@@ -260,9 +266,12 @@ def _shape(op: Op) -> str:
     return f"{op.flops:.3g} FLOP"
 
 
-def _op_result(hw: HardwareSpec, op: Op, run: OpRecord, mp: Mapping, dtype: str) -> OpResult:
-    gemm = {}
-    if isinstance(mp, GemmMapping):
+def op_result(op: Op, run: OpRecord, hw: HardwareSpec | None = None, mp: Mapping | None = None,
+              dtype: str = "") -> OpResult:
+    """The report's record of one replayed op; with the chip and the op's mapping, a GEMM's
+    tile, loop order, split-K and padding waste too."""
+    gemm: dict[str, object] = {}
+    if hw is not None and isinstance(mp, GemmMapping):
         gemm = {"tile": f"{mp.tile_m}x{mp.tile_n}x{mp.tile_k}",
                 "loop_order": "rows" if mp.loop_order == 0 else "columns",
                 "split_k": mp.split_k, "padding_waste": padding_waste(hw, op, mp, dtype)}
@@ -329,6 +338,6 @@ def step_summary(hw: HardwareSpec, prepared: PreparedStep, ops: tuple[OpResult, 
 
 __all__ = [
     "PreparedStep", "SimulatedStep", "StepMapping", "StepTiming", "TracedStep", "build", "fuse",
-    "map_step", "prepare", "replay_step", "run", "simulate_step", "step_summary", "summarize",
+    "map_step", "op_result", "prepare", "replay_step", "run", "run_prepared", "simulate_step", "step_summary", "summarize",
     "time_step", "trace_step",
 ]

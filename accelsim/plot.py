@@ -7,9 +7,10 @@ all three as PNGs (`accelsim run --plot DIR`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -179,9 +180,16 @@ def gantt(report: Report) -> Figure:
     ax.legend(fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=4, frameon=False)
     ax.set_title(f"{report.workload} on {report.hardware}: {len(report.ops)} ops over "
                  f"{format_time(s.step_time_s)}", loc="left")
-    series = [("compute units", lambda o: float(o.units), s.compute_units or None)]
-    series += [(lv, (lambda o, lv=lv: o.bytes.get(lv, 0.0) / (o.end_s - o.start_s)),
-                s.level_bandwidth_bytes_per_s.get(lv)) for lv in levels]
+    def units_held(op: Any) -> float:
+        return float(op.units)
+
+    def level_rate(op: Any, level: str) -> float:
+        return op.bytes.get(level, 0.0) / (op.end_s - op.start_s)
+
+    series: list[tuple[str, Callable[[Any], float], float | None]] = [
+        ("compute units", units_held, float(s.compute_units) or None)]
+    series += [(lv, functools.partial(level_rate, level=lv), s.level_bandwidth_bytes_per_s.get(lv))
+               for lv in levels]
     for ax, (name, weight, peak) in zip(axes[1:], series, strict=True):
         pts = timeline.step_function(report.ops, weight)
         xs = [t * scale for t, _ in pts] + [s.step_time_s * scale]
@@ -331,7 +339,7 @@ _SCALING_FIGURES = (
 
 def scaling_figures(series: dict[str, dict[str, Sequence[float]]],
                     out_dir: str | Path,
-                    paper: dict[str, dict[str, Sequence[float]]] | None = None) -> list[Path]:
+                    paper: Mapping[str, Mapping[str, Sequence[float]]] | None = None) -> list[Path]:
     """Save `scaling_figure` for each of the paper's Figures 7-10 in `out_dir`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -346,7 +354,7 @@ def scaling_figures(series: dict[str, dict[str, Sequence[float]]],
 
 
 def scaling_figure(series: dict[str, dict[str, Sequence[float]]], key: str,
-                   paper: dict[str, dict[str, Sequence[float]]] | None = None) -> Figure:
+                   paper: Mapping[str, Mapping[str, Sequence[float]]] | None = None) -> Figure:
     """One log-log figure of quantity `key` against parameter count, one line per domain
     (accelsim's graphs); with `paper`, each domain's values from the paper in the same colour:
     its Table 2 formula as a dashed line and its Table 3 frontier point as a star."""
@@ -433,3 +441,71 @@ def sweep_pareto(labels: Sequence[str], values: Sequence[tuple[float, float] | N
     return out
 # --- end sweep Pareto plot --------------------------------------------------------------------
 
+
+
+# --- sweep views (dse: `accelsim sweep --plot`) ------------------------------------------------
+def pareto_front(x: Sequence[float], y: Sequence[float]) -> list[int]:
+    """Indices of the points no other point beats on both less x (resource) and less y (time),
+    by increasing x."""
+    order = sorted(range(len(x)), key=lambda i: (x[i], y[i]))
+    front, best = [], float("inf")
+    for i in order:
+        if y[i] < best:
+            front.append(i)
+            best = y[i]
+    return front
+
+
+def sweep_views(path: str | Path, *, front: dict | None, heat: dict | None,
+                title: str = "") -> Path:
+    """Pareto front of time against a resource axis (all points, coloured by the other axes,
+    front as a line) and a heat map of time over two axes; either panel may be absent.
+
+    `front`: x, y, groups (one label per point), x_label, y_label. `heat`: rows, cols (value
+    labels), values (rows x cols), row_label, col_label, value_label.
+    """
+    import numpy as np
+
+    panels = [p for p in (front, heat) if p is not None]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8), squeeze=False)
+    ax_iter = iter(axes[0])
+    if front is not None:
+        ax = next(ax_iter)
+        x, y, groups = front["x"], front["y"], front["groups"]
+        distinct = list(dict.fromkeys(groups))
+        for g in distinct:  # one colour per combination of the other axes; legend if readable
+            sel = [i for i, gi in enumerate(groups) if gi == g]
+            ax.scatter([x[i] for i in sel], [y[i] for i in sel], s=28, zorder=3,
+                       label=g if g and len(distinct) <= 12 else None)
+        idx = pareto_front(x, y)
+        ax.plot([x[i] for i in idx], [y[i] for i in idx], color="black", lw=1.2,
+                drawstyle="steps-post", marker="o", markersize=11, markerfacecolor="none",
+                label="Pareto front", zorder=4)
+        if min(x) > 0 and max(x) / min(x) > 10:
+            ax.set_xscale("log")
+        ax.set(xlabel=front["x_label"], ylabel=front["y_label"],
+               title="time against resource: Pareto front")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    if heat is not None:
+        ax = next(ax_iter)
+        values = np.array(heat["values"], dtype=float)
+        im = ax.imshow(values, cmap="viridis_r", aspect="auto")
+        ax.set_xticks(range(len(heat["cols"])), heat["cols"], rotation=20)
+        ax.set_yticks(range(len(heat["rows"])), heat["rows"])
+        ax.set(xlabel=heat["col_label"], ylabel=heat["row_label"], title=heat["value_label"])
+        finite = values[np.isfinite(values)]
+        middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+        for (r, c), v in np.ndenumerate(values):
+            if np.isfinite(v):  # viridis_r: light for small values, dark for large
+                ax.text(c, r, f"{v:.3g}", ha="center", va="center", fontsize=8,
+                        color="white" if v > middle else "black")
+        fig.colorbar(im, ax=ax, label=heat["value_label"])
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+# --- end of sweep views ---------------------------------------------------------------------------

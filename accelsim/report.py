@@ -21,7 +21,7 @@ from accelsim.errors import AccelsimError
 from accelsim.units import format_bytes, format_rate, format_time
 from accelsim.vocabulary import MEMORY
 
-SCHEMA_VERSION = 2  # 2: summary.energy_area_cost (issue 14)
+SCHEMA_VERSION = 2  # 2: summary.energy_area_cost (issue 14); `parallel` (plans, per-stage capacity, communication; issue 8)
 
 
 @attrs.frozen(kw_only=True)
@@ -82,6 +82,54 @@ class Summary:
     sample_unit: str = "samples"       # what one sample is (the dataset's unit: word-pieces, images)
 
 
+# --- parallel plans (issue 8) ----------------------------------------------------------------
+@attrs.frozen(kw_only=True)
+class StageSummary:
+    """One pipeline stage of a plan: what each of its chips holds and does."""
+
+    index: int
+    layers: tuple[str, ...]
+    chips: int                          # chips running this stage's graph (data x tensor)
+    footprint_bytes: int                # peak live bytes + communication buffers, one chip
+    footprint_by_role: dict[str, int]   # weight, weight_gradient, optimizer_state, ..., comm_buffer
+    capacity_bytes: int
+    shortfall_bytes: int
+    flops: float                        # one chip's FLOPs per step
+    compute_time_s: float               # one chip's busy time (its ops and tensor collectives)
+    flop_utilization: float             # flops / (step time x peak)
+    comm_time_s: float                  # its collectives and sends, each alone on the links
+    host_bytes: int = 0                 # offloaded to host memory (plan `offload`)
+    host_transfer_s: float = 0.0        # host-link time per step for the offloaded bytes
+
+
+@attrs.frozen(kw_only=True)
+class ParallelSummary:
+    """A parallel plan's verdict, per-stage memory and time, and its communication."""
+
+    plan: str                           # e.g. 'dp=512 pp=4 tp=1 +shard'
+    data: int
+    pipeline: int
+    tensor: int
+    shard_embedding: bool
+    schedule: str                       # timestep, gpipe, 1f1b
+    chunks: int                         # timesteps or microbatches pipelined
+    chips: int
+    fits: bool
+    timed: bool                         # False: infeasible and not forced, no times below
+    forced: bool                        # timed although it does not fit (--force)
+    verdict: str
+    stages: tuple[StageSummary, ...]
+    bubble_fraction: float              # idle share of stage time from filling/draining
+    comm_time_s: float                  # busiest chip's communication, each alone on the links
+    exposed_comm_s: float               # step time the communication adds
+    hidden_comm_s: float                # communication overlapped with compute
+    total_flops: float                  # over every chip
+    reference_flops: float              # one chip running the global batch
+    overhead_flops: float               # total - reference: what the split adds
+    time_to_train_s: float | None       # one epoch
+# --- end parallel plans ----------------------------------------------------------------------
+
+
 @attrs.frozen(kw_only=True)
 class Report:
     """One training step of a workload on a chip: every op as replayed, the whole-step summary,
@@ -94,6 +142,7 @@ class Report:
     ops: tuple[OpResult, ...]
     summary: Summary
     notes: tuple[str, ...] = ()        # shortcuts and assumptions the numbers rest on
+    parallel: ParallelSummary | None = None  # the plan, its capacity verdict and communication
 
     # --- data views ------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -112,7 +161,8 @@ class Report:
             ops.append(d)
         return {"schema_version": SCHEMA_VERSION, "hardware": self.hardware,
                 "workload": self.workload, "notes": list(self.notes),
-                "summary": _finite(attrs.asdict(self.summary)), "ops": _finite(ops)}
+                "summary": _finite(attrs.asdict(self.summary)), "ops": _finite(ops),
+                "parallel": _finite(attrs.asdict(self.parallel)) if self.parallel else None}
 
     def to_json(self, path: str | Path | None = None) -> str:
         """`to_dict()` as JSON text, also written to `path` when given."""
@@ -226,7 +276,7 @@ class Report:
         data-parallel chips (the update ops wait for a gradient all-reduce) and `idle`
         otherwise. Unlike `Summary.bound_time_s`, overlapping ops are not counted twice.
         """
-        events: list[tuple[float, int, OpResult]] = []
+        events: list[tuple[float, int, OpResult | None]] = []
         for op in self.ops:
             if op.end_s > op.start_s:
                 events += [(op.start_s, 1, op), (op.end_s, -1, op)]
@@ -236,7 +286,7 @@ class Report:
         held = 0.0
         t = 0.0
         gap = "exposed communication" if self.summary.chips > 1 else "idle"
-        for when, sign, op in events + [(self.summary.step_time_s, 0, None)]:
+        for when, sign, item in events + [(self.summary.step_time_s, 0, None)]:
             dt = when - t
             if dt > 0:
                 if held > 0:
@@ -246,9 +296,9 @@ class Report:
                 else:
                     out[gap] = out.get(gap, 0.0) + dt
                 t = when
-            if op is not None:
-                units = float(max(op.units, 1))
-                running[op.bound] = running.get(op.bound, 0.0) + sign * units
+            if item is not None:
+                units = float(max(item.units, 1))
+                running[item.bound] = running.get(item.bound, 0.0) + sign * units
                 held += sign * units
                 if held < 0.5:  # all units returned (whole numbers): clear round-off
                     held = 0.0
@@ -259,12 +309,16 @@ class Report:
     def verdict(self) -> str:
         """One line: what bounds the step, whether the footprint fits, the time to train."""
         s = self.summary
+        if self.parallel is not None and not self.parallel.timed:
+            return self.parallel.verdict
         cats = self.time_by_category()
         parts = []
         if cats and s.step_time_s > 0:
             top, top_s = next(iter(cats.items()))
             parts.append(f"{_bound_phrase(top)} ({100 * top_s / s.step_time_s:.0f} % of the "
                          f"{format_time(s.step_time_s)} step)")
+        if self.parallel is not None:  # the plan's verdict says fit and time to train
+            return "; ".join([*parts, self.parallel.verdict])
         if s.shortfall_bytes > 0:
             parts.append(f"does NOT fit: {format_bytes(s.footprint_bytes)} footprint in "
                          f"{format_bytes(s.capacity_bytes)} of memory ({s.chips_needed} chips' "
@@ -279,12 +333,21 @@ class Report:
 
     def text(self, top_ops: int = 15) -> str:
         """The report for a terminal: verdict, summary, where the time goes, per-phase and
-        slowest-op tables, notes."""
+        slowest-op tables, notes. A plan that was not timed (it does not fit) shows its
+        verdict, its stages' memory and the notes only."""
         s = self.summary
+        if self.parallel is not None and not self.parallel.timed:
+            return "\n".join([f"accelsim: {self.workload} on {self.hardware} x {s.chips} chips "
+                              f"(plan {self.parallel.plan})", f"verdict: {self.verdict()}", "",
+                              *parallel_text(self), "", "notes:",
+                              *[f"  - {n}" for n in self.notes]])
         unit = s.sample_unit.replace("_", " ")
         lines = [f"accelsim: {self.workload} on {self.hardware}"
-                 + (f" x {s.chips} chips (data parallel)" if s.chips > 1 else ""),
+                 + (f" x {s.chips} chips (plan {self.parallel.plan})" if self.parallel else
+                    f" x {s.chips} chips (data parallel)" if s.chips > 1 else ""),
                  f"verdict: {self.verdict()}", ""]
+        if self.parallel is not None:  # parallel plans (issue 8): the stages under the verdict
+            lines += [*parallel_text(self), ""]
         rows = [
             ("parameters", f"{s.params / 1e9:.3g} B"),
             ("FLOPs per step (per chip)", f"{s.flops / 1e12:.4g} TFLOP"),
@@ -313,10 +376,8 @@ class Report:
                              f"{format_bytes(nbytes):>9}  {ROLE_MEANINGS.get(role, '')}"))
             if role == "weight_gradient" and weights and nbytes > weights:
                 rows.append(("", f"  {'':<{role_width}}  {'':>9}  ({nbytes / weights:.2f}x the "
-                                 "weights: the op adding into a running gradient sum holds its "
-                                 "old and new value at once,"))
-                rows.append(("", f"  {'':<{role_width}}  {'':>9}   and embedding gradients are "
-                                 "table-sized, so the sums can outgrow the weights at the peak)"))
+                                 "weights: some weights' gradient contributions are still held "
+                                 "apart at the peak, before they are summed)"))
         if s.algorithmic_footprint_bytes != s.footprint_bytes:
             rows.append(("  of the algorithmic graph", format_bytes(s.algorithmic_footprint_bytes)
                          + " (the paper's definition: no fused epilogues)"))
@@ -407,9 +468,11 @@ ROLE_MEANINGS = {
 _YEAR_S = 365.25 * 86400
 
 
-def format_duration(seconds: float) -> str:
+def format_duration(seconds: float | None) -> str:
     """A duration in the largest unit that is at least 1 ("28 years", "6.2 days",
-    "3.5 hours"); under an hour as `format_time` writes it."""
+    "3.5 hours"); under an hour as `format_time` writes it; "-" for none."""
+    if seconds is None:
+        return "-"
     s = float(seconds)
     if not math.isfinite(s):
         return "forever" if s > 0 else "-"
@@ -498,6 +561,35 @@ class Comparison:
                 f"<ul>{verdicts}</ul>" + _html_table(head, rows) + "</div>")
 
 
+# --- parallel plans (issue 8) ----------------------------------------------------------------
+def parallel_text(report: Report) -> list[str]:
+    """Per-stage footprint, utilization and communication of the report's plan."""
+    p = report.parallel
+    assert p is not None
+    out: list[str] = []
+    head = (f"  {'stage':<5} {'layers':<28} {'chips':>6} {'footprint':>10} {'capacity':>10} "
+            f"{'shortfall':>10} {'busy':>9} {'util':>6} {'comm':>9}")
+    out += [f"plan {p.plan} ({p.chips} chips; schedule {p.schedule}, {p.chunks} chunks):", head]
+    for st in p.stages:
+        out.append(f"  {st.index:<5} {_clip(','.join(st.layers), 28):<28} {st.chips:>6} "
+                   f"{format_bytes(st.footprint_bytes):>10} {format_bytes(st.capacity_bytes):>10} "
+                   f"{format_bytes(st.shortfall_bytes) if st.shortfall_bytes else '-':>10} "
+                   + (f"{format_time(st.compute_time_s):>9} {100 * st.flop_utilization:>5.1f}% "
+                      f"{format_time(st.comm_time_s):>9}" if p.timed else ""))
+    if any(st.host_bytes for st in p.stages):
+        out.append("  offloaded to host memory per chip: " + ", ".join(
+            f"stage {st.index} {format_bytes(st.host_bytes)} ({format_time(st.host_transfer_s)}"
+            " on the host link per step)" for st in p.stages))
+    if p.timed:
+        out.append(f"  pipeline bubble {100 * p.bubble_fraction:.1f} %; communication "
+                   f"{format_time(p.comm_time_s)} per step on the busiest chip: "
+                   f"{format_time(p.exposed_comm_s)} exposed, {format_time(p.hidden_comm_s)} "
+                   "hidden behind compute")
+        out.append(f"  FLOPs over all chips {p.total_flops:.4g} = one chip's {p.reference_flops:.4g}"
+                   f" + split overhead {p.overhead_flops:.3g}")
+    return out
+
+
 def comparison_table(reports: Sequence[Report]) -> str:
     """Several chips on one workload, side by side."""
     rows = _comparison_rows(reports)
@@ -514,9 +606,12 @@ def comparison_table(reports: Sequence[Report]) -> str:
 def _comparison_rows(reports: Sequence[Report]) -> list[tuple[str, list[str]]]:
     """(label, one value per report) rows of the comparison views."""
     rows: list[tuple[str, list[str]]] = [
-        ("step time", [format_time(r.summary.step_time_s) for r in reports]),
+        ("step time", [format_time(r.summary.step_time_s)
+                       if math.isfinite(r.summary.step_time_s) else "not timed" for r in reports]),
         ("FLOP utilization", [f"{100 * r.summary.flop_utilization:.1f} %" for r in reports]),
         ("speedup vs first", [f"{reports[0].summary.step_time_s / r.summary.step_time_s:.2f}x"
+                              if r.summary.step_time_s > 0
+                              and math.isfinite(reports[0].summary.step_time_s) else "-"
                               for r in reports]),
     ]
     levels: list[str] = []
@@ -524,7 +619,8 @@ def _comparison_rows(reports: Sequence[Report]) -> list[tuple[str, list[str]]]:
         levels += [lv for lv in r.summary.hit_rate if lv not in levels]
     for lv in levels:
         rows.append((f"{lv} hit rate", [_pct(r.summary.hit_rate.get(lv)) for r in reports]))
-    rows.append(("HBM bytes", [format_bytes(r.summary.level_bytes.get(MEMORY, 0)) for r in reports]))
+    rows.append(("HBM bytes", [format_bytes(r.summary.level_bytes.get(MEMORY, 0))
+                               if math.isfinite(r.summary.step_time_s) else "-" for r in reports]))
     rows.append(("footprint", [format_bytes(r.summary.footprint_bytes) for r in reports]))
     rows.append(("capacity", [format_bytes(r.summary.capacity_bytes) for r in reports]))
     rows.append(("shortfall", [format_bytes(r.summary.shortfall_bytes) for r in reports]))
@@ -532,6 +628,19 @@ def _comparison_rows(reports: Sequence[Report]) -> list[tuple[str, list[str]]]:
     rows.append(("time per epoch", [format_duration(r.summary.epoch_time_s)
                                     if r.summary.epoch_time_s is not None else "-"
                                     for r in reports]))
+    if any(r.parallel is not None for r in reports):  # parallel plans (issue 8)
+        rows.append(("plan", [r.parallel.plan if r.parallel else "1 chip" for r in reports]))
+        rows.append(("fits", [("yes" if r.parallel.fits else "NO") if r.parallel else
+                              ("yes" if r.summary.shortfall_bytes == 0 else "NO")
+                              for r in reports]))
+        rows.append(("max memory per chip", [format_bytes(max(s.footprint_bytes
+                                                              for s in r.parallel.stages))
+                                             if r.parallel else format_bytes(
+                                                 r.summary.footprint_bytes)
+                                             for r in reports]))
+        rows.append(("time to train", [format_duration(r.parallel.time_to_train_s)
+                                       if r.parallel else format_duration(r.summary.epoch_time_s)
+                                       for r in reports]))
     rows += energy_comparison_rows(reports)
     return rows
 

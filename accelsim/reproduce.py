@@ -5,8 +5,8 @@ Learning" (PPoPP 2019). Table 1 comes from the learning-curve fits (accelsim.sca
 builds each domain's training step at the frontier size (the builder's size hyperparameter
 solved to reach Table 3's parameter count) and applies the paper's roofline, max(FLOPs / (0.8
 peak), bytes / (0.7 bandwidth)), on the Table 4 accelerator; Table 2 fits per-parameter
-coefficients to a sweep of model sizes per domain. The published numbers ship in
-accelsim/data/ppopp19_tables.yaml (a copy of ../shared/reference/ppopp19_tables.yaml); where the
+coefficients to a sweep of model sizes per domain. The published numbers ship in the package
+(accelsim/data/ppopp19_tables.yaml, read through `accelsim.refdata`); where the
 paper contradicts itself (its `note:` entries, and NMT's and speech's Table 3 sequence lengths),
 both readings are shown.
 """
@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 import yaml
 
-from accelsim import scaling
+from accelsim import refdata, scaling
 from accelsim.models import build_graph
 from accelsim.models.char_lm import CharLMConfig
 from accelsim.models.nmt import NMTConfig
@@ -32,10 +32,7 @@ from accelsim.models.speech import SpeechConfig
 from accelsim.models.word_lm import WordLMConfig
 from accelsim.workload import WorkloadSpec
 
-PACKAGE_TABLES = Path(__file__).resolve().parent / "data" / "ppopp19_tables.yaml"
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_TABLES = REPO_ROOT.parent / "shared" / "reference" / "ppopp19_tables.yaml"
-DEFAULT_HARDWARE = REPO_ROOT / "hwspecs" / "ppopp19_target.yaml"
+DEFAULT_HARDWARE = "ppopp19_target"  # a shipped spec (refdata.hardware_spec_path)
 DOMAINS = ("word_lm", "char_lm", "nmt", "speech", "image")
 SECONDS_PER_DAY = 86400.0
 
@@ -77,13 +74,11 @@ SETUPS = (
 
 # --- inputs ----------------------------------------------------------------------------------
 def load_tables(path: str | Path | None = None) -> dict:
-    """The published tables: `path`, else ../shared/reference, else the packaged copy."""
-    candidates = [Path(path)] if path else [DEFAULT_TABLES, PACKAGE_TABLES]
-    for candidate in candidates:
-        if candidate.is_file():
-            with open(candidate, encoding="utf-8") as fh:
-                return yaml.safe_load(fh)
-    raise FileNotFoundError(f"no paper tables at {', '.join(map(str, candidates))}")
+    """The published tables: the file at `path`, else the copy shipped in the package."""
+    if not path:
+        return refdata.paper_tables()
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
 
 
 @attrs.frozen(kw_only=True)
@@ -104,7 +99,7 @@ class Roofline:
 
 def load_roofline(tables: dict, hardware: str | Path | None = None) -> Roofline:
     """The Table 4 accelerator from its hwspec (spec.load_hardware), else from Table 4 itself."""
-    path = Path(hardware) if hardware else DEFAULT_HARDWARE
+    path = Path(hardware) if hardware else refdata.hardware_spec_path(DEFAULT_HARDWARE)
     if path.is_file():
         from accelsim.spec import load_hardware
 
@@ -370,8 +365,8 @@ def paper_series(sweeps: dict[str, list[dict]], tables: dict) -> dict[str, dict[
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `accelsim project`."""
     parser.add_argument("--tables", metavar="FILE",
-                        help="the paper's tables (default: ../shared/reference/ppopp19_tables"
-                             ".yaml, else the copy shipped in accelsim/data)")
+                        help="the paper's tables (default: the copy shipped in the package, "
+                             "accelsim/data/ppopp19_tables.yaml)")
     parser.add_argument("--hardware", metavar="HW",
                         help="accelerator for the roofline (default hwspecs/ppopp19_target.yaml)")
     parser.add_argument("--sweep-points", type=int, default=6, metavar="N",

@@ -29,6 +29,7 @@ from accelsim import schema, units
 from accelsim.errors import Issue, SpecError
 from accelsim.hardware import HardwareSpec, TechnologySpec, TechnologyTable
 from accelsim.models import FAMILIES
+from accelsim.plan import ParallelPlan
 from accelsim.workload import WorkloadSpec
 
 _SUFFIXES = ("_bytes_per_s", "_bytes", "_hz", "_s")
@@ -565,6 +566,45 @@ def hardware_from_data(data: Any, filename: str = "<data>") -> HardwareSpec:
     text = yaml.dump(data, Dumper=_VerbatimDumper, sort_keys=False, allow_unicode=True,
                      width=10_000)
     return hardware_from_yaml(text, filename)
+
+
+# --- parallel plans (issue 8) ----------------------------------------------------------------
+def plan_from_yaml(text: str, filename: str = "<string>") -> ParallelPlan:
+    """Parse a plan file (the keys of a workload's `parallel:` section)."""
+    return _load(text, ParallelPlan, filename)
+
+
+def plan_from_data(data: Any, filename: str = "<data>") -> ParallelPlan:
+    """Load plain data (e.g. `--plan dp=4,pp=2` split into strings) through the YAML loader."""
+    data = {k: [Verbatim(x) for x in v] if isinstance(v, list) else Verbatim(v)
+            for k, v in data.items()} if isinstance(data, dict) else data
+    text = yaml.dump(data, Dumper=_VerbatimDumper, sort_keys=False, width=10_000)
+    return plan_from_yaml(text, filename)
+
+
+def plan_from_option(text: str, option: str = "--plan") -> ParallelPlan:
+    """`--plan dp=512,pp=4,tp=1` through the loader; issues name the option, not a line."""
+    from accelsim.plan import cli_plan_data
+
+    try:
+        return plan_from_data(cli_plan_data(text), f"{option} {text}")
+    except SpecError as exc:
+        raise SpecError([Issue(i.file, None, None, i.key_path, i.expected, i.got)
+                         for i in exc.issues]) from None
+
+
+def load_plan(path: str | Path) -> ParallelPlan:
+    """Read a plan YAML file; raises SpecError listing every problem."""
+    text, name = _read(path)
+    return plan_from_yaml(text, name)
+# --- end parallel plans ----------------------------------------------------------------------
+
+
+def workload_from_data(data: Any, filename: str = "<data>") -> WorkloadSpec:
+    """Load plain workload data (`to_dict`'s form, `Verbatim` scalars allowed) through the loader."""
+    text = yaml.dump(data, Dumper=_VerbatimDumper, sort_keys=False, allow_unicode=True,
+                     width=10_000)
+    return workload_from_yaml(text, filename)
 
 
 def load_hardware(path: str | Path) -> HardwareSpec:

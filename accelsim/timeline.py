@@ -20,6 +20,7 @@ keeps one record per op, not per wave.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -29,33 +30,48 @@ from typing import Any, Protocol
 from accelsim.vocabulary import MEMORY
 
 
-class OpResult(Protocol):
+class _OpView(Protocol):
     """What the timeline reads of an op (an `accelsim.report.OpResult`).
 
     A protocol, not an import: `Report.to_timeline` calls this module, so importing the report
     here would close an import cycle.
     """
 
-    name: str
-    kind: str
-    phase: str
-    shape: str
-    flops: float
-    start_s: float
-    end_s: float
-    bytes: dict[str, float]
-    hit_rate: dict[str, float]
-    bound: str
-    units: int
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def phase(self) -> str: ...
+    @property
+    def shape(self) -> str: ...
+    @property
+    def flops(self) -> float: ...
+    @property
+    def start_s(self) -> float: ...
+    @property
+    def end_s(self) -> float: ...
+    @property
+    def bytes(self) -> dict[str, float]: ...
+    @property
+    def hit_rate(self) -> dict[str, float]: ...
+    @property
+    def bound(self) -> str: ...
+    @property
+    def units(self) -> int: ...
 
 
-class Report(Protocol):
+class _ReportView(Protocol):
     """What the timeline reads of a report (an `accelsim.report.Report`)."""
 
-    hardware: str
-    workload: str
-    ops: Sequence[Any]
-    summary: Any
+    @property
+    def hardware(self) -> str: ...
+    @property
+    def workload(self) -> str: ...
+    @property
+    def ops(self) -> Sequence[Any]: ...
+    @property
+    def summary(self) -> Any: ...
 
     def level_names(self) -> list[str]:
         """Memory levels the ops moved bytes through, nearest first."""
@@ -70,7 +86,7 @@ PID_UNITS = 1
 PID_FIRST_LEVEL = 2
 
 
-def lanes(ops: Sequence[OpResult]) -> list[int]:
+def lanes(ops: Sequence[_OpView]) -> list[int]:
     """Lane of each op such that the ops of a lane never overlap in time (fewest lanes)."""
     order = sorted(range(len(ops)), key=lambda i: (ops[i].start_s, ops[i].end_s))
     lane_end: list[float] = []
@@ -88,7 +104,7 @@ def lanes(ops: Sequence[OpResult]) -> list[int]:
     return out
 
 
-def idle_intervals(ops: Sequence[OpResult], step_time_s: float) -> list[tuple[float, float]]:
+def idle_intervals(ops: Sequence[_OpView], step_time_s: float) -> list[tuple[float, float]]:
     """Stretches of [0, step_time_s] in which no op runs (merged, in time order)."""
     gaps = []
     t = 0.0
@@ -101,7 +117,7 @@ def idle_intervals(ops: Sequence[OpResult], step_time_s: float) -> list[tuple[fl
     return gaps
 
 
-def step_function(ops: Sequence[OpResult], weight: Callable[[OpResult], float]
+def step_function(ops: Sequence[_OpView], weight: Callable[[_OpView], float]
                   ) -> list[tuple[float, float]]:
     """(time, value) points of sum(weight(op)) over the ops running at each time; an op counts
     from its start (inclusive) to its end (exclusive). Zero-length ops are left out."""
@@ -140,14 +156,14 @@ def _counter(pid: int, name: str, points: list[tuple[float, float]], key: str,
              "args": {key: v * scale}} for t, v in points]
 
 
-def _op_args(op: OpResult) -> dict[str, Any]:
+def _op_args(op: _OpView) -> dict[str, Any]:
     return {"shape": op.shape, "kind": op.kind, "phase": op.phase, "bound": op.bound,
             "units": op.units, "flops": op.flops,
             "bytes": dict(op.bytes),
             "hit_rate": {k: (v if math.isfinite(v) else None) for k, v in op.hit_rate.items()}}
 
 
-def trace_events(report: Report) -> dict[str, Any]:
+def trace_events(report: _ReportView) -> dict[str, Any]:
     """The report as a trace-event JSON object: {"traceEvents": [...], "displayTimeUnit": ...}."""
     s = report.summary
     events: list[dict] = []
@@ -176,7 +192,7 @@ def trace_events(report: Report) -> dict[str, Any]:
         pid = PID_FIRST_LEVEL + j
         what = "off-chip memory" if lv == MEMORY else "cache level"
         events += _metadata(pid, 0, f"{lv} ({what})", f"{lv} bandwidth", pid)
-        rate = step_function(report.ops, lambda o, lv=lv: _rate(o, lv))
+        rate = step_function(report.ops, functools.partial(_level_rate, level=lv))
         events += _counter(pid, f"{lv} bandwidth (GB/s)", rate, "GB/s", 1e-9)
         peak = s.level_bandwidth_bytes_per_s.get(lv)
         if peak:
@@ -196,7 +212,7 @@ def trace_events(report: Report) -> dict[str, Any]:
                           "generator": "accelsim"}}
 
 
-def _rate(op: OpResult, level: str) -> float:
+def _level_rate(op: _OpView, level: str) -> float:
     return op.bytes.get(level, 0.0) / (op.end_s - op.start_s)
 
 
@@ -207,6 +223,6 @@ def save(trace: dict[str, Any], path: str | Path) -> Path:
     return out
 
 
-def write_trace(report: Report, path: str | Path) -> Path:
+def write_trace(report: _ReportView, path: str | Path) -> Path:
     """Write the report's trace-event JSON to `path`; returns the path."""
     return save(trace_events(report), path)

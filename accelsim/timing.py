@@ -277,7 +277,7 @@ def local_feed_fraction(hw: HardwareSpec, mp: GemmMapping, dtype: str) -> float:
     pipe = hw.compute.pipe(dtype)
     lanes = MATRIX_LANES_PER_TILE if pipe.min_tile > 1 else SCALAR_LANES_PER_TILE
     bytes_per_mac = 2.0 * dtype_bytes(dtype) * math.sqrt(lanes / (mp.tile_m * mp.tile_n))
-    macs_per_cycle = hw.compute.peak_flop_rate(dtype) / 2.0 / hw.compute.units / hw.compute.clock_hz
+    macs_per_cycle = hw.compute.peak_flop_rate(dtype) / 2.0 / hw.compute.units / hw.compute.run_clock_hz
     return min(1.0, bw / (bytes_per_mac * macs_per_cycle))
 
 
@@ -288,7 +288,7 @@ def _gemm_wave_compute_s(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str) 
     k_padded = math.ceil(kc / mp.tile_k) * mp.tile_k
     tile_flops = 2.0 * mp.tile_m * mp.tile_n * k_padded
     unit_rate = hw.compute.peak_flop_rate(dtype) / hw.compute.units
-    rate = unit_rate * hw.calibration.compute_efficiency * local_feed_fraction(hw, mp, dtype)
+    rate = unit_rate * hw.compute_efficiency(dtype) * local_feed_fraction(hw, mp, dtype)
     return tile_flops / rate
 
 

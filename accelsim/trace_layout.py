@@ -64,10 +64,10 @@ def allocate(graph: OpGraph, align_bytes: int) -> TensorLayout:
     group_size = [sum(size[t] for t in g) for g in groups]
     group_last = [max(int(last_use[t]) for t in g) for g in groups]
     top = 0
-    for t in tensors:
-        if fixed[t.id]:
-            base[t.id] = top
-            top += size[t.id]
+    for tensor in tensors:
+        if fixed[tensor.id]:
+            base[tensor.id] = top
+            top += size[tensor.id]
     free: dict[int, list[int]] = {}
     donated = np.zeros(n, bool)
     for i, op in enumerate(graph.ops):

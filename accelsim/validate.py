@@ -1,4 +1,11 @@
-"""`accelsim validate`: predicted against measured kernel times (DeepBench V100 by default).
+"""`accelsim validate`: predicted against measured kernel times of any device (DeepBench columns;
+the packaged V100 tables by default).
+
+Rows are those of the spec's device (the `device` column holds the spec's name as a word, e.g.
+spec `v100` and "NVIDIA V100") or of `--device`; a file mixing devices needs one of the two.
+Measured times must be plausible milliseconds (positive, finite, under an hour, no faster than
+the chip's peak, a column whose median is within 100x of the prediction); a row whose
+precision has no pipe on the chip is reported as not predicted, never run on another pipe.
 
 Every GEMM row becomes one `gemm` op (fp32 rows on the fp32 pipes, fp16_mixed rows on the
 tensor cores, dtype "fp16"); it is mapped by `timing.map_op` and timed by `timing.op_timing`
@@ -15,6 +22,7 @@ import argparse
 import csv
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +30,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from accelsim import refdata
 from accelsim.errors import Issue, SpecError
 from accelsim.graph import Op
 from accelsim.hardware import HardwareSpec
@@ -30,9 +39,10 @@ from accelsim.timing import OpTiming, analytic_traffic, map_op, op_timing
 from accelsim.traffic import Traffic
 from accelsim.vocabulary import MEMORY
 
-DEFAULT_HARDWARE = "hwspecs/v100.yaml"
-DEFAULT_GEMM_CSV = "../shared/validation/deepbench_v100_gemm.csv"
-DEFAULT_RNN_CSV = "../shared/validation/deepbench_v100_rnn.csv"
+#: Defaults of `accelsim validate`: the shipped V100 spec and the packaged DeepBench V100 tables.
+DEFAULT_HARDWARE = "v100"
+DEFAULT_GEMM_CSV = refdata.DEEPBENCH_V100_GEMM
+DEFAULT_RNN_CSV = refdata.DEEPBENCH_V100_RNN
 PRECISION_DTYPE = {"fp32": "fp32", "fp16_mixed": "fp16", "fp16": "fp16", "tf32": "tf32",
                    "bf16": "bf16", "fp16_pseudo": "fp16"}
 #: Precisions whose data are 16-bit but whose math runs on the FP32 pipes (NVIDIA's "pseudo
@@ -41,17 +51,15 @@ SCALAR_MATH_PRECISIONS = ("fp16_pseudo",)
 GEMM_COLUMNS = ("precision", "M", "N", "K", "transA", "transB", "time_ms")
 RNN_COLUMNS = ("precision", "cell", "hidden", "batch", "timesteps", "fwd_ms", "bwd_inputs_ms",
                "bwd_weights_ms")
-#: Fixed cost of one cuDNN RNN call (host-side setup before the first kernel), the same for
-#: every row: fitted on the two single-timestep rows (gru h512 b32 t1, fp32 and fp16: 84-100 us
-#: measured for kernels the model times at under 25 us).
-RNN_CALL_OVERHEAD_S = 50e-6
-#: Fixed cost of every timestep beyond the step's own kernels (their launches are already
-#: counted): cuDNN's per-step host-side work and inter-kernel synchronisation inside one
-#: recurrent call, which the GEMM table's independent back-to-back launches do not show. The
-#: same for every cell, pass and precision; fitted together with `RNN_CALL_OVERHEAD_S` on the
-#: even-numbered rows of the DeepBench V100 RNN table and checked on the odd ones
-#: (docs/validation.md).
-RNN_STEP_OVERHEAD_S = 21e-6
+RNN_PASSES = ("fwd", "bwd_inputs", "bwd_weights")
+DEVICE_COLUMN = "device"
+#: Plausibility of a measured time in milliseconds: below an hour, at most `_PEAK_SLACK` faster
+#: than the chip's peak matrix rate allows, and, per column, a median measured/predicted ratio
+#: within `_UNIT_RATIO` either way (a column in microseconds or seconds is off by 1000x; the
+#: model's errors are tens of percent).
+MAX_MEASURED_MS = 3600e3
+_PEAK_SLACK = 0.5
+_UNIT_RATIO = 100.0
 #: Gate blocks of the recurrent weight matrix, per cell type.
 CELL_GATES = {"vanilla": 1, "lstm": 4, "gru": 3}
 #: Elementwise FLOPs per hidden unit and batch entry of one step (forward, backward), counted
@@ -65,7 +73,7 @@ CELL_STATE_VECTORS = {"vanilla": (3, 4), "lstm": (6, 9), "gru": (5, 8)}
 
 @attrs.frozen
 class Row:
-    """One validated measurement and its prediction."""
+    """One validated measurement and its prediction (`line`/`column`: where it was read)."""
 
     table: str
     precision: str
@@ -73,6 +81,9 @@ class Row:
     measured_s: float
     predicted_s: float
     bound: str
+    source: str = ""
+    line: int = 0
+    column: str = ""
 
     @property
     def abs_pct_err(self) -> float:
@@ -81,25 +92,144 @@ class Row:
     def as_dict(self) -> dict[str, Any]:
         return {"table": self.table, "precision": self.precision, "label": self.label,
                 "measured_ms": self.measured_s * 1e3, "predicted_ms": self.predicted_s * 1e3,
-                "abs_pct_err": self.abs_pct_err, "bound": self.bound}
+                "abs_pct_err": self.abs_pct_err, "bound": self.bound, "line": self.line}
+
+
+@attrs.frozen
+class NotPredicted:
+    """A measured row the chip cannot run as measured (no pipe for its precision)."""
+
+    table: str
+    precision: str
+    label: str
+    source: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.table} {self.precision} {self.label}: {self.reason}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "precision": self.precision, "label": self.label,
+                "line": self.line, "reason": self.reason}
 
 
 # --- CSV ---------------------------------------------------------------------------------------
 def read_csv(path: str | Path, columns: Sequence[str]) -> list[dict[str, str]]:
     """Rows of a CSV that must carry `columns`; missing columns are a SpecError."""
+    return [rec for _, rec in read_csv_lines(path, columns)]
+
+
+def read_csv_lines(path: str | Path, columns: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) of a CSV that must carry `columns`; missing columns are a SpecError."""
     path = Path(path)
     try:
         text = path.read_text()
-    except OSError as exc:
-        raise SpecError([Issue(str(path), None, None, "", "a readable CSV file",
-                               exc.strerror or str(exc))]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        got = getattr(exc, "strerror", None) or str(exc)
+        raise SpecError([Issue(str(path), None, None, "", "a readable CSV file", got)]) from None
     reader = csv.DictReader(text.splitlines())
     header = reader.fieldnames or []
     missing = [c for c in columns if c not in header]
     if missing:
         raise SpecError([Issue(str(path), 1, None, c, f"a column named {c!r}",
                                f"columns {list(header)}") for c in missing])
-    return list(reader)
+    out = []
+    for rec in reader:
+        out.append((reader.line_num, rec))
+    return out
+
+
+def device_matches(hw_name: str, device: str) -> bool:
+    """Whether a `device` cell names the chip of spec `hw_name`: the name is one of its words
+    (case and punctuation ignored: spec `v100` matches "NVIDIA V100" and "Tesla V100-SXM2")."""
+    words = [w for w in re.split(r"[^0-9a-z]+", device.casefold()) if w]
+    name = re.sub(r"[^0-9a-z]+", "", hw_name.casefold())
+    return bool(name) and (name in words or name == "".join(words))
+
+
+def select_device(path: str | Path, records: list[tuple[int, dict[str, str]]], hw_name: str,
+                  device: str | None = None) -> list[tuple[int, dict[str, str]]]:
+    """The rows of one device: `device` (the cell, case-insensitive) when given, else the device
+    named like the spec. A file without a `device` column is one device."""
+    if not records or DEVICE_COLUMN not in records[0][1]:
+        if device:
+            raise SpecError([Issue(str(path), 1, None, DEVICE_COLUMN,
+                                   f"a {DEVICE_COLUMN!r} column to select --device {device!r}",
+                                   "no such column")])
+        return records
+    devices = list(dict.fromkeys((rec.get(DEVICE_COLUMN) or "").strip() for _, rec in records))
+    if device:
+        picked = [d for d in devices if d.casefold() == device.strip().casefold()]
+        if not picked:
+            raise SpecError([Issue(str(path), None, None, DEVICE_COLUMN,
+                                   f"rows of device {device!r} (--device)",
+                                   f"devices {devices}")])
+    else:
+        picked = [d for d in devices if device_matches(hw_name, d)]
+        if len(picked) != 1:
+            what = ("one device named like the hardware spec" if not picked
+                    else "one device named like the hardware spec, found several")
+            raise SpecError([Issue(str(path), None, None, DEVICE_COLUMN,
+                                   f"{what} {hw_name!r}, or --device NAME to choose the rows",
+                                   f"devices {devices}")])
+    return [(line, rec) for line, rec in records
+            if (rec.get(DEVICE_COLUMN) or "").strip() == picked[0]]
+
+
+def pipe_problem(hw: HardwareSpec, precision: str) -> str | None:
+    """Why `hw` cannot run rows of `precision` as measured, or None when it can."""
+    dtype = "fp32" if precision in SCALAR_MATH_PRECISIONS else PRECISION_DTYPE[precision]
+    if dtype in hw.compute.matrix:
+        return None
+    return (f"not predicted: {hw.name} has no {dtype} matrix pipe "
+            f"(pipes: {', '.join(sorted(hw.compute.matrix))})")
+
+
+def _unpredictable(path: str | Path, line: int, table: str, precision: str, label: str,
+                   reason: str, not_predicted: list[NotPredicted] | None) -> None:
+    item = NotPredicted(table, precision, label, str(path), line, reason)
+    if not_predicted is None:
+        raise SpecError([Issue(str(path), line, None, "precision",
+                               "a precision the hardware has a pipe for", f"{precision!r}: {reason}")])
+    not_predicted.append(item)
+
+
+def _time_ms(path: str | Path, line: int, row: dict[str, str], column: str, *,
+             optional: bool = False) -> float | None:
+    """A measured time in milliseconds: positive, finite, under an hour."""
+    value = _number(path, line, row, column, optional=optional)
+    if value is not None and value > MAX_MEASURED_MS:
+        raise SpecError([Issue(str(path), line, None, column,
+                               "a time in milliseconds under one hour (3600000 ms)",
+                               repr((row.get(column) or "").strip()))])
+    return value
+
+
+def check_plausible(hw: HardwareSpec, rows: Sequence[Row], peaks_s: Sequence[float]) -> None:
+    """Measured times that cannot be milliseconds on this chip: faster than its peak allows
+    (row), or a column whose median measured/predicted ratio is off by more than 100x."""
+    issues = []
+    for r, peak_s in zip(rows, peaks_s, strict=True):
+        if r.measured_s < _PEAK_SLACK * peak_s:
+            issues.append(Issue(r.source, r.line, None, r.column,
+                                f"a time in milliseconds the chip can reach (its peak matrix "
+                                f"rate needs >= {peak_s * 1e3:.4g} ms for {r.label})",
+                                f"{r.measured_s * 1e3:.6g}"))
+    by_column: dict[tuple[str, str], list[Row]] = {}
+    for r in rows:
+        by_column.setdefault((r.source, r.column), []).append(r)
+    for (source, column), col_rows in by_column.items():
+        ratio = float(np.median([r.measured_s / r.predicted_s for r in col_rows]))
+        if not 1 / _UNIT_RATIO <= ratio <= _UNIT_RATIO:
+            hint = "microseconds?" if ratio > 1 else "seconds, or a throughput?"
+            issues.append(Issue(source, None, None, column,
+                                f"times in milliseconds (median measured/predicted within "
+                                f"{_UNIT_RATIO:g}x of 1 on {hw.name})",
+                                f"a median ratio of {ratio:.3g} over {len(col_rows)} rows: "
+                                f"{hint}"))
+    if issues:
+        raise SpecError(issues)
 
 
 def _number(path: str | Path, line: int, row: dict[str, str], column: str, *,
@@ -166,20 +296,45 @@ def hw_for_precision(hw: HardwareSpec, precision: str) -> HardwareSpec:
     return hw
 
 
-def validate_gemm(hw: HardwareSpec, path: str | Path,
-                  traffic_fn: TrafficFn | None = None) -> list[Row]:
-    """Predict every row of a GEMM CSV."""
-    rows = []
-    for line, rec in enumerate(read_csv(path, GEMM_COLUMNS), start=2):
+def _int(path: str | Path, line: int, rec: dict[str, str], column: str) -> int:
+    return int(_number(path, line, rec, column, integer=True) or 0)
+
+
+def _peak_s(hw: HardwareSpec, precision: str, flops: float) -> float:
+    """The least time `flops` take at the chip's peak matrix rate for `precision`."""
+    return flops / hw_for_precision(hw, precision).compute.peak_flop_rate(
+        PRECISION_DTYPE[precision])
+
+
+def validate_gemm(hw: HardwareSpec, path: str | Path, traffic_fn: TrafficFn | None = None, *,
+                  device: str | None = None,
+                  not_predicted: list[NotPredicted] | None = None) -> list[Row]:
+    """Predict every row of a GEMM CSV for the spec's device (or `device`).
+
+    A row whose precision has no pipe on the chip is appended to `not_predicted`, or is a
+    SpecError when no list is given; implausible times are a SpecError (`check_plausible`)."""
+    rows, peaks = [], []
+    records = select_device(path, read_csv_lines(path, GEMM_COLUMNS), hw.name, device)
+    for line, rec in records:
         prec = _choice(path, line, rec, "precision", tuple(PRECISION_DTYPE))
-        m, n, k = (int(_number(path, line, rec, c, integer=True)) for c in ("M", "N", "K"))
+        m, n, k = (_int(path, line, rec, c) for c in ("M", "N", "K"))
         ta = _choice(path, line, rec, "transA", ("N", "T")) == "T"
         tb = _choice(path, line, rec, "transB", ("N", "T")) == "T"
-        measured = _number(path, line, rec, "time_ms") * 1e-3
+        measured = (_time_ms(path, line, rec, "time_ms") or 0.0) * 1e-3
+        label = f"{m}x{n}x{k} {'T' if ta else 'N'}{'T' if tb else 'N'}"
+        problem = pipe_problem(hw, prec)
+        if problem:
+            _unpredictable(path, line, "gemm", prec, label, problem, not_predicted)
+            continue
         t = time_op(hw_for_precision(hw, prec), gemm_op(m, n, k, ta, tb), PRECISION_DTYPE[prec],
                     traffic_fn=traffic_fn)
-        label = f"{m}x{n}x{k} {'T' if ta else 'N'}{'T' if tb else 'N'}"
-        rows.append(Row("gemm", prec, label, measured, t.isolated_time_s, t.bound))
+        rows.append(Row("gemm", prec, label, measured, t.isolated_time_s, t.bound, str(path), line,
+                        "time_ms"))
+        peaks.append(_peak_s(hw, prec, 2.0 * m * n * k))
+    if not records:
+        raise SpecError([Issue(str(path), None, None, "time_ms", "at least one measured row",
+                               "none")])
+    check_plausible(hw, rows, peaks)
     return rows
 
 
@@ -227,10 +382,10 @@ def rnn_times(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
             cold = time_op(hw, gemm, dtype)
             warm = time_op(hw, gemm, dtype, resident_bytes=resident) if resident else cold
         total = (call_s + cold.isolated_time_s + (steps - 1) * warm.isolated_time_s
-                 + steps * (pw_t.isolated_time_s + RNN_STEP_OVERHEAD_S))
+                 + steps * (pw_t.isolated_time_s + hw.calibration.rnn_step_overhead_s))
         return total, warm.bound
 
-    call_s = RNN_CALL_OVERHEAD_S
+    call_s = hw.calibration.rnn_call_overhead_s
     # cuDNN keeps each gate's recurrent matrix so that the forward step multiplies its
     # transpose (transposed-A GEMM, K-contiguous rows) and backward-data the matrix as stored.
     out["fwd"] = chain(gemm_op(gh, batch, hidden, trans_a=True, name="step/recurrent"),
@@ -255,25 +410,56 @@ def rnn_times(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
     return out
 
 
-def validate_rnn(hw: HardwareSpec, path: str | Path, simulate: bool = False) -> list[Row]:
-    """Predict every measured pass of every row of an RNN CSV (empty cells are skipped)."""
-    rows = []
-    for line, rec in enumerate(read_csv(path, RNN_COLUMNS), start=2):
+def validate_rnn(hw: HardwareSpec, path: str | Path, simulate: bool = False, *,
+                 device: str | None = None,
+                 not_predicted: list[NotPredicted] | None = None) -> list[Row]:
+    """Predict every measured pass of every row of an RNN CSV for the spec's device (or
+    `device`). Empty cells were not measured and are skipped; a row with no measured pass is a
+    SpecError. Rows without a pipe and implausible times: as in `validate_gemm`."""
+    rows, peaks = [], []
+    records = select_device(path, read_csv_lines(path, RNN_COLUMNS), hw.name, device)
+    for line, rec in records:
         prec = _choice(path, line, rec, "precision", tuple(PRECISION_DTYPE))
         cell = _choice(path, line, rec, "cell", tuple(CELL_GATES))
-        hidden, batch, steps = (int(_number(path, line, rec, c, integer=True))
-                                for c in ("hidden", "batch", "timesteps"))
-        measured = {p: _number(path, line, rec, f"{p}_ms", optional=True)
-                    for p in ("fwd", "bwd_inputs", "bwd_weights")}
+        hidden, batch, steps = (_int(path, line, rec, c) for c in ("hidden", "batch", "timesteps"))
+        measured = {p: _time_ms(path, line, rec, f"{p}_ms", optional=True) for p in RNN_PASSES}
+        if all(ms is None for ms in measured.values()):
+            raise SpecError([Issue(str(path), line, None, "fwd_ms",
+                                   "a measured time in at least one of "
+                                   + ", ".join(f"{p}_ms" for p in RNN_PASSES), "empty cells")])
+        label = f"{cell} h{hidden} b{batch} t{steps}"
+        problem = pipe_problem(hw, prec)
+        if problem:
+            _unpredictable(path, line, "rnn", prec, label, problem, not_predicted)
+            continue
         pred = rnn_times(hw_for_precision(hw, prec), cell, hidden, batch, steps,
                          PRECISION_DTYPE[prec], simulate=simulate)
+        step_flops = 2.0 * CELL_GATES[cell] * hidden * hidden * batch
         for phase, ms in measured.items():
             if ms is None:
                 continue
-            label = f"{cell} h{hidden} b{batch} t{steps} {phase}"
             t, bound = pred[phase]
-            rows.append(Row(f"rnn_{phase}", prec, label, ms * 1e-3, t, bound))
+            rows.append(Row(f"rnn_{phase}", prec, f"{label} {phase}", ms * 1e-3, t, bound,
+                            str(path), line, f"{phase}_ms"))
+            peaks.append(_peak_s(hw, prec, steps * step_flops))
+    if not records:
+        raise SpecError([Issue(str(path), None, None, "fwd_ms", "at least one measured row",
+                               "none")])
+    check_plausible(hw, rows, peaks)
     return rows
+
+
+def shape_of(row: Row) -> str:
+    """The measured shape of a row, the same for its precisions and (RNN) passes: the GEMM's
+    `MxNxK TT` or the layer's `cell hH bB tT`."""
+    return row.label if row.table == "gemm" else row.label.rsplit(" ", 1)[0]
+
+
+def rnn_steps(row: Row) -> int:
+    """Timesteps of an RNN row (0 for a GEMM row), from its label `cell hH bB tT pass`."""
+    if row.table == "gemm":
+        return 0
+    return int(row.label.split()[3][1:])
 
 
 # --- summary -------------------------------------------------------------------------------------
@@ -299,6 +485,18 @@ def format_rows(rows: Sequence[Row]) -> str:
         lines.append(f"{r.table:<16}{r.precision:<12}{r.label:<34}{r.measured_s * 1e3:>13.4f}"
                      f"{r.predicted_s * 1e3:>14.4f}{r.abs_pct_err:>8.1f}  {r.bound}")
     return "\n".join(lines)
+
+
+def format_not_predicted(items: Sequence[NotPredicted]) -> str:
+    """One line per (table, precision, reason) with its row count and the first lines."""
+    groups: dict[tuple[str, str, str, str], list[int]] = {}
+    for x in items:
+        groups.setdefault((x.source, x.table, x.precision, x.reason), []).append(x.line)
+    out = [f"{len(items)} measured row(s) not predicted:"]
+    for (source, table, prec, reason), lines in groups.items():
+        shown = ", ".join(map(str, lines[:5])) + (", ..." if len(lines) > 5 else "")
+        out.append(f"  {table} {prec}: {len(lines)} row(s) ({source} lines {shown}): {reason}")
+    return "\n".join(out)
 
 
 def format_summary(summary: dict[str, dict[str, dict[str, float]]]) -> str:
@@ -460,12 +658,17 @@ def simulated_traffic_fn() -> TrafficFn | None:
 # --- CLI --------------------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `accelsim validate`."""
-    parser.add_argument("--hardware", default=DEFAULT_HARDWARE,
-                        help=f"hardware spec YAML (default {DEFAULT_HARDWARE})")
-    parser.add_argument("--gemm-csv", default=DEFAULT_GEMM_CSV,
-                        help=f"GEMM measurements (default {DEFAULT_GEMM_CSV}); '' to skip")
-    parser.add_argument("--rnn-csv", default=DEFAULT_RNN_CSV,
-                        help=f"RNN measurements (default {DEFAULT_RNN_CSV}); '' to skip")
+    parser.add_argument("--hardware", metavar="SPEC",
+                        help=f"hardware spec YAML (default: the shipped {DEFAULT_HARDWARE} spec)")
+    parser.add_argument("--gemm-csv", metavar="F",
+                        help="GEMM measurements, DeepBench columns (default: the packaged "
+                             f"DeepBench V100 table, accelsim/data/{DEFAULT_GEMM_CSV}); '' to skip")
+    parser.add_argument("--rnn-csv", metavar="F",
+                        help="RNN measurements, DeepBench columns (default: the packaged "
+                             f"DeepBench V100 table, accelsim/data/{DEFAULT_RNN_CSV}); '' to skip")
+    parser.add_argument("--device", metavar="NAME",
+                        help="use the rows whose device column is NAME (default: the device "
+                             "named like the hardware spec, e.g. v100 -> 'NVIDIA V100')")
     parser.add_argument("--json", metavar="FILE", help="write rows and summary as JSON")
     parser.add_argument("--plot", metavar="FILE", help="write a log-log scatter (PNG)")
     parser.add_argument("--markdown", metavar="FILE",
@@ -476,45 +679,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_validation(hw: HardwareSpec, gemm_csv: str | Path | None, rnn_csv: str | Path | None,
-                   traffic_fn: TrafficFn | None = None) -> list[Row]:
+                   traffic_fn: TrafficFn | None = None, *, device: str | None = None,
+                   not_predicted: list[NotPredicted] | None = None) -> list[Row]:
     """All rows of both tables (a None or empty path skips that table)."""
     rows: list[Row] = []
     if gemm_csv:
-        rows += validate_gemm(hw, gemm_csv, traffic_fn)
+        rows += validate_gemm(hw, gemm_csv, traffic_fn, device=device,
+                              not_predicted=not_predicted)
     if rnn_csv:
-        rows += validate_rnn(hw, rnn_csv, simulate=traffic_fn is not None)
+        rows += validate_rnn(hw, rnn_csv, simulate=traffic_fn is not None, device=device,
+                             not_predicted=not_predicted)
     return rows
-
-
-def resolve_default(path: str, default: str) -> str:
-    """A default path is relative to the working directory, else to the repository root (the
-    directory above the `accelsim` package); paths the user gave are taken as they are."""
-    if not path or path != default or Path(path).exists():
-        return path
-    candidate = Path(__file__).resolve().parent.parent / path
-    return str(candidate) if candidate.exists() else path
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the validation, print the tables; 0 on success (errors raise SpecError)."""
     from accelsim.spec import load_hardware
 
-    hw = load_hardware(resolve_default(args.hardware, DEFAULT_HARDWARE))
+    hw_path = args.hardware or refdata.hardware_spec_path(DEFAULT_HARDWARE)
+    hw = load_hardware(hw_path)
     traffic_fn = None if args.analytic else simulated_traffic_fn()
-    rows = run_validation(hw, resolve_default(args.gemm_csv, DEFAULT_GEMM_CSV),
-                          resolve_default(args.rnn_csv, DEFAULT_RNN_CSV), traffic_fn)
+    gemm_csv = refdata.data_path(DEFAULT_GEMM_CSV) if args.gemm_csv is None else args.gemm_csv
+    rnn_csv = refdata.data_path(DEFAULT_RNN_CSV) if args.rnn_csv is None else args.rnn_csv
+    not_predicted: list[NotPredicted] = []
+    rows = run_validation(hw, gemm_csv, rnn_csv, traffic_fn, device=args.device,
+                          not_predicted=not_predicted)
+    if not rows:  # every table skipped, or no row has a pipe on this chip
+        where = str(gemm_csv or rnn_csv or "--gemm-csv/--rnn-csv")
+        got = f"none: {not_predicted[0].reason}" if not_predicted else "both tables skipped"
+        raise SpecError([Issue(where, None, None, "precision",
+                               f"measured rows {hw.name} can run", got)])
     summary = summarize(rows)
     if not args.quiet:
         print(format_rows(rows))
         print()
     source = "cache simulation" if traffic_fn else "analytic re-streaming model"
-    print(f"hardware {hw.name} ({args.hardware}); GEMM traffic from the {source}")
+    print(f"hardware {hw.name} ({hw_path}); GEMM traffic from the {source}")
     print(format_summary(summary))
+    if not_predicted:
+        print(format_not_predicted(not_predicted))
     if args.json:
         Path(args.json).write_text(json.dumps(
             {"hardware": hw.name, "traffic": source, "summary": summary,
-             "rows": [r.as_dict() for r in rows]}, indent=1))
-    if getattr(args, "markdown", None):
+             "rows": [r.as_dict() for r in rows],
+             "not_predicted": [x.as_dict() for x in not_predicted]}, indent=1))
+    if args.markdown:
         Path(args.markdown).write_text(format_markdown(
             rows, summary, f"{hw.name}: predicted vs measured (GEMM traffic: {source})"))
     if args.plot and rows:

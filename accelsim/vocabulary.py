@@ -38,7 +38,7 @@ REPLACEMENT_POLICIES = ("lru", "fifo", "mru", "random", "plru", "lfu")
 WRITE_POLICIES = ("write_back", "write_through")
 INCLUSION_POLICIES = ("inclusive", "non_inclusive")
 SHARING_POLICIES = ("private", "shared")
-TOPOLOGIES = ("ring", "switch", "torus2d", "fully_connected")
+TOPOLOGIES = ("ring", "switch", "torus2d", "fully_connected", "two_level")
 
 # --- dtypes -----------------------------------------------------------------------------------
 #: Bytes per element of every dtype a tensor may have.

@@ -10,7 +10,8 @@ from typing import Any
 
 import attrs
 
-from accelsim.schema import field
+from accelsim.plan import ParallelPlan, plan_violation
+from accelsim.schema import Violation, field, rule
 from accelsim.vocabulary import COMPUTE_DTYPES, RECURRENT_EXECUTIONS, dtype_bytes
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
@@ -42,6 +43,16 @@ class WorkloadSpec:
     optimizer: str = field(default="sgd", choices=OPTIMIZERS, doc="weight update rule")
     dataset: DatasetSpec | None = field(default=None, doc="training set size, for time to train")
     description: str = field(default="", doc="free text: where the numbers come from")
+    # --- parallel plans (issue 8) --------------------------------------------------------------
+    parallel: ParallelPlan | None = field(
+        default=None, doc="how chips split the step (data, pipeline, tensor degrees; none: "
+                          "data parallel on the chips given)")
+
+    @rule
+    def _plan_splits_model(model: Any, parallel: ParallelPlan | None) -> Violation | None:
+        """A tensor-parallel degree divides the sizes it splits."""
+        return plan_violation(parallel, model) if parallel is not None else None
+    # --- end parallel plans ----------------------------------------------------------------
     # --- issue 9: how recurrent layers execute (accelsim.fusion.execute) ---
     recurrent_execution: str = field(
         default="library", choices=RECURRENT_EXECUTIONS,

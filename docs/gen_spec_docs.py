@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from accelsim import hardware, schema, spec, units, workload  # noqa: E402
+from accelsim import hardware, plan, schema, spec, units, workload  # noqa: E402
 from accelsim.errors import SpecError  # noqa: E402
 from accelsim.models import FAMILIES  # noqa: E402
 
@@ -212,6 +212,10 @@ def render() -> str:
             "`workloads/nmt_frontier.yaml`.", ""]
     out += _class_section(workload.WorkloadSpec, "The top level")
     out += _class_section(workload.DatasetSpec, "Under `dataset` (optional)")
+    out += _class_section(plan.ParallelPlan, "Under `parallel` (optional), in a plan file "
+                          "(`--plan FILE.yaml`), or on the command line as "
+                          "`--plan dp=512,pp=4,tp=1,shard_embedding=true` (dp, pp, tp: data, "
+                          "pipeline, tensor; `stages=1/2/1`)")
     out += ["## Model families", "",
             "`model` is a mapping whose `family` key picks one of the families below; its other "
             "keys are that family's hyperparameters.", ""]

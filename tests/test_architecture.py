@@ -21,13 +21,13 @@ PKG = Path(__file__).resolve().parents[1] / "accelsim"
 #: `plan` and `partition` are the rooms of the parallel-plan pass (issue 8) between the graph
 #: and the mapping, listed here so that modules added there are checked from the start.
 STAGES: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("accelsim.errors", "accelsim.vocabulary", "accelsim.units",
-                    "accelsim.schema")),
-    ("spec", ("accelsim.hardware", "accelsim.workload")),
+    ("foundation", ("accelsim.errors", "accelsim.refdata", "accelsim.vocabulary",
+                    "accelsim.units", "accelsim.schema")),
+    ("spec", ("accelsim.plan", "accelsim.hardware", "accelsim.workload")),
     # model families are the workload's `model:` configs and their graph builders; the YAML
     # loader (`spec` module) reads those configs, so it sits after them
     ("graph", ("accelsim.graph", "accelsim.models", "accelsim.fusion", "accelsim.spec")),
-    ("plan", ("accelsim.plan", "accelsim.partition")),
+    ("plan", ("accelsim.partition", "accelsim.collectives")),
     ("mapping", ("accelsim.mapping",)),
     # address streams of each op
     ("trace", ("accelsim.trace_layout", "accelsim.trace_runs", "accelsim.kernels.trace",
@@ -41,7 +41,8 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     # energy, area and cost read a finished Report and the spec (issue 14)
     ("report", ("accelsim.report", "accelsim.energy", "accelsim.timeline")),
     # drive the stages or sit beside them (learning curves, the paper's tables, plots, tests)
-    ("entry", ("accelsim.pipeline", "accelsim.api", "accelsim.validate", "accelsim.dse",
+    ("entry", ("accelsim.progress", "accelsim.pipeline", "accelsim.parallel", "accelsim.planner", "accelsim.calibrate",
+               "accelsim.case_study", "accelsim.api", "accelsim.validate", "accelsim.dse",
                "accelsim.cli", "accelsim.plot", "accelsim.scaling", "accelsim.reproduce",
                "accelsim.testing", "accelsim.spec_strategies", "accelsim.__main__")),
 ]
@@ -51,6 +52,7 @@ PACKAGE_ROOT = "accelsim"
 #: Narrower rules inside a stage or for rooms with a single job.
 FORBIDDEN = {
     "accelsim.errors": ("accelsim",),  # imports nothing of accelsim
+    "accelsim.refdata": ("accelsim",),  # packaged data files: imports nothing of accelsim
     "accelsim.vocabulary": ("accelsim.units", "accelsim.schema"),
     "accelsim.units": ("accelsim.schema", "accelsim.vocabulary"),
     "accelsim.kernels": ("accelsim",),  # numba only: arrays in, arrays out
@@ -66,6 +68,10 @@ FORBIDDEN = {
     "accelsim.reproduce": ("accelsim.pipeline", "accelsim.api", "accelsim.replay",
                            "accelsim.trace", "accelsim.cache", "accelsim.timing"),
     "accelsim.timing": ("accelsim.cache", "accelsim.trace", "accelsim.kernels"),
+    # a plan is plain spec data; the partition pass and collectives know no cache or replay
+    "accelsim.plan": ("accelsim.hardware", "accelsim.workload"),
+    "accelsim.collectives": ("accelsim.partition",),
+    "accelsim.partition": ("accelsim.collectives",),
     # energy reads a finished Report and the spec: no simulation engine (report stage only)
     # the trace-event view of a finished Report
     "accelsim.timeline": ("accelsim.energy",),
@@ -85,7 +91,10 @@ ENGINE_ROOMS = {
     "numba": ("accelsim.kernels",),
     "simpy": ("accelsim.replay",),
     "matplotlib": ("accelsim.plot",),
-    "yaml": ("accelsim.spec", "accelsim.reproduce", "accelsim.validate"),
+    "yaml": ("accelsim.spec", "accelsim.reproduce", "accelsim.validate", "accelsim.refdata"),
+    "distributed": ("accelsim.dse",),
+    "dask": ("accelsim.dse",),
+    "tqdm": ("accelsim.progress",),
 }
 
 

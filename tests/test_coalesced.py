@@ -8,17 +8,17 @@ so that tile rows are whole lines (tile_k = 128 B / element size).
 """
 
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from accelsim import refdata
 from accelsim.cache import CacheHierarchy, Trace
 from accelsim.coarsening import tile_block_bytes
 from accelsim.kernels.trace import gemm_runs
 from accelsim.testing import cache_level
 
-CSV = Path(__file__).resolve().parents[1].parent / "shared" / "validation" / "deepbench_v100_gemm.csv"
+CSV = refdata.data_path(refdata.DEEPBENCH_V100_GEMM)
 L2 = cache_level(name="L2", capacity_bytes=6 << 20, line_bytes=128, ways=16)
 UNITS = 8
 MAX_LINES = 400_000
@@ -54,17 +54,18 @@ def hit_rates(m, n, k, at, bt, eb):
     return exact.total_hit_rate(0), coarse.total_hit_rate(0), block
 
 
-# Measured exceptions (shape after scaling -> |gap| bound in percentage points), kept explicit
-# so a change in either mode shows up. Both are LRU near a capacity cliff: B's reuse distance
+# Measured exceptions (shape after scaling -> |gap| bound in percentage points; measured with
+# `hit_rates` below when coalesced mode was introduced), kept explicit so a change in either
+# mode shows up. Both are LRU near a capacity cliff: B's reuse distance
 # is just above 6 MiB (first) or A^T rows 16 KiB apart load only a quarter of the L2 sets, so
 # B survives in the rest (second); line-exact sees set-conflict effects that tiles cannot.
-KNOWN_GAPS = {
+MEASURED_GAP_BOUND_PP = {
     (1088, 3008, 384, False, False, 4): 12.0,
     (4096, 64, 4096, True, False, 4): 2.0,
 }
 
 
-@pytest.mark.parametrize("shape", sample_shapes(24, seed=3) if CSV.exists() else [], ids=str)
+@pytest.mark.parametrize("shape", sample_shapes(24, seed=3), ids=str)
 def test_coalesced_last_level_hit_rate_within_1pp(shape):
     m, n, k, at, bt, eb = shape
     m, n, k = scaled(m, n, k, eb)
@@ -76,8 +77,7 @@ def test_coalesced_last_level_hit_rate_within_1pp(shape):
 L1 = cache_level(name="L1", capacity_bytes=128 << 10, line_bytes=128, ways=4, sharing="private")
 
 
-@pytest.mark.parametrize("shape", sample_shapes(24, seed=3)[::2] if CSV.exists() else [],
-                         ids=str)
+@pytest.mark.parametrize("shape", sample_shapes(24, seed=3)[::2], ids=str)
 def test_two_level_coalesced_memory_traffic_within_1_percent(shape):
     """Private 128 KiB L1 + shared 6 MiB L2, one block size for both levels (the L2's)."""
     m, n, k, at, bt, eb = shape
@@ -95,7 +95,7 @@ def test_two_level_coalesced_memory_traffic_within_1_percent(shape):
     assert abs(coarse.bytes_from_memory.sum() - read) <= 0.01 * read
 
 
-@pytest.mark.parametrize("shape,bound", KNOWN_GAPS.items(), ids=str)
+@pytest.mark.parametrize("shape,bound", MEASURED_GAP_BOUND_PP.items(), ids=str)
 def test_known_gaps_stay_bounded(shape, bound):
     exact, coarse, _ = hit_rates(*shape)
     assert 1.0 < 100 * abs(coarse - exact) <= bound

@@ -6,16 +6,8 @@ import math
 
 import pytest
 
+from accelsim import refdata
 from accelsim.graph import Op
-from accelsim.hardware import (
-    CacheLevelSpec,
-    Calibration,
-    ComputeSpec,
-    HardwareSpec,
-    InterconnectSpec,
-    MatrixPipe,
-    MemorySpec,
-)
 from accelsim.mapping import (
     STAGES,
     GemmMapping,
@@ -28,30 +20,8 @@ from accelsim.spec import load_hardware
 from accelsim.timing import map_op
 
 
-def tiny_hw(units: int = 4, local_bytes: int = 16 * 1024, rf_bytes: int = 64 * 1024,
-            l2_bytes: int = 64 * 1024) -> HardwareSpec:
-    """A chip small enough to count tiles and waves by hand."""
-    return HardwareSpec(
-        name="tiny",
-        compute=ComputeSpec(units=units, clock_hz=1e9,
-                            matrix={"fp32": MatrixPipe(macs_per_cycle_per_unit=64),
-                                    "fp16": MatrixPipe(macs_per_cycle_per_unit=256, min_tile=16)},
-                            vector_flop_rate=1e11, local_memory_bytes=local_bytes,
-                            register_file_bytes=rf_bytes),
-        caches=(CacheLevelSpec(name="L2", capacity_bytes=l2_bytes, line_bytes=128, ways=16,
-                               bandwidth_bytes_per_s=1e11, latency_s=1e-7),),
-        memory=MemorySpec(capacity_bytes=2**30, bandwidth_bytes_per_s=5e10, latency_s=2e-7),
-        interconnect=InterconnectSpec(link_bandwidth_bytes_per_s=1e10),
-        calibration=Calibration(launch_overhead_s=1e-6))
-
-
-def gemm(m: int, n: int, k: int, batch: int = 1) -> Op:
-    return Op(id=0, name="g", kind="gemm", phase="forward", inputs=(), outputs=(),
-              flops=2.0 * m * n * k * batch, m=m, n=n, k=k, batch_count=batch)
-
-
 def test_tiles_fit_local_memory_and_registers_on_v100():
-    hw = load_hardware("hwspecs/v100.yaml")
+    hw = load_hardware(refdata.hardware_spec_path("v100"))
     for dtype, eb in (("fp32", 4), ("fp16", 2)):
         shapes = tile_shapes(hw, dtype)
         assert shapes
@@ -62,7 +32,7 @@ def test_tiles_fit_local_memory_and_registers_on_v100():
                 assert tm % 16 == 0 and tn % 16 == 0 and tk % 16 == 0
 
 
-def test_tiny_local_memory_allows_only_small_tiles():
+def test_tiny_local_memory_allows_only_small_tiles(tiny_hw):
     # 16 KiB local memory, fp32, two stages: (tm + tn) * tk * 4 * 2 <= 16384.
     # 64x64 needs tk <= 16; 128x128 needs tk <= 8; 128x256 would need tk <= 5: excluded.
     shapes = {(tm, tn): tk for tm, tn, tk in tile_shapes(tiny_hw(), "fp32")}
@@ -72,7 +42,7 @@ def test_tiny_local_memory_allows_only_small_tiles():
     assert (128, 128) not in shapes and (128, 64) in shapes
 
 
-def test_wave_counts_by_hand():
+def test_wave_counts_by_hand(tiny_hw, gemm):
     hw = tiny_hw(units=4)
     cands = gemm_candidates(hw, gemm(256, 128, 512), "fp32")
     by_tile = {(c.tile_m, c.tile_n, c.split_k): c for c in cands}
@@ -88,7 +58,7 @@ def test_wave_counts_by_hand():
     assert c.tiles == 4 and c.waves == 1
 
 
-def test_split_k_only_when_output_tiles_leave_units_idle():
+def test_split_k_only_when_output_tiles_leave_units_idle(tiny_hw, gemm):
     hw = tiny_hw(units=4)
     # 32x32 output is a single 32x32 tile: K=4096 can be split (4096 / 256 = 16 max).
     cands = gemm_candidates(hw, gemm(32, 32, 4096), "fp32")
@@ -101,14 +71,14 @@ def test_split_k_only_when_output_tiles_leave_units_idle():
                if (c.tile_m, c.tile_n) == (32, 32))
 
 
-def test_batch_multiplies_tiles():
+def test_batch_multiplies_tiles(tiny_hw, gemm):
     hw = tiny_hw(units=4)
     c = next(c for c in gemm_candidates(hw, gemm(64, 64, 64, batch=3), "fp32")
              if (c.tile_m, c.tile_n, c.split_k) == (32, 32, 1))
     assert c.tiles == 12 and c.waves == 3
 
 
-def test_map_op_returns_a_candidate_and_streams_for_other_ops():
+def test_map_op_returns_a_candidate_and_streams_for_other_ops(tiny_hw, gemm):
     hw = tiny_hw()
     op = gemm(256, 128, 512)
     mp = map_op(hw, op, "fp32")
@@ -123,7 +93,7 @@ def test_map_op_returns_a_candidate_and_streams_for_other_ops():
 
 @pytest.mark.parametrize("nbytes,units,waves", [(1, 1, 1), (64 * 1024 * 4, 4, 1),
                                                  (64 * 1024 * 9, 4, 3)])
-def test_stream_chunks(nbytes: int, units: int, waves: int):
+def test_stream_chunks(tiny_hw, nbytes: int, units: int, waves: int):
     sm = stream_mapping(tiny_hw(units=4), nbytes)
     assert (sm.units_used, sm.waves) == (units, waves)
     assert sm.waves == math.ceil(math.ceil(nbytes / sm.chunk_bytes) / 4)

@@ -231,10 +231,12 @@ def test_schedule_properties(case):
     for rec in res.ops:
         busy = sum(o.units for o in res.ops if o.start_s <= rec.start_s < o.end_s)
         assert busy <= HW.compute.units
-    # no level moves bytes faster than its full bandwidth
+    # no level moves bytes faster than its full bandwidth (up to the absolute tolerance of the
+    # other checks: replay counts a transfer within 1e-15 s of done as done, found by hypothesis
+    # with subnormal byte counts)
     for name in ("L2", "HBM"):
         total = sum(t.level_bytes[name] for t in ts)
-        assert res.step_time_s >= total / max(t.level_bandwidth[name] for t in ts) * (1 - eps)
+        assert res.step_time_s >= total / max(t.level_bandwidth[name] for t in ts) * (1 - eps) - eps
     assert res.critical_path and res.critical_path[-1] == max(
         range(len(ts)), key=lambda i: res.ops[i].end_s)
 

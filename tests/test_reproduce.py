@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 
-from accelsim import reproduce
+from accelsim import refdata, reproduce
 from accelsim.models import build_graph
 from accelsim.models.nmt import NMTConfig
 from accelsim.spec import load_workload
@@ -15,7 +16,7 @@ from accelsim.workload import WorkloadSpec
 
 TABLES = reproduce.load_tables()
 PAPER3 = TABLES["projected_training"]
-ROOT = reproduce.REPO_ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +30,9 @@ def test_roofline_reads_table4_hardware(roofline: reproduce.Roofline) -> None:
     assert (roofline.compute_efficiency, roofline.bandwidth_efficiency) == (0.8, 0.7)
 
 
-def test_packaged_tables_equal_reference() -> None:
-    assert reproduce.load_tables(reproduce.PACKAGE_TABLES) == TABLES
+def test_tables_from_a_file_equal_the_packaged_copy() -> None:
+    path = refdata.data_path(refdata.PAPER_TABLES)
+    assert reproduce.load_tables(path) == TABLES == refdata.paper_tables()
 
 
 @pytest.mark.parametrize("domain", sorted(PAPER3))
@@ -52,6 +54,11 @@ def test_frontier_graph_flops_match_table3(name: str, domain: str) -> None:
     assert g.flops / 1e12 == pytest.approx(PAPER3[domain]["tflops_per_step"], rel=0.10)
 
 
+#: accelsim's frontier-NMT FLOPs at 26 word pieces / Table 3's 499 TF, measured with
+#: workloads/nmt_frontier.yaml when the NMT builder was matched to Catamount (docs/reproduction.md).
+MEASURED_NMT26_FLOPS_OVER_TABLE3 = 0.52
+
+
 def test_nmt_table3_flops_need_50_word_pieces() -> None:
     """At Catamount's 26 word pieces the graph gives Table 2's 149 FLOPs/param/sample (270 TF),
     ~0.52x Table 3's 499 TF; 50 word pieces reproduce Table 3's FLOPs, bytes and footprint,
@@ -65,7 +72,8 @@ def test_nmt_table3_flops_need_50_word_pieces() -> None:
     g26 = build_graph(wl)
     per_param = g26.flops / (wl.subbatch * g26.params)
     assert per_param == pytest.approx(149, rel=0.05)
-    assert g26.flops / 1e12 / paper["tflops_per_step"] == pytest.approx(0.52, abs=0.01)
+    assert g26.flops / 1e12 / paper["tflops_per_step"] == pytest.approx(MEASURED_NMT26_FLOPS_OVER_TABLE3,
+                                                                  abs=0.01)
     g50 = build_graph(WorkloadSpec(name="nmt50", model=NMTConfig(hidden=22350,
                                                                 sequence_length=50),
                                    subbatch=wl.subbatch))
@@ -81,6 +89,8 @@ def test_parse_coefficients() -> None:
                    "bytes_per_param_sqrt_term": 30784.0, "min_footprint_bytes_per_param": 11.94}
 
 
+# slow: 11.5 s alone on the 2-core CI machine (--durations, 2026-12-02), over 20 s when it is shared.
+@pytest.mark.slow
 def test_project_command_writes_tables(tmp_path, capsys) -> None:
     out = tmp_path / "project.json"
     args = argparse.Namespace(tables=None, hardware=None, sweep_points=2, json=str(out),

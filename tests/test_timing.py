@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from accelsim import refdata
 from accelsim.graph import Op
 from accelsim.hardware import (
     CacheLevelSpec,
@@ -30,10 +31,9 @@ from accelsim.timing import (
 )
 from accelsim.traffic import Traffic
 from accelsim.vocabulary import MEMORY as HBM
-from tests.test_mapping import gemm, tiny_hw
 
 
-def test_compute_bound_gemm_by_hand():
+def test_compute_bound_gemm_by_hand(tiny_hw, gemm):
     hw = tiny_hw(units=4, l2_bytes=64 * 1024)
     op = gemm(128, 128, 1024)
     mp = GemmMapping(tile_m=32, tile_n=32, tile_k=32, split_k=1, loop_order=0, units_used=4,
@@ -60,7 +60,7 @@ def test_compute_bound_gemm_by_hand():
     assert t.bound == "compute" and t.waves == 4 and t.units_used == 4
 
 
-def test_operand_that_fits_is_fetched_once():
+def test_operand_that_fits_is_fetched_once(tiny_hw, gemm):
     hw = tiny_hw(l2_bytes=4 * 1024 * 1024)
     op = gemm(128, 128, 1024)
     mp = GemmMapping(tile_m=32, tile_n=32, tile_k=32, split_k=1, loop_order=0, units_used=4,
@@ -70,7 +70,7 @@ def test_operand_that_fits_is_fetched_once():
     assert tr.hit_rate["L2"] == pytest.approx(1 - tr.level_bytes[HBM] / tr.level_bytes["L2"])
 
 
-def test_resident_weights_are_not_refetched():
+def test_resident_weights_are_not_refetched(tiny_hw, gemm):
     hw = tiny_hw(l2_bytes=4 * 1024 * 1024)
     op = gemm(128, 16, 128)
     mp = map_op(hw, op, "fp32")
@@ -79,7 +79,7 @@ def test_resident_weights_are_not_refetched():
     assert cold.level_bytes[HBM] - warm.level_bytes[HBM] == 128 * 128 * 4
 
 
-def test_stream_op_is_bandwidth_bound_by_hand():
+def test_stream_op_is_bandwidth_bound_by_hand(tiny_hw):
     hw = tiny_hw(units=4)
     op = Op(id=0, name="e", kind="elementwise", phase="forward", inputs=(), outputs=(),
             flops=1000.0)
@@ -90,7 +90,7 @@ def test_stream_op_is_bandwidth_bound_by_hand():
     assert t.bound == HBM
 
 
-def test_split_k_costs_a_reduction_launch():
+def test_split_k_costs_a_reduction_launch(tiny_hw, gemm):
     hw = tiny_hw(units=4)
     op = gemm(32, 32, 4096)
     one = GemmMapping(tile_m=32, tile_n=32, tile_k=32, split_k=1, loop_order=0, units_used=1,
@@ -105,7 +105,7 @@ def test_split_k_costs_a_reduction_launch():
 
 
 def test_small_fp32_tiles_are_fed_below_peak_on_v100():
-    hw = load_hardware("hwspecs/v100.yaml")
+    hw = load_hardware(refdata.hardware_spec_path("v100"))
 
     def frac(tm: int, tn: int, dtype: str = "fp32") -> float:
         return local_feed_fraction(hw, GemmMapping(tile_m=tm, tile_n=tn, tile_k=32, split_k=1,
@@ -117,8 +117,8 @@ def test_small_fp32_tiles_are_fed_below_peak_on_v100():
     assert frac(32, 32, "fp16") == 1.0
 
 
-def test_thin_gemm_is_memory_or_latency_bound_and_big_gemm_compute_bound():
-    hw = load_hardware("hwspecs/v100.yaml")
+def test_thin_gemm_is_memory_or_latency_bound_and_big_gemm_compute_bound(gemm):
+    hw = load_hardware(refdata.hardware_spec_path("v100"))
     thin = map_op(hw, gemm(8448, 16, 2816), "fp16")
     t = op_timing(hw, gemm(8448, 16, 2816), thin,
                   analytic_traffic(hw, gemm(8448, 16, 2816), thin, "fp16"), "fp16")
@@ -128,7 +128,7 @@ def test_thin_gemm_is_memory_or_latency_bound_and_big_gemm_compute_bound():
     assert op_timing(hw, big, mp, analytic_traffic(hw, big, mp, "fp16"), "fp16").bound == "compute"
 
 
-def test_analytic_traffic_matches_cache_simulation():
+def test_analytic_traffic_matches_cache_simulation(tiny_hw, gemm):
     from accelsim.validate import simulated_gemm_traffic
 
     hw = tiny_hw(units=4, l2_bytes=64 * 1024)
@@ -186,7 +186,7 @@ def hardware(draw: st.DrawFn) -> HardwareSpec:
 @given(hw=hardware(), m=st.integers(1, 6000), n=st.integers(1, 6000), k=st.integers(1, 60000),
        batch=st.integers(1, 4), dtype=st.sampled_from(["fp32", "fp16"]),
        pick=st.integers(0, 10**6))
-def test_no_gemm_beats_flops_or_compulsory_bytes(hw, m, n, k, batch, dtype, pick):
+def test_no_gemm_beats_flops_or_compulsory_bytes(gemm, hw, m, n, k, batch, dtype, pick):
     op = gemm(m, n, k, batch)
     bound = lower_bound_s(hw, op, dtype)
     chosen = map_op(hw, op, dtype)
@@ -219,7 +219,7 @@ def test_no_stream_op_beats_the_roofline(hw, flops, nbytes, kind):
     assert_replayable(t)
 
 
-def test_op_timing_uses_given_traffic():
+def test_op_timing_uses_given_traffic(tiny_hw, gemm):
     hw = tiny_hw()
     op = gemm(64, 64, 64)
     mp = map_op(hw, op, "fp32")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pathlib
-import sys
 
 import attrs
 import numpy as np
@@ -35,9 +34,6 @@ from accelsim.trace_runs import gemm_op_runs
 from accelsim.trace_steady import PeriodicRegion, op_keys, periodic_regions
 from accelsim.workload import WorkloadSpec
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from _fakes import fake_map_op  # noqa: E402
-
 ROOT = str(pathlib.Path(__file__).parents[1])
 
 
@@ -55,12 +51,14 @@ def small_hw(l2_bytes: int, sram_bytes: int, ways: int = 16):
                                     attrs.evolve(sram, capacity_bytes=sram_bytes, ways=ways)))
 
 
-def maps_for(hw, graph):
-    return [fake_map_op(hw, op, "fp32") for op in graph.ops]
+@pytest.fixture(scope="module")
+def maps_for(fakes):
+    """`maps_for(hw, graph)`: the stand-in mapping of every op (conftest `fakes`)."""
+    return lambda hw, graph: [fakes.fake_map_op(hw, op, "fp32") for op in graph.ops]
 
 
 @pytest.fixture(scope="module")
-def nmt_case():
+def nmt_case(maps_for):
     graph = reduced_nmt()
     hw = small_hw(512 * 1024, 8 * 2**20)
     maps = maps_for(hw, graph)
@@ -140,7 +138,7 @@ def test_compulsory_traffic_lower_bound(nmt_case, mode):
     assert st.total_bytes()["HBM"] <= st.total_bytes()[hw.caches[-1].name] + 1
 
 
-def test_weights_stay_resident_across_timesteps_only_if_they_fit():
+def test_weights_stay_resident_across_timesteps_only_if_they_fit(maps_for):
     graph = reduced_nmt(hidden=256, seq=4, batch=16)
     kernel = next(t for t in graph.tensors if t.name == "decoder/cell/kernel")
     steps = [i for i, op in enumerate(graph.ops)
@@ -215,7 +213,7 @@ def test_block_sizes_bounded_for_huge_caches():
     assert n_blocks[0] >= 256
 
 
-def test_auto_mode_and_64_gib_cache_on_a_small_model():
+def test_auto_mode_and_64_gib_cache_on_a_small_model(maps_for):
     graph = reduced_nmt(hidden=64, seq=3, batch=8, vocab=200)
     hw = load_hardware(f"{ROOT}/hwspecs/bigcache.yaml")
     st = step_traffic(hw, graph, maps_for(hw, graph), "fp32", mode="auto")
@@ -235,7 +233,7 @@ def test_auto_mode_and_64_gib_cache_on_a_small_model():
     assert step_traffic(hw_small, graph, maps_for(hw_small, graph), "fp32").mode_used == "exact"
 
 
-def test_bad_arguments():
+def test_bad_arguments(maps_for):
     g = GraphBuilder("g")
     a, b = g.input("a", (8, 8)), g.input("b", (8, 8))
     g.matmul("mm", a, b)
@@ -260,8 +258,8 @@ def test_bad_arguments():
 @given(st.integers(1, 300), st.integers(1, 300), st.integers(1, 200),
        st.sampled_from([(16, 16, 8), (32, 16, 16), (16, 64, 8)]), st.integers(1, 12),
        st.sampled_from([0, 1]))
-def test_shared_tile_reads_taken_out_of_the_trace_are_exactly_the_hits(m, n, k, tile, units,
-                                                                       order):
+def test_shared_tile_reads_taken_out_of_the_trace_are_exactly_the_hits(fakes, m, n, k, tile,
+                                                                       units, order):
     """Dropping the re-reads of a wave's shared tiles and counting them as hits changes no
     counter when a k-step of the wave fits in the (shared, LRU) first level."""
     g = GraphBuilder("g")
@@ -292,7 +290,7 @@ def test_shared_tile_reads_taken_out_of_the_trace_are_exactly_the_hits(m, n, k, 
 
 
 @pytest.mark.parametrize("mode", ["exact", "coalesced"])
-def test_streams_follow_op_bytes_with_extra_bytes(mode):
+def test_streams_follow_op_bytes_with_extra_bytes(maps_for, mode):
     """A gather reads only its rows (negative extra bytes); a workspace adds reads."""
     g = GraphBuilder("g")
     table, ids = g.weight("table", (5000, 64)), g.input("ids", (32,), dtype="int32")

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from accelsim import refdata
 from accelsim.errors import SpecError
 from accelsim.spec import load_hardware
 from accelsim.validate import (
-    DEFAULT_GEMM_CSV,
-    DEFAULT_RNN_CSV,
     add_arguments,
     run,
     run_validation,
@@ -22,13 +21,21 @@ from accelsim.validate import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-GEMM_CSV = ROOT / DEFAULT_GEMM_CSV
-RNN_CSV = ROOT / DEFAULT_RNN_CSV
+GEMM_CSV = refdata.data_path(refdata.DEEPBENCH_V100_GEMM)
+RNN_CSV = refdata.data_path(refdata.DEEPBENCH_V100_RNN)
 HEADER_GEMM = "device,precision,app,M,N,K,transA,transB,time_ms\n"
 HEADER_RNN = ("device,precision,cell,app,hidden,batch,timesteps,fwd_ms,bwd_inputs_ms,"
               "bwd_weights_ms\n")
-needs_data = pytest.mark.skipif(not GEMM_CSV.exists() or not RNN_CSV.exists(),
-                                reason="DeepBench CSVs not found next to the repository")
+#: Accuracy goals of the V100 validation (issue 10): median and p90 absolute % error.
+TARGET_GEMM_MEDIAN_PCT = 8.0
+TARGET_P90_PCT = 20.0
+TARGET_RNN_MEDIAN_PCT = 15.0
+#: Where the two unmet goals stand: `accelsim validate --analytic` on hwspecs/v100.yaml and the
+#: packaged DeepBench V100 tables (docs/validation.md), 2026-12-02. The tests guard against
+#: regression with a margin of 1.5 points above the measured value.
+MEASURED_GEMM_FP16_P90_PCT = 35.6
+MEASURED_RNN_FWD_FP16_MEDIAN_PCT = 19.5
+REGRESSION_MARGIN_PCT = 1.5
 
 
 @pytest.fixture(scope="module")
@@ -37,50 +44,45 @@ def v100_summary() -> dict:
     return summarize(run_validation(hw, GEMM_CSV, RNN_CSV))
 
 
-@needs_data
 @pytest.mark.parametrize("precision", ["fp32", "fp16_mixed"])
 def test_gemm_median_target(v100_summary: dict, precision: str):
-    assert v100_summary["gemm"][precision]["median_abs_pct_err"] <= 8.0
+    assert v100_summary["gemm"][precision]["median_abs_pct_err"] <= TARGET_GEMM_MEDIAN_PCT
 
 
-@needs_data
 def test_gemm_fp32_p90_target(v100_summary: dict):
-    assert v100_summary["gemm"]["fp32"]["p90_abs_pct_err"] <= 20.0
+    assert v100_summary["gemm"]["fp32"]["p90_abs_pct_err"] <= TARGET_P90_PCT
 
 
-@needs_data
 def test_gemm_fp16_p90(v100_summary: dict):
     # Target 20 %; not met: 12 thin transposed-A rows, 6 M=35 rows and 4 K=500000
     # transposed-A rows run 1.3-2.3x slower than their non-transposed twins on the same
     # hardware (docs/validation.md). Guard against regression at the level reached.
-    assert v100_summary["gemm"]["fp16_mixed"]["p90_abs_pct_err"] <= 37.0
+    assert v100_summary["gemm"]["fp16_mixed"]["p90_abs_pct_err"] <= (MEASURED_GEMM_FP16_P90_PCT
+                                                                 + REGRESSION_MARGIN_PCT)
 
 
-@needs_data
 @pytest.mark.parametrize("precision", ["fp32", "fp16_mixed"])
 def test_rnn_backward_weights_median_target(v100_summary: dict, precision: str):
-    assert v100_summary["rnn_bwd_weights"][precision]["median_abs_pct_err"] <= 15.0
+    assert v100_summary["rnn_bwd_weights"][precision]["median_abs_pct_err"] <= TARGET_RNN_MEDIAN_PCT
 
 
-@needs_data
 @pytest.mark.parametrize("precision", ["fp32", "fp16_mixed"])
 def test_rnn_backward_data_median_target(v100_summary: dict, precision: str):
-    assert v100_summary["rnn_bwd_inputs"][precision]["median_abs_pct_err"] <= 15.0
+    assert v100_summary["rnn_bwd_inputs"][precision]["median_abs_pct_err"] <= TARGET_RNN_MEDIAN_PCT
 
 
-@needs_data
 def test_rnn_fp32_forward_median_target(v100_summary: dict):
-    assert v100_summary["rnn_fwd"]["fp32"]["median_abs_pct_err"] <= 15.0
+    assert v100_summary["rnn_fwd"]["fp32"]["median_abs_pct_err"] <= TARGET_RNN_MEDIAN_PCT
 
 
-@needs_data
 def test_rnn_fp16_forward_median(v100_summary: dict):
     # Target 15 %, not met (docs/validation.md): cuDNN's fp16 forward steps run at the speed
     # of the GEMM table's slow transposed-A tensor-core kernels for K = 1536, 2560, 2816
     # (a library kernel choice no hardware quantity explains), and vanilla/LSTM steps carry
     # more per-step time than the one per-step constant fitted for all cells. Regression
     # guard at the level reached.
-    assert v100_summary["rnn_fwd"]["fp16_mixed"]["median_abs_pct_err"] <= 21.0
+    assert v100_summary["rnn_fwd"]["fp16_mixed"]["median_abs_pct_err"] <= (
+        MEASURED_RNN_FWD_FP16_MEDIAN_PCT + REGRESSION_MARGIN_PCT)
 
 
 def test_missing_column_names_file_and_column(tmp_path: Path):
@@ -173,19 +175,20 @@ def test_simulated_recurrent_weights_stay_resident_only_when_they_fit():
         assert (warm < 0.2 * weights) == fits
 
 
-@needs_data
 def test_rnn_targets_hold_on_held_out_rows(tmp_path: Path):
-    # RNN_CALL_OVERHEAD_S and RNN_STEP_OVERHEAD_S were fitted on the even-numbered data rows
+    # calibration.rnn_call_overhead_s and rnn_step_overhead_s (hwspecs/v100.yaml) were fitted
+    # on the even-numbered data rows
     # of the RNN table; the odd-numbered rows were not used and must meet the same targets.
     lines = RNN_CSV.read_text().splitlines()
     held_out = tmp_path / "odd.csv"
     held_out.write_text("\n".join([lines[0], *lines[2::2]]) + "\n")  # data rows 1, 3, 5, ...
     s = summarize(validate_rnn(load_hardware(ROOT / "hwspecs/v100.yaml"), held_out))
-    assert s["rnn_fwd"]["fp32"]["median_abs_pct_err"] <= 15.0
+    assert s["rnn_fwd"]["fp32"]["median_abs_pct_err"] <= TARGET_RNN_MEDIAN_PCT
     for precision in ("fp32", "fp16_mixed"):
-        assert s["rnn_bwd_inputs"][precision]["median_abs_pct_err"] <= 15.0
-        assert s["rnn_bwd_weights"][precision]["median_abs_pct_err"] <= 15.0
-    assert s["rnn_fwd"]["fp16_mixed"]["median_abs_pct_err"] <= 21.0  # unmet, as on all rows
+        assert s["rnn_bwd_inputs"][precision]["median_abs_pct_err"] <= TARGET_RNN_MEDIAN_PCT
+        assert s["rnn_bwd_weights"][precision]["median_abs_pct_err"] <= TARGET_RNN_MEDIAN_PCT
+    assert s["rnn_fwd"]["fp16_mixed"]["median_abs_pct_err"] <= (  # unmet, as on all rows
+        MEASURED_RNN_FWD_FP16_MEDIAN_PCT + REGRESSION_MARGIN_PCT)
 
 
 def test_rnn_step_overhead_is_paid_once_per_timestep():
@@ -195,5 +198,198 @@ def test_rnn_step_overhead_is_paid_once_per_timestep():
     base = validate.rnn_times(hw, "lstm", 512, 16, 10, "fp32")
     more = validate.rnn_times(hw, "lstm", 512, 16, 20, "fp32")
     for phase in ("fwd", "bwd_inputs"):
-        assert more[phase][0] - base[phase][0] >= 10 * validate.RNN_STEP_OVERHEAD_S
+        assert more[phase][0] - base[phase][0] >= 10 * hw.calibration.rnn_step_overhead_s
     assert more["bwd_weights"][0] > base["bwd_weights"][0]
+
+
+# --- any device: row selection, plausibility, precisions without a pipe ------------------------
+def _gemm_file(tmp_path: Path, rows: list[str], name: str = "g.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(HEADER_GEMM + "".join(r + "\n" for r in rows))
+    return path
+
+
+MIXED = ["NVIDIA V100,fp32,x,1024,1024,1024,N,N,0.2",
+         "Tesla P100,fp32,x,1024,1024,1024,N,N,0.35",
+         "NVIDIA V100,fp32,x,2048,2048,2048,N,N,1.3"]
+
+
+def test_rows_are_those_of_the_specs_device_or_of_device(tmp_path: Path):
+    from accelsim.validate import device_matches
+
+    assert device_matches("v100", "NVIDIA V100") and device_matches("p100", "Tesla P100-SXM2")
+    assert not device_matches("v100", "Tesla P100") and not device_matches("a100", "A1000")
+    path = _gemm_file(tmp_path, MIXED)
+    v100 = load_hardware(ROOT / "hwspecs/v100.yaml")
+    assert [r.line for r in validate_gemm(v100, path)] == [2, 4]
+    p100 = load_hardware(ROOT / "hwspecs/p100.yaml")
+    assert [r.line for r in validate_gemm(p100, path)] == [3]
+    assert [r.line for r in validate_gemm(v100, path, device="tesla p100")] == [3]
+
+
+def test_mixed_devices_without_a_match_is_an_error_listing_them(tmp_path: Path):
+    path = _gemm_file(tmp_path, MIXED)
+    target = load_hardware(ROOT / "hwspecs/ppopp19_target.yaml")
+    with pytest.raises(SpecError) as err:
+        validate_gemm(target, path)
+    assert "'NVIDIA V100', 'Tesla P100'" in str(err.value) and "--device" in str(err.value)
+    with pytest.raises(SpecError, match="rows of device 'H100'"):
+        validate_gemm(target, path, device="H100")
+
+
+@pytest.mark.parametrize("cell,expected", [
+    ("0", "a positive number"), ("-1", "a positive number"), ("inf", "a positive number"),
+    ("nan", "a positive number"), ("", "a positive number"),
+    ("3600001", "under one hour")])
+def test_implausible_times_are_located_errors(tmp_path: Path, cell: str, expected: str):
+    path = _gemm_file(tmp_path, ["V100,fp32,x,64,64,64,N,N,0.01",
+                                 f"V100,fp32,x,64,64,64,N,N,{cell}"])
+    with pytest.raises(SpecError) as err:
+        validate_gemm(load_hardware(ROOT / "hwspecs/v100.yaml"), path)
+    issue = err.value.issues[0]
+    assert (issue.file, issue.line, issue.key_path) == (str(path), 3, "time_ms")
+    assert expected in issue.expected
+
+
+def test_a_time_faster_than_the_peak_is_not_milliseconds(tmp_path: Path):
+    # 4096^3 fp32 takes >= 8.8 ms at the V100's 15.7 TFLOP/s: 0.0088 is seconds
+    path = _gemm_file(tmp_path, ["V100,fp32,x,4096,4096,4096,N,N,0.0088"])
+    with pytest.raises(SpecError) as err:
+        validate_gemm(load_hardware(ROOT / "hwspecs/v100.yaml"), path)
+    issue = err.value.issues[0]
+    assert (issue.line, issue.key_path) == (2, "time_ms") and "peak" in issue.expected
+
+
+def test_a_column_in_microseconds_is_refused(tmp_path: Path):
+    rows = ["V100,fp32,x,1024,1024,1024,N,N,200", "V100,fp32,x,512,512,512,N,N,40",
+            "V100,fp16_mixed,x,2048,2048,2048,N,N,250"]
+    with pytest.raises(SpecError) as err:
+        validate_gemm(load_hardware(ROOT / "hwspecs/v100.yaml"), _gemm_file(tmp_path, rows))
+    assert "median ratio" in str(err.value) and "microseconds" in str(err.value)
+
+
+def test_empty_files_and_rows_are_errors(tmp_path: Path):
+    hw = load_hardware(ROOT / "hwspecs/v100.yaml")
+    with pytest.raises(SpecError, match="at least one measured row"):
+        validate_gemm(hw, _gemm_file(tmp_path, []))
+    rnn = tmp_path / "r.csv"
+    rnn.write_text(HEADER_RNN + "V100,fp32,lstm,x,256,16,10,0.5,,\nV100,fp32,gru,x,256,16,10,,,\n")
+    with pytest.raises(SpecError) as err:
+        validate_rnn(hw, rnn)
+    assert err.value.issues[0].line == 3 and "at least one of" in str(err.value)
+
+
+def test_a_precision_without_a_pipe_is_reported_not_remapped(tmp_path: Path):
+    import attrs
+
+    from accelsim.validate import NotPredicted
+
+    v100 = load_hardware(ROOT / "hwspecs/v100.yaml")
+    no_fp16 = attrs.evolve(v100, compute=attrs.evolve(
+        v100.compute, matrix={"fp32": v100.compute.matrix["fp32"]}))
+    path = _gemm_file(tmp_path, ["V100,fp32,x,1024,1024,1024,N,N,0.2",
+                                 "V100,fp16_mixed,x,2048,16,2048,T,N,0.02"])
+    with pytest.raises(SpecError, match="no fp16 matrix pipe"):
+        validate_gemm(no_fp16, path)
+    skipped: list[NotPredicted] = []
+    rows = validate_gemm(no_fp16, path, not_predicted=skipped)
+    assert [r.precision for r in rows] == ["fp32"]
+    assert [(x.line, x.precision) for x in skipped] == [(3, "fp16_mixed")]
+    assert "pipes: fp32" in skipped[0].reason
+
+
+def test_cli_reports_rows_without_a_pipe_and_takes_device(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]):
+    from accelsim.cli import main
+
+    spec = tmp_path / "no_fp16.yaml"
+    text = (ROOT / "hwspecs/v100.yaml").read_text()
+    start = text.index("    fp16:\n")
+    end = text.index("  vector_flop_rate")
+    spec.write_text(text[:start] + text[end:])
+    gemm = _gemm_file(tmp_path, MIXED + ["NVIDIA V100,fp16_mixed,x,2048,16,2048,T,N,0.02"])
+    code = main(["validate", "--hardware", str(spec), "--gemm-csv", str(gemm), "--rnn-csv", "",
+                 "--analytic", "--quiet", "--device", "nvidia v100",
+                 "--json", str(tmp_path / "v.json")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "1 measured row(s) not predicted" in out and "no fp16 matrix pipe" in out
+    data = json.loads((tmp_path / "v.json").read_text())
+    assert data["summary"]["gemm"]["fp32"]["rows"] == 2
+    assert [x["line"] for x in data["not_predicted"]] == [5]
+    assert main(["validate", "--hardware", str(ROOT / "hwspecs/ppopp19_target.yaml"),
+                 "--gemm-csv", str(gemm), "--rnn-csv", "", "--analytic"]) == 2
+    assert "NVIDIA V100" in capsys.readouterr().err
+
+
+def test_defaults_work_from_any_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]):
+    from accelsim.cli import build_parser, main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "--analytic", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "hardware v100" in out and "rnn_fwd" in out and "gemm" in out
+    help_text = build_parser()._subparsers._group_actions[0].choices["validate"].format_help()
+    assert "any device" in build_parser().format_help() and "--device" in help_text
+
+
+# --- calibration knobs live in the spec ----------------------------------------------------
+def test_rnn_overheads_come_from_the_spec():
+    import attrs
+
+    from accelsim import validate
+
+    hw = load_hardware(ROOT / "hwspecs/v100.yaml")
+    assert (hw.calibration.rnn_step_overhead_s, hw.calibration.rnn_call_overhead_s) == (
+        pytest.approx(21e-6), pytest.approx(50e-6))
+    bare = attrs.evolve(hw, calibration=attrs.evolve(hw.calibration, rnn_step_overhead_s=0.0,
+                                                     rnn_call_overhead_s=0.0))
+    with_o = validate.rnn_times(hw, "gru", 512, 32, 10, "fp32")
+    without = validate.rnn_times(bare, "gru", 512, 32, 10, "fp32")
+    for phase in ("fwd", "bwd_inputs"):
+        assert with_o[phase][0] - without[phase][0] == pytest.approx(50e-6 + 10 * 21e-6)
+    assert with_o["bwd_weights"][0] - without["bwd_weights"][0] == pytest.approx(50e-6)
+    assert not [n for n in dir(validate) if n.endswith("_OVERHEAD_S")]  # no fitted constant left
+
+
+def test_sustained_clock_scales_compute_bound_kernels(tmp_path: Path):
+    from accelsim.validate import gemm_op, time_op
+
+    text = (ROOT / "hwspecs/v100.yaml").read_text()
+    derated = tmp_path / "v100_70w.yaml"
+    derated.write_text(text.replace("  clock: 1.53 GHz", "  clock: 1.53 GHz\n"
+                                    "  sustained_clock: 0.765 GHz", 1))
+    boost, slow = load_hardware(ROOT / "hwspecs/v100.yaml"), load_hardware(derated)
+    assert slow.compute.run_clock_hz == pytest.approx(0.765e9)
+    for dtype in ("fp32", "fp16"):
+        assert slow.compute.peak_flop_rate(dtype) == pytest.approx(
+            boost.compute.peak_flop_rate(dtype) / 2)
+    op = gemm_op(8192, 8192, 8192)
+    t_boost, t_slow = time_op(boost, op, "fp32"), time_op(slow, op, "fp32")
+    assert t_boost.bound == t_slow.bound == "compute"
+    assert t_slow.isolated_time_s == pytest.approx(2 * t_boost.isolated_time_s, rel=0.02)
+    above = tmp_path / "above.yaml"
+    above.write_text(text.replace("  clock: 1.53 GHz", "  clock: 1.53 GHz\n"
+                                  "  sustained_clock: 2 GHz", 1))
+    with pytest.raises(SpecError) as err:
+        load_hardware(above)
+    assert "sustained_clock" in str(err.value) and "at most the boost clock" in str(err.value)
+
+
+def test_a_pipes_own_efficiency_overrides_the_chips_for_that_pipe_only():
+    import attrs
+
+    from accelsim.validate import gemm_op, time_op
+
+    hw = load_hardware(ROOT / "hwspecs/v100.yaml")
+    fp16 = attrs.evolve(hw.compute.matrix["fp16"], efficiency=hw.calibration.compute_efficiency / 2)
+    tuned = attrs.evolve(hw, compute=attrs.evolve(hw.compute,
+                                                  matrix={**hw.compute.matrix, "fp16": fp16}))
+    assert tuned.compute_efficiency("fp16") == pytest.approx(0.43)
+    assert tuned.compute_efficiency("fp32") == hw.compute_efficiency("fp32") == 0.86
+    op = gemm_op(8192, 8192, 8192)
+    assert time_op(tuned, op, "fp32").isolated_time_s == time_op(hw, op, "fp32").isolated_time_s
+    base, slow = time_op(hw, op, "fp16"), time_op(tuned, op, "fp16")
+    assert base.bound == slow.bound == "compute"
+    assert slow.isolated_time_s == pytest.approx(2 * base.isolated_time_s, rel=0.02)

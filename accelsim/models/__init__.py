@@ -38,4 +38,5 @@ from accelsim.models import (  # noqa: E402,F401
     speech,
     transformer,
     word_lm,
+    word_lm_lstmp,
 )

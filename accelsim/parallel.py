@@ -1,0 +1,358 @@
+"""A plan's training step: capacity per stage, one replay per distinct stage, composed step.
+
+`simulate_plan` partitions the executed graph (`accelsim.partition`), checks each stage's
+footprint against the chip's memory, replays each distinct stage graph once on one chip (the
+single-chip pipeline: mapping, cache trace, timing, simpy replay), and composes the step:
+
+- pipeline: with K chunks (timesteps for the paper's RNN layer parallelism, microbatches for
+  GPipe/1F1B) and per-chunk stage times t_s (a stage's replayed forward time / K) and send
+  times c_s, the forward takes sum(t_s) + sum(c_s) + (K-1) max(t, c); the backward likewise
+  in reverse; each stage's update runs after its backward and its gradients' all-reduce.
+- tensor-parallel and embedding-shard collectives sit on their stage's critical path (the
+  Megatron layers wait for them): their time adds to the stage's forward or backward time.
+- data parallel: a weight gradient's all-reduce starts when the op producing it ends (its
+  offset before the end of its stage's backward kept), all-reduces of a chip run one at a time
+  on its links in that order, and the weight's update waits for it.
+
+Exposed communication is the step time minus the step composed with every collective free;
+hidden is the rest of the busiest chip's communication. Collectives here do not take HBM
+bandwidth from compute (the replay of each stage runs alone); docs/parallel.md says so.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import attrs
+
+from accelsim import pipeline
+from accelsim.collectives import collective_time_s, topology_problem
+from accelsim.errors import AccelsimError
+from accelsim.graph import OpGraph
+from accelsim.hardware import HardwareSpec
+from accelsim.models import build_graph
+from accelsim.partition import Partition, Stage, Transfer, layer_of_name, partition
+from accelsim.plan import ParallelPlan
+from accelsim.report import (
+    OpResult,
+    ParallelSummary,
+    Report,
+    StageSummary,
+    format_duration,
+)
+from accelsim.workload import WorkloadSpec
+
+COMM_BUFFER = "comm_buffer"
+
+
+@attrs.frozen
+class StageTimes:
+    """One stage's replayed step on one chip, split by phase, plus its tensor collectives."""
+
+    forward_s: float
+    backward_s: float
+    update_s: float
+    backward_end_s: float               # in the stage's own replay
+    op_end_s: tuple[float, ...]         # each op's end in the stage's own replay
+    forward_comm_s: float               # tensor/shard collectives in the forward
+    backward_comm_s: float
+
+
+def host_bytes(stage: Stage, part: Partition) -> dict[str, int]:
+    """Bytes of one chip of `stage` that its plan keeps in host memory, by offloaded role.
+
+    Optimizer state lives on the host entirely; offloaded weights are streamed a layer at a
+    time, two layers' worth resident (one computing, one arriving); offloaded activations are
+    swapped out after forward, two of the largest resident as buffers.
+    """
+    offload = part.plan.offload
+    if not offload:
+        return {}
+    g = stage.graph
+    peak = g.peak_footprint_by_role()
+    out: dict[str, int] = {}
+    if "optimizer_state" in offload:
+        out["optimizer_state"] = int(peak.get("optimizer_state", 0))
+    if "weights" in offload:
+        per_layer: dict[str, int] = {}
+        for t in g.tensors:
+            if t.role == "weight" and g._used(t):
+                key = layer_of_name(t.name)
+                per_layer[key] = per_layer.get(key, 0) + t.nbytes
+        resident = 2 * max(per_layer.values(), default=0)
+        out["weight"] = max(0, int(peak.get("weight", 0)) - resident)
+    if "activations" in offload:
+        largest = max((t.nbytes for t in g.tensors if t.role == "activation"), default=0)
+        out["activation"] = max(0, int(peak.get("activation", 0)) - 2 * largest)
+    return out
+
+
+def stage_footprint(stage: Stage, part: Partition) -> dict[str, int]:
+    """Peak live bytes by role on one chip of `stage`, plus its communication buffers.
+
+    1F1B keeps at most `pipeline - s` microbatches' activations on stage s (GPipe and the
+    timestep schedule keep them all); a tensor-parallel or shard all-gather needs the whole
+    gathered buffer; offloaded bytes (`host_bytes`) are not on the chip.
+    """
+    by_role = dict(stage.graph.peak_footprint_by_role())
+    for role, nbytes in host_bytes(stage, part).items():
+        by_role[role] = by_role.get(role, 0) - nbytes
+    pp = part.plan.pipeline
+    if part.schedule == "1f1b" and pp > 1 and part.chunks > 1:
+        keep = min(part.chunks, pp - stage.index) / part.chunks
+        for role in ("activation", "gradient"):
+            by_role[role] = int(by_role.get(role, 0) * keep)
+    gathers = [t.nbytes for t in stage.transfers
+               if t.group in ("tensor", "shard") and t.kind == "all_gather"]
+    by_role[COMM_BUFFER] = int(max(gathers, default=0))
+    return by_role
+
+
+def _group_size(plan: ParallelPlan, group: str) -> tuple[int, int]:
+    """(chips in the group, stride between them) with tensor innermost, then stages."""
+    if group == "tensor":
+        return plan.tensor, 1
+    if group == "shard":
+        return plan.pipeline * plan.tensor, 1
+    if group == "pipeline":
+        return 2, plan.tensor
+    return plan.data or 1, plan.pipeline * plan.tensor
+
+
+def _cost(hw: HardwareSpec, plan: ParallelPlan, t: Transfer, chunks: int = 1) -> float:
+    size, stride = _group_size(plan, t.group)
+    return collective_time_s(hw, t.kind, t.nbytes / chunks, size, stride=stride,
+                             chips=plan.chips())
+
+
+def host_transfer_s(hw: HardwareSpec, host: dict[str, int]) -> dict[str, float]:
+    """Seconds per phase on the host link for offloaded bytes (each phase alone).
+
+    Optimizer state is read and written back by the update; offloaded weights are fetched for
+    forward and again for backward and written back after the update; offloaded activations
+    are written during forward and read back during backward.
+    """
+    if not host:
+        return {"forward": 0.0, "backward": 0.0, "update": 0.0}
+    bw = (hw.interconnect.host_bandwidth_bytes_per_s or 0.0) * hw.calibration.link_efficiency
+    w, a, o = host.get("weight", 0), host.get("activation", 0), host.get("optimizer_state", 0)
+    return {"forward": (w + a) / bw, "backward": (w + a) / bw, "update": (2 * o + w) / bw}
+
+
+def _stage_times(hw: HardwareSpec, plan: ParallelPlan, stage: Stage, step: Any,
+                 host: dict[str, int] | None = None) -> StageTimes:
+    ends = [r.end_s for r in step.ops]
+    fwd = max((r.end_s for r in step.ops if r.phase == "forward"), default=0.0)
+    bwd_end = max((r.end_s for r in step.ops if r.phase == "backward"), default=fwd)
+    total = step.step_time_s
+    comm = {"forward": 0.0, "backward": 0.0}
+    for t in stage.transfers:
+        if t.group in ("tensor", "shard"):
+            comm[t.phase] += _cost(hw, plan, t)
+    # offload: prefetch and swap-out overlap their phase's compute; the update's do not
+    link = host_transfer_s(hw, host or {})
+    bwd = max(0.0, bwd_end - fwd)
+    upd = max(0.0, total - bwd_end)
+    return StageTimes(forward_s=max(fwd, link["forward"]), backward_s=max(bwd, link["backward"]),
+                      update_s=upd + link["update"], backward_end_s=bwd_end,
+                      op_end_s=tuple(ends), forward_comm_s=comm["forward"],
+                      backward_comm_s=comm["backward"])
+
+
+def _pipeline_s(chunk: list[float], sends: list[float], k: int) -> float:
+    """Makespan of K chunks through stages of per-chunk times `chunk` joined by `sends`."""
+    return sum(chunk) + sum(sends) + (k - 1) * max([*chunk, *sends], default=0.0)
+
+
+def compose(hw: HardwareSpec, part: Partition, times: list[StageTimes], *,
+            with_comm: bool = True) -> tuple[float, list[float], list[float]]:
+    """Step time, each stage's finish time and each stage's communication time (alone)."""
+    plan, k, pp = part.plan, part.chunks, part.plan.pipeline
+    fwd_chunk = [(t.forward_s + (t.forward_comm_s if with_comm else 0.0)) / k for t in times]
+    bwd_chunk = [(t.backward_s + (t.backward_comm_s if with_comm else 0.0)) / k for t in times]
+    send_f = [0.0] * max(0, pp - 1)
+    send_b = [0.0] * max(0, pp - 1)
+    comm = [t.forward_comm_s + t.backward_comm_s for t in times]
+    for st in part.stages:
+        for tr in st.transfers:
+            if tr.group != "pipeline":
+                continue
+            cost = _cost(hw, plan, tr, k if tr.per_chunk else 1)
+            comm[st.index] += cost * (k if tr.per_chunk else 1)
+            lo, hi = sorted((st.index, tr.to_stage))
+            for b in range(lo, hi):
+                (send_f if tr.phase == "forward" else send_b)[b] += cost if with_comm else 0.0
+    forward = _pipeline_s(fwd_chunk, send_f, k) if pp > 1 else fwd_chunk[0] * k
+    bwd_max = max([*bwd_chunk, *send_b], default=0.0)
+    finish = []
+    for st, t in zip(part.stages, times, strict=True):
+        s = st.index
+        end_b = forward + (k - 1) * bwd_max + sum(bwd_chunk[s:]) + sum(send_b[s:])
+        link_free = 0.0
+        for tr in sorted((x for x in st.transfers if x.group == "data"),
+                         key=lambda x: t.op_end_s[x.after_op]):
+            offset = t.backward_end_s - t.op_end_s[tr.after_op]
+            ready = max(forward, end_b - max(0.0, offset))
+            cost = _cost(hw, plan, tr)
+            comm[s] += cost
+            if with_comm:
+                link_free = max(link_free, ready) + cost
+        finish.append(max(end_b, link_free) + t.update_s)
+    return max(finish, default=0.0), finish, comm
+
+
+def simulate_plan(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, *, mode: str = "auto",
+                  force: bool = False, graph: OpGraph | None = None,
+                  cache: dict | None = None) -> Report:
+    """One training step of `wl` under `plan` (its data degree resolved) on chips like `hw`."""
+    chips = plan.chips()
+    problem = topology_problem(hw, chips)
+    if problem:
+        raise AccelsimError(f"{hw.name}: {problem}")
+    prepared = pipeline.prepare(wl, graph)
+    executed = prepared.executed
+    reference = (build_graph(attrs.evolve(wl, subbatch=wl.subbatch * (plan.data or 1))).flops
+                 if (plan.data or 1) > 1 else executed.flops)
+    part = partition(executed, plan, subbatch=wl.subbatch, reference_flops=reference)
+    capacity = hw.memory.capacity_bytes
+    footprints = [stage_footprint(st, part) for st in part.stages]
+    hosts = [host_bytes(st, part) for st in part.stages]
+    if plan.offload and not hw.interconnect.host_bandwidth_bytes_per_s:
+        raise AccelsimError(f"{hw.name}: interconnect.host_bandwidth: expected a bandwidth for a "
+                            f"plan that offloads {list(plan.offload)}, got nothing")
+    host_cap = hw.interconnect.host_memory_bytes
+    fits = all(sum(f.values()) <= capacity for f in footprints) and (
+        host_cap is None or all(sum(h.values()) <= host_cap for h in hosts))
+    timed = fits or force
+    notes: list[str] = []
+    steps: dict[int, Any] = {}
+    if timed:
+        memo = cache if cache is not None else {}
+        for st in part.stages:
+            key = (id(hw), wl.precision, mode, st.key())
+            if key not in memo:
+                memo[key] = pipeline.simulate_step(hw, st.graph, wl.precision, mode=mode)
+            steps[st.index] = memo[key]
+    times = ([_stage_times(hw, plan, st, steps[st.index], hosts[st.index])
+              for st in part.stages] if timed else [])
+    if timed:
+        step_s, _finish, comm = compose(hw, part, times)
+        bare_s, _, _ = compose(hw, part, times, with_comm=False)
+    else:
+        step_s, comm, bare_s = float("nan"), [0.0] * len(part.stages), float("nan")
+    peak = hw.compute.peak_flop_rate(wl.precision)
+    stage_rows = []
+    for st, fp, i in zip(part.stages, footprints, range(len(part.stages)), strict=True):
+        total_fp = int(sum(fp.values()))
+        busy = (times[i].forward_s + times[i].backward_s + times[i].update_s
+                + times[i].forward_comm_s + times[i].backward_comm_s) if timed else float("nan")
+        stage_rows.append(StageSummary(
+            index=st.index, layers=st.layers, chips=st.chips, footprint_bytes=total_fp,
+            footprint_by_role=fp, capacity_bytes=capacity,
+            shortfall_bytes=max(0, total_fp - capacity), flops=st.graph.flops,
+            compute_time_s=busy,
+            flop_utilization=st.graph.flops / (step_s * peak) if timed and step_s > 0 else 0.0,
+            comm_time_s=comm[i], host_bytes=int(sum(hosts[i].values())),
+            host_transfer_s=sum(host_transfer_s(hw, hosts[i]).values())))
+    # pipeline bubble: the share of stage-time the stages sit idle in the comm-free step
+    if timed and bare_s > 0:
+        work = sum(t.forward_s + t.backward_s + t.update_s + t.forward_comm_s + t.backward_comm_s
+                   for t in times)
+        bubble = max(0.0, 1.0 - work / (len(times) * bare_s))
+    else:
+        bubble = float("nan")
+    comm_max = max(comm, default=0.0)
+    exposed = max(0.0, step_s - bare_s) if timed else float("nan")
+    per_example = wl.model.samples_per_example()
+    dp = plan.data or 1
+    samples = float(wl.subbatch * per_example * dp)
+    epoch = (wl.dataset.samples / samples * step_s
+             if wl.dataset is not None and timed else None)
+    worst = max(range(len(stage_rows)),
+                key=lambda i: (stage_rows[i].shortfall_bytes, stage_rows[i].footprint_bytes))
+    on = f"{chips} chip{'s' * (chips > 1)} of {hw.name}"
+    if fits:
+        verdict = (f"fits: {plan.label()} on {on}; "
+                   + (f"time to train {format_duration(epoch)} per epoch"
+                      if epoch is not None else f"step {step_s:.4g} s"))
+    elif stage_rows[worst].shortfall_bytes == 0:  # on the chips it fits; the host does not
+        most = max(sum(h.values()) for h in hosts)
+        verdict = (f"does not fit: {plan.label()} on {on}: {most / 1e9:.4g} GB offloaded per "
+                   f"chip, host memory {(host_cap or 0) / 1e9:.4g} GB"
+                   + ("; TIMED ANYWAY (--force): these times are not achievable"
+                      if force else "; not timed (--force times it anyway)"))
+    else:
+        short = stage_rows[worst]
+        hint = (f"; {math.ceil(short.footprint_bytes / capacity)} chips' memory would hold "
+                "it: try `accelsim plan HW WL --chips N`" if chips == 1 else "")
+        verdict = (f"does not fit: {plan.label()} on {on}: stage "
+                   f"{short.index} ({','.join(short.layers)}) needs "
+                   f"{short.footprint_bytes / 1e9:.4g} GB of {capacity / 1e9:.4g} GB "
+                   f"(short {short.shortfall_bytes / 1e9:.4g} GB{hint})"
+                   + ("; TIMED ANYWAY (--force): these times are not achievable"
+                      if force else "; not timed (--force times it anyway)"))
+    par = ParallelSummary(
+        plan=plan.label(), data=dp, pipeline=plan.pipeline, tensor=plan.tensor,
+        shard_embedding=plan.shard_embedding, schedule=part.schedule, chunks=part.chunks,
+        chips=chips, fits=fits, timed=timed, forced=timed and not fits, verdict=verdict,
+        stages=tuple(stage_rows), bubble_fraction=bubble, comm_time_s=comm_max,
+        exposed_comm_s=exposed, hidden_comm_s=max(0.0, comm_max - exposed) if timed else 0.0,
+        total_flops=part.total_flops, reference_flops=part.reference_flops,
+        overhead_flops=part.overhead_flops, time_to_train_s=epoch)
+    ops: tuple[OpResult, ...] = ()
+    if timed:
+        results = []
+        for st in part.stages:
+            prefix = f"s{st.index}:" if plan.pipeline > 1 else ""
+            for r in steps[st.index].ops:
+                res = pipeline.op_result(st.graph.ops[r.index], r, hw,
+                                         steps[st.index].mapping.mappings[r.index],
+                                         steps[st.index].mapping.dtype)
+                results.append(attrs.evolve(res, name=prefix + res.name))
+        ops = tuple(results)
+    worst_fp = footprints[worst]
+    base = pipeline.step_summary(hw, prepared, ops, step_s if timed else 0.0, dp)
+    summary = attrs.evolve(
+        base, flops=part.reference_flops / chips,
+        flop_utilization=(part.reference_flops / (chips * step_s * peak)
+                          if timed and step_s > 0 else 0.0),
+        step_time_s=step_s, footprint_bytes=stage_rows[worst].footprint_bytes,
+        footprint_by_role=worst_fp, shortfall_bytes=stage_rows[worst].shortfall_bytes,
+        chips=chips, samples_per_step=samples,
+        steps_per_epoch=wl.dataset.samples / samples if wl.dataset is not None else None,
+        epoch_time_s=epoch)
+    notes += prepared.notes
+    notes.append(f"plan {plan.label()}: {len(part.stages)} stage graph(s), "
+                 f"{len({st.key() for st in part.stages})} distinct, each replayed on one chip; "
+                 f"schedule {part.schedule} over {part.chunks} chunk(s); collectives on the "
+                 f"{hw.interconnect.topology} topology (alpha-beta, docs/parallel.md), "
+                 "not contending for HBM with compute")
+    if timed:
+        for st in part.stages:
+            notes += [n for n in steps[st.index].notes if n not in notes]
+    return Report(hardware=hw.name, workload=wl.name, ops=ops, summary=summary,
+                  notes=tuple(notes), parallel=par)
+
+
+def check_plan(wl: WorkloadSpec, plan: ParallelPlan | None = None,
+               graph: OpGraph | None = None) -> None:
+    """Raise AccelsimError if `plan` (default: the workload's `parallel:`) cannot split `wl`'s
+    graph (more stages than layers, stage sizes, microbatches): what `accelsim check` runs."""
+    plan = plan if plan is not None else wl.parallel
+    if plan is None:
+        return
+    executed = pipeline.prepare(wl, graph).executed
+    partition(executed, plan.resolve(None), subbatch=wl.subbatch)
+
+
+def stage_summaries_fit(report: Report) -> bool:
+    """Every stage of the report's plan fits in memory (True for single-chip reports that fit)."""
+    if report.parallel is not None:
+        return report.parallel.fits
+    return report.summary.shortfall_bytes == 0
+
+
+__all__ = ["COMM_BUFFER", "StageTimes", "check_plan", "compose", "simulate_plan",
+           "stage_footprint",
+           "stage_summaries_fit"]

@@ -1,0 +1,103 @@
+"""Sweep throughput: word_lm_current on ppopp19_target over L2 capacity x HBM bandwidth x compute
+efficiency, in process and on a Dask LocalCluster of 1 and 2 workers.
+
+    python benchmarks/bench_sweep.py                     # 2 x 2 x 2 = 8 points per engine
+    python benchmarks/bench_sweep.py --values 3          # 3 x 3 x 3 = 27 points per engine
+
+Each engine runs the same grid from scratch (no store), in a fresh Python process, so process
+start, numba cache loading and cluster start are inside the measured wall time, as a user sees
+them. Prints Markdown rows for benchmarks/RESULTS.md, with the points per hour and the
+extrapolated time of 1,000 points (points are independent, so time grows linearly with the
+count once the workers are warm; the fixed start cost is stated apart).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+CAPACITIES = ["6MiB", "24MiB", "96MiB"]
+BANDWIDTHS = ["900GB/s", "1800GB/s", "450GB/s"]
+EFFICIENCIES = ["0.86", "0.6", "1.0"]
+
+CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import accelsim
+from accelsim import dse
+hw = accelsim.load_hardware(sys.argv[1]); wl = accelsim.load_workload(sys.argv[2])
+settings = json.loads(sys.argv[3]); jobs = int(sys.argv[4])
+finished = []
+result = dse.sweep(hw, wl, settings, jobs=jobs,
+                   on_point=lambda p: finished.append(time.perf_counter() - t0))
+print(json.dumps({"wall_s": time.perf_counter() - t0, "finished_s": finished,
+                  "points": len(result), "notes": list(result.notes),
+                  "step_times_s": [p.summary["step_time_s"] for p in result]}))
+"""
+
+
+def run(settings: dict, jobs: int) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", CHILD, str(ROOT / "hwspecs/ppopp19_target.yaml"),
+                          str(ROOT / "workloads/word_lm_current.yaml"), json.dumps(settings),
+                          str(jobs)], env=env, capture_output=True, text=True, check=True,
+                         timeout=3600)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--values", type=int, default=2, help="values per axis (2 or 3)")
+    ap.add_argument("--engines", default="inprocess,dask1,dask2")
+    args = ap.parse_args()
+    n = args.values
+    settings = {"caches[0].capacity": CAPACITIES[:n], "memory.bandwidth": BANDWIDTHS[:n],
+                "calibration.compute_efficiency": EFFICIENCIES[:n]}
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.2f} at start")
+    print("| engine | points | wall s | first point s | steady s/point | points/hour | "
+          "1,000 points (extrapolated) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    same = None
+    for engine in args.engines.split(","):
+        # dask1: a 1-worker LocalCluster passed as client= (jobs=1 would run in process).
+        res = run_one_worker(settings) if engine == "dask1" else run(
+            settings, {"inprocess": 1, "dask2": 2}[engine])
+        fin = sorted(res["finished_s"])
+        steady = (fin[-1] - fin[0]) / max(1, len(fin) - 1)
+        per_hour = 3600 / steady if steady > 0 else float("inf")
+        thousand = fin[0] + 999 * steady
+        print(f"| {engine} | {res['points']} | {res['wall_s']:.1f} | {fin[0]:.1f} | "
+              f"{steady:.2f} | {per_hour:.0f} | {thousand / 60:.1f} min |", flush=True)
+        if same is None:
+            same = res["step_times_s"]
+        assert res["step_times_s"] == same, "engines disagree"
+    print(f"load average {os.getloadavg()[0]:.2f} at end")
+
+
+CHILD_ONE_WORKER = CHILD.replace(
+    "result = dse.sweep(hw, wl, settings, jobs=jobs,",
+    "import logging\nfrom distributed import LocalCluster, Client\n"
+    "cluster = LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None, "
+    "silence_logs=logging.ERROR)\nclient = Client(cluster)\n"
+    "result = dse.sweep(hw, wl, settings, client=client,")
+
+
+def run_one_worker(settings: dict) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", CHILD_ONE_WORKER,
+                          str(ROOT / "hwspecs/ppopp19_target.yaml"),
+                          str(ROOT / "workloads/word_lm_current.yaml"), json.dumps(settings), "1"],
+                         env=env, capture_output=True, text=True, check=True, timeout=3600)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    main()
