@@ -63,11 +63,21 @@ def allocate(graph: OpGraph, align_bytes: int) -> TensorLayout:
     group_base = np.full(len(groups), -1, np.int64)
     group_size = [sum(size[t] for t in g) for g in groups]
     group_last = [max(int(last_use[t]) for t in g) for g in groups]
+    group_fixed = [any(fixed[t] for t in g) for g in groups]
     top = 0
     for tensor in tensors:
         if fixed[tensor.id]:
-            base[tensor.id] = top
-            top += size[tensor.id]
+            g = int(group_of[tensor.id])
+            if g < 0:
+                base[tensor.id] = top
+                top += size[tensor.id]
+                continue
+            # a stack with a member this graph does not produce (a stage's received input)
+            # is placed with the fixed tensors, whole, and never freed
+            if group_base[g] < 0:
+                group_base[g] = top
+                top += group_size[g]
+            base[tensor.id] = group_base[g] + offset[tensor.id]
     free: dict[int, list[int]] = {}
     donated = np.zeros(n, bool)
     for i, op in enumerate(graph.ops):
@@ -103,7 +113,7 @@ def allocate(graph: OpGraph, align_bytes: int) -> TensorLayout:
                     and group_of[t] < 0):
                 free.setdefault(size[t], []).append(int(base[t]))
         for g in {int(group_of[t]) for t in (*op.inputs, *op.outputs) if group_of[t] >= 0}:
-            if group_last[g] == i and group_base[g] >= 0:
+            if group_last[g] == i and group_base[g] >= 0 and not group_fixed[g]:
                 free.setdefault(group_size[g], []).append(int(group_base[g]))
     return TensorLayout(bases=base, size_bytes=top)
 

@@ -195,3 +195,29 @@ def test_decoder_fed_its_attention_is_not_hoisted():
     assert n == 2  # the encoder's forward and backward LSTMs, not the decoder
     names = [op.name for op in hoisted.ops if op.name.endswith("input_gemm/all_timesteps")]
     assert all(name.startswith("encoder/") for name in names)
+
+
+def test_partitioned_stages_keep_stacked_operands_contiguous():
+    """A parallel plan's per-chip graphs renumber tensors; the stacks follow (issue 9 x 8)."""
+    from accelsim.fusion import execute
+    from accelsim.partition import partition
+    from accelsim.plan import ParallelPlan
+    from accelsim.trace_layout import allocate
+
+    graph, counts = execute(_lstm_graph(5, 2))
+    assert counts["stacked_weight_gradients"] and counts["hoisted_input_gemms"]
+    for plan in (ParallelPlan(data=1, pipeline=2), ParallelPlan(data=1, tensor=2)):
+        part = partition(graph, plan, subbatch=4)
+        for st in part.stages:
+            g = st.graph
+            bases = allocate(g, 256).bases
+            groups = [grp for op in g.ops for grp in op.contiguous]
+            assert groups
+            for op in g.ops:
+                for grp in op.contiguous:
+                    assert set(grp) <= {*op.inputs, *op.outputs}
+            for grp in groups:
+                at = int(bases[grp[0]])
+                for t in grp:
+                    assert int(bases[t]) == at
+                    at += -(-g.tensors[t].nbytes // 256) * 256
