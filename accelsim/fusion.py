@@ -132,9 +132,10 @@ def stack_recurrent_weight_gradients(graph: OpGraph) -> tuple[OpGraph, int]:
     dropped: set[int] = set()
     removed = 0
     for chain_adds, contribs in _accumulation_chains(graph):
-        gemms = [graph.ops[producer[c]] if c in producer else None for c in contribs]
-        if len(gemms) < 2 or any(
-                g is None or g.kind != "gemm" or g.batch_count != 1 or g.accumulate
+        if len(contribs) < 2 or any(c not in producer for c in contribs):
+            continue
+        gemms = [graph.ops[producer[c]] for c in contribs]
+        if any(g.kind != "gemm" or g.batch_count != 1 or g.accumulate
                 or g.k_segments != 1 or not g.trans_a or g.trans_b
                 or len(g.inputs) != 2 or len(g.outputs) != 1
                 or (g.m, g.n) != (gemms[0].m, gemms[0].n) for g in gemms):
@@ -231,27 +232,29 @@ def hoist_recurrent_input_gemms(graph: OpGraph) -> tuple[OpGraph, int]:
                                  for g in steps):
             continue
         parts = [_concat_parts(graph, g.inputs[0]) for g in steps]
-        if any(p is None or len(p) != 2 for p in parts):
+        pairs = [p for p in parts if p is not None and len(p) == 2]
+        if len(pairs) != len(steps):
             continue
-        xs = [p[0] for p in parts]
-        hs = [p[1] for p in parts]
+        xs = [p[0] for p in pairs]
+        hs = [p[1] for p in pairs]
         first = steps[0].id
         k_x = tensors[xs[0]].shape[1]
-        if (any(graph.producer(x) is None or graph.producer(x) >= first for x in xs)
+        made_at = [graph.producer(x) for x in xs]
+        if (any(at is None or at >= first for at in made_at)
                 or any(tensors[x].shape[1] != k_x for x in xs)
                 or any(tensors[x].persistent for x in xs) or len(set(xs)) != len(xs)):
             continue
-        x_stack = tuple(sorted(xs, key=lambda t: (graph.producer(t), t)))
+        x_stack = tuple(sorted(xs, key=lambda x: (graph.producer(x) or 0, x)))
         if any(member_of.get(x, x_stack) != x_stack for x in x_stack):
             continue
         m, n, k = steps[0].m, steps[0].n, steps[0].k
         k_h = k - k_x
         slices = []
         for x in x_stack:
-            t = Tensor(id=len(tensors), name=f"{tensors[x].name}/input_gemm", shape=(m, n),
-                       dtype=tensors[steps[0].outputs[0]].dtype, role="activation")
-            tensors.append(t)
-            slices.append(t.id)
+            piece = Tensor(id=len(tensors), name=f"{tensors[x].name}/input_gemm", shape=(m, n),
+                           dtype=tensors[steps[0].outputs[0]].dtype, role="activation")
+            tensors.append(piece)
+            slices.append(piece.id)
         slice_of = dict(zip(x_stack, slices, strict=True))
         w_name = tensors[w].name
         inserted[first] = Op(

@@ -270,15 +270,15 @@ def op_result(op: Op, run: OpRecord, hw: HardwareSpec | None = None, mp: Mapping
               dtype: str = "") -> OpResult:
     """The report's record of one replayed op; with the chip and the op's mapping, a GEMM's
     tile, loop order, split-K and padding waste too."""
-    gemm: dict[str, object] = {}
+    result = OpResult(name=op.name, kind=op.kind, phase=op.phase, shape=_shape(op),
+                      flops=op.flops, start_s=run.start_s, end_s=run.end_s,
+                      time_s=run.duration_s, bytes=dict(run.level_bytes),
+                      hit_rate=dict(run.hit_rate), bound=run.bound, units=run.units)
     if hw is not None and isinstance(mp, GemmMapping):
-        gemm = {"tile": f"{mp.tile_m}x{mp.tile_n}x{mp.tile_k}",
-                "loop_order": "rows" if mp.loop_order == 0 else "columns",
-                "split_k": mp.split_k, "padding_waste": padding_waste(hw, op, mp, dtype)}
-    return OpResult(name=op.name, kind=op.kind, phase=op.phase, shape=_shape(op), flops=op.flops,
-                    start_s=run.start_s, end_s=run.end_s, time_s=run.duration_s,
-                    bytes=dict(run.level_bytes), hit_rate=dict(run.hit_rate), bound=run.bound,
-                    units=run.units, **gemm)
+        result = attrs.evolve(result, tile=f"{mp.tile_m}x{mp.tile_n}x{mp.tile_k}",
+                              loop_order="rows" if mp.loop_order == 0 else "columns",
+                              split_k=mp.split_k, padding_waste=padding_waste(hw, op, mp, dtype))
+    return result
 
 
 def _precision_notes(hw: HardwareSpec, dtype: str) -> tuple[str, ...]:
