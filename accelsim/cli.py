@@ -303,10 +303,10 @@ def _cmd_mrc(args: argparse.Namespace) -> int:
               f"{100 * curve.hit_rate_at(llc):.1f} %")
     if args.plot:
         from accelsim import plot
-        from accelsim.fusion import fuse_gemm_accumulate
+        from accelsim.fusion import execute
 
         marks = [(f"{hw.name} {format_bytes(llc)}", llc)] if llc else []
-        executed, _ = fuse_gemm_accumulate(accelsim.build_graph(wl))  # the step replayed
+        executed, _ = execute(accelsim.build_graph(wl), wl.recurrent_execution)  # as replayed
         print("wrote", plot.miss_ratio_curve(
             curve.capacity_bytes, curve.hit_rate, args.plot, marks=marks,
             footprint_bytes=executed.minimal_footprint_bytes(),

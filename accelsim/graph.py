@@ -79,6 +79,17 @@ class Op:
     #: What an op is for, when its kind does not say: "accumulate" marks a running sum of
     #: gradient contributions (what `accelsim.fusion` folds into the producing GEMM).
     tag: str = ""
+    #: GEMM only: A and B are each `k_segments` tensors stacked along K (one recurrent weight
+    #: gradient over all timesteps, `accelsim.fusion.stack_recurrent_weight_gradients`).
+    k_segments: int = 1
+    #: Groups of tensors this op reads or writes as one buffer each, stored one after the other
+    #: in the group's order (as a kernel library's reserve space holds a recurrent layer's
+    #: timesteps); a GEMM's operand is the group starting at inputs[0] / inputs[1] /
+    #: outputs[0]. `trace_layout` allocates each group as one range. Set by `accelsim.fusion`.
+    contiguous: tuple[tuple[int, ...], ...] = ()
+    #: GEMM only: B starts this many rows into inputs[1] (a recurrent step reading the rows of
+    #: a weight that its hoisted input GEMM did not).
+    b_row_offset: int = 0
 
     @property
     def signature(self) -> tuple:

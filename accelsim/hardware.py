@@ -180,6 +180,13 @@ class CacheLevelSpec:
         doc="total bandwidth this level serves (summed over instances)")
     latency_s: float = field(unit="time", default=0.0, maximum=MAX_LATENCY_S,
                              doc="load-to-use latency")
+    # --- issue 9: a level that serves the compute units directly (bigcache) ---
+    feeds_compute: bool = field(
+        default=False,
+        doc="true: the bytes this level serves reach the compute units over its own "
+            "bandwidth, beside the levels above it (a large SRAM distributed next to the "
+            "cores), so they do not cross those levels' ports; false: they pass through the "
+            "level above, as an L2 miss does")
 
     def __attrs_post_init__(self) -> None:
         check_rules(self)

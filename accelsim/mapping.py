@@ -113,6 +113,23 @@ def gemm_candidates(hw: HardwareSpec, op: Op, dtype: str) -> list[GemmMapping]:
     return out
 
 
+def padding_waste(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str) -> float:
+    """Fraction of a GEMM's tile work that pads beyond its shape rounded up to the pipe's
+    granule (`min_tile`; 1 for scalar pipes): edge tiles larger than what is left of M or N,
+    and K slices padded to the stage depth. Padding up to the granule is the pipe's, not the
+    mapping's, so it is not counted."""
+    g = max(1, hw.compute.pipe(dtype).min_tile)
+    m, n, k = max(op.m, 1), max(op.n, 1), max(op.k, 1)
+    kc = math.ceil(k / mp.split_k)
+
+    def up(x: int, q: int) -> int:
+        return math.ceil(x / q) * q
+
+    needed = up(m, g) * up(n, g) * up(kc, g)
+    padded = up(m, mp.tile_m) * up(n, mp.tile_n) * max(up(kc, mp.tile_k), up(kc, g))
+    return max(0.0, 1.0 - needed / padded)
+
+
 def stream_mapping(hw: HardwareSpec, nbytes: float) -> StreamMapping:
     """Chunks of `STREAM_CHUNK_BYTES` dealt round-robin to the units."""
     units = hw.compute.units

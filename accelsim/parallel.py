@@ -306,7 +306,9 @@ def simulate_plan(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, *, mod
         for st in part.stages:
             prefix = f"s{st.index}:" if plan.pipeline > 1 else ""
             for r in steps[st.index].ops:
-                res = pipeline.op_result(st.graph.ops[r.index], r)
+                res = pipeline.op_result(st.graph.ops[r.index], r, hw,
+                                         steps[st.index].mapping.mappings[r.index],
+                                         steps[st.index].mapping.dtype)
                 results.append(attrs.evolve(res, name=prefix + res.name))
         ops = tuple(results)
     worst_fp = footprints[worst]

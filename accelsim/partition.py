@@ -504,6 +504,8 @@ def _stage_graph(graph: OpGraph, op_ids: list[int], s: int, stage_of_op: list[in
             op, id=new_id, inputs=tuple(remap[t] for t in op.inputs),
             outputs=tuple(remap[t] for t in op.outputs), flops=op.flops * scale,
             deps=tuple(op_remap[d] for d in op.deps if d in op_remap), extra_bytes=extra,
+            # issue 9: tensors a stacked recurrent GEMM reads or writes as one buffer
+            contiguous=tuple(tuple(remap[t] for t in group) for group in op.contiguous),
             **gemm))
         if tp > 1:
             for kind, nbytes, what in layout.comms.get(op.id, ()):

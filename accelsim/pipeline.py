@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from accelsim.fusion import fuse_gemm_accumulate
+from accelsim.fusion import execute
 from accelsim.graph import Op, OpGraph
 from accelsim.hardware import HardwareSpec
-from accelsim.mapping import Mapping
+from accelsim.mapping import GemmMapping, Mapping, padding_waste
 from accelsim.models import build_graph, family_of
 from accelsim.report import OpResult, Report, Summary
 from accelsim.timing import OpTiming, analytic_traffic, level_bandwidths, map_graph, op_timing
@@ -46,14 +46,34 @@ class PreparedStep:
     graph: OpGraph
     executed: OpGraph
     fused_accumulations: int
+    #: per-timestep weight-gradient GEMMs removed by running each recurrent weight gradient as
+    #: one GEMM over all timesteps (workload `recurrent_execution: library`)
+    stacked_weight_gradients: int = 0
+    #: recurrent layers whose input GEMMs run as one GEMM before the loop
+    hoisted_input_gemms: int = 0
 
     @property
     def notes(self) -> tuple[str, ...]:
-        if not self.fused_accumulations:
-            return ()
-        return (f"executed graph: {self.fused_accumulations} gradient accumulations run as GEMM "
-                "epilogues (C += A@B, as cuBLAS/cuDNN do); FLOPs and bytes_accessed are the "
-                "algorithmic (unfused) counts",)
+        notes = []
+        stacked = [op for op in self.executed.ops if op.k_segments > 1]
+        if stacked:
+            notes.append(
+                f"executed graph: recurrent layers as a kernel library runs them "
+                f"(recurrent_execution: library): {len(stacked)} recurrent weight gradients "
+                f"each run as one GEMM over all timesteps (cuDNN style), replacing "
+                f"{self.stacked_weight_gradients + len(stacked)} per-timestep GEMMs; "
+                f"{self.hoisted_input_gemms} recurrent layers' input GEMMs hoisted out of the "
+                "loop (one GEMM over all timesteps; each timestep multiplies only the "
+                "recurrent state)")
+        elif self.workload.recurrent_execution == "framework":
+            notes.append("executed graph: recurrent weight gradients accumulate per timestep "
+                         "(recurrent_execution: framework)")
+        if self.fused_accumulations:
+            notes.append(f"executed graph: {self.fused_accumulations} gradient accumulations "
+                         "run as GEMM epilogues (C += A@B, as cuBLAS/cuDNN do)")
+        if notes:
+            notes.append("FLOPs and bytes_accessed are the algorithmic (unfused) counts")
+        return tuple(notes)
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -118,9 +138,15 @@ def build(wl: WorkloadSpec) -> OpGraph:
 
 
 def fuse(wl: WorkloadSpec, graph: OpGraph) -> PreparedStep:
-    """The executed graph: gradient accumulations folded into GEMM epilogues."""
-    executed, n_fused = fuse_gemm_accumulate(graph)
-    return PreparedStep(workload=wl, graph=graph, executed=executed, fused_accumulations=n_fused)
+    """The executed graph (`fusion.execute`): recurrent weight gradients as one GEMM over all
+    timesteps and input GEMMs hoisted out of the loop (unless the workload asks for
+    framework-style execution), then the remaining gradient accumulations folded into GEMM
+    epilogues."""
+    executed, removed = execute(graph, wl.recurrent_execution)
+    return PreparedStep(workload=wl, graph=graph, executed=executed,
+                        fused_accumulations=removed["fused_accumulations"],
+                        stacked_weight_gradients=removed["stacked_weight_gradients"],
+                        hoisted_input_gemms=removed["hoisted_input_gemms"])
 
 
 def prepare(wl: WorkloadSpec, graph: OpGraph | None = None) -> PreparedStep:
@@ -201,7 +227,8 @@ def summarize(hw: HardwareSpec, prepared: PreparedStep, step: SimulatedStep,
               chips: int) -> Report:
     """The report: each op as replayed, whole-step numbers, and every note behind them."""
     executed = prepared.executed
-    ops = tuple(op_result(executed.ops[r.index], r) for r in step.ops)
+    ops = tuple(op_result(executed.ops[r.index], r, hw, step.mapping.mappings[r.index],
+                          step.mapping.dtype) for r in step.ops)
     summary = step_summary(hw, prepared, ops, step.step_time_s, chips)
     notes = step.notes + prepared.notes + _precision_notes(hw, prepared.workload.precision)
     wl = prepared.workload
@@ -239,12 +266,19 @@ def _shape(op: Op) -> str:
     return f"{op.flops:.3g} FLOP"
 
 
-def op_result(op: Op, run: OpRecord) -> OpResult:
-    """The report's record of one replayed op."""
-    return OpResult(name=op.name, kind=op.kind, phase=op.phase, shape=_shape(op), flops=op.flops,
-                    start_s=run.start_s, end_s=run.end_s, time_s=run.duration_s,
-                    bytes=dict(run.level_bytes), hit_rate=dict(run.hit_rate), bound=run.bound,
-                    units=run.units)
+def op_result(op: Op, run: OpRecord, hw: HardwareSpec | None = None, mp: Mapping | None = None,
+              dtype: str = "") -> OpResult:
+    """The report's record of one replayed op; with the chip and the op's mapping, a GEMM's
+    tile, loop order, split-K and padding waste too."""
+    result = OpResult(name=op.name, kind=op.kind, phase=op.phase, shape=_shape(op),
+                      flops=op.flops, start_s=run.start_s, end_s=run.end_s,
+                      time_s=run.duration_s, bytes=dict(run.level_bytes),
+                      hit_rate=dict(run.hit_rate), bound=run.bound, units=run.units)
+    if hw is not None and isinstance(mp, GemmMapping):
+        result = attrs.evolve(result, tile=f"{mp.tile_m}x{mp.tile_n}x{mp.tile_k}",
+                              loop_order="rows" if mp.loop_order == 0 else "columns",
+                              split_k=mp.split_k, padding_waste=padding_waste(hw, op, mp, dtype))
+    return result
 
 
 def _precision_notes(hw: HardwareSpec, dtype: str) -> tuple[str, ...]:

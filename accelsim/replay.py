@@ -301,7 +301,7 @@ def replay(hw: HardwareSpec, graph: OpGraph, timings: Sequence[OpTiming], *, chi
             if overhead > 0:
                 yield env.timeout(g * overhead)
             evs = [env.timeout(g * t.wave_compute_s)]
-            for name, nbytes in t.level_bytes.items():
+            for name, nbytes in t.transfer_bytes.items():
                 if nbytes > 0:
                     evs.append(servers[name].transfer(nbytes * g / waves,
                                                       t.level_bandwidth[name]))

@@ -40,6 +40,11 @@ class OpResult:
     hit_rate: dict[str, float]   # per cache level
     bound: str                   # 'compute', a level name, 'HBM', 'latency' or 'launch'
     units: int
+    # --- issue 9: the GEMM's mapping (empty / 1 / 0 for other ops) ---
+    tile: str = ""               # tile_m x tile_n x tile_k of the output tiles
+    loop_order: str = ""         # 'rows' (N swept inside M) or 'columns'
+    split_k: int = 1
+    padding_waste: float = 0.0   # fraction of tile work beyond the shape on the pipe's granule
 
     @property
     def achieved_flop_rate(self) -> float:
@@ -203,11 +208,13 @@ class Report:
         cache_levels = [lv for lv in levels if lv != MEMORY]
         columns = ["name", "kind", "phase", "shape", "flops", "start_s", "end_s", "time_s",
                    "achieved_flop_rate", "bound", "units",
+                   "tile", "loop_order", "split_k", "padding_waste",
                    *[f"bytes_{lv}" for lv in levels], *[f"hit_rate_{lv}" for lv in cache_levels],
                    *(["dynamic_energy_j"] if self.summary.energy_area_cost else [])]
         eac = self.summary.energy_area_cost
         rows = [[op.name, op.kind, op.phase, op.shape, op.flops, op.start_s, op.end_s,
                  op.time_s, op.achieved_flop_rate, op.bound, op.units,
+                 op.tile, op.loop_order, op.split_k, op.padding_waste,
                  *[op.bytes.get(lv, 0.0) for lv in levels],
                  *[op.hit_rate.get(lv, float("nan")) for lv in cache_levels],
                  *([eac.op_dynamic_energy_j[i]] if eac else [])]
@@ -421,18 +428,31 @@ class Report:
         ops = sorted(self.ops, key=lambda o: -o.time_s)[: top if top > 0 else None]
         title = (f"top {len(ops)} of {len(self.ops)} ops by time" if len(ops) < len(self.ops)
                  else f"all {len(ops)} ops")
-        head = (f"  {'op':<44} {'kind':<11} {'shape':<26} {'time':>9} {'TFLOP/s':>8} "
+        head = (f"  {'op':<44} {'kind':<11} {'shape':<26} {'mapping':<20} {'time':>9} "
+                f"{'TFLOP/s':>8} "
                 + " ".join(f"{lv + ' hit':>8}" for lv in cache_levels)
                 + " " + " ".join(f"{lv + ' B':>10}" for lv in levels) + f" {'bound':>8}")
         out = [f"{title} (--ops N to show more; --json/--csv for all):", head]
         for op in ops:
             out.append(
                 f"  {_clip(op.name, 44):<44} {op.kind:<11} {_clip(op.shape, 26):<26} "
-                f"{format_time(op.time_s):>9} {op.achieved_flop_rate / 1e12:>8.2f} "
+                f"{_clip(_mapping_text(op), 20):<20} {format_time(op.time_s):>9} {op.achieved_flop_rate / 1e12:>8.2f} "
                 + " ".join(f"{_pct(op.hit_rate.get(lv)):>8}" for lv in cache_levels)
                 + " " + " ".join(f"{format_bytes(op.bytes.get(lv, 0)):>10}" for lv in levels)
                 + f" {op.bound:>8}")
         return out
+
+
+def _mapping_text(op: OpResult) -> str:
+    """A GEMM's tile, loop order, split-K and padding waste in a few characters."""
+    if not op.tile:
+        return ""
+    text = f"{op.tile} {op.loop_order[:3]}"
+    if op.split_k > 1:
+        text += f" k/{op.split_k}"
+    if op.padding_waste >= 0.005:
+        text += f" pad{100 * op.padding_waste:.0f}%"
+    return text
 
 
 #: What each tensor role of the footprint holds (roles of `accelsim.graph.TENSOR_ROLES`).

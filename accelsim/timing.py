@@ -3,7 +3,13 @@
 Model (one structure for every op, so `replay` can reproduce it wave by wave):
 
     isolated_time_s = launch_s + latency_s + waves * (wave_overhead_s + max(wave_compute_s,
-                                                         max over levels of level_bytes / waves / bandwidth))
+                                                         max over levels of port_bytes / waves / bandwidth))
+
+`port_bytes` are a level's bytes less those a level below it delivers straight to the units
+(a level that `feeds_compute`, e.g. a large SRAM distributed next to the cores). Latencies are
+weighted by where the bytes come from (`first_byte_latency_s`): an op that hits in L2 does not
+wait for a farther SRAM. A GEMM's output-tile store overlaps the next wave (double-buffered
+epilogue), so only the last wave's store is exposed, in `latency_s`.
 
 A wave is one work item (GEMM tile, stream chunk) on each busy unit; within a wave compute
 overlaps the transfers through every level (double-buffered tiles), and the slowest resource
@@ -61,12 +67,20 @@ class OpTiming:
     level_bandwidth: dict[str, float]
     isolated_time_s: float
     bound: str
-    wave_overhead_s: float = 0.0  # per wave, not overlapped: first stage fill + output store
+    wave_overhead_s: float = 0.0  # per wave, not overlapped: first stage fill
     flops: float = 0.0
+    #: bytes crossing each level's port (`port_bytes`): `level_bytes` less what a level below
+    #: that feeds the compute units delivers beside it; None: equal to `level_bytes`
+    port_bytes: dict[str, float] | None = None
+
+    @property
+    def transfer_bytes(self) -> dict[str, float]:
+        """Bytes each level's bandwidth must carry (what `replay` transfers)."""
+        return self.level_bytes if self.port_bytes is None else self.port_bytes
 
     def wave_transfer_s(self, level: str) -> float:
-        """Time one wave spends moving its share of `level`'s bytes."""
-        return self.level_bytes[level] / max(self.waves, 1) / self.level_bandwidth[level]
+        """Time one wave spends moving its share of `level`'s bytes through its port."""
+        return self.transfer_bytes[level] / max(self.waves, 1) / self.level_bandwidth[level]
 
 
 # --- bytes -----------------------------------------------------------------------------------
@@ -190,19 +204,57 @@ def level_bandwidths(hw: HardwareSpec, units_used: int) -> dict[str, float]:
     return bw
 
 
-def first_byte_latency_s(hw: HardwareSpec) -> float:
-    """Latency of the first operand arriving from MEMORY (the memory latency is measured from the
-    unit, through the cache levels, so it already includes them)."""
-    return max([hw.memory.latency_s, *(c.latency_s for c in hw.caches)])
+def port_bytes(hw: HardwareSpec, level_bytes: dict[str, float]) -> dict[str, float]:
+    """Bytes crossing each level's port. A level's bytes are what the units (or the level
+    above) asked of it; when a level below `feeds_compute`, what that level delivers (its own
+    bytes, which include everything below it) reaches the units over its own bandwidth and
+    does not cross the ports of the levels between it and the units."""
+    out = dict(level_bytes)
+    for i, lvl in enumerate(hw.caches):
+        feeder = next((c for c in hw.caches[i + 1:] if c.feeds_compute), None)
+        if feeder is not None and lvl.name in out:
+            out[lvl.name] = max(0.0, out[lvl.name] - level_bytes.get(feeder.name, 0.0))
+    return out
 
 
-def _gemm_pipeline_latency_s(hw: HardwareSpec, op: Op, mp: GemmMapping) -> float:
+def source_latencies_s(hw: HardwareSpec) -> dict[str, float]:
+    """Load-to-use latency of a byte served by each level and by MEMORY: a level's own latency,
+    no less than the levels its requests pass through first (all levels above it, unless it
+    feeds the compute units directly); MEMORY's no less than the last level's."""
+    out: dict[str, float] = {}
+    above = 0.0
+    for lvl in hw.caches:
+        out[lvl.name] = lvl.latency_s if lvl.feeds_compute else max(lvl.latency_s, above)
+        above = max(above, out[lvl.name])
+    out[MEMORY] = max(hw.memory.latency_s, *(out.values())) if out else hw.memory.latency_s
+    return out
+
+
+def first_byte_latency_s(hw: HardwareSpec, level_bytes: dict[str, float] | None = None) -> float:
+    """Latency of an operand stage, weighted by where the op's bytes come from: each level
+    serves its bytes less those the next level supplied it, MEMORY its own bytes
+    (`source_latencies_s` per source). Without bytes (or none moved): the slowest source,
+    which is what a cold operand from MEMORY pays."""
+    lat = source_latencies_s(hw)
+    if level_bytes:
+        chain = [c.name for c in hw.caches] + [MEMORY]
+        served = {}
+        for a, b in zip(chain, chain[1:] + [None], strict=True):
+            below = level_bytes.get(b, 0.0) if b is not None else 0.0
+            served[a] = max(0.0, level_bytes.get(a, 0.0) - below)
+        total = sum(served.values())
+        if total > 0:
+            return sum(lat[name] * nbytes for name, nbytes in served.items()) / total
+    return max(lat.values())
+
+
+def _gemm_pipeline_latency_s(op: Op, mp: GemmMapping, latency_s: float) -> float:
     """Little's law on the tile's K loop: with `STAGES` operand buffers, at most STAGES - 1
     stages are in flight, so each K step waits at least latency / (STAGES - 1) for its data.
     Thin tiles with little compute per step are bound by this, not by bandwidth."""
     kc = math.ceil(max(op.k, 1) / mp.split_k)
     steps = math.ceil(kc / mp.tile_k)
-    return steps * first_byte_latency_s(hw) / max(1, STAGES - 1)
+    return steps * latency_s / max(1, STAGES - 1)
 
 
 #: Register tiles a GEMM tile is split into inside a unit: 128 threads for scalar FMA pipes,
@@ -240,9 +292,10 @@ def _gemm_wave_compute_s(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str) 
     return tile_flops / rate
 
 
-def _gemm_wave_overhead_s(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str) -> float:
-    """The part of a tile that does not overlap its main loop: waiting for the first operand
-    stage (first-byte latency) and storing the output tile through the unit's port."""
+def _gemm_tile_store_s(hw: HardwareSpec, mp: GemmMapping, dtype: str) -> float:
+    """Storing one output tile through the unit's port. A kernel whose unit runs several
+    tiles double-buffers the store: it overlaps the next tile's main loop, so only the last
+    wave's store is exposed (`op_timing`), once per op rather than once per wave."""
     cal = hw.calibration
     out_bytes = mp.tile_m * mp.tile_n * (accumulate_bytes(hw, dtype) if mp.split_k > 1
                                          else dtype_bytes(dtype))
@@ -250,7 +303,7 @@ def _gemm_wave_overhead_s(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str)
         port = hw.caches[0].bandwidth_bytes_per_s * cal.cache_bandwidth_efficiency
     else:
         port = hw.memory.bandwidth_bytes_per_s * cal.bandwidth_efficiency
-    return first_byte_latency_s(hw) + out_bytes / (port / hw.compute.units)
+    return out_bytes / (port / hw.compute.units)
 
 
 def op_timing(hw: HardwareSpec, op: Op, mapping: Mapping, traffic: Traffic,
@@ -259,26 +312,32 @@ def op_timing(hw: HardwareSpec, op: Op, mapping: Mapping, traffic: Traffic,
     cal = hw.calibration
     waves = max(1, mapping.waves)
     units_used = max(1, mapping.units_used)
+    bandwidth = level_bandwidths(hw, units_used)
+    level_bytes = {name: float(traffic.level_bytes.get(name, 0.0)) for name in bandwidth}
+    first_byte_s = first_byte_latency_s(hw, level_bytes)
+    store_s = 0.0
     if isinstance(mapping, GemmMapping):
         compute_s = _gemm_wave_compute_s(hw, op, mapping, dtype)
-        pipeline_s = _gemm_pipeline_latency_s(hw, op, mapping)
+        pipeline_s = _gemm_pipeline_latency_s(op, mapping, first_byte_s)
         # The K loop runs at the slower of its arithmetic and its operand round trips.
         wave_compute_s = max(compute_s, pipeline_s)
-        wave_overhead_s = _gemm_wave_overhead_s(hw, op, mapping, dtype)
+        # Each wave waits for its first operand stage; the output store of a wave overlaps
+        # the next wave (double-buffered epilogue), so only the last one is exposed.
+        wave_overhead_s = first_byte_s
+        store_s = _gemm_tile_store_s(hw, mapping, dtype)
     else:
         share = units_used / hw.compute.units
         rate = hw.compute.vector_flop_rate * cal.vector_efficiency * share
         wave_compute_s = compute_s = max(op.flops, 0.0) / waves / rate
         pipeline_s = 0.0
         wave_overhead_s = 0.0
-    bandwidth = level_bandwidths(hw, units_used)
-    level_bytes = {name: float(traffic.level_bytes.get(name, 0.0)) for name in bandwidth}
-    transfer = {name: level_bytes[name] / waves / bandwidth[name] for name in bandwidth}
+    ports = port_bytes(hw, level_bytes)
+    transfer = {name: ports[name] / waves / bandwidth[name] for name in bandwidth}
     wave_s = wave_overhead_s + max(wave_compute_s, *transfer.values())
     # Split-K partial sums are added by a second (reduction) kernel: one more launch.
     kernels = 2 if isinstance(mapping, GemmMapping) and mapping.split_k > 1 else 1
     launch_s = kernels * cal.launch_overhead_s
-    latency_s = first_byte_latency_s(hw)
+    latency_s = first_byte_s + store_s
     isolated_time_s = launch_s + latency_s + waves * wave_s
     # What paces the waves (arithmetic, K-loop round trips, a level's transfers), unless the
     # fixed costs outweigh all the waves together.
@@ -291,7 +350,8 @@ def op_timing(hw: HardwareSpec, op: Op, mapping: Mapping, traffic: Traffic,
     return OpTiming(launch_s=launch_s, latency_s=latency_s, waves=waves, units_used=units_used,
                     wave_compute_s=wave_compute_s, level_bytes=level_bytes,
                     level_bandwidth=bandwidth, isolated_time_s=isolated_time_s, bound=bound,
-                    wave_overhead_s=wave_overhead_s, flops=float(op.flops))
+                    wave_overhead_s=wave_overhead_s, flops=float(op.flops),
+                    port_bytes=ports if ports != level_bytes else None)
 
 
 def lower_bound_s(hw: HardwareSpec, op: Op, dtype: str, nbytes: float | None = None) -> float:
@@ -303,15 +363,19 @@ def lower_bound_s(hw: HardwareSpec, op: Op, dtype: str, nbytes: float | None = N
 
 
 # --- mapping choice ----------------------------------------------------------------------------
-def map_op(hw: HardwareSpec, op: Op, dtype: str, nbytes: float | None = None) -> Mapping:
+def map_op(hw: HardwareSpec, op: Op, dtype: str, nbytes: float | None = None,
+           resident_bytes: float = 0.0) -> Mapping:
     """The mapping of one op: for a GEMM the candidate (`mapping.gemm_candidates`) this model
     finds fastest under analytic traffic; for a streaming op, chunks over all units. `nbytes`
-    (bytes read plus written, e.g. `graph.op_bytes(op)`) sizes a streaming op."""
+    (bytes read plus written, e.g. `graph.op_bytes(op)`) sizes a streaming op;
+    `resident_bytes` are operand bytes already in the last cache level (`analytic_traffic`),
+    so candidates are scored on where their operands actually come from."""
     if op.kind != "gemm":
         return stream_mapping(hw, stream_bytes_estimate(op, dtype) if nbytes is None else nbytes)
     scored = []
     for cand in gemm_candidates(hw, op, dtype):
-        t = op_timing(hw, op, cand, analytic_traffic(hw, op, cand, dtype), dtype)
+        traffic = analytic_traffic(hw, op, cand, dtype, resident_bytes=resident_bytes)
+        t = op_timing(hw, op, cand, traffic, dtype)
         scored.append((t.isolated_time_s, t.level_bytes.get(MEMORY, 0.0), cand))
     fastest = min(s[0] for s in scored)
     # Among near-ties (within TIE_FRACTION), take the one moving fewest HBM bytes, then the
@@ -320,14 +384,37 @@ def map_op(hw: HardwareSpec, op: Op, dtype: str, nbytes: float | None = None) ->
     return min(near, key=lambda s: (s[1], -s[2].tile_m * s[2].tile_n, s[0]))[2]
 
 
+def resident_weight_bytes(hw: HardwareSpec, graph: OpGraph, op: Op, seen: set[int]) -> float:
+    """Weight bytes a GEMM reads that an earlier op of the step read already and that fit in
+    the last shared cache level: a recurrent layer's kernel at timestep t + 1 (what a large
+    SRAM keeps resident). The cache simulation decides the real traffic; this is what the
+    mapper assumes when it scores candidates."""
+    last = hw.caches[-1] if hw.caches else None
+    if op.kind != "gemm" or last is None or last.sharing != "shared":
+        return 0.0
+    eb = dtype_bytes(graph.tensors[op.inputs[1]].dtype) if len(op.inputs) > 1 else 0
+    operand = {0: op.m * op.k * eb, 1: op.k * op.n * eb}
+    out = 0.0
+    for i, t in enumerate(op.inputs[:2]):
+        tensor = graph.tensors[t]
+        if tensor.role == "weight" and t in seen and tensor.nbytes <= last.capacity_bytes:
+            out += min(tensor.nbytes, operand[i] * max(op.batch_count, 1))
+    return float(out)
+
+
 def map_graph(hw: HardwareSpec, graph: OpGraph, dtype: str) -> list[Mapping]:
-    """The mapping of every op, computed once per op signature (repeated timesteps are free)."""
+    """The mapping of every op, computed once per (op signature, resident bytes): repeated
+    timesteps are free. A GEMM whose weight an earlier op read and the last cache level holds
+    is scored with that weight resident (`resident_weight_bytes`)."""
     memo: dict[tuple, Mapping] = {}
+    seen: set[int] = set()
     out = []
     for op in graph.ops:
         nb = graph.op_bytes(op)
-        key = (op.signature, nb if op.kind != "gemm" else 0)
+        resident = resident_weight_bytes(hw, graph, op, seen)
+        key = (op.signature, nb if op.kind != "gemm" else 0, resident)
         if key not in memo:
-            memo[key] = map_op(hw, op, dtype, nbytes=nb)
+            memo[key] = map_op(hw, op, dtype, nbytes=nb, resident_bytes=resident)
         out.append(memo[key])
+        seen.update(op.inputs)
     return out

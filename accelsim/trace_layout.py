@@ -47,21 +47,55 @@ def allocate(graph: OpGraph, align_bytes: int) -> TensorLayout:
         for t in (*op.inputs, *op.outputs):
             last_use[t] = i
     fixed = [t.persistent or graph.producer(t.id) is None for t in tensors]
+    # Tensors an op uses as one buffer (`Op.contiguous`) share one range, reserved when the
+    # first of them is produced and freed after the last use of any.
+    group_of, offset = np.full(n, -1, np.int64), np.zeros(n, np.int64)
+    groups: list[tuple[int, ...]] = []
+    for op in graph.ops:
+        for stack in op.contiguous:
+            if group_of[stack[0]] >= 0:
+                continue
+            at = 0
+            for t in stack:
+                group_of[t], offset[t] = len(groups), at
+                at += size[t]
+            groups.append(stack)
+    group_base = np.full(len(groups), -1, np.int64)
+    group_size = [sum(size[t] for t in g) for g in groups]
+    group_last = [max(int(last_use[t]) for t in g) for g in groups]
+    group_fixed = [any(fixed[t] for t in g) for g in groups]
     top = 0
     for tensor in tensors:
         if fixed[tensor.id]:
-            base[tensor.id] = top
-            top += size[tensor.id]
+            g = int(group_of[tensor.id])
+            if g < 0:
+                base[tensor.id] = top
+                top += size[tensor.id]
+                continue
+            # a stack with a member this graph does not produce (a stage's received input)
+            # is placed with the fixed tensors, whole, and never freed
+            if group_base[g] < 0:
+                group_base[g] = top
+                top += group_size[g]
+            base[tensor.id] = group_base[g] + offset[tensor.id]
     free: dict[int, list[int]] = {}
     donated = np.zeros(n, bool)
     for i, op in enumerate(graph.ops):
         for t in op.outputs:
             if base[t] >= 0:
                 continue
+            g = int(group_of[t])
+            if g >= 0:
+                if group_base[g] < 0:
+                    pool = free.get(group_size[g])
+                    group_base[g] = pool.pop() if pool else top
+                    top = max(top, int(group_base[g]) + group_size[g])
+                base[t] = group_base[g] + offset[t]
+                continue
             if op.kind in INPLACE_KINDS or op.accumulate:
                 # a fused GEMM accumulates into its addend (inputs[2]), never into A or B
                 for s in (op.inputs[2:] if op.accumulate else op.inputs):
-                    if (not fixed[s] and not donated[s] and last_use[s] == i
+                    if (not fixed[s] and not donated[s] and last_use[s] == i and group_of[s] < 0
                             and size[s] == size[t] and s not in op.outputs and base[s] >= 0):
                         base[t] = base[s]
                         donated[s] = True
@@ -75,8 +109,12 @@ def allocate(graph: OpGraph, align_bytes: int) -> TensorLayout:
                 base[t] = top
                 top += size[t]
         for t in {*op.inputs, *op.outputs}:
-            if last_use[t] == i and not fixed[t] and not donated[t] and base[t] >= 0:
+            if (last_use[t] == i and not fixed[t] and not donated[t] and base[t] >= 0
+                    and group_of[t] < 0):
                 free.setdefault(size[t], []).append(int(base[t]))
+        for g in {int(group_of[t]) for t in (*op.inputs, *op.outputs) if group_of[t] >= 0}:
+            if group_last[g] == i and group_base[g] >= 0 and not group_fixed[g]:
+                free.setdefault(group_size[g], []).append(int(group_base[g]))
     return TensorLayout(bases=base, size_bytes=top)
 
 

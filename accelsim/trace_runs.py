@@ -77,6 +77,7 @@ def gemm_op_runs(graph: OpGraph, op: Op, mapping: GemmMapping, bases: np.ndarray
     a_id, b_id = op.inputs[0], op.inputs[1]
     c_id = op.outputs[0]
     a0, b0, c0 = int(bases[a_id]), int(bases[b_id]), int(bases[c_id])
+    b0 += op.b_row_offset * n * e  # a recurrent step reads the rows its hoisted GEMM did not
     addr, nbytes, is_write, unit = gemm_runs(m, n, k, tm, tn, tk, e, a0, b0, c0, op.trans_a,
                                              op.trans_b, order, units, tile_major)
     hit_blocks = hit_bytes = hit_lines = 0.0

@@ -28,6 +28,10 @@ RESERVED_LEVEL_NAMES = (MEMORY, COMPUTE, LINKS, LATENCY, LAUNCH)
 #: How the step goes through the caches: ``exact`` (line-granular), ``coalesced`` (blocks,
 #: steady-state reuse) or ``auto`` (exact when small enough). See docs/replay.md.
 MODES = ("auto", "exact", "coalesced")
+#: How a recurrent layer's weight gradient runs (workload `recurrent_execution`,
+#: `accelsim.fusion.execute`): ``library`` as cuDNN (one GEMM over all timesteps) or
+#: ``framework`` (one GEMM per timestep adding into the running sum).
+RECURRENT_EXECUTIONS = ("library", "framework")
 
 # --- cache level policies (hardware spec choices; `cache` maps them to kernel codes) ---------
 REPLACEMENT_POLICIES = ("lru", "fifo", "mru", "random", "plru", "lfu")
@@ -55,6 +59,6 @@ def dtype_bytes(dtype: str) -> int:
 
 __all__ = [
     "COMPUTE", "COMPUTE_DTYPES", "DTYPE_BYTES", "INCLUSION_POLICIES", "LATENCY", "LAUNCH", "LINKS",
-    "MEMORY", "MODES", "REPLACEMENT_POLICIES", "RESERVED_LEVEL_NAMES", "SHARING_POLICIES",
+    "MEMORY", "MODES", "RECURRENT_EXECUTIONS", "REPLACEMENT_POLICIES", "RESERVED_LEVEL_NAMES", "SHARING_POLICIES",
     "TOPOLOGIES", "WRITE_POLICIES", "dtype_bytes",
 ]

@@ -12,7 +12,7 @@ import attrs
 
 from accelsim.plan import ParallelPlan, plan_violation
 from accelsim.schema import Violation, field, rule
-from accelsim.vocabulary import COMPUTE_DTYPES, dtype_bytes
+from accelsim.vocabulary import COMPUTE_DTYPES, RECURRENT_EXECUTIONS, dtype_bytes
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 
@@ -64,6 +64,11 @@ class WorkloadSpec:
         """A tensor-parallel degree divides the sizes it splits."""
         return plan_violation(parallel, model) if parallel is not None else None
     # --- end parallel plans ----------------------------------------------------------------
+    # --- issue 9: how recurrent layers execute (accelsim.fusion.execute) ---
+    recurrent_execution: str = field(
+        default="library", choices=RECURRENT_EXECUTIONS,
+        doc="library: a recurrent weight's gradient is one GEMM over all timesteps (cuDNN); "
+            "framework: one GEMM per timestep adding into the running sum")
 
     @property
     def dtype_bytes(self) -> int:

@@ -145,7 +145,7 @@ def test_check_refuses_what_run_refuses(tiny, capsys):
     wl = str(REPO / "workloads" / "nmt_frontier.yaml")
     assert main(["check", "--mode", "exact", V100, wl]) == 2
     err = capsys.readouterr().err
-    assert f"{wl}:10:3: model: expected at most 1e+09 line accesses in --mode exact" in err
+    assert f"{wl}:12:3: model: expected at most 1e+09 line accesses in --mode exact" in err
     assert main(["check", V100, tiny]) == 0
     out = capsys.readouterr().out
     assert f"{tiny}: ok (workload 'nmt_tiny')" in out and f"on {V100}: " in out
