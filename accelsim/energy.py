@@ -57,18 +57,35 @@ def tag_bits(level: CacheLevelSpec) -> int:
 
 
 def level_energy_per_byte_j(level: CacheLevelSpec, tech: TechnologySpec) -> float:
-    """Energy per byte served by one cache level (CACTI-like scaling law, docs/energy.md).
+    """Energy per byte served by one cache level: one bank's access plus the wires to it.
 
-    The data array costs `sram_energy_pj_per_byte_at_1mib x (capacity / 1 MiB) ** exponent`
-    per byte (one instance's capacity: wires grow with the array); every access also reads the
-    tags of all ways of its set, amortized over the line's bytes.
+    A level no larger than `sram_bank_bytes` is one array: `sram_energy_pj_per_byte_at_1mib x
+    (capacity / 1 MiB) ** exponent` (the CACTI-like law, its own wires included). A larger
+    level is built of banks: an access reads ONE bank (the law at the bank's capacity) and
+    crosses the on-chip network to it, `wire_energy_pj_per_bit_per_mm x 8 bits x (sqrt(level
+    area) - sqrt(bank area)) / 2`: the mean X-Y distance from the centre of the square the
+    level occupies, less the bank's own, which the law already charges (so the two pieces meet
+    at one bank). Each access also reads the tags of all ways of its set, amortized over the
+    line, in its bank (docs/energy.md).
     """
     e_1mib = _required(tech, "sram_energy_pj_per_byte_at_1mib")
     exponent = _required(tech, "sram_energy_capacity_exponent")
-    data_pj = e_1mib * (level.capacity_bytes / MIB) ** exponent
+    bank_bytes = min(float(level.capacity_bytes), _required(tech, "sram_bank_bytes"))
     ways_read = level.ways or FULLY_ASSOCIATIVE_TAG_WAYS
     tag_fraction = ways_read * tag_bits(level) / (8 * level.line_bytes)
-    return data_pj * (1.0 + tag_fraction) * PJ
+    bank_pj = e_1mib * (bank_bytes / MIB) ** exponent * (1.0 + tag_fraction)
+    return (bank_pj + level_wire_energy_per_byte_pj(level, tech)) * PJ
+
+
+def level_wire_energy_per_byte_pj(level: CacheLevelSpec, tech: TechnologySpec) -> float:
+    """On-chip network energy (pJ) per byte from a level's centre to one of its banks (0 if one bank)."""
+    bank_bytes = _required(tech, "sram_bank_bytes")
+    if level.capacity_bytes <= bank_bytes:
+        return 0.0
+    level_mm2 = _level_area_mm2(level, 1, sram_area_mm2_per_mib(tech))
+    bank_mm2 = level_mm2 * bank_bytes / level.capacity_bytes
+    distance_mm = (math.sqrt(level_mm2) - math.sqrt(bank_mm2)) / 2.0
+    return _required(tech, "wire_energy_pj_per_bit_per_mm") * 8 * distance_mm
 
 
 def matrix_energy_per_flop_j(tech: TechnologySpec, dtype: str) -> tuple[float, str]:
@@ -290,8 +307,7 @@ def estimate(report: Report, hw: HardwareSpec, precision: str) -> EnergyAreaCost
         "node": tech.node,
         f"matrix {used}": f"{e_matrix / PJ:.3g} pJ/FLOP",
         "vector": f"{tech.vector_energy_pj_per_flop:.3g} pJ/FLOP",
-        **{f"{c.name} access": f"{level_energy_per_byte_j(c, tech) / PJ:.3g} pJ/B"
-           for c in hw.caches},
+        **{f"{c.name} access": _level_access_text(c, tech) for c in hw.caches},
         MEMORY: f"{tech.hbm_energy_pj_per_bit:g} pJ/bit",
         "links": f"{tech.link_energy_pj_per_bit:g} pJ/bit",
         "SRAM area": f"{sram_area_mm2_per_mib(tech):.3g} mm^2/MiB "
@@ -316,6 +332,16 @@ def estimate(report: Report, hw: HardwareSpec, precision: str) -> EnergyAreaCost
         chip_cost_usd=chip_cost, total_chip_cost_usd=chip_usd, run_cost_usd=run_cost,
         total_run_cost_usd=sum(run_cost.values()) if run_cost is not None else None,
         assumptions=assumptions)
+
+
+def _level_access_text(level: CacheLevelSpec, tech: TechnologySpec) -> str:
+    """E.g. '166 pJ/B (1 MiB bank + 161 pJ/B of wire)' for a banked level, '12.3 pJ/B' otherwise."""
+    total = f"{level_energy_per_byte_j(level, tech) / PJ:.3g} pJ/B"
+    wire = level_wire_energy_per_byte_pj(level, tech)
+    if wire == 0.0:
+        return total
+    bank_mib = _required(tech, "sram_bank_bytes") / MIB
+    return f"{total} ({bank_mib:g} MiB bank + {wire:.3g} pJ/B of wire)"
 
 
 def with_estimate(report: Report, hw: HardwareSpec, precision: str) -> Report:

@@ -454,6 +454,13 @@ class TechnologySpec:
     sram_energy_capacity_exponent: float | None = field(
         default=None, minimum=0.0, maximum=1.0,
         doc="how energy per access grows with array capacity (0.5: wire length ~ sqrt(area))")
+    sram_bank_bytes: int | None = field(
+        default=None, unit="bytes", minimum=1, maximum=2**50,
+        doc="capacity of one SRAM bank: a larger cache level is built of such banks, an access "
+            "reads one bank (the capacity law at this size) and crosses the on-chip network to it")
+    wire_energy_pj_per_bit_per_mm: float | None = field(
+        default=None, minimum=0.0,
+        doc="on-chip wire energy per bit moved one mm (pJ): the network between a level's banks")
     hbm_energy_pj_per_bit: float | None = field(
         default=None, minimum=0.0, doc="off-chip memory energy per bit moved (pJ)")
     link_energy_pj_per_bit: float | None = field(

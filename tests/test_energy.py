@@ -37,7 +37,9 @@ ROUND = TechnologySpec(
     node="12nm", matrix_energy_pj_per_flop={"fp32": 1.0}, vector_energy_pj_per_flop=2.0,
     sram_energy_pj_per_byte_at_1mib=2.0, sram_energy_capacity_exponent=0.5,
     hbm_energy_pj_per_bit=1.0, link_energy_pj_per_bit=1.0, logic_leakage_w_per_mm2=0.0,
-    sram_leakage_mw_per_mib=0.0, hbm_static_w_per_stack=1.0, hbm_stacks=1)
+    sram_leakage_mw_per_mib=0.0, hbm_static_w_per_stack=1.0, hbm_stacks=1,
+    sram_bank_bytes=4 * 2**20, wire_energy_pj_per_bit_per_mm=1.0, sram_bitcell_area_um2=0.1,
+    sram_array_efficiency=0.5)
 
 
 def _chip(technology: TechnologySpec | None = ROUND, **cache: object) -> HardwareSpec:
@@ -94,6 +96,65 @@ def test_energy_per_op_by_hand():
     # a run: 1000 steps on 4 chips
     assert e.run_energy_j == pytest.approx(e.total_step_energy_j * 4 * 1000)
     assert e.run_energy_kwh == pytest.approx(e.run_energy_j / 3.6e6)
+
+
+def test_banked_level_energy_by_hand():
+    # The same 4 MiB level built of 1 MiB banks: one bank's access, 2 pJ/B x sqrt(1) x the
+    # tags (28 bits of 512), plus 1 pJ/bit/mm x 8 bits x (sqrt(level) - sqrt(bank)) / 2 of
+    # wire. Level area: 4 MiB x (0.1 um^2 x 8 Mi / 0.5 = 1.6777216 mm^2/MiB) x (1 + 28/512)
+    # = 7.077888 mm^2, bank a quarter of it: (2.66043 - 1.33021) / 2 = 0.66511 mm.
+    hw = _chip(technology=attrs.evolve(ROUND, sram_bank_bytes=2**20))
+    level, tech = hw.caches[0], energy.technology(hw)
+    level_mm2 = 4 * 1.6777216 * (1 + 28 / 512)
+    assert level_mm2 == pytest.approx(7.077888, rel=1e-9)
+    wire_pj = 1.0 * 8 * (math.sqrt(level_mm2) - math.sqrt(level_mm2 / 4)) / 2
+    assert wire_pj == pytest.approx(5.32086, rel=1e-5)
+    assert energy.level_wire_energy_per_byte_pj(level, tech) == pytest.approx(wire_pj, rel=1e-12)
+    bank_pj = 2.0 * 1.0 * (1 + 28 / 512)
+    assert energy.level_energy_per_byte_j(level, tech) == pytest.approx(
+        (bank_pj + wire_pj) * 1e-12, rel=1e-12)
+    # at one bank (the 4 MiB default of ROUND) the wire term vanishes: the law alone, continuous
+    one = energy.technology(_chip())
+    assert energy.level_wire_energy_per_byte_pj(level, one) == 0.0
+
+
+def test_bank_as_big_as_the_level_recovers_the_capacity_law():
+    # bigcache's 64 GiB, 16-way, 128 B SRAM at 12 nm: 18-bit tags. As one 64 GiB bank it pays
+    # the extrapolated law, 3.51 x 65536^0.475 x (1 + 16 x 18 / 1024) = 873 pJ/B (the old
+    # model); built of 1 MiB banks, a bank's 4.50 pJ/B plus 0.158 pJ/bit/mm x 8 x 131 mm of
+    # wire (half the side of its 68,995 mm^2 square, less half a bank's): 170 pJ/B.
+    hw = _hw("bigcache")
+    sram, tech = hw.caches[1], energy.technology(hw)
+    assert energy.tag_bits(sram) == 18
+    monolithic = attrs.evolve(tech, sram_bank_bytes=sram.capacity_bytes)
+    law = 3.51 * 65536**0.475 * (1 + 16 * 18 / 1024)
+    assert law == pytest.approx(873, rel=1e-3)
+    assert energy.level_energy_per_byte_j(sram, monolithic) * 1e12 == pytest.approx(law, rel=1e-9)
+    assert tech.sram_bank_bytes == 2**20
+    side_mm = math.sqrt(energy.area_mm2(hw, tech)["SRAM"])
+    bank_side_mm = side_mm / 2**8  # 65536 banks: 256 to a side
+    banked = 3.51 * (1 + 16 * 18 / 1024) + 0.158 * 8 * (side_mm - bank_side_mm) / 2
+    assert banked == pytest.approx(170, rel=0.01)
+    assert energy.level_energy_per_byte_j(sram, tech) * 1e12 == pytest.approx(banked, rel=1e-9)
+
+
+@settings(max_examples=80, deadline=None)
+@given(node=st.sampled_from(["45nm", "28nm", "16nm", "12nm", "7nm", "5nm", "4nm"]),
+       ways=st.sampled_from([0, 1, 2, 4, 8, 16]), line=st.sampled_from([64, 128, 256]),
+       sets_log2=st.integers(0, 28), grow_log2=st.integers(1, 8),
+       bank_log2=st.integers(14, 30))
+def test_energy_per_byte_never_decreases_with_capacity(node, ways, line, sets_log2, grow_log2,
+                                                       bank_log2):
+    # Levels of every bank size, node and common geometry (up to 16 ways, lines >= 64 B;
+    # docs/energy.md says why much shorter lines with more ways can dip just above one bank).
+    tech = attrs.evolve(spec.node_defaults(node), sram_bank_bytes=2**bank_log2)
+
+    def per_byte(log2_sets: int) -> float:
+        level = CacheLevelSpec(name="L", capacity_bytes=line * max(ways, 1) * 2**log2_sets,
+                               line_bytes=line, ways=ways, bandwidth_bytes_per_s=1e12)
+        return energy.level_energy_per_byte_j(level, tech)
+
+    assert per_byte(sets_log2 + grow_log2) >= per_byte(sets_log2)
 
 
 def test_energy_is_the_sum_of_its_components_on_a_simulation(tiny):
