@@ -45,7 +45,8 @@ def simulate(hw: HardwareSpec, wl: WorkloadSpec, *, chips: int = 1, mode: str = 
     if overfull and not force:  # capacity enforced: reported with its shortfall, not timed
         from accelsim.parallel import simulate_plan
 
-        return simulate_plan(hw, wl, ParallelPlan(data=1), mode=mode, graph=prepared.graph)
+        return pipeline.estimate_cost(hw, wl, simulate_plan(hw, wl, ParallelPlan(data=1), mode=mode,
+                                                            graph=prepared.graph))
     # --- end parallel plans ----------------------------------------------------------------
     report = pipeline.run_prepared(hw, prepared, chips=chips, mode=mode)
     if overfull:  # forced past the capacity check

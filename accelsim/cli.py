@@ -99,9 +99,9 @@ def _simulate(hw, wl, args: argparse.Namespace, hw_path: str, wl_path: str):
         graph = check_arguments(hw, wl, chips=args.chips, mode=args.mode, limits=_limits(args))
         plan = getattr(args, "plan", None)
         if plan is None and args.chips > 1 and wl.parallel is None:
-            from accelsim import planner
+            from accelsim import pipeline, planner
 
-            return planner.best(hw, wl, args.chips, mode=args.mode)
+            return pipeline.estimate_cost(hw, wl, planner.best(hw, wl, args.chips, mode=args.mode))
         if plan is not None and plan.endswith((".yaml", ".yml")):
             from accelsim import spec
 

@@ -277,11 +277,15 @@ def estimate(report: Report, hw: HardwareSpec, precision: str) -> EnergyAreaCost
     for parts in per_op:
         for k, v in parts.items():
             energy[k] = energy.get(k, 0.0) + v
-    energy["links"] = link_bytes(report, precision) * _required(tech, "link_energy_pj_per_bit") * 8 * PJ
     static = static_power_w(hw, tech)
-    energy["static"] = sum(static.values()) * s.step_time_s
-    total = sum(energy.values())
-    power = total / s.step_time_s if s.step_time_s > 0 else 0.0
+    if math.isfinite(s.step_time_s):
+        energy["links"] = (link_bytes(report, precision) * _required(tech, "link_energy_pj_per_bit")
+                           * 8 * PJ)
+        energy["static"] = sum(static.values()) * s.step_time_s
+        total = sum(energy.values())
+        power = total / s.step_time_s if s.step_time_s > 0 else 0.0
+    else:  # a step that does not fit and was not timed: area and chip cost only
+        total = power = math.nan
 
     area = area_mm2(hw, tech)
     die = sum(area.values())

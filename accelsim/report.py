@@ -339,8 +339,10 @@ class Report:
         if self.parallel is not None and not self.parallel.timed:
             return "\n".join([f"accelsim: {self.workload} on {self.hardware} x {_chips(s.chips)} "
                               f"(plan {self.parallel.plan})", f"verdict: {self.verdict()}", "",
-                              *parallel_text(self), "", "notes:",
-                              *[f"  - {n}" for n in self.notes]])
+                              *parallel_text(self),
+                              *(["", *s.energy_area_cost.text_lines()]
+                                if s.energy_area_cost is not None else []),
+                              "", "notes:", *[f"  - {n}" for n in self.notes]])
         unit = s.sample_unit.replace("_", " ")
         lines = [f"accelsim: {self.workload} on {self.hardware}"
                  + (f" x {_chips(s.chips)} (plan {self.parallel.plan})" if self.parallel else
@@ -684,12 +686,17 @@ class EnergyAreaCost:
 
     def text_lines(self) -> list[str]:
         """The energy, area and cost block of the text report, assumptions last."""
-        rows = [("energy per step (one chip)",
-                 f"{_joules(self.total_step_energy_j)}  ("
-                 + ", ".join(f"{k} {_joules(v)}" for k, v in self.step_energy_j.items() if v)
-                 + ")"),
-                ("average power (one chip)", f"{self.average_power_w:.4g} W  (static "
-                 f"{sum(self.static_power_w.values()):.3g} W)")]
+        static_w = sum(self.static_power_w.values())
+        if math.isfinite(self.total_step_energy_j):
+            rows = [("energy per step (one chip)",
+                     f"{_joules(self.total_step_energy_j)}  ("
+                     + ", ".join(f"{k} {_joules(v)}" for k, v in self.step_energy_j.items() if v)
+                     + ")"),
+                    ("average power (one chip)", f"{self.average_power_w:.4g} W  (static "
+                     f"{static_w:.3g} W)")]
+        else:  # not timed: no step energy; the chip's static power and its silicon still are
+            rows = [("energy per step (one chip)", "- (the step was not timed)"),
+                    ("static power (one chip)", f"{static_w:.3g} W")]
         if self.run_energy_j is not None and self.run_energy_kwh is not None:
             rows.append(("energy per training run", f"{self.run_energy_j:.4g} J = "
                          f"{self.run_energy_kwh:.4g} kWh (all chips)"))
@@ -711,6 +718,8 @@ class EnergyAreaCost:
 
 
 def _joules(j: float) -> str:
+    if not math.isfinite(j):
+        return "-"
     for scale, unit in ((1e6, "MJ"), (1e3, "kJ"), (1.0, "J"), (1e-3, "mJ"), (1e-6, "uJ")):
         if abs(j) >= scale:
             return f"{j / scale:.4g} {unit}"
@@ -728,7 +737,8 @@ def energy_comparison_rows(reports: Sequence[Report]) -> list[tuple[str, list[st
 
     return [
         row("energy per step", lambda c: _joules(c.total_step_energy_j)),
-        row("average power", lambda c: f"{c.average_power_w:.4g} W"),
+        row("average power", lambda c: f"{c.average_power_w:.4g} W"
+            if math.isfinite(c.average_power_w) else "-"),
         row("energy per run", lambda c: f"{c.run_energy_kwh:.4g} kWh"
             if c.run_energy_kwh is not None else "-"),
         row("die area", lambda c: f"{c.die_area_mm2:,.0f} mm^2"),
