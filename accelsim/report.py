@@ -24,27 +24,52 @@ from accelsim.vocabulary import MEMORY
 SCHEMA_VERSION = 2  # 2: summary.energy_area_cost (issue 14); `parallel` (plans, per-stage capacity, communication; issue 8)
 
 
+def _doc(meaning: str, unit: str = "") -> dict[str, str]:
+    """A report field's meaning and unit, kept on the field (attrs metadata) so that
+    docs/report-schema.md is generated from the classes (docs/gen_report_schema.py)."""
+    return {"doc": meaning, "unit": unit}
+
+
 @attrs.frozen(kw_only=True)
 class OpResult:
     """One op of the step as replayed on the chip."""
 
-    name: str
-    kind: str
-    phase: str
-    shape: str
-    flops: float
-    start_s: float
-    end_s: float
-    time_s: float                # end_s - start_s: contended, as replayed (not isolated)
-    bytes: dict[str, float]      # bytes moved through each cache level and "HBM"
-    hit_rate: dict[str, float]   # per cache level
-    bound: str                   # 'compute', a level name, 'HBM', 'latency' or 'launch'
-    units: int
+    name: str = attrs.field(metadata=_doc("op name (layer/timestep/function)"))
+    kind: str = attrs.field(
+        metadata=_doc("`gemm`, `elementwise`, `reduce`, `softmax`, `data`, `update`"))
+    phase: str = attrs.field(metadata=_doc("`forward`, `backward`, `update`"))
+    shape: str = attrs.field(
+        metadata=_doc("`[MxK]@[KxN]` for GEMMs (prefixed `Bx` when batched, suffixed `+C` when "
+                      "the epilogue accumulates into C), FLOPs otherwise"))
+    flops: float = attrs.field(metadata=_doc("algorithmic FLOPs", "FLOP"))
+    start_s: float = attrs.field(metadata=_doc("replayed start", "s"))
+    end_s: float = attrs.field(metadata=_doc("replayed end", "s"))
+    time_s: float = attrs.field(
+        metadata=_doc("replayed duration (`time_s = end_s - start_s`: the op's time in the step, "
+                      "slowed by the ops it shares levels, HBM and units with; not its isolated "
+                      "time, which is internal: `OpTiming.isolated_time_s`)", "s"))
+    bytes: dict[str, float] = attrs.field(
+        metadata=_doc("bytes moved through each cache level and `HBM`", "{level: bytes}"))
+    hit_rate: dict[str, float] = attrs.field(
+        metadata=_doc("hits / accesses per cache level (null when the op made none)",
+                      "{level: fraction}"))
+    bound: str = attrs.field(
+        metadata=_doc("what bounds the op: `compute`, a cache level, `HBM`, `latency` or `launch`"))
+    units: int = attrs.field(metadata=_doc("compute units the op occupied", "count"))
     # --- issue 9: the GEMM's mapping (empty / 1 / 0 for other ops) ---
-    tile: str = ""               # tile_m x tile_n x tile_k of the output tiles
-    loop_order: str = ""         # 'rows' (N swept inside M) or 'columns'
-    split_k: int = 1
-    padding_waste: float = 0.0   # fraction of tile work beyond the shape on the pipe's granule
+    tile: str = attrs.field(
+        default="", metadata=_doc("GEMMs: the mapping's output tile and K stage, `tile_m x "
+                                  "tile_n x tile_k` (empty for other ops)"))
+    loop_order: str = attrs.field(
+        default="", metadata=_doc("GEMMs: `rows` (output tiles walked row by row, N swept inside "
+                                  "M) or `columns`"))
+    split_k: int = attrs.field(
+        default=1, metadata=_doc("GEMMs: K slices computed in parallel and reduced by a second "
+                                 "kernel (1: none)", "count"))
+    padding_waste: float = attrs.field(
+        default=0.0, metadata=_doc("GEMMs: share of the tile work that pads beyond the shape "
+                                   "rounded up to the pipe's granule (`min_tile`): oversized "
+                                   "edge tiles and K padded to the stage depth", "fraction"))
 
     @property
     def achieved_flop_rate(self) -> float:
@@ -56,30 +81,67 @@ class OpResult:
 class Summary:
     """Whole-step results: time, utilization, memory system, footprint, time to train."""
 
-    params: int
-    flops: float                       # algorithmic FLOPs per step (per chip)
-    bytes_accessed: float              # algorithmic bytes per step (sum of op inputs+outputs)
-    step_time_s: float
-    peak_flop_rate: float
-    flop_utilization: float            # flops / (step_time * peak)
-    hit_rate: dict[str, float]         # per cache level, over the whole step
-    level_bytes: dict[str, float]      # bytes per level over the whole step, "HBM" included
-    bound_time_s: dict[str, float]     # op time by what bounds it
-    footprint_bytes: int               # minimal footprint (peak live bytes)
-    footprint_by_role: dict[str, int]  # what the peak is made of
-    algorithmic_footprint_bytes: int   # the paper's minimal footprint of the unfused graph
-    capacity_bytes: int
-    shortfall_bytes: int               # max(0, footprint - capacity)
-    chips_needed: int                  # chips whose memory together holds the footprint
-    chips: int                         # data-parallel chips simulated
-    samples_per_step: float            # dataset units per step on all chips
-    steps_per_epoch: float | None
-    epoch_time_s: float | None
-    energy_area_cost: EnergyAreaCost | None = None  # accelsim.energy; None without `technology`
+    params: int = attrs.field(metadata=_doc("trainable parameters", "count"))
+    flops: float = attrs.field(
+        metadata=_doc("algorithmic FLOPs of one step on one chip (forward + backward + update)",
+                      "FLOP"))
+    bytes_accessed: float = attrs.field(
+        metadata=_doc("algorithmic bytes of one step: each op's inputs plus outputs (the paper's "
+                      "definition)", "bytes"))
+    step_time_s: float = attrs.field(
+        metadata=_doc("simulated time of one step (end of the last op), all-reduce included when "
+                      "`chips` > 1", "s"))
+    peak_flop_rate: float = attrs.field(
+        metadata=_doc("the chip's peak matrix rate for the workload's precision", "FLOP/s"))
+    flop_utilization: float = attrs.field(
+        metadata=_doc("`flops / (step_time_s * peak_flop_rate)`", "fraction"))
+    hit_rate: dict[str, float] = attrs.field(
+        metadata=_doc("each level's hit rate over the step: per-op hit rates weighted by the "
+                      "bytes each op asked of the level (so exact and coalesced runs compare)",
+                      "{level: fraction}"))
+    level_bytes: dict[str, float] = attrs.field(
+        metadata=_doc("bytes moved through each cache level and `HBM` over the step",
+                      "{level: bytes}"))
+    bound_time_s: dict[str, float] = attrs.field(
+        metadata=_doc("summed op time by what bounds each op (`compute`, a level, `HBM`, "
+                      "`latency`, `launch`)", "{bound: s}"))
+    footprint_bytes: int = attrs.field(
+        metadata=_doc("minimal memory footprint of the executed graph (gradient accumulation "
+                      "fused into GEMMs): peak live bytes in a topological walk", "bytes"))
+    footprint_by_role: dict[str, int] = attrs.field(
+        metadata=_doc("what the peak is made of (weight, weight_gradient, activation, gradient, "
+                      "optimizer_state, input)", "{role: bytes}"))
+    algorithmic_footprint_bytes: int = attrs.field(
+        metadata=_doc("the paper's minimal footprint of the algorithmic (unfused) graph", "bytes"))
+    capacity_bytes: int = attrs.field(metadata=_doc("the chip's memory capacity", "bytes"))
+    shortfall_bytes: int = attrs.field(
+        metadata=_doc("`max(0, footprint_bytes - capacity_bytes)`", "bytes"))
+    chips_needed: int = attrs.field(
+        metadata=_doc("`ceil(footprint_bytes / capacity_bytes)`: chips whose memory together "
+                      "holds the footprint", "count"))
+    chips: int = attrs.field(metadata=_doc("data-parallel chips simulated", "count"))
+    samples_per_step: float = attrs.field(
+        metadata=_doc("samples consumed per step on all chips", "dataset units"))
+    steps_per_epoch: float | None = attrs.field(
+        metadata=_doc("dataset size / samples per step (null without a `dataset`)", "count"))
+    epoch_time_s: float | None = attrs.field(metadata=_doc("`steps_per_epoch * step_time_s`", "s"))
+    energy_area_cost: EnergyAreaCost | None = attrs.field(
+        default=None, metadata=_doc("energy, area and cost of one chip of the design "
+                                    "([below](#summaryenergy_area_cost)); null when the hardware "
+                                    "spec has no `technology` section", "object"))
     # --- the chip's limits and the dataset's unit, for views (plots, timeline, text) ---
-    compute_units: int = 0             # compute units of one chip (0: not recorded)
-    level_bandwidth_bytes_per_s: dict[str, float] = attrs.field(factory=dict)  # achievable, all units
-    sample_unit: str = "samples"       # what one sample is (the dataset's unit: word-pieces, images)
+    compute_units: int = attrs.field(
+        default=0, metadata=_doc("compute units of one chip (the views' 100 % of units busy; 0: "
+                                 "not recorded)", "count"))
+    level_bandwidth_bytes_per_s: dict[str, float] = attrs.field(
+        factory=dict, metadata=_doc("achievable bandwidth of each cache level and `HBM` with all "
+                                    "units busy (calibration efficiencies applied): the "
+                                    "roofline's ceilings and the timeline's 100 %",
+                                    "{level: bytes/s}"))
+    sample_unit: str = attrs.field(
+        default="samples", metadata=_doc("what one sample is: the workload's `dataset.unit` "
+                                         "(`word-pieces`, `characters`, `images`), `samples` "
+                                         "without a dataset"))
 
 
 # --- parallel plans (issue 8) ----------------------------------------------------------------
@@ -87,47 +149,68 @@ class Summary:
 class StageSummary:
     """One pipeline stage of a plan: what each of its chips holds and does."""
 
-    index: int
-    layers: tuple[str, ...]
-    chips: int                          # chips running this stage's graph (data x tensor)
-    footprint_bytes: int                # peak live bytes + communication buffers, one chip
-    footprint_by_role: dict[str, int]   # weight, weight_gradient, optimizer_state, ..., comm_buffer
-    capacity_bytes: int
-    shortfall_bytes: int
-    flops: float                        # one chip's FLOPs per step
-    compute_time_s: float               # one chip's busy time (its ops and tensor collectives)
-    flop_utilization: float             # flops / (step time x peak)
-    comm_time_s: float                  # its collectives and sends, each alone on the links
-    host_bytes: int = 0                 # offloaded to host memory (plan `offload`)
-    host_transfer_s: float = 0.0        # host-link time per step for the offloaded bytes
+    index: int = attrs.field(metadata=_doc("the stage's position in the pipeline, from 0", "count"))
+    layers: tuple[str, ...] = attrs.field(metadata=_doc("the layers the stage runs", "[text]"))
+    chips: int = attrs.field(
+        metadata=_doc("chips running this stage's graph (data x tensor)", "count"))
+    footprint_bytes: int = attrs.field(
+        metadata=_doc("peak live bytes plus communication buffers, one chip", "bytes"))
+    footprint_by_role: dict[str, int] = attrs.field(
+        metadata=_doc("what the peak is made of: roles as in `summary.footprint_by_role` plus "
+                      "`comm_buffer`", "{role: bytes}"))
+    capacity_bytes: int = attrs.field(metadata=_doc("the chip's memory capacity", "bytes"))
+    shortfall_bytes: int = attrs.field(
+        metadata=_doc("`max(0, footprint_bytes - capacity_bytes)`", "bytes"))
+    flops: float = attrs.field(metadata=_doc("one chip's FLOPs per step", "FLOP"))
+    compute_time_s: float = attrs.field(
+        metadata=_doc("one chip's busy time: its ops and tensor collectives", "s"))
+    flop_utilization: float = attrs.field(metadata=_doc("`flops / (step x peak)`", "fraction"))
+    comm_time_s: float = attrs.field(
+        metadata=_doc("its collectives and sends, each alone on the links", "s"))
+    host_bytes: int = attrs.field(
+        default=0, metadata=_doc("kept in host memory by the plan's `offload`", "bytes"))
+    host_transfer_s: float = attrs.field(
+        default=0.0, metadata=_doc("host-link time per step for the offloaded bytes", "s"))
 
 
 @attrs.frozen(kw_only=True)
 class ParallelSummary:
     """A parallel plan's verdict, per-stage memory and time, and its communication."""
 
-    plan: str                           # e.g. 'dp=512 pp=4 tp=1 +shard'
-    data: int
-    pipeline: int
-    tensor: int
-    shard_embedding: bool
-    schedule: str                       # timestep, gpipe, 1f1b
-    chunks: int                         # timesteps or microbatches pipelined
-    chips: int
-    fits: bool
-    timed: bool                         # False: infeasible and not forced, no times below
-    forced: bool                        # timed although it does not fit (--force)
-    verdict: str
-    stages: tuple[StageSummary, ...]
-    bubble_fraction: float              # idle share of stage time from filling/draining
-    comm_time_s: float                  # busiest chip's communication, each alone on the links
-    exposed_comm_s: float               # step time the communication adds
-    hidden_comm_s: float                # communication overlapped with compute
-    total_flops: float                  # over every chip
-    reference_flops: float              # one chip running the global batch
-    overhead_flops: float               # total - reference: what the split adds
-    time_to_train_s: float | None       # one epoch
-# --- end parallel plans ----------------------------------------------------------------------
+    plan: str = attrs.field(metadata=_doc("e.g. `dp=512 pp=4 tp=1 +shard`"))
+    data: int = attrs.field(metadata=_doc("the plan's data-parallel degree", "count"))
+    pipeline: int = attrs.field(metadata=_doc("the plan's pipeline degree (stages)", "count"))
+    tensor: int = attrs.field(metadata=_doc("the plan's tensor-parallel degree", "count"))
+    shard_embedding: bool = attrs.field(
+        metadata=_doc("embedding rows split over the chips of a replica"))
+    schedule: str = attrs.field(metadata=_doc("`timestep`, `gpipe` or `1f1b`"))
+    chunks: int = attrs.field(
+        metadata=_doc("timesteps or microbatches pipelined through the stages", "count"))
+    chips: int = attrs.field(metadata=_doc("data x pipeline x tensor", "count"))
+    fits: bool = attrs.field(metadata=_doc("every stage's footprint within the chip's memory"))
+    timed: bool = attrs.field(metadata=_doc("false: it does not fit and was not forced; no times"))
+    forced: bool = attrs.field(metadata=_doc("timed although it does not fit (`--force`)"))
+    verdict: str = attrs.field(
+        metadata=_doc("the first line of the text report: fits / does not fit, plan, time to "
+                      "train or shortfall"))
+    stages: tuple[StageSummary, ...] = attrs.field(
+        metadata=_doc("per pipeline stage ([`parallel.stages[]`](#parallelstages))", "[object]"))
+    bubble_fraction: float = attrs.field(
+        metadata=_doc("share of stage-time idle while the pipeline fills and drains", "fraction"))
+    comm_time_s: float = attrs.field(
+        metadata=_doc("the busiest chip's communication per step, each collective alone on the "
+                      "links", "s"))
+    exposed_comm_s: float = attrs.field(
+        metadata=_doc("what communication adds to the step (the step minus the step with free "
+                      "communication)", "s"))
+    hidden_comm_s: float = attrs.field(
+        metadata=_doc("`comm_time_s - exposed_comm_s`: overlapped with compute", "s"))
+    total_flops: float = attrs.field(metadata=_doc("over every chip", "FLOP"))
+    reference_flops: float = attrs.field(
+        metadata=_doc("one chip running the global batch (its graph)", "FLOP"))
+    overhead_flops: float = attrs.field(
+        metadata=_doc("`total_flops - reference_flops`: what the split adds", "FLOP"))
+    time_to_train_s: float | None = attrs.field(metadata=_doc("one epoch under the plan", "s"))
 
 
 @attrs.frozen(kw_only=True)
@@ -137,12 +220,18 @@ class Report:
     `to_json()`, `to_csv()`, `to_timeline()`, `to_dataframe()`, `summary_frame()`, and an HTML
     summary in notebooks."""
 
-    hardware: str
-    workload: str
-    ops: tuple[OpResult, ...]
-    summary: Summary
-    notes: tuple[str, ...] = ()        # shortcuts and assumptions the numbers rest on
-    parallel: ParallelSummary | None = None  # the plan, its capacity verdict and communication
+    hardware: str = attrs.field(metadata=_doc("`HardwareSpec.name`"))
+    workload: str = attrs.field(metadata=_doc("`WorkloadSpec.name`"))
+    ops: tuple[OpResult, ...] = attrs.field(
+        metadata=_doc("every op of the step, in program order ([`ops[]`](#ops))", "[object]"))
+    summary: Summary = attrs.field(
+        metadata=_doc("the whole step ([`summary`](#summary))", "object"))
+    notes: tuple[str, ...] = attrs.field(
+        default=(), metadata=_doc("shortcuts and assumptions the numbers rest on", "[text]"))
+    parallel: ParallelSummary | None = attrs.field(
+        default=None, metadata=_doc("the plan, its capacity verdict and communication "
+                                    "([`parallel`](#parallel)); null for a single chip without a "
+                                    "plan", "object"))
 
     # --- data views ------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -661,28 +750,44 @@ class EnergyAreaCost:
     spec's `technology` section; `assumptions` lists every constant used, as printed.
     """
 
-    node: str
-    step_energy_j: dict[str, float]        # one chip, one step, by component
-    total_step_energy_j: float
-    static_power_w: dict[str, float]       # leakage and background power by component
-    average_power_w: float                 # total_step_energy_j / step_time_s
-    op_dynamic_energy_j: tuple[float, ...]  # per op of the report, static power excluded
-    run_time_s: float | None               # training_epochs x epoch time (null: no dataset)
-    run_energy_j: float | None             # all chips, whole run
-    run_energy_kwh: float | None
-    area_mm2: dict[str, float]             # die area by component
-    die_area_mm2: float
-    buildability: str                      # 'single die', 'multi-die' or 'wafer scale'
-    dies: int                              # dies per chip (1 for a single die or a wafer)
-    wafers: int                            # wafers per chip (wafer scale only, else 0)
-    area_arithmetic: tuple[str, ...]       # the verdict's arithmetic, as printed
-    dies_per_wafer: float | None           # gross dies per wafer (None for wafer scale)
-    die_yield: float | None                # Murphy yield of one die (None for wafer scale)
-    chip_cost_usd: dict[str, float]        # silicon and memory of one chip
-    total_chip_cost_usd: float
-    run_cost_usd: dict[str, float] | None  # amortized chips and energy of one training run
-    total_run_cost_usd: float | None
-    assumptions: dict[str, str]            # name -> value with unit and source
+    node: str = attrs.field(
+        metadata=_doc("process node (a row of `accelsim/data/technology_nodes.yaml`)"))
+    step_energy_j: dict[str, float] = attrs.field(
+        metadata=_doc("one chip, one step: `matrix`, `vector`, each cache level, `HBM`, `links`, "
+                      "`static`", "{component: J}"))
+    total_step_energy_j: float = attrs.field(metadata=_doc("sum of `step_energy_j`", "J"))
+    static_power_w: dict[str, float] = attrs.field(
+        metadata=_doc("leakage and background power: `logic`, `SRAM`, `HBM`", "{component: W}"))
+    average_power_w: float = attrs.field(metadata=_doc("`total_step_energy_j / step_time_s`", "W"))
+    op_dynamic_energy_j: tuple[float, ...] = attrs.field(
+        metadata=_doc("each op's dynamic energy (static excluded), in the order of `ops`", "[J]"))
+    run_time_s: float | None = attrs.field(
+        metadata=_doc("`training_epochs` x `epoch_time_s` (null without a dataset)", "s"))
+    run_energy_j: float | None = attrs.field(metadata=_doc("all chips, whole training run", "J"))
+    run_energy_kwh: float | None = attrs.field(
+        metadata=_doc("all chips, whole training run", "kWh"))
+    area_mm2: dict[str, float] = attrs.field(
+        metadata=_doc("die area: `compute logic`, `unit SRAM`, each cache level, `HBM PHY`, "
+                      "`link PHY`", "{component: mm^2}"))
+    die_area_mm2: float = attrs.field(metadata=_doc("sum of `area_mm2`", "mm^2"))
+    buildability: str = attrs.field(metadata=_doc("`single die`, `multi-die` or `wafer scale`"))
+    dies: int = attrs.field(metadata=_doc("dies per chip (1 unless multi-die)", "count"))
+    wafers: int = attrs.field(metadata=_doc("wafers per chip (wafer scale only, else 0)", "count"))
+    area_arithmetic: tuple[str, ...] = attrs.field(
+        metadata=_doc("the verdict's and the silicon cost's arithmetic, as printed", "[text]"))
+    dies_per_wafer: float | None = attrs.field(
+        metadata=_doc("gross dies per wafer (null for wafer scale)", "count"))
+    die_yield: float | None = attrs.field(
+        metadata=_doc("Murphy yield of one die (null for wafer scale)", "fraction"))
+    chip_cost_usd: dict[str, float] = attrs.field(
+        metadata=_doc("`silicon` and `memory` of one chip", "{part: USD}"))
+    total_chip_cost_usd: float = attrs.field(metadata=_doc("sum of `chip_cost_usd`", "USD"))
+    run_cost_usd: dict[str, float] | None = attrs.field(
+        metadata=_doc("one training run: `chips` (amortized chip time) and `energy`",
+                      "{part: USD}"))
+    total_run_cost_usd: float | None = attrs.field(metadata=_doc("cost per trained model", "USD"))
+    assumptions: dict[str, str] = attrs.field(
+        metadata=_doc("every constant used, with its unit, as printed", "{name: text}"))
 
     def text_lines(self) -> list[str]:
         """The energy, area and cost block of the text report, assumptions last."""
