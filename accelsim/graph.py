@@ -227,6 +227,20 @@ class OpGraph:
                 "minimal_footprint_bytes": self.minimal_footprint_bytes(),
                 "total_footprint_bytes": self.total_footprint_bytes}
 
+    def weight_gradients(self) -> dict[int, tuple[int, int, int]]:
+        """Update op index -> (weight tensor, its gradient, op producing the gradient): what a
+        data-parallel step must all-reduce before each update."""
+        out = {}
+        for i, op in enumerate(self.ops):
+            if op.kind != "update":
+                continue
+            w = next((t for t in op.inputs if self.tensors[t].role == "weight"), None)
+            g = next((t for t in op.inputs if self.tensors[t].role == "weight_gradient"), None)
+            p = self.producer(g) if g is not None else None
+            if w is not None and g is not None and p is not None:
+                out[i] = (w, g, p)
+        return out
+
     def ops_by_phase(self, phase: str) -> list[Op]:
         return [op for op in self.ops if op.phase == phase]
 

@@ -278,7 +278,7 @@ def partition(graph: OpGraph, plan: ParallelPlan, *, subbatch: int,
         dp_transfers = tuple(
             Transfer("all_reduce", float(stage_graph.tensors[g].nbytes), "data", "backward",
                      p, stage_graph.tensors[g].name)
-            for _u, (_w, g, p) in _weight_gradients(stage_graph).items())
+            for _u, (_w, g, p) in stage_graph.weight_gradients().items())
         names = tuple(layers[i] for i, st in enumerate(stage_of_layer) if st == s)
         stages.append(Stage(s, names, stage_graph, (plan.data or 1) * tp,
                             transfers + (dp_transfers if (plan.data or 1) > 1 else ())))
@@ -292,20 +292,6 @@ def partition(graph: OpGraph, plan: ParallelPlan, *, subbatch: int,
                      chunks=chunks, replica_flops=graph.flops, update_flops=update,
                      replicated_flops=repeated,
                      reference=reference_flops)
-
-
-def _weight_gradients(graph: OpGraph) -> dict[int, tuple[int, int, int]]:
-    """update op index -> (weight, its gradient, op producing the gradient)."""
-    out = {}
-    for i, op in enumerate(graph.ops):
-        if op.kind != "update":
-            continue
-        w = next((t for t in op.inputs if graph.tensors[t].role == "weight"), None)
-        g = next((t for t in op.inputs if graph.tensors[t].role == "weight_gradient"), None)
-        p = graph.producer(g) if g is not None else None
-        if w is not None and g is not None and p is not None:
-            out[i] = (w, g, p)
-    return out
 
 
 def embedding_tables(graph: OpGraph) -> dict[int, int]:

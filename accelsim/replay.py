@@ -204,22 +204,6 @@ def _wave_groups(waves: int, max_groups: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(g)]
 
 
-def weight_gradients(graph: OpGraph) -> dict[int, tuple[int, int, int]]:
-    """update op index -> (weight tensor, gradient tensor, op producing the gradient)."""
-    out = {}
-    for i, op in enumerate(graph.ops):
-        if op.kind != "update":
-            continue
-        w = next((t for t in op.inputs if graph.tensors[t].role == "weight"), None)
-        g = next((t for t in op.inputs if graph.tensors[t].role == "weight_gradient"), None)
-        if w is None or g is None:
-            continue
-        p = graph.producer(g)
-        if p is not None:
-            out[i] = (w, g, p)
-    return out
-
-
 def ring_allreduce(hw: HardwareSpec, nbytes: float, chips: int) -> tuple[float, float]:
     """(latency_s, bytes each chip sends) of a ring all-reduce of `nbytes` on `chips` chips:
     2(N-1) ring steps, each one link latency, moving 2(N-1)/N x bytes in all."""
@@ -267,7 +251,7 @@ def replay(hw: HardwareSpec, graph: OpGraph, timings: Sequence[OpTiming], *, chi
     links = FairShareServer(env, LINKS, link_rate_bytes_per_s(hw)) if chips > 1 else None
 
     preds = [graph.predecessors(op) for op in graph.ops]
-    grads = weight_gradients(graph) if chips > 1 else {}
+    grads = graph.weight_gradients() if chips > 1 else {}
     ar_of_producer: dict[int, list[int]] = {}
     for u, (_w, _g, p) in grads.items():
         ar_of_producer.setdefault(p, []).append(u)
@@ -422,5 +406,5 @@ def lower_bound_step_s(hw: HardwareSpec, graph: OpGraph, dtype: str) -> float:
 __all__ = [
     "AllReduceRecord", "FairShareServer", "OpRecord", "StepResult", "allreduce_time_s",
     "link_rate_bytes_per_s", "ring_allreduce",
-    "lower_bound_step_s", "replay", "weight_gradients",
+    "lower_bound_step_s", "replay",
 ]
