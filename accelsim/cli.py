@@ -27,7 +27,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from accelsim import spec
-    from accelsim.estimate import check_chips, estimate_work
+    from accelsim.estimate import check_chips, check_offload, estimate_work
     from accelsim.workload import WorkloadSpec
 
     failed = False
@@ -60,6 +60,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
             try:
                 if hw is not None:
                     check_chips(hw, args.chips)
+                    check_offload(hw, wl)
                 est = estimate_work(hw, wl, mode=args.mode, limits=limits)
             except AccelsimError as exc:
                 lines = None
