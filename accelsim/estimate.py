@@ -31,7 +31,7 @@ import attrs
 
 from accelsim.coarsening import step_block_bytes
 from accelsim.collectives import topology_violation
-from accelsim.errors import AccelsimError, SpecTypeError, WorkTooLarge
+from accelsim.errors import AccelsimError, LocatedError, SpecTypeError, WorkTooLarge
 from accelsim.graph import OpGraph
 from accelsim.hardware import CacheLevelSpec, HardwareSpec
 from accelsim.units import format_bytes
@@ -340,7 +340,7 @@ def check_chips(hw: HardwareSpec, chips: Any) -> int:  # noqa: D103
                             f"all-reduce gradients over {chips} chips, got 0")
     problem = topology_violation(hw, chips)  # a run-time rule of the interconnect, located
     if problem is not None:
-        raise WorkTooLarge(hw.name, "hardware", problem.path(), problem.expected, problem.got)
+        raise LocatedError(hw.name, "hardware", problem.path(), problem.expected, problem.got)
     return chips
 
 
@@ -348,7 +348,7 @@ def check_offload(hw: HardwareSpec, wl: WorkloadSpec) -> None:
     """A workload whose `parallel:` plan offloads tensors needs a chip with a host link."""
     plan = wl.parallel
     if plan is not None and plan.offload and hw.interconnect.host_bandwidth_bytes_per_s is None:
-        raise WorkTooLarge(hw.name, "hardware", "interconnect.host_bandwidth",
+        raise LocatedError(hw.name, "hardware", "interconnect.host_bandwidth",
                            f"a bandwidth for {wl.name}'s plan, which offloads "
                            f"{list(plan.offload)}", "nothing")
 
