@@ -27,7 +27,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from accelsim import spec
-    from accelsim.estimate import check_chips, estimate_work
+    from accelsim.errors import LocatedError
+    from accelsim.estimate import check_chips, check_offload, estimate_work
     from accelsim.workload import WorkloadSpec
 
     failed = False
@@ -43,7 +44,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 try:
                     check_plan(obj)
                 except AccelsimError as exc:
-                    raise AccelsimError(f"{path}: {exc}") from None
+                    raise AccelsimError(_located(exc, None, path)
+                                        if isinstance(exc, LocatedError) else f"{path}: {exc}"
+                                        ) from None
         except AccelsimError as exc:
             failed = True
             print(exc, file=sys.stderr)
@@ -60,6 +63,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
             try:
                 if hw is not None:
                     check_chips(hw, args.chips)
+                    check_offload(hw, wl)
                 est = estimate_work(hw, wl, mode=args.mode, limits=limits)
             except AccelsimError as exc:
                 lines = None
@@ -75,16 +79,25 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return EXIT_USAGE if failed else EXIT_OK
 
 
-def _located(exc: AccelsimError, hw_path: str | None, wl_path: str) -> str:
-    """A work refusal (estimate.WorkTooLarge) as `file:line:col: key: expected ..., got ...`."""
+def _located(exc: AccelsimError, hw_path: str | None, wl_path: str,
+             plan: str | None = None) -> str:
+    """A refusal after loading (errors.LocatedError: work too large, the chip count, the plan)
+    as `file:line:col: key: expected ..., got ...`; a plan's problem is blamed on `--plan`
+    (`plan`) when one is given, else on the workload's `parallel:` section."""
     from accelsim import spec
-    from accelsim.errors import Issue, WorkTooLarge
+    from accelsim.errors import Issue, LocatedError
 
-    if not isinstance(exc, WorkTooLarge):
+    if not isinstance(exc, LocatedError):
         return str(exc)
-    path = hw_path if exc.spec == "hardware" and hw_path else wl_path
-    line, col = spec.key_mark(path, exc.key_path) or (None, None)
-    return str(Issue(path, line, col, exc.key_path, exc.expected, exc.got))
+    key = exc.key_path
+    if exc.spec == "plan" and plan is not None:
+        if not plan.endswith((".yaml", ".yml")):
+            return f"--plan {plan}: {exc}"
+        path, key = plan, key.removeprefix("parallel.")
+    else:
+        path = hw_path if exc.spec == "hardware" and hw_path else wl_path
+    line, col = spec.key_mark(path, key) or (None, None)
+    return str(Issue(path, line, col, key, exc.expected, exc.got))
 
 
 def _simulate(hw, wl, args: argparse.Namespace, hw_path: str, wl_path: str):
@@ -92,7 +105,7 @@ def _simulate(hw, wl, args: argparse.Namespace, hw_path: str, wl_path: str):
     `--chips N` alone the best plan that fits; work bounded by the options' limits, and a
     refusal located in the file to blame."""
     import accelsim
-    from accelsim.errors import WorkTooLarge
+    from accelsim.errors import LocatedError
     from accelsim.estimate import check_arguments
 
     try:
@@ -109,8 +122,8 @@ def _simulate(hw, wl, args: argparse.Namespace, hw_path: str, wl_path: str):
         return accelsim.simulate(hw, wl, chips=args.chips, mode=args.mode, plan=plan,
                                  force=getattr(args, "force", False), graph=graph,
                                  limits=_limits(args))
-    except WorkTooLarge as exc:
-        raise AccelsimError(_located(exc, hw_path, wl_path)) from None
+    except LocatedError as exc:
+        raise AccelsimError(_located(exc, hw_path, wl_path, getattr(args, "plan", None))) from None
 
 
 def _limits(args: argparse.Namespace):
@@ -205,7 +218,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     _check_outputs(args, args.files)
     hws, wl = _load_pair(args.files[:-1], args.files[-1])
-    from accelsim.errors import WorkTooLarge
+    from accelsim.errors import LocatedError
     from accelsim.estimate import check_arguments
 
     graph = None
@@ -213,7 +226,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         try:
             graph = check_arguments(hw, wl, chips=args.chips, mode=args.mode,
                                     limits=_limits(args), graph=graph)
-        except WorkTooLarge as exc:
+        except LocatedError as exc:
             raise AccelsimError(_located(exc, hw_path, args.files[-1])) from None
     reports = [_simulate(hw, wl, args, hw_path, args.files[-1])
                for hw, hw_path in zip(hws, args.files[:-1], strict=True)]
@@ -235,14 +248,14 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     import json
 
     from accelsim import planner
-    from accelsim.errors import WorkTooLarge
+    from accelsim.errors import LocatedError
     from accelsim.estimate import check_arguments
 
     _check_outputs(args, [args.hardware, args.workload])
     (hw,), wl = _load_pair([args.hardware], args.workload)
     try:  # the whole step's work bounds every stage's
         check_arguments(hw, wl, mode=args.mode, limits=_limits(args))
-    except WorkTooLarge as exc:
+    except LocatedError as exc:
         raise AccelsimError(_located(exc, args.hardware, args.workload)) from None
     counts = planner.chip_counts(args.chips, args.max_chips)
 

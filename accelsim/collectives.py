@@ -32,6 +32,7 @@ import math
 import attrs
 
 from accelsim.hardware import HardwareSpec, InterconnectSpec
+from accelsim.schema import Violation
 
 COLLECTIVES = ("all_reduce", "reduce_scatter", "all_gather", "send")
 
@@ -183,9 +184,34 @@ def collective_time_s(hw: HardwareSpec, kind: str, nbytes: float, group: int, *,
 
 def topology_problem(hw: HardwareSpec, chips: int) -> str | None:
     """Why `hw`'s interconnect cannot hold `chips` chips (None: it can)."""
+    violation = topology_violation(hw, chips)
+    return None if violation is None else str(violation)
+
+
+def topology_violation(hw: HardwareSpec, chips: int) -> Violation | None:
+    """The interconnect key that cannot hold `chips` chips, so `check --chips N` locates it."""
     ic = hw.interconnect
     if chips <= 1:
         return None
+    if ic.topology == "torus2d" and ic.torus_shape is not None:
+        rows, cols = ic.torus_shape
+        if rows * cols != chips:
+            return Violation("interconnect.torus_shape", f"two dimensions whose product is the "
+                             f"{chips} chips", f"{list(ic.torus_shape)} (holds {rows * cols} "
+                             f"chips, not {chips})")
+    if ic.topology == "fully_connected" and ic.links < chips - 1:
+        return Violation("interconnect.links", f"at least {chips - 1} links per chip to join "
+                         f"{chips} chips fully connected", f"{ic.links} (joins at most "
+                         f"{ic.links + 1} chips, not {chips})")
+    if ic.topology == "two_level":
+        per_node = ic.chips_per_node or 1
+        if chips > per_node and chips % per_node:
+            return Violation("interconnect.chips_per_node", f"a divisor of the {chips} chips "
+                             "(they split into whole nodes)", str(per_node))
+    if ic.links < 1:
+        return Violation("interconnect.links", f"at least 1 link for {chips} chips to "
+                         "communicate", "0")
+    return None
     if ic.topology == "torus2d" and ic.torus_shape is not None:
         rows, cols = ic.torus_shape
         if rows * cols != chips:

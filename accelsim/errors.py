@@ -42,14 +42,20 @@ class SpecTypeError(AccelsimError, TypeError):
     """An API argument of the wrong type (a path that is not one, a spec where a workload goes)."""
 
 
-class WorkTooLarge(AccelsimError):
-    """A simulation refused before it starts: its estimated work is beyond the configured limits.
+class LocatedError(AccelsimError):
+    """A rule that loaded specs break together (with the chip count, or the plan with the model),
+    found after loading.
 
-    `spec` ('workload' or 'hardware') and `key_path` say which file and key to blame, so the
-    CLI can locate the message like a `SpecError` issue.
+    `spec` ('hardware', 'workload', or 'plan': the workload's `parallel:` or `--plan`) and
+    `key_path` say which file and key to blame, so the CLI can locate the message like a
+    `SpecError` issue.
     """
 
     def __init__(self, subject: str, spec: str, key_path: str, expected: str, got: str) -> None:
         self.subject, self.spec, self.key_path = subject, spec, key_path
         self.expected, self.got = expected, got
         super().__init__(f"{key_path}: expected {expected}, got {got}")
+
+
+class WorkTooLarge(LocatedError):
+    """A simulation refused before it starts: its estimated work is beyond the configured limits."""

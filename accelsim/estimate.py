@@ -30,7 +30,8 @@ from typing import Any
 import attrs
 
 from accelsim.coarsening import step_block_bytes
-from accelsim.errors import AccelsimError, SpecTypeError, WorkTooLarge
+from accelsim.collectives import topology_violation
+from accelsim.errors import AccelsimError, LocatedError, SpecTypeError, WorkTooLarge
 from accelsim.graph import OpGraph
 from accelsim.hardware import CacheLevelSpec, HardwareSpec
 from accelsim.units import format_bytes
@@ -217,6 +218,7 @@ def check_arguments(hw: Any, wl: Any, *, chips: Any = 1, mode: Any = "auto",
     """
     check_specs(hw, wl)
     check_chips(hw, chips)
+    check_offload(hw, wl)
     check_mode(mode)
     if limits is not None and not isinstance(limits, WorkLimits):
         raise SpecTypeError(f"limits: expected an accelsim.estimate.WorkLimits, got "
@@ -336,7 +338,19 @@ def check_chips(hw: HardwareSpec, chips: Any) -> int:  # noqa: D103
     if chips > 1 and hw.interconnect.links < 1:
         raise AccelsimError(f"{hw.name}: interconnect.links: expected at least 1 link to "
                             f"all-reduce gradients over {chips} chips, got 0")
+    problem = topology_violation(hw, chips)  # a run-time rule of the interconnect, located
+    if problem is not None:
+        raise LocatedError(hw.name, "hardware", problem.path(), problem.expected, problem.got)
     return chips
+
+
+def check_offload(hw: HardwareSpec, wl: WorkloadSpec) -> None:
+    """A workload whose `parallel:` plan offloads tensors needs a chip with a host link."""
+    plan = wl.parallel
+    if plan is not None and plan.offload and hw.interconnect.host_bandwidth_bytes_per_s is None:
+        raise LocatedError(hw.name, "hardware", "interconnect.host_bandwidth",
+                           f"a bandwidth for {wl.name}'s plan, which offloads "
+                           f"{list(plan.offload)}", "nothing")
 
 
 def check_mode(mode: Any) -> str:

@@ -60,7 +60,7 @@ class MatrixPipe:
                           doc="granule of M, N and K the pipe computes in (e.g. 16 for an MMA)")
     # --- per-pipe calibration (issue 10) ---
     efficiency: float | None = field(
-        default=None, minimum=0.0, maximum=1.0,
+        default=None, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
         doc="achievable fraction of this pipe's peak for a well-shaped kernel "
             "(default: calibration.compute_efficiency)")
 
@@ -104,7 +104,7 @@ class ComputeSpec:
             "re-read operands from it often enough to be limited by it (0: not modelled)")
     # --- sustained clock (issue 10) ---
     sustained_clock_hz: float | None = field(
-        unit="frequency", default=None,
+        unit="frequency", default=None, positive=True, minimum=MIN_RATE, maximum=MAX_CLOCK_HZ,
         doc="clock the units hold under sustained load within the power limit (a 70 W part runs "
             "well below boost); every matrix pipe's peak scales by sustained / boost. "
             "Default: the boost clock")
@@ -269,26 +269,28 @@ class InterconnectSpec:
         default=None, doc="torus2d: chips along each of the two dimensions (their product is "
                           "the chip count); none: the most square factorization of the chips")
     chips_per_node: int | None = field(
-        default=None, minimum=1,
+        default=None, minimum=1, maximum=MAX_UNITS,
         doc="two_level: chips in one node, joined by `links` (ring); nodes join over the network")
     network_bandwidth_bytes_per_s: float | None = field(
-        unit="bandwidth", default=None,
+        unit="bandwidth", default=None, positive=True, minimum=MIN_RATE, maximum=MAX_RATE,
         doc="two_level: each chip's bandwidth into the network between nodes, one direction")
     network_latency_s: float = field(
-        unit="time", default=0.0, doc="two_level: per-message latency between nodes")
+        unit="time", default=0.0, maximum=MAX_LATENCY_S, doc="two_level: per-message latency between nodes")
     host_bandwidth_bytes_per_s: float | None = field(
-        unit="bandwidth", default=None,
+        unit="bandwidth", default=None, positive=True, minimum=MIN_RATE, maximum=MAX_RATE,
         doc="each chip's link to host memory, one direction (e.g. PCIe 3.0 x16: 15.75 GB/s); "
             "what a plan's `offload` moves over (none: no offload)")
     host_memory_bytes: int | None = field(
-        unit="bytes", default=None,
+        unit="bytes", default=None, maximum=MAX_MEMORY_BYTES,
         doc="host memory available to each chip for offloaded tensors (none: unlimited)")
 
     @rule
     def _torus_is_two_dimensional(torus_shape: tuple[int, ...] | None) -> Violation | None:
         """A 2-D torus has two dimensions of at least one chip each."""
-        if torus_shape is not None and (len(torus_shape) != 2 or min(torus_shape) < 1):
-            return Violation("torus_shape", "two whole numbers >= 1, e.g. [32, 64]",
+        if torus_shape is not None and (len(torus_shape) != 2 or min(torus_shape) < 1
+                                        or max(torus_shape) > MAX_UNITS):
+            return Violation("torus_shape", f"two whole numbers from 1 to {MAX_UNITS}, e.g. "
+                             "[32, 64]",
                              str(list(torus_shape)))
         return None
 
@@ -427,6 +429,18 @@ class HardwareSpec:
 # Per-node defaults live in accelsim/data/technology_nodes.yaml (with their sources); a spec's
 # `technology` section names its node and may override any value for its own design.
 
+#: Ceilings of the technology constants: far beyond any process, low enough that energies,
+#: areas and costs built from them stay finite (and die counts fit an integer).
+MAX_ENERGY_PJ = 1e6            # per FLOP, byte or bit (today: ~0.01-10 pJ)
+MAX_POWER_W = 1e6              # leakage per mm^2 / per MiB (mW) / per memory stack
+MAX_AREA = 1e6                 # um^2 of a bit cell or MAC, mm^2 of a die, PHY or wafer
+MAX_AREA_FACTOR = 1e3          # MAC array area over its bare datapaths
+MAX_WAFER_DIAMETER_MM = 1e4
+MAX_USD = 1e12                 # a wafer, a GB of memory, a kWh
+MAX_DEFECTS_PER_CM2 = 1e6
+MAX_YEARS = 1e3
+MAX_EPOCHS = 1e6
+
 #: Values that something divides by or takes a root of: zero is as wrong as negative there.
 _TECHNOLOGY_POSITIVE = ("sram_bitcell_area_um2", "sram_array_efficiency", "wafer_diameter_mm",
                         "reticle_limit_mm2", "wafer_usable_area_mm2", "amortization_years")
@@ -446,35 +460,35 @@ class TechnologySpec:
         default=None, keys=DTYPES, doc="energy per FLOP of the matrix pipes per input dtype, "
         "operand delivery from the register file included (pJ)")
     vector_energy_pj_per_flop: float | None = field(
-        default=None, minimum=0.0, doc="energy per FLOP of elementwise (vector) ops (pJ)")
+        default=None, maximum=MAX_ENERGY_PJ, minimum=0.0, doc="energy per FLOP of elementwise (vector) ops (pJ)")
     sram_energy_pj_per_byte_at_1mib: float | None = field(
-        default=None, minimum=0.0,
+        default=None, maximum=MAX_ENERGY_PJ, minimum=0.0,
         doc="energy per byte read or written in a 1 MiB SRAM array (pJ); other capacities "
             "scale by (capacity / 1 MiB) ** sram_energy_capacity_exponent")
     sram_energy_capacity_exponent: float | None = field(
         default=None, minimum=0.0, maximum=1.0,
         doc="how energy per access grows with array capacity (0.5: wire length ~ sqrt(area))")
     sram_bank_bytes: int | None = field(
-        default=None, unit="bytes", minimum=1, maximum=2**50,
+        default=None, unit="bytes", minimum=1, maximum=MAX_CACHE_BYTES,
         doc="capacity of one SRAM bank: a larger cache level is built of such banks, an access "
             "reads one bank (the capacity law at this size) and crosses the on-chip network to it")
     wire_energy_pj_per_bit_per_mm: float | None = field(
-        default=None, minimum=0.0,
+        default=None, maximum=MAX_ENERGY_PJ, minimum=0.0,
         doc="on-chip wire energy per bit moved one mm (pJ): the network between a level's banks")
     hbm_energy_pj_per_bit: float | None = field(
-        default=None, minimum=0.0, doc="off-chip memory energy per bit moved (pJ)")
+        default=None, maximum=MAX_ENERGY_PJ, minimum=0.0, doc="off-chip memory energy per bit moved (pJ)")
     link_energy_pj_per_bit: float | None = field(
-        default=None, minimum=0.0, doc="chip-to-chip link energy per bit sent (pJ)")
+        default=None, maximum=MAX_ENERGY_PJ, minimum=0.0, doc="chip-to-chip link energy per bit sent (pJ)")
     # static power
     logic_leakage_w_per_mm2: float | None = field(
-        default=None, minimum=0.0, doc="static power of compute-unit logic per mm^2 (W)")
+        default=None, maximum=MAX_POWER_W, minimum=0.0, doc="static power of compute-unit logic per mm^2 (W)")
     sram_leakage_mw_per_mib: float | None = field(
-        default=None, minimum=0.0, doc="static power of SRAM per MiB (mW)")
+        default=None, maximum=MAX_POWER_W, minimum=0.0, doc="static power of SRAM per MiB (mW)")
     hbm_static_w_per_stack: float | None = field(
-        default=None, minimum=0.0, doc="background power of one memory stack and its PHY (W)")
+        default=None, maximum=MAX_POWER_W, minimum=0.0, doc="background power of one memory stack and its PHY (W)")
     # area
     sram_bitcell_area_um2: float | None = field(
-        default=None, minimum=0.0, doc="area of one SRAM bit cell (um^2)")
+        default=None, maximum=MAX_AREA, minimum=0.0, doc="area of one SRAM bit cell (um^2)")
     sram_array_efficiency: float | None = field(
         default=None, minimum=0.0, maximum=1.0,
         doc="fraction of an SRAM macro's area that is bit cells (the rest: decoders, sense "
@@ -482,18 +496,18 @@ class TechnologySpec:
     mac_area_um2: dict[str, float] | None = field(
         default=None, keys=DTYPES, doc="area of one multiply-accumulate datapath per input dtype (um^2)")
     unit_base_area_mm2: float | None = field(
-        default=None, minimum=0.0,
+        default=None, maximum=MAX_AREA, minimum=0.0,
         doc="logic area of one compute unit apart from its MAC arrays (schedulers, load/store, "
             "special functions, the chip's uncore shared out per unit) (mm^2)")
     mac_area_factor: float | None = field(
-        default=None, minimum=1.0,
+        default=None, maximum=MAX_AREA_FACTOR, minimum=1.0,
         doc="area of a MAC array with its operand delivery / its bare MAC datapaths")
     hbm_phy_area_mm2: float | None = field(
-        default=None, minimum=0.0, doc="die area of one memory stack's PHY and controller (mm^2)")
+        default=None, maximum=MAX_AREA, minimum=0.0, doc="die area of one memory stack's PHY and controller (mm^2)")
     link_phy_area_mm2: float | None = field(
-        default=None, minimum=0.0, doc="die area of one chip-to-chip link's SerDes (mm^2)")
+        default=None, maximum=MAX_AREA, minimum=0.0, doc="die area of one chip-to-chip link's SerDes (mm^2)")
     die_units: int | None = field(
-        default=None, minimum=1,
+        default=None, maximum=MAX_UNITS, minimum=1,
         doc="compute units on the die, including units disabled for yield (default: compute.units)")
     hbm_stacks: int | None = field(
         default=None, minimum=0, maximum=1024,
@@ -501,24 +515,24 @@ class TechnologySpec:
             "(required in a hardware spec's technology section)")
     # buildability and cost
     reticle_limit_mm2: float | None = field(
-        default=None, minimum=0.0, doc="largest die one lithography exposure prints (mm^2)")
+        default=None, maximum=MAX_AREA, minimum=0.0, doc="largest die one lithography exposure prints (mm^2)")
     max_dies_per_package: int | None = field(
-        default=None, minimum=1, doc="reticle-sized dies one package can join; beyond: wafer scale")
+        default=None, maximum=MAX_UNITS, minimum=1, doc="reticle-sized dies one package can join; beyond: wafer scale")
     wafer_usable_area_mm2: float | None = field(
-        default=None, minimum=0.0, doc="largest square a wafer-scale design can use (mm^2)")
-    wafer_diameter_mm: float | None = field(default=None, minimum=0.0, doc="wafer diameter (mm)")
+        default=None, maximum=MAX_AREA, minimum=0.0, doc="largest square a wafer-scale design can use (mm^2)")
+    wafer_diameter_mm: float | None = field(default=None, maximum=MAX_WAFER_DIAMETER_MM, minimum=0.0, doc="wafer diameter (mm)")
     wafer_cost_usd: float | None = field(
-        default=None, minimum=0.0, doc="price of one processed wafer at this node (USD)")
+        default=None, maximum=MAX_USD, minimum=0.0, doc="price of one processed wafer at this node (USD)")
     defect_density_per_cm2: float | None = field(
-        default=None, minimum=0.0, doc="killer defects per cm^2 (Murphy yield model)")
+        default=None, maximum=MAX_DEFECTS_PER_CM2, minimum=0.0, doc="killer defects per cm^2 (Murphy yield model)")
     hbm_cost_usd_per_gb: float | None = field(
-        default=None, minimum=0.0, doc="price of off-chip memory per GB (USD)")
+        default=None, maximum=MAX_USD, minimum=0.0, doc="price of off-chip memory per GB (USD)")
     amortization_years: float | None = field(
-        default=None, minimum=0.0, doc="years over which a chip's price is spread")
+        default=None, maximum=MAX_YEARS, minimum=0.0, doc="years over which a chip's price is spread")
     energy_price_usd_per_kwh: float | None = field(
-        default=None, minimum=0.0, doc="price of electricity (USD per kWh)")
+        default=None, maximum=MAX_USD, minimum=0.0, doc="price of electricity (USD per kWh)")
     training_epochs: float | None = field(
-        default=None, minimum=0.0, doc="epochs of the dataset in one training run")
+        default=None, maximum=MAX_EPOCHS, minimum=0.0, doc="epochs of the dataset in one training run")
 
     def __attrs_post_init__(self) -> None:
         check_rules(self)
@@ -535,6 +549,17 @@ class TechnologySpec:
         for name, value in given.items():
             if value is not None and value <= 0:
                 return Violation(name, "a value > 0 (it is divided by)", repr(value))
+        return None
+
+    @rule
+    def _per_dtype_bounded(matrix_energy_pj_per_flop: dict[str, float] | None,
+                           mac_area_um2: dict[str, float] | None) -> Violation | None:
+        """Per-dtype energies and areas obey the same ceilings as the scalar ones."""
+        for name, table, cap in (("matrix_energy_pj_per_flop", matrix_energy_pj_per_flop,
+                                  MAX_ENERGY_PJ), ("mac_area_um2", mac_area_um2, MAX_AREA)):
+            for dtype, value in (table or {}).items():
+                if not 0 <= value <= cap:
+                    return Violation(name, f"a value from 0 to {cap:g}", repr(value), at=(dtype,))
         return None
 
     def resolved(self, defaults: TechnologySpec) -> TechnologySpec:

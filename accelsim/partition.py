@@ -36,7 +36,7 @@ from typing import Any
 
 import attrs
 
-from accelsim.errors import AccelsimError
+from accelsim.errors import LocatedError
 from accelsim.graph import Op, OpGraph, Tensor
 from accelsim.plan import ParallelPlan
 
@@ -225,14 +225,14 @@ def partition(graph: OpGraph, plan: ParallelPlan, *, subbatch: int,
     layers, of_op = op_layers(graph)
     pp, tp = plan.pipeline, plan.tensor
     if pp > len(layers):
-        raise AccelsimError(
-            f"parallel.pipeline: expected at most {len(layers)} stages (the model's layers: "
-            f"{', '.join(layers)}), got {pp}")
+        raise LocatedError(
+            "plan", "plan", "parallel.pipeline", f"at most {len(layers)} stages (the model's "
+            f"layers: {', '.join(layers)})", str(pp))
     if plan.stages is not None:
         if sum(plan.stages) != len(layers):
-            raise AccelsimError(
-                f"parallel.stages: expected layer counts adding up to {len(layers)} "
-                f"({', '.join(layers)}), got {list(plan.stages)} (sum {sum(plan.stages)})")
+            raise LocatedError(
+                "plan", "plan", "parallel.stages", f"layer counts adding up to {len(layers)} "
+                f"({', '.join(layers)})", f"{list(plan.stages)} (sum {sum(plan.stages)})")
         sizes = list(plan.stages)
     else:
         weight_bytes = [0.0] * len(layers)
@@ -257,15 +257,15 @@ def partition(graph: OpGraph, plan: ParallelPlan, *, subbatch: int,
     else:
         chunks = plan.microbatches or min(subbatch, 4 * pp)
         if chunks > subbatch:
-            raise AccelsimError(f"parallel.microbatches: expected at most the subbatch "
-                                f"({subbatch}), got {chunks}")
+            raise LocatedError("plan", "plan", "parallel.microbatches",
+                               f"at most the subbatch ({subbatch})", str(chunks))
     if pp == 1:
         chunks = 1
 
     shard = pp * tp if plan.shard_embedding else 1
     if plan.shard_embedding and shard == 1:
-        raise AccelsimError("parallel.shard_embedding: expected pipeline x tensor > 1 chips "
-                            "per replica to shard over, got 1")
+        raise LocatedError("plan", "plan", "parallel.shard_embedding",
+                           "pipeline x tensor > 1 chips per replica to shard over", "1")
     tables = embedding_tables(graph) if shard > 1 else {}
 
     layout = tensor_layout(graph, tp, frozenset(_table_family(graph, tables))) if tp > 1 \

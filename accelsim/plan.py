@@ -28,6 +28,12 @@ SCHEDULES = ("auto", "timestep", "gpipe", "1f1b")
 #: streamed per layer, activations swapped out between forward and backward).
 OFFLOADABLE = ("optimizer_state", "weights", "activations")
 
+#: Ceilings (docs/spec-format.md, "Limits"): a degree or microbatch count beyond these is no
+#: system, and products of them stay far below 2**63.
+MAX_DEGREE = 2**20        # chips along one parallel dimension
+MAX_MICROBATCHES = 2**24  # as many as a subbatch has examples (workload.MAX_SUBBATCH)
+MAX_STAGE_LAYERS = 2**14  # layers of one stage (workload.MAX_DEPTH)
+
 #: Short names accepted on the command line (`--plan dp=512,pp=4,tp=1`).
 CLI_ALIASES = {"dp": "data", "pp": "pipeline", "tp": "tensor"}
 
@@ -37,19 +43,19 @@ class ParallelPlan:
     """Degrees of data, pipeline (layer) and tensor parallelism, and what is sharded."""
 
     data: int | None = field(
-        default=None, minimum=1,
+        default=None, minimum=1, maximum=MAX_DEGREE,
         doc="data-parallel replicas, each on `subbatch` examples (none: the chips left over "
             "by the other degrees)")
-    pipeline: int = field(default=1, minimum=1,
+    pipeline: int = field(default=1, minimum=1, maximum=MAX_DEGREE,
                           doc="pipeline (layer-parallel) stages: contiguous groups of layers")
-    tensor: int = field(default=1, minimum=1,
+    tensor: int = field(default=1, minimum=1, maximum=MAX_DEGREE,
                         doc="tensor-parallel chips per stage (Megatron-style split GEMMs)")
     stages: tuple[int, ...] | None = field(
         default=None, doc="layers per pipeline stage, in order (none: the split whose largest "
                           "stage holds the fewest weight bytes, then does the fewest FLOPs)")
     schedule: str = field(default="auto", choices=SCHEDULES, doc="pipeline schedule")
     microbatches: int | None = field(
-        default=None, minimum=1,
+        default=None, minimum=1, maximum=MAX_MICROBATCHES,
         doc="microbatches per step for gpipe/1f1b (none: 4 per stage, at most the subbatch)")
     shard_embedding: bool = field(
         default=False, doc="split the embedding table's rows over the chips of a replica")
@@ -67,8 +73,9 @@ class ParallelPlan:
             if len(stages) != pipeline:
                 return Violation("stages", f"{pipeline} entries (one per pipeline stage)",
                                  f"{len(stages)}")
-            if min(stages) < 1:
-                return Violation("stages", "at least one layer per stage", str(list(stages)))
+            if min(stages) < 1 or max(stages) > MAX_STAGE_LAYERS:
+                return Violation("stages", f"from 1 to {MAX_STAGE_LAYERS} layers per stage",
+                                 str(list(stages)))
         return None
 
     @rule

@@ -723,17 +723,26 @@ _KINDS = ("a hardware spec (keys compute, caches, memory, interconnect) "
 
 
 def key_mark(path: str | Path, key: str) -> tuple[int, int] | None:
-    """(line, column) of the value of top-level `key` in the file, to locate a later error."""
+    """(line, column) of the value of `key` in the file, to locate a later error.
+
+    `key` may be dotted (`interconnect.torus_shape`); when its last parts are absent (a value
+    that was never written) the deepest mapping that holds them is pointed at.
+    """
     try:
         text, name = _read(path)
         node = _compose(text, name)
     except SpecError:
         return None
-    if isinstance(node, yaml.MappingNode):
-        for k, value in node.value:
-            if isinstance(k, yaml.ScalarNode) and k.value == key:
-                return value.start_mark.line + 1, value.start_mark.column + 1
-    return None
+    found = None
+    for part in key.split("."):
+        if not isinstance(node, yaml.MappingNode):
+            break
+        node = next((value for k, value in node.value
+                     if isinstance(k, yaml.ScalarNode) and k.value == part), None)
+        if node is None:
+            break
+        found = node.start_mark.line + 1, node.start_mark.column + 1
+    return found
 
 
 def kind_of(path: str | Path) -> str:

@@ -275,6 +275,16 @@ def render() -> str:
         "- Rules across keys: a `private` cache level may not sit below a `shared` one; `plru` "
         "needs a power-of-two associativity; level names `HBM`, `memory`, `compute` and `links` "
         "(any case) are reserved for the report's other columns; at least one cache level.",
+        "- Rates of the newer sections are bounded alike: a pipe's `efficiency`, the "
+        "`sustained_clock`, the `network_bandwidth`, `network_latency`, `host_bandwidth` and "
+        "`host_memory` of the interconnect, plan degrees (2**20), `microbatches` (2**24) and "
+        "layers per stage (2**14); technology energies (1e6 pJ), areas (1e6 um^2 or mm^2), "
+        "prices (1e12 USD) and counts have ceilings too, per-dtype tables included.",
+        "- Rules that need the chip count or both files (the torus shape holding `--chips`, "
+        "`chips_per_node` dividing it, a fully connected system's links, a plan that offloads "
+        "needing `host_bandwidth`, a plan's stages against the model's layers) are checked "
+        "before simulating, and `accelsim check --chips N HW WL` reports them located in the "
+        "file to blame, as `run` does.",
         f"- A spec file is at most {spec.MAX_FILE_BYTES // 1024} KiB, nests at most "
         f"{spec.MAX_DEPTH} levels deep, is a regular file (not a FIFO or a device) and holds no "
         "control characters.",

@@ -31,6 +31,24 @@ TINY = {"name": "nmt_tiny",
         "subbatch": 8, "precision": "fp32", "optimizer": "sgd",
         "dataset": {"samples": 1e6, "unit": "word-pieces"}}
 
+#: The shipped specs leave the fields added by parallel plans, sustained clocks, per-pipe
+#: calibration and banked SRAM unset, so a V100 with every one of them given (valid for 1 or
+#: 2 chips) and a tiny workload with a plan are mutated too.
+_FULL = copy.deepcopy(HARDWARE["v100"])
+_FULL["name"] = "v100_all_fields"
+_FULL["compute"]["sustained_clock"] = "1.4 GHz"
+_FULL["compute"]["matrix"]["fp32"]["efficiency"] = 0.9
+_FULL["interconnect"].update({
+    "topology": "two_level", "chips_per_node": 2, "network_bandwidth": "25 GB/s",
+    "network_latency": "5 us", "torus_shape": [1, 2], "host_bandwidth": "16 GB/s",
+    "host_memory": "64 GiB"})
+_FULL["technology"].update({"sram_bank_bytes": "1 MiB", "wire_energy_pj_per_bit_per_mm": 0.1})
+HARDWARE[_FULL["name"]] = _FULL
+TINY_PLAN = copy.deepcopy(TINY) | {
+    "name": "nmt_tiny_plan", "recurrent_execution": "framework",
+    "parallel": {"pipeline": 1, "tensor": 1, "microbatches": 2, "schedule": "auto",
+                 "shard_embedding": False, "offload": ["optimizer_state"]}}
+
 #: Replacement values: numeric extremes, zero and negatives, fractions, other types, nulls,
 #: unit garbage and near-miss units.
 VALUES = st.sampled_from([
@@ -77,7 +95,8 @@ def _mutated(draw, base: Any) -> Any:
 def _cases(draw):
     name = draw(st.sampled_from(sorted(HARDWARE)))
     hw = draw(st.one_of(_mutated(HARDWARE[name]), st.just(HARDWARE[name])))
-    wl = draw(st.one_of(st.just(TINY), _mutated(TINY))) if draw(st.booleans()) else TINY
+    base = draw(st.sampled_from([TINY, TINY_PLAN]))
+    wl = draw(st.one_of(st.just(base), _mutated(base))) if draw(st.booleans()) else base
     chips = draw(st.sampled_from([1, 1, 2]))
     mode = draw(st.sampled_from(["auto", "auto", "exact", "coalesced"]))
     return hw, wl, chips, mode

@@ -182,3 +182,39 @@ def test_rules_still_raise_on_direct_construction():
                              matrix={"fp23": hardware.MatrixPipe(peak_flop_rate=1.0)})
     with pytest.raises(ValueError, match="^peak_flop_rate: expected exactly one"):
         hardware.MatrixPipe()
+
+
+# --- interconnect rules that need the chip count or the workload's plan: `check --chips N`
+# refuses them, located, exactly as `run` does (before simulating) ---
+_PAIR_CASES = {
+    "torus": ("  topology: torus2d\n  torus_shape: [3, 5]\n", "", 23, 16,
+              "interconnect.torus_shape: expected two dimensions whose product is the 4 chips, "
+              "got [3, 5] (holds 15 chips, not 4)"),
+    "two_level": ("  topology: two_level\n  chips_per_node: 3\n  network_bandwidth: 25 GB/s\n",
+                  "", 23, 19, "interconnect.chips_per_node: expected a divisor of the 4 chips "
+                  "(they split into whole nodes), got 3"),
+    "fully_connected": ("  topology: fully_connected\n  links: 2\n", "", 23, 10,
+                        "interconnect.links: expected at least 3 links per chip to join 4 chips "
+                        "fully connected, got 2 (joins at most 3 chips, not 4)"),
+    "offload": ("", "parallel:\n  data: 4\n  offload: [weights]\n", 21, 3,
+                "interconnect.host_bandwidth: expected a bandwidth for small_nmt's plan, which "
+                "offloads ['weights'], got nothing"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_PAIR_CASES))
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_chip_count_rules_located_by_check_and_run(case, command, tmp_path, capsys):
+    hw_extra, wl_extra, line, col, message = _PAIR_CASES[case]
+    hw_path, wl_path = tmp_path / "hw.yaml", tmp_path / "wl.yaml"
+    hw_path.write_text((GOOD / "tiny_hw.yaml").read_text(encoding="utf-8") + hw_extra,
+                       encoding="utf-8")
+    wl_path.write_text((GOOD / "tiny_wl.yaml").read_text(encoding="utf-8") + wl_extra,
+                       encoding="utf-8")
+    argv = ([command, "--chips", "4", str(hw_path), str(wl_path)] if command == "check" else
+            [command, str(hw_path), str(wl_path), "--chips", "4"])
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 2, out + err
+    assert "Traceback" not in out + err
+    assert f"{hw_path}:{line}:{col}: {message}" in err
