@@ -32,6 +32,7 @@ from accelsim.kernels.cache import (
 from accelsim.vocabulary import (
     INCLUSION_POLICIES,
     MEMORY,
+    PRIVATE,
     REPLACEMENT_POLICIES,
     SHARING_POLICIES,
     WRITE_POLICIES,
@@ -277,7 +278,7 @@ class CacheHierarchy:
             if line_bytes < prev_line:
                 raise ValueError(f"{lvl.name}.line_bytes: must be >= the level above "
                                  f"({prev_line}), got {line_bytes}")
-            private = lvl.sharing == "private"
+            private = lvl.sharing == PRIVATE
             if private and not prev_private:
                 raise ValueError(f"{lvl.name}.sharing: a private level below a shared one "
                                  "is not supported")

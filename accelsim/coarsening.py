@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import attrs
 
 from accelsim.hardware import CacheLevelSpec
+from accelsim.vocabulary import PRIVATE
 
 #: Coalesced mode: blocks grow until the first level sees at most this many block accesses ...
 MAX_COALESCED_ACCESSES = 40_000_000
@@ -33,7 +34,7 @@ MAX_COALESCED_STATE_BYTES = 256 * 2**20
 
 def state_bytes(levels: Sequence[CacheLevelSpec], n_units: int) -> int:
     """Bytes of simulator state the levels need: 8 B per line (per instance when private)."""
-    return sum(8 * lv.lines * (n_units if lv.sharing == "private" else 1) for lv in levels)
+    return sum(8 * lv.lines * (n_units if lv.sharing == PRIVATE else 1) for lv in levels)
 
 
 def _pow2_floor(x: float) -> int:

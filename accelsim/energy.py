@@ -17,7 +17,7 @@ from accelsim.errors import AccelsimError
 from accelsim.hardware import CacheLevelSpec, HardwareSpec, TechnologySpec
 from accelsim.report import EnergyAreaCost, Report
 from accelsim.spec import node_defaults
-from accelsim.vocabulary import MEMORY, dtype_bytes
+from accelsim.vocabulary import MEMORY, PRIVATE, dtype_bytes
 
 MIB = 2**20
 PJ = 1e-12
@@ -153,7 +153,7 @@ def area_mm2(hw: HardwareSpec, tech: TechnologySpec) -> dict[str, float]:
            "unit SRAM": units * (hw.compute.local_memory_bytes + hw.compute.register_file_bytes)
            / MIB * per_mib}
     for level in hw.caches:
-        copies = units if level.sharing == "private" else 1
+        copies = units if level.sharing == PRIVATE else 1
         out[level.name] = _level_area_mm2(level, copies, per_mib)
     out["HBM PHY"] = _hbm_stacks(hw, tech) * _required(tech, "hbm_phy_area_mm2")
     out["link PHY"] = hw.interconnect.links * _required(tech, "link_phy_area_mm2")
@@ -165,7 +165,7 @@ def sram_mib(hw: HardwareSpec, tech: TechnologySpec) -> float:
     units = _die_units(hw, tech)
     total = units * (hw.compute.local_memory_bytes + hw.compute.register_file_bytes)
     for level in hw.caches:
-        total += level.capacity_bytes * (units if level.sharing == "private" else 1)
+        total += level.capacity_bytes * (units if level.sharing == PRIVATE else 1)
     return total / MIB
 
 

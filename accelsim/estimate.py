@@ -35,7 +35,7 @@ from accelsim.errors import AccelsimError, LocatedError, SpecTypeError, WorkTooL
 from accelsim.graph import OpGraph
 from accelsim.hardware import CacheLevelSpec, HardwareSpec
 from accelsim.units import format_bytes
-from accelsim.vocabulary import MODES, dtype_bytes
+from accelsim.vocabulary import MODES, PRIVATE, dtype_bytes
 from accelsim.workload import WorkloadSpec
 
 # The cache model's thresholds (accelsim.trace; equal values are tested, so that this module
@@ -189,7 +189,7 @@ def steady_stream_bytes(graph: OpGraph, per_op: list[float]) -> float:
 
 def state_bytes(levels: tuple[CacheLevelSpec, ...], n_units: int, factor: int = 1) -> int:
     """Bytes of cache state (8 per line or block) of the hierarchy, with blocks `factor` lines."""
-    return sum(8 * (lv.lines // factor) * (n_units if lv.sharing == "private" else 1)
+    return sum(8 * (lv.lines // factor) * (n_units if lv.sharing == PRIVATE else 1)
                for lv in levels)
 
 

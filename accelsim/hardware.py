@@ -18,7 +18,9 @@ from accelsim.vocabulary import (
     INCLUSION_POLICIES,
     LINKS,
     MEMORY,
+    PRIVATE,
     REPLACEMENT_POLICIES,
+    SHARED,
     SHARING_POLICIES,
     TOPOLOGIES,
     WRITE_POLICIES,
@@ -172,7 +174,7 @@ class CacheLevelSpec:
     write_allocate: bool = field(default=True, doc="allocate a line on a write miss")
     inclusion: str = field(default="non_inclusive", choices=INCLUSION_POLICIES,
                            doc="inclusive of the levels above, or not")
-    sharing: str = field(default="shared", choices=SHARING_POLICIES,
+    sharing: str = field(default=SHARED, choices=SHARING_POLICIES,
                          doc="private (one instance per compute unit) or shared by all units")
     bandwidth_bytes_per_s: float = field(
         unit="bandwidth", positive=True, minimum=MIN_RATE,
@@ -380,10 +382,10 @@ class HardwareSpec:
     def _private_above_shared(caches: tuple[CacheLevelSpec, ...]) -> Violation | None:
         """Per-unit copies feed a shared level, not the other way round (the cache model's order)."""
         for i in range(1, len(caches)):
-            if caches[i].sharing == "private" and caches[i - 1].sharing == "shared":
+            if caches[i].sharing == PRIVATE and caches[i - 1].sharing == SHARED:
                 return Violation("caches", f"shared below {caches[i - 1].name} (shared): a "
                                  "private level is only allowed above every shared one",
-                                 "private", at=(i, "sharing"))
+                                 PRIVATE, at=(i, "sharing"))
         return None
 
     @rule
@@ -421,7 +423,7 @@ class HardwareSpec:
         if not self.caches:
             return 0
         last = self.caches[-1]
-        copies = self.compute.units if last.sharing == "private" else 1
+        copies = self.compute.units if last.sharing == PRIVATE else 1
         return last.capacity_bytes * copies
 
 

@@ -17,7 +17,9 @@ from accelsim.hardware import CacheLevelSpec
 from accelsim.kernels.trace import elementwise_runs, gemm_runs
 from accelsim.vocabulary import (
     INCLUSION_POLICIES,
+    PRIVATE,
     REPLACEMENT_POLICIES,
+    SHARED,
     SHARING_POLICIES,
     WRITE_POLICIES,
 )
@@ -80,13 +82,13 @@ def cache_hierarchies(draw: st.DrawFn, max_levels: int = 3, max_units: int = 3,
     for i in range(n_levels):
         if i:
             line = line * draw(st.sampled_from([1, 1, 2]))
-        sharing = ("shared",) if shared_seen else ("private", "shared")
+        sharing = (SHARED,) if shared_seen else (PRIVATE, SHARED)
         lvl = draw(cache_levels(name=f"L{i + 1}", line_bytes=(line,), max_lines=8 * (i + 1) ** 2,
                                 policies=policies, write_policies=write_policies,
                                 inclusion=inclusion, sharing=sharing))
         if write_allocate is not None:
             lvl = attrs.evolve(lvl, write_allocate=write_allocate)
-        shared_seen = shared_seen or lvl.sharing == "shared"
+        shared_seen = shared_seen or lvl.sharing == SHARED
         levels.append(lvl)
     return levels, n_units
 

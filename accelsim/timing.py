@@ -47,7 +47,7 @@ from accelsim.mapping import (
     stream_mapping,
 )
 from accelsim.traffic import Traffic
-from accelsim.vocabulary import COMPUTE, LATENCY, LAUNCH, MEMORY, dtype_bytes
+from accelsim.vocabulary import COMPUTE, LATENCY, LAUNCH, MEMORY, SHARED, dtype_bytes
 
 #: Candidates this close to the fastest count as ties in `map_op`.
 TIE_FRACTION = 0.01
@@ -172,7 +172,7 @@ def analytic_traffic(hw: HardwareSpec, op: Op, mapping: Mapping, dtype: str,
         upper = tile_loads
         for i, lvl in enumerate(hw.caches):
             level_bytes[lvl.name] = upper + out
-            if lvl.sharing == "shared":
+            if lvl.sharing == SHARED:
                 below = _gemm_restream_bytes(hw, op, mapping, dtype, lvl.capacity_bytes)
                 upper = min(upper, below)
             if i == len(hw.caches) - 1:
@@ -390,7 +390,7 @@ def resident_weight_bytes(hw: HardwareSpec, graph: OpGraph, op: Op, seen: set[in
     SRAM keeps resident). The cache simulation decides the real traffic; this is what the
     mapper assumes when it scores candidates."""
     last = hw.caches[-1] if hw.caches else None
-    if op.kind != "gemm" or last is None or last.sharing != "shared":
+    if op.kind != "gemm" or last is None or last.sharing != SHARED:
         return 0.0
     eb = dtype_bytes(graph.tensors[op.inputs[1]].dtype) if len(op.inputs) > 1 else 0
     operand = {0: op.m * op.k * eb, 1: op.k * op.n * eb}

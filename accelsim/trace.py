@@ -70,7 +70,7 @@ from accelsim.trace_steady import (
     periodic_regions,
 )
 from accelsim.traffic import Traffic
-from accelsim.vocabulary import MEMORY, MODES
+from accelsim.vocabulary import MEMORY, MODES, SHARED
 
 #: ``auto`` runs ``exact`` below both limits (line accesses of the step; bytes of cache state).
 AUTO_EXACT_MAX_LINE_ACCESSES = 30_000_000
@@ -294,7 +294,7 @@ class _StepCounters:
         self.simulated = np.zeros(n_ops, bool)
         self.line0 = levels[0].line_bytes
         sim0 = gran.sim_levels[0]
-        self.shared0 = sim0.capacity_bytes if sim0.sharing == "shared" else 0
+        self.shared0 = sim0.capacity_bytes if sim0.sharing == SHARED else 0
 
     def runs_of(self, i: int) -> OpRuns:
         op, mp = self.graph.ops[i], self.mappings[i]

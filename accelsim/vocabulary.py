@@ -37,7 +37,9 @@ RECURRENT_EXECUTIONS = ("library", "framework")
 REPLACEMENT_POLICIES = ("lru", "fifo", "mru", "random", "plru", "lfu")
 WRITE_POLICIES = ("write_back", "write_through")
 INCLUSION_POLICIES = ("inclusive", "non_inclusive")
-SHARING_POLICIES = ("private", "shared")
+#: A cache level with one instance per compute unit, or one instance all units share.
+PRIVATE, SHARED = "private", 'shared'
+SHARING_POLICIES = (PRIVATE, SHARED)
 TOPOLOGIES = ("ring", "switch", "torus2d", "fully_connected", "two_level")
 
 # --- dtypes -----------------------------------------------------------------------------------
@@ -60,5 +62,6 @@ def dtype_bytes(dtype: str) -> int:
 __all__ = [
     "COMPUTE", "COMPUTE_DTYPES", "DTYPE_BYTES", "INCLUSION_POLICIES", "LATENCY", "LAUNCH", "LINKS",
     "MEMORY", "MODES", "RECURRENT_EXECUTIONS", "REPLACEMENT_POLICIES", "RESERVED_LEVEL_NAMES", "SHARING_POLICIES",
+    "PRIVATE", "SHARED",
     "TOPOLOGIES", "WRITE_POLICIES", "dtype_bytes",
 ]
