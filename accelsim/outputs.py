@@ -65,6 +65,10 @@ def check_output_dir(option: str, path: str) -> None:
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise AccelsimError(f"{where}: expected a folder for the figures, got a file")
+    if not p.exists() and p.suffix.lower() in PLOT_EXTENSIONS:
+        raise AccelsimError(f"{where}: expected a folder for the figures (roofline.png, "
+                            f"breakdown.png, gantt.png are written in it), got a file name "
+                            f"ending in {p.suffix}")
     existing = p if p.is_dir() else (p.parent if str(p.parent) else Path("."))
     if not existing.is_dir():
         raise AccelsimError(f"{where}: expected a folder in an existing directory, got "

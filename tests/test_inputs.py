@@ -231,3 +231,12 @@ def test_slowest_chip_the_limits_allow_gives_finite_numbers(tmp_path, capsys):
     report = accelsim.simulate(spec.load_hardware(hw_path), spec.load_workload(wl_path), chips=4)
     s = report.summary
     assert all(math.isfinite(x) for x in (s.step_time_s, s.epoch_time_s, s.flops, s.footprint_bytes))
+
+
+def test_run_plot_is_a_folder_not_an_image(tiny, tmp_path, capsys):
+    """`run --plot DIR` writes three figures into DIR: an image name is refused before work."""
+    png = tmp_path / "step.png"
+    assert main(["run", V100, tiny, "--plot", str(png)]) == 2
+    err = capsys.readouterr().err
+    assert "expected a folder for the figures" in err and "Traceback" not in err
+    assert not png.exists()
