@@ -26,14 +26,14 @@ def simulate(hw: HardwareSpec, wl: WorkloadSpec, *, chips: int = 1, mode: str = 
     """Replay one training step of `wl` on `chips` data-parallel copies of `hw`.
 
     A step whose footprint exceeds the chip's memory is reported with its shortfall and not
-    timed, unless `force`. With a `plan` (a `ParallelPlan`, or text such as "dp=512,pp=4"), or the workload's
-    `parallel:` section, or `chips` > 1, the step is partitioned over the chips and each
+    timed, unless `force`. With a `plan` (a `ParallelPlan`, or text such as "dp=512,pp=4"),
+    or the workload's `parallel:` section, or `chips` > 1, the step is partitioned over the chips and each
     distinct stage replayed; a plan whose stages do not fit in memory is not timed unless
     `force` (accelsim.parallel). Refuses (`WorkTooLarge`) before any work beyond `limits`
     (see `accelsim.estimate`).
     """
     graph = check_arguments(hw, wl, chips=chips, mode=mode, limits=limits, graph=graph)
-    # --- parallel plans (issue 8): partition, replay each distinct stage, compose ----------
+    # a plan (or chips > 1): partition, replay each distinct stage graph, compose
     resolved = resolve_plan(wl, chips, plan)
     if resolved is not None:
         from accelsim.parallel import simulate_plan
@@ -47,7 +47,6 @@ def simulate(hw: HardwareSpec, wl: WorkloadSpec, *, chips: int = 1, mode: str = 
 
         return pipeline.estimate_cost(hw, wl, simulate_plan(hw, wl, ParallelPlan(data=1), mode=mode,
                                                             graph=prepared.graph))
-    # --- end parallel plans ----------------------------------------------------------------
     report = pipeline.run_prepared(hw, prepared, chips=chips, mode=mode)
     if overfull:  # forced past the capacity check
         report = attrs.evolve(report, notes=(
@@ -56,7 +55,6 @@ def simulate(hw: HardwareSpec, wl: WorkloadSpec, *, chips: int = 1, mode: str = 
     return report
 
 
-# --- parallel plans (issue 8) ----------------------------------------------------------------
 def resolve_plan(wl: WorkloadSpec, chips: int, plan: ParallelPlan | str | None,
                  source: str = "plan") -> ParallelPlan | None:
     """The plan to run (data degree filled in from `chips`), or None for one plain chip."""
@@ -79,7 +77,6 @@ def resolve_plan(wl: WorkloadSpec, chips: int, plan: ParallelPlan | str | None,
         raise AccelsimError(f"{source}: {violation.path().removeprefix('parallel.')}: expected "
                             f"{violation.expected}, got {violation.got}")
     return resolved
-# --- end parallel plans ----------------------------------------------------------------------
 
 
 @attrs.frozen(kw_only=True)
