@@ -178,14 +178,22 @@ def _load_pair(hw_paths: Sequence[str], wl_path: str):
     return hws, wl
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
+
+
+def _non_negative_int(text: str) -> int:
+    return _whole_number(text, 0)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -243,7 +251,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# --- parallel plans (issue 8) ----------------------------------------------------------------
 def _cmd_plan(args: argparse.Namespace) -> int:
     import json
 
@@ -290,7 +297,6 @@ def _add_plan_options(p: argparse.ArgumentParser) -> None:
                         "YAML file (default with --chips N: the best plan that fits)")
     p.add_argument("--force", action="store_true",
                    help="time a plan even when it does not fit in memory (labelled FORCED)")
-# --- end parallel plans ----------------------------------------------------------------------
 
 
 def _cmd_mrc(args: argparse.Namespace) -> int:
@@ -427,16 +433,6 @@ def _add_limit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-large", action="store_true",
                    help="raise every work limit to what 64-bit addresses allow "
                         "(accelsim.estimate.LARGE_LIMITS); exact-mode limits stay")
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
 
 
 def version() -> str:

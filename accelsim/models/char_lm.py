@@ -13,7 +13,7 @@ from __future__ import annotations
 import attrs
 
 from accelsim.graph import OpGraph
-from accelsim.models.common import Net, embedding_steps
+from accelsim.models.common import Net, embedding_steps, language_model_step
 from accelsim.models.registry import register
 from accelsim.schema import field
 from accelsim.workload import MAX_DEPTH, MAX_STEPS, MAX_VOCAB, MAX_WIDTH, WorkloadSpec
@@ -71,11 +71,4 @@ def build(cfg: CharLMConfig, wl: WorkloadSpec) -> OpGraph:
                             net.mul(f"{name}/keep", state, carry))
         outputs.append(state)
     top = net.concat("collapse", outputs, axis=0)  # [steps*b, h]
-    logits = net.add("softmax/bias_add",
-                     net.matmul("softmax/matmul", top, net.weight("softmax/kernel", (v, h)),
-                                trans_b=True),
-                     net.weight("softmax/bias", (v,)))
-    net.softmax_cross_entropy("loss", logits, net.input("labels", (b, steps), dtype="int32"))
-    net.backward()
-    net.update(wl.optimizer)
-    return net.build()
+    return language_model_step(net, top, v, h, b, steps, wl.optimizer)

@@ -406,9 +406,10 @@ def lstm_weights(net: Net, name: str, input_size: int, hidden: int) -> tuple[Ten
 
 
 def lstm_cell(net: Net, name: str, x: Tensor, h: Tensor, c: Tensor, kernel: Tensor,
-              bias: Tensor) -> tuple[Tensor, Tensor]:
-    """One LSTM timestep (TensorFlow's BasicLSTMCell): returns (h', c')."""
-    hidden = h.shape[-1]
+              bias: Tensor, output: str = "h") -> tuple[Tensor, Tensor]:
+    """One LSTM timestep (TensorFlow's BasicLSTMCell): returns (h', c'); `output` names the
+    op producing h' (an LSTMP cell projects it: its `m`)."""
+    hidden = c.shape[-1]  # the cell's width (h is narrower in an LSTMP cell)
     xh = net.concat(f"{name}/concat", [x, h])
     z = net.add(f"{name}/bias_add", net.matmul(f"{name}/matmul", xh, kernel), bias)
     i, j, f, o = net.split(f"{name}/split", z, [hidden] * 4)
@@ -417,7 +418,7 @@ def lstm_cell(net: Net, name: str, x: Tensor, h: Tensor, c: Tensor, kernel: Tens
                     net.mul(f"{name}/c_forget", c, net.unary(f"{name}/f_sigmoid", "sigmoid", f)),
                     net.mul(f"{name}/c_input", net.unary(f"{name}/i_sigmoid", "sigmoid", i),
                             net.unary(f"{name}/j_tanh", "tanh", j)))
-    h_new = net.mul(f"{name}/h", net.unary(f"{name}/c_tanh", "tanh", c_new),
+    h_new = net.mul(f"{name}/{output}", net.unary(f"{name}/c_tanh", "tanh", c_new),
                     net.unary(f"{name}/o_sigmoid", "sigmoid", o))
     return h_new, c_new
 
@@ -435,6 +436,21 @@ def lstm_layer(net: Net, name: str, xs: Sequence[Tensor], hidden: int, *,
         h, c = lstm_cell(net, f"{name}/t{t}", xs[t], h, c, kernel, bias)
         hs[t] = h
     return hs
+
+
+def language_model_step(net: Net, top: Tensor, vocab: int, width: int, batch: int, steps: int,
+                        optimizer: str) -> OpGraph:
+    """The shared tail of the language models: a softmax over `vocab` of the collapsed
+    outputs `top` [steps*batch, width], cross-entropy against token labels, then the derived
+    backward pass and the weight update; the finished step graph."""
+    logits = net.add("softmax/bias_add",
+                     net.matmul("softmax/matmul", top, net.weight("softmax/kernel", (vocab, width)),
+                                trans_b=True),
+                     net.weight("softmax/bias", (vocab,)))
+    net.softmax_cross_entropy("loss", logits, net.input("labels", (batch, steps), dtype="int32"))
+    net.backward()
+    net.update(optimizer)
+    return net.build()
 
 
 def embedding_steps(net: Net, name: str, vocab: int, width: int, batch: int,

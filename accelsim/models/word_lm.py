@@ -14,7 +14,7 @@ from __future__ import annotations
 import attrs
 
 from accelsim.graph import OpGraph
-from accelsim.models.common import Net, embedding_steps, lstm_layer
+from accelsim.models.common import Net, embedding_steps, language_model_step, lstm_layer
 from accelsim.models.registry import register
 from accelsim.schema import field
 from accelsim.workload import MAX_DEPTH, MAX_STEPS, MAX_VOCAB, MAX_WIDTH, WorkloadSpec
@@ -60,12 +60,4 @@ def build(cfg: WordLMConfig, wl: WorkloadSpec) -> OpGraph:
     if cfg.projection:
         top = net.matmul("projection", top, net.weight("projection/kernel", (h, cfg.projection)))
         width = cfg.projection
-    w_softmax = net.weight("softmax/kernel", (v, width))
-    logits = net.add("softmax/bias_add", net.matmul("softmax/matmul", top, w_softmax,
-                                                    trans_b=True),
-                     net.weight("softmax/bias", (v,)))
-    labels = net.input("labels", (b, s), dtype="int32")
-    net.softmax_cross_entropy("loss", logits, labels)
-    net.backward()
-    net.update(wl.optimizer)
-    return net.build()
+    return language_model_step(net, top, v, width, b, s, wl.optimizer)

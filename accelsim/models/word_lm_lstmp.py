@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import attrs
 
 from accelsim.graph import OpGraph, Tensor
-from accelsim.models.common import Net, embedding_steps
+from accelsim.models.common import Net, embedding_steps, language_model_step, lstm_cell
 from accelsim.models.registry import register
 from accelsim.schema import field
 from accelsim.workload import WorkloadSpec
@@ -54,18 +54,9 @@ class WordLMLSTMPConfig:
 
 def lstmp_cell(net: Net, name: str, x: Tensor, r: Tensor, c: Tensor, kernel: Tensor,
                bias: Tensor, projection: Tensor) -> tuple[Tensor, Tensor]:
-    """One LSTMP timestep: returns (r', c') with r' = (o * tanh(c')) @ W_proj."""
-    hidden = c.shape[-1]
-    xr = net.concat(f"{name}/concat", [x, r])
-    z = net.add(f"{name}/bias_add", net.matmul(f"{name}/matmul", xr, kernel), bias)
-    i, j, f, o = net.split(f"{name}/split", z, [hidden] * 4)
-    f = net.unary(f"{name}/forget_bias", "identity", f)
-    c_new = net.add(f"{name}/c_add",
-                    net.mul(f"{name}/c_forget", c, net.unary(f"{name}/f_sigmoid", "sigmoid", f)),
-                    net.mul(f"{name}/c_input", net.unary(f"{name}/i_sigmoid", "sigmoid", i),
-                            net.unary(f"{name}/j_tanh", "tanh", j)))
-    m = net.mul(f"{name}/m", net.unary(f"{name}/c_tanh", "tanh", c_new),
-                net.unary(f"{name}/o_sigmoid", "sigmoid", o))
+    """One LSTMP timestep: an LSTM cell fed (x, r) whose output m is projected,
+    r' = m @ W_proj; returns (r', c')."""
+    m, c_new = lstm_cell(net, name, x, r, c, kernel, bias, output="m")
     return net.matmul(f"{name}/project", m, projection), c_new
 
 
@@ -96,12 +87,4 @@ def build(cfg: WordLMLSTMPConfig, wl: WorkloadSpec) -> OpGraph:
     for layer in range(cfg.layers):
         xs = lstmp_layer(net, f"lstm{layer}", xs, cfg.hidden, p)
     top = net.concat("collapse", xs, axis=0)  # [s*b, p]
-    w_softmax = net.weight("softmax/kernel", (v, p))
-    logits = net.add("softmax/bias_add", net.matmul("softmax/matmul", top, w_softmax,
-                                                    trans_b=True),
-                     net.weight("softmax/bias", (v,)))
-    labels = net.input("labels", (b, s), dtype="int32")
-    net.softmax_cross_entropy("loss", logits, labels)
-    net.backward()
-    net.update(wl.optimizer)
-    return net.build()
+    return language_model_step(net, top, v, p, b, s, wl.optimizer)
