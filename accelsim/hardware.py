@@ -348,6 +348,122 @@ class Calibration:
         doc="fixed host-side setup of one recurrent library call before its first kernel")
 
 
+# --- kernel library (issue 10): the GEMM kernels a chip's vendor library offers -------------
+#: Operand layouts of a GEMM, as BLAS names them: op(A) then op(B), N (as stored) or T.
+GEMM_LAYOUTS = ("NN", "NT", "TN", "TT")
+#: Keys of `kernel_library.menus`: a dtype (every layout) or `<dtype>_<layout>` (one layout).
+KERNEL_MENU_KEYS = DTYPES + tuple(f"{d}_{lay}" for d in DTYPES for lay in GEMM_LAYOUTS)
+MAX_TILE_EDGE = 2**16
+
+
+@attrs.frozen
+class KernelMenu:
+    """The GEMM kernels a library offers for one dtype (or one dtype and layout): output tile
+    shapes, K-stage depths and split-K factors. The mapper chooses only among these, and only
+    tiles whose operand stages fit the unit's local memory and whose accumulators fit half its
+    register file. Defaults: the menu of a generic tiled BLAS (CUTLASS-like), documented in
+    docs/spec-format.md; a spec without `kernel_library` uses it for every dtype."""
+
+    tile_edges: tuple[int, ...] = field(
+        default=(32, 64, 128, 256),
+        doc="tile_m and tile_n values (elements) combined into tiles, unless `tiles` lists the "
+            "shapes; a pipe's min_tile must divide an edge for the edge to be used")
+    max_aspect: int = field(
+        default=4, minimum=1, maximum=MAX_TILE_EDGE,
+        doc="longest over shortest side of a tile built from tile_edges")
+    tiles: tuple[tuple[int, ...], ...] | None = field(
+        default=None,
+        doc="explicit [tile_m, tile_n] shapes the library offers (e.g. [[256, 128], [128, 128]]); "
+            "none: every pair of tile_edges within max_aspect")
+    tile_k: tuple[int, ...] = field(
+        default=(32, 16, 8),
+        doc="K depths of one operand stage (elements), preferred first: a tile takes the "
+            "first that fits local memory")
+    split_k: tuple[int, ...] = field(
+        default=(1, 2, 4, 8, 16, 32, 64),
+        doc="split-K factors offered, ascending from 1 ([1]: no split-K kernels); split-K is "
+            "used only when the unsplit tiles leave units idle")
+    min_k_per_split: int = field(
+        default=256, minimum=1, maximum=2**31,
+        doc="smallest K slice (elements) one split-K work item gets")
+
+    def __attrs_post_init__(self) -> None:
+        check_rules(self)
+
+    @rule
+    def _edges_positive(tile_edges: tuple[int, ...]) -> Violation | None:
+        """Tiles are whole numbers of elements."""
+        for i, e in enumerate(tile_edges):
+            if not 1 <= e <= MAX_TILE_EDGE:
+                return Violation("tile_edges", f"an edge from 1 to {MAX_TILE_EDGE} elements",
+                                 f"{e}", at=(i,))
+        if not tile_edges:
+            return Violation("tile_edges", "at least one edge", "none")
+        return None
+
+    @rule
+    def _tiles_are_pairs(tiles: tuple[tuple[int, ...], ...] | None) -> Violation | None:
+        """A tile is [tile_m, tile_n]."""
+        if tiles is None:
+            return None
+        if not tiles:
+            return Violation("tiles", "at least one [tile_m, tile_n] shape", "none")
+        for i, t in enumerate(tiles):
+            if len(t) != 2 or not all(1 <= e <= MAX_TILE_EDGE for e in t):
+                return Violation("tiles", f"a [tile_m, tile_n] pair of edges from 1 to "
+                                 f"{MAX_TILE_EDGE}", str(list(t)), at=(i,))
+        return None
+
+    @rule
+    def _tile_k_positive(tile_k: tuple[int, ...]) -> Violation | None:
+        """A stage is at least one element deep."""
+        if not tile_k:
+            return Violation("tile_k", "at least one depth", "none")
+        for i, k in enumerate(tile_k):
+            if not 1 <= k <= MAX_TILE_EDGE:
+                return Violation("tile_k", f"a depth from 1 to {MAX_TILE_EDGE} elements", f"{k}",
+                                 at=(i,))
+        return None
+
+    @rule
+    def _split_k_ascending_from_one(split_k: tuple[int, ...]) -> Violation | None:
+        """The unsplit kernel is always offered; factors grow (the mapper stops at the first
+        factor whose K slice is too thin)."""
+        if not split_k or split_k[0] != 1:
+            return Violation("split_k", "factors starting with 1 (the unsplit kernel)",
+                             str(list(split_k)))
+        for i in range(1, len(split_k)):
+            if not split_k[i - 1] < split_k[i] <= 2**16:
+                return Violation("split_k", f"a factor above {split_k[i - 1]} and at most 65536",
+                                 f"{split_k[i]}", at=(i,))
+        return None
+
+    def shapes(self) -> list[tuple[int, int]]:
+        """(tile_m, tile_n) pairs offered, in menu order."""
+        if self.tiles is not None:
+            return [(t[0], t[1]) for t in self.tiles]
+        return [(tm, tn) for tm in self.tile_edges for tn in self.tile_edges
+                if max(tm, tn) <= self.max_aspect * min(tm, tn)]
+
+
+@attrs.frozen
+class KernelLibrary:
+    """The vendor library's GEMM kernels per dtype and layout (library choices, not chip
+    physics: thin-GEMM tiles and split-K availability differ between libraries and versions)."""
+
+    default: KernelMenu = field(factory=KernelMenu,
+                                doc="menu of every dtype and layout not in `menus`")
+    menus: dict[str, KernelMenu] = field(
+        factory=dict, keys=KERNEL_MENU_KEYS,
+        doc="menus per dtype (e.g. fp16) or per dtype and layout (e.g. fp16_TN: op(A) "
+            "transposed, B as stored); the most specific key applies")
+
+    def menu(self, dtype: str, trans_a: bool = False, trans_b: bool = False) -> KernelMenu:
+        """The menu of a GEMM of `dtype` with these operand layouts."""
+        layout = ("T" if trans_a else "N") + ("T" if trans_b else "N")
+        return (self.menus.get(f"{dtype}_{layout}") or self.menus.get(dtype) or self.default)
+
+
 @attrs.frozen
 class HardwareSpec:
     """A whole accelerator chip; `chips` of them train data-parallel."""
@@ -362,6 +478,9 @@ class HardwareSpec:
     technology: TechnologySpec | None = field(
         default=None, doc="process node and energy, area and cost constants (accelsim.energy); "
         "without it no energy, area or cost is estimated")
+    kernel_library: KernelLibrary = field(
+        factory=KernelLibrary, doc="GEMM tile shapes and split-K factors the chip's kernel "
+        "library offers, per dtype and layout (default: a generic tiled-BLAS menu)")
 
     def __attrs_post_init__(self) -> None:
         check_rules(self)

@@ -2,9 +2,11 @@
 
 A GEMM is cut into output tiles (tile_m x tile_n, optionally split along K); each compute unit
 computes one tile at a time, so `ceil(tiles / units)` waves run one after another (wave
-quantization). The candidate tiles are those whose double-buffered operand panels fit in the
-unit's local memory and whose accumulators fit in half its register file, on the granule of the
-matrix pipe (16 for tensor cores), like the kernel table of a vendor BLAS.
+quantization). The candidate tiles, K-stage depths and split-K factors are those the spec's
+kernel library offers for the GEMM's dtype and operand layout (`HardwareSpec.kernel_library`,
+data, with a documented default menu), restricted to tiles whose double-buffered operand panels
+fit in the unit's local memory and whose accumulators fit in half its register file, on the
+granule of the matrix pipe (16 for tensor cores).
 
 This module lists the legal mappings and times nothing: `timing.map_op` chooses among them
 with the timing model (data flows mapping -> timing, never back).
@@ -20,17 +22,8 @@ from accelsim.graph import Op
 from accelsim.hardware import HardwareSpec
 from accelsim.vocabulary import dtype_bytes
 
-#: Tile edges a kernel library offers (elements); a pipe's `min_tile` must divide them.
-TILE_EDGES = (32, 64, 128, 256)
-#: K-depth of one pipeline stage, largest that fits (elements).
-TILE_K_CHOICES = (32, 16, 8)
 #: Pipeline stages held in local memory (double buffering).
 STAGES = 2
-#: Split-K factors considered.
-SPLIT_K_CHOICES = (1, 2, 4, 8, 16, 32, 64)
-#: Smallest K slice (elements) a split-K work item gets: below this the partial sums cost more
-#: than the parallelism gains.
-MIN_K_PER_SPLIT = 256
 #: Bytes one unit streams per chunk of an elementwise / reduction op.
 STREAM_CHUNK_BYTES = 64 * 1024
 STREAM_KINDS = ("elementwise", "reduce", "softmax", "data", "update")
@@ -68,42 +61,46 @@ def accumulate_bytes(hw: HardwareSpec, dtype: str) -> int:
     return dtype_bytes(hw.compute.pipe(dtype).accumulate)
 
 
-def tile_shapes(hw: HardwareSpec, dtype: str) -> list[tuple[int, int, int]]:
-    """(tile_m, tile_n, tile_k) that fit one unit: operand stages in local memory, accumulators
-    in half the register file (the other half holds operand fragments and addresses)."""
+def tile_shapes(hw: HardwareSpec, dtype: str, trans_a: bool = False,
+                trans_b: bool = False) -> list[tuple[int, int, int]]:
+    """(tile_m, tile_n, tile_k) of the library's menu (`kernel_library.menu`) that fit one unit:
+    operand stages in local memory, accumulators in half the register file (the other half
+    holds operand fragments and addresses)."""
+    menu = hw.kernel_library.menu(dtype, trans_a, trans_b)
     pipe = hw.compute.pipe(dtype)
     eb = dtype_bytes(dtype)
     acc = accumulate_bytes(hw, dtype)
     rf = hw.compute.register_file_bytes
     local = hw.compute.local_memory_bytes
-    edges = [e for e in TILE_EDGES if e % pipe.min_tile == 0] or [pipe.min_tile]
+    granule = pipe.min_tile
+    offered = [(tm, tn) for tm, tn in menu.shapes() if tm % granule == 0 and tn % granule == 0]
+    if not offered:  # no menu tile on the pipe's granule: the granule itself
+        offered = [(granule, granule)]
     shapes = []
-    for tm in edges:
-        for tn in edges:
-            if max(tm, tn) > 4 * min(tm, tn):
-                continue
-            if rf and tm * tn * acc > rf // 2:
-                continue
-            for tk in TILE_K_CHOICES:
-                tk = max(tk, pipe.min_tile)
-                if STAGES * (tm + tn) * tk * eb <= local:
-                    shapes.append((tm, tn, tk))
-                    break
+    for tm, tn in offered:
+        if rf and tm * tn * acc > rf // 2:
+            continue
+        for tk in menu.tile_k:
+            tk = max(tk, granule)
+            if STAGES * (tm + tn) * tk * eb <= local:
+                shapes.append((tm, tn, tk))
+                break
     if not shapes:  # a tiny local memory: the smallest legal tile, single stage
-        e = edges[0]
-        shapes.append((e, e, max(pipe.min_tile, 1)))
+        e = min(min(t) for t in offered)
+        shapes.append((e, e, max(granule, 1)))
     return shapes
 
 
 def gemm_candidates(hw: HardwareSpec, op: Op, dtype: str) -> list[GemmMapping]:
-    """Every legal (tile, split-K, loop order) mapping of a GEMM op."""
+    """Every legal (tile, split-K, loop order) mapping of a GEMM op on the library's menu."""
     units = hw.compute.units
+    menu = hw.kernel_library.menu(dtype, op.trans_a, op.trans_b)
     m, n, k, batch = max(op.m, 1), max(op.n, 1), max(op.k, 1), max(op.batch_count, 1)
     out = []
-    for tm, tn, tk in tile_shapes(hw, dtype):
+    for tm, tn, tk in tile_shapes(hw, dtype, op.trans_a, op.trans_b):
         base = math.ceil(m / tm) * math.ceil(n / tn) * batch
-        for split in SPLIT_K_CHOICES:
-            if split > 1 and (k / split < MIN_K_PER_SPLIT or base >= units):
+        for split in menu.split_k:
+            if split > 1 and (k / split < menu.min_k_per_split or base >= units):
                 break
             tiles = base * split
             for order in (0, 1):

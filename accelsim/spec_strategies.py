@@ -21,7 +21,14 @@ import attrs
 from hypothesis import strategies as st
 
 from accelsim import schema
-from accelsim.hardware import CacheLevelSpec, HardwareSpec, TechnologySpec
+from accelsim.hardware import (
+    KERNEL_MENU_KEYS,
+    CacheLevelSpec,
+    HardwareSpec,
+    KernelLibrary,
+    KernelMenu,
+    TechnologySpec,
+)
 from accelsim.models import FAMILIES
 from accelsim.workload import WorkloadSpec
 
@@ -149,7 +156,29 @@ def _cache_hierarchies(draw: st.DrawFn) -> tuple[CacheLevelSpec, ...]:
 
 def hardware_specs() -> st.SearchStrategy[HardwareSpec]:
     """Valid chips: every field drawn from its metadata, caches ordered by line size."""
-    return specs_of(HardwareSpec, caches=_cache_hierarchies(), technology=technology_specs())
+    return specs_of(HardwareSpec, caches=_cache_hierarchies(), technology=technology_specs(),
+                    kernel_library=kernel_libraries())
+
+
+def kernel_menus() -> st.SearchStrategy[KernelMenu]:
+    """Valid kernel menus: edges and depths in range, split-K factors ascending from 1."""
+    edges = st.lists(st.sampled_from([8, 16, 32, 48, 64, 128, 256]), min_size=1, max_size=4,
+                     unique=True).map(tuple)
+    pairs = st.none() | st.lists(st.tuples(st.sampled_from([16, 32, 64, 128, 256]),
+                                           st.sampled_from([8, 16, 32, 64, 128])),
+                                 min_size=1, max_size=4).map(tuple)
+    splits = st.lists(st.integers(2, 64), max_size=4, unique=True).map(
+        lambda xs: (1, *sorted(xs)))
+    return specs_of(KernelMenu, tile_edges=edges, tiles=pairs, split_k=splits,
+                    tile_k=st.lists(st.sampled_from([8, 16, 32, 64]), min_size=1,
+                                    max_size=3).map(tuple))
+
+
+def kernel_libraries() -> st.SearchStrategy[KernelLibrary]:
+    """The default library, or menus for a few dtypes and layouts."""
+    menus = st.dictionaries(st.sampled_from(KERNEL_MENU_KEYS), kernel_menus(), max_size=2)
+    return st.just(KernelLibrary()) | st.builds(
+        lambda d, m: KernelLibrary(default=d, menus=m), kernel_menus(), menus)
 
 
 def technology_specs() -> st.SearchStrategy[TechnologySpec | None]:

@@ -206,6 +206,11 @@ def render() -> str:
     out += _class_section(hardware.MemorySpec, "Under `memory`")
     out += _class_section(hardware.InterconnectSpec, "Under `interconnect`")
     out += _class_section(hardware.Calibration, "Under `calibration` (optional)")
+    out += _class_section(hardware.KernelLibrary, "Under `kernel_library` (optional)")
+    out += _class_section(hardware.KernelMenu, "Under `kernel_library.default` and each "
+                          "`kernel_library.menus.<dtype>` or `menus.<dtype>_<layout>` (layout NN, "
+                          "NT, TN or TT: op(A) and op(B) as stored or transposed); a key left "
+                          "out takes the value shown here")
     out += _class_section(hardware.TechnologySpec,  # issue 14: energy, area and cost
                           "Under `technology` (optional; unset values come from the node's row "
                           "of `accelsim/data/technology_nodes.yaml`, see docs/energy.md; "
