@@ -1,0 +1,110 @@
+"""The kernel library as spec data (issue 10): the mapper chooses only from the spec's menu."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+
+from accelsim import refdata
+from accelsim.errors import SpecError
+from accelsim.hardware import KernelLibrary, KernelMenu
+from accelsim.mapping import gemm_candidates, tile_shapes
+from accelsim.spec import dump_yaml, hardware_from_yaml, load_hardware
+from accelsim.timing import map_op
+
+V100_TEXT = refdata.hardware_spec_path("v100").read_text()
+
+
+def _with_library(hw, **menus: KernelMenu):
+    return attrs.evolve(hw, kernel_library=KernelLibrary(menus=menus))
+
+
+def test_default_menu_is_the_generic_tiled_blas(tiny_hw):
+    # 4 edges, aspect <= 4: all 16 pairs but 32x256 and 256x32.
+    shapes = KernelMenu().shapes()
+    assert len(shapes) == 14 and (32, 256) not in shapes and (256, 64) in shapes
+    assert KernelMenu().split_k == (1, 2, 4, 8, 16, 32, 64)
+
+
+def test_menu_restricts_tiles_and_split_k(tiny_hw, gemm):
+    hw = _with_library(tiny_hw(units=4), fp32=KernelMenu(tiles=((64, 32),), split_k=(1, 4)))
+    cands = gemm_candidates(hw, gemm(64, 32, 4096), "fp32")
+    # One tile shape, split 1 or 4 (the single output tile leaves 3 of 4 units idle), two
+    # loop orders: four candidates.
+    assert {(c.tile_m, c.tile_n, c.split_k) for c in cands} == {(64, 32, 1), (64, 32, 4)}
+    assert len(cands) == 4
+    assert map_op(hw, gemm(64, 32, 4096), "fp32") in cands
+
+
+def test_min_k_per_split_stops_the_split(tiny_hw, gemm):
+    hw = _with_library(tiny_hw(units=4), fp32=KernelMenu(tiles=((32, 32),),
+                                                         min_k_per_split=1024))
+    splits = {c.split_k for c in gemm_candidates(hw, gemm(32, 32, 4096), "fp32")}
+    assert splits == {1, 2, 4}  # 4096 / 8 = 512 < 1024
+
+
+def test_layout_menu_beats_dtype_menu(tiny_hw, gemm):
+    hw = _with_library(tiny_hw(units=4), fp32=KernelMenu(tiles=((64, 64),)),
+                       fp32_TN=KernelMenu(tiles=((32, 128),)))
+    nn = gemm(256, 256, 256)
+    tn = attrs.evolve(nn, trans_a=True)
+    assert {(c.tile_m, c.tile_n) for c in gemm_candidates(hw, nn, "fp32")} == {(64, 64)}
+    assert {(c.tile_m, c.tile_n) for c in gemm_candidates(hw, tn, "fp32")} == {(32, 128)}
+    # fp16 has no menu here: the default applies.
+    assert hw.kernel_library.menu("fp16", True, False) == KernelMenu()
+
+
+def test_tile_k_first_that_fits(tiny_hw):
+    # 16 KiB local memory, fp32, two stages: 64x64 fits tk 16 (not 32) -> first of [64, 16].
+    hw = _with_library(tiny_hw(local_bytes=16 * 1024),
+                       fp32=KernelMenu(tiles=((64, 64),), tile_k=(64, 16)))
+    assert tile_shapes(hw, "fp32") == [(64, 64, 16)]
+
+
+def test_menu_tiles_off_the_pipe_granule_are_dropped():
+    hw = load_hardware(refdata.hardware_spec_path("v100"))
+    hw = _with_library(hw, fp16=KernelMenu(tiles=((24, 64), (64, 64))))
+    assert [(tm, tn) for tm, tn, _ in tile_shapes(hw, "fp16")] == [(64, 64)]
+
+
+def test_spec_menu_round_trips():
+    text = V100_TEXT + """
+kernel_library:
+  default:
+    split_k: [1, 2, 4]
+  menus:
+    fp16:
+      tiles: [[256, 128], [128, 128], [64, 64]]
+      tile_k: [32]
+    fp32_TN:
+      tile_edges: [32, 64, 128]
+      max_aspect: 2
+      min_k_per_split: 512
+"""
+    hw = hardware_from_yaml(text, "v100_menu.yaml")
+    lib = hw.kernel_library
+    assert lib.default.split_k == (1, 2, 4)
+    assert lib.menu("fp16", True, True).tiles == ((256, 128), (128, 128), (64, 64))
+    assert lib.menu("fp32", True, False).max_aspect == 2
+    assert lib.menu("fp32", False, False) == lib.default
+    assert hardware_from_yaml(dump_yaml(hw), "again.yaml") == hw
+
+
+@pytest.mark.parametrize("menu,where,expected", [
+    ("fp16: {split_k: [2, 4]}", "kernel_library.menus.fp16.split_k",
+     "factors starting with 1"),
+    ("fp16: {split_k: [1, 4, 2]}", "kernel_library.menus.fp16.split_k[2]",
+     "a factor above 4"),
+    ("fp16: {tiles: [[128, 64, 32]]}", "kernel_library.menus.fp16.tiles[0]",
+     "a [tile_m, tile_n] pair"),
+    ("fp16: {tile_edges: [64, 0]}", "kernel_library.menus.fp16.tile_edges[1]",
+     "an edge from 1 to 65536"),
+    ("fp61: {}", "kernel_library.menus.fp61", "a key among"),
+])
+def test_bad_menu_entries_are_located(menu: str, where: str, expected: str):
+    text = V100_TEXT + "kernel_library:\n  menus:\n    " + menu + "\n"
+    with pytest.raises(SpecError) as err:
+        hardware_from_yaml(text, "bad.yaml")
+    message = str(err.value)
+    assert f": {where}: expected {expected}" in message
+    assert "bad.yaml:" in message
