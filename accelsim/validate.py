@@ -10,9 +10,12 @@ precision has no pipe on the chip is reported as not predicted, never run on ano
 Every GEMM row becomes one `gemm` op (fp32 rows on the fp32 pipes, fp16_mixed rows on the
 tensor cores, dtype "fp16"); it is mapped by `timing.map_op` and timed by `timing.op_timing`
 with bytes per level from the cache simulator when it is installed (`accelsim.cache`), else from
-the analytic re-streaming model. Every RNN row becomes the chain of per-timestep ops cuDNN runs
-(DeepBench uses CUDNN_SKIP_INPUT: the input enters unprojected, so a step is one recurrent GEMM
-plus one fused elementwise kernel), timed along the dependency chain. The summary gives, per
+the analytic re-streaming model. Every RNN row becomes the graph of ops cuDNN runs for each pass
+(`rnn_pass_graph`; DeepBench uses CUDNN_SKIP_INPUT: the input enters unprojected, so a step is
+one recurrent GEMM plus one fused elementwise kernel, and backward-weights is one GEMM over all
+timesteps), mapped, traced through one cache state and timed by the pipeline's stages like any
+other step's ops, and timed along the dependency chain plus the spec's per-call and per-step
+costs (`rnn_pass_time`). The summary gives, per
 table and precision, the median, p90 and max absolute percentage error.
 """
 
@@ -32,7 +35,7 @@ import numpy as np
 
 from accelsim import refdata
 from accelsim.errors import Issue, SpecError
-from accelsim.graph import Op
+from accelsim.graph import Op, OpGraph
 from accelsim.hardware import HardwareSpec
 from accelsim.mapping import GemmMapping
 from accelsim.timing import OpTiming, analytic_traffic, map_op, op_timing
@@ -339,75 +342,140 @@ def validate_gemm(hw: HardwareSpec, path: str | Path, traffic_fn: TrafficFn | No
 
 
 # --- RNN ----------------------------------------------------------------------------------------
-def _pointwise_op(name: str, flops: float) -> Op:
-    return Op(id=0, name=name, kind="elementwise", phase="forward", inputs=(), outputs=(),
-              flops=flops)
+# --- RNN through the pipeline (issue 10 item 3) ---------------------------------------------------
+def _state_split(vectors: int) -> tuple[int, int]:
+    """(vectors carried to the next step, vectors saved for backward) of a step's elementwise
+    kernel besides its input and output: the recurrent state (c of an LSTM) is carried, the
+    rest is saved."""
+    extra = max(vectors - 2, 0)
+    carried = extra // 2
+    return carried, extra - 2 * carried
+
+
+def rnn_pass_graph(cell: str, hidden: int, batch: int, steps: int, dtype: str,
+                   rnn_pass: str, accumulate: str = "fp32") -> OpGraph:
+    """The ops one recurrent library call runs for `rnn_pass` ("fwd", "bwd_inputs" or
+    "bwd_weights"), as an `OpGraph` the pipeline maps, traces and times like any other.
+
+    DeepBench calls cuDNN with CUDNN_SKIP_INPUT (the input enters unprojected), so there is no
+    input GEMM to hoist: a forward step is the recurrent GEMM (gates*hidden x batch x hidden,
+    the stored weights transposed) and one fused elementwise kernel that adds x_t, applies the
+    gate nonlinearities, writes h_t and the state, and saves what backward needs. Backward-data
+    runs the steps in reverse: the elementwise gradient kernel, then the GEMM with the weights
+    as stored. Backward-weights is one GEMM over all timesteps (the stacked gate gradients
+    times the stacked states), the bias-gradient reduction and, when the pipe accumulates in a
+    wider type, the pass that converts the workspace into the 16-bit gradient.
+    """
+    from accelsim.graph import GraphBuilder
+    from accelsim.vocabulary import dtype_bytes
+
+    gates = CELL_GATES[cell]
+    gh = gates * hidden
+    fwd_flops, bwd_flops = CELL_POINTWISE_FLOPS[cell]
+    fwd_vec, bwd_vec = CELL_STATE_VECTORS[cell]
+    b = GraphBuilder(f"{cell}-h{hidden}-b{batch}-t{steps}-{rnn_pass}", dtype)
+    w = b.weight("W_rec", (hidden, gh))
+    if rnn_pass == "fwd":
+        carried, saved = _state_split(fwd_vec)
+        h = b.input("h0", (hidden, batch))
+        state = b.input("c0", (carried * hidden, batch)) if carried else None
+        for t in range(steps):
+            g = b.matmul(f"t{t}/recurrent", w, h, trans_a=True)
+            x = b.input(f"x{t}", (hidden, batch))
+            ins = [g, x] + ([state] if state is not None else [])
+            h = b.tensor(f"t{t}/h", (hidden, batch))
+            outs = [h, b.tensor(f"t{t}/reserve", (gh + saved * hidden, batch))]
+            if carried:
+                state = b.tensor(f"t{t}/c", (carried * hidden, batch))
+                outs.append(state)
+            b.op(f"t{t}/pointwise", "elementwise", ins, outs, fwd_flops * hidden * batch)
+        return b.build()
+    if rnn_pass == "bwd_inputs":
+        carried, saved = _state_split(bwd_vec)
+        dh = b.input("dh_T", (hidden, batch))
+        dstate = b.input("dc_T", (carried * hidden, batch)) if carried else None
+        for t in reversed(range(steps)):
+            reserve = b.input(f"t{t}/reserve", (gh + saved * hidden, batch))
+            dy = b.input(f"t{t}/dy", (hidden, batch))
+            ins = [dh, dy, reserve] + ([dstate] if dstate is not None else [])
+            dg = b.tensor(f"t{t}/dgates", (gh, batch))
+            outs = [dg, b.tensor(f"t{t}/dx", (hidden, batch))]
+            if carried:
+                dstate = b.tensor(f"t{t}/dc", (carried * hidden, batch))
+                outs.append(dstate)
+            b.op(f"t{t}/pointwise_grad", "elementwise", ins, outs, bwd_flops * hidden * batch)
+            dh = b.matmul(f"t{t}/grad_h", w, dg)
+        return b.build()
+    dgates = b.input("dgates", (gh, batch * steps))
+    hs = b.input("h", (hidden, batch * steps))
+    acc = accumulate
+    ws = b.tensor("grad_w:workspace", (gh, hidden), role="weight_gradient", dtype=acc)
+    b.op("grad_w", "gemm", [dgates, hs], [ws], 2.0 * gh * hidden * batch * steps, m=gh,
+         n=hidden, k=batch * steps, trans_b=True)
+    b.pointwise("grad_b", [dgates], 1.0, shape=(gh, 1), kind="reduce",
+                out_role="weight_gradient")
+    if dtype_bytes(acc) > dtype_bytes(dtype):
+        # Products accumulated at higher precision (FP32 for FP16 tensor cores) land in a
+        # workspace; a pass over dW adds them into the 16-bit weight gradient.
+        dw_old = b.input("dW", (gh, hidden))
+        b.pointwise("grad_w/convert", [ws, dw_old], 1.0, out_role="weight_gradient")
+    return b.build()
+
+
+#: Timesteps of a recurrent call run through the pipeline; later steps repeat the last one
+#: (after the cold first steps a step's traffic is periodic: the same weights, the same
+#: per-step tensors), so a 1500-step call costs what 16 steps do.
+RNN_TRACED_STEPS = 16
+
+
+def rnn_pass_time(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
+                  dtype: str, rnn_pass: str, simulate: bool = False) -> tuple[float, str]:
+    """(time, bound) of one recurrent library call (`rnn_pass_graph`) through the pipeline's
+    map, trace and time stages: the cache simulation of the call's ops in one cache state
+    when `simulate` (`pipeline.trace_step`), else analytic traffic with the weights that an
+    earlier step read and the last level holds counted resident. The ops depend on each other,
+    so their isolated times add, plus the spec's per-call and per-timestep costs
+    (`calibration.rnn_call_overhead`, `rnn_step_overhead`: host work and synchronisation).
+    At most `RNN_TRACED_STEPS` steps are run; the rest repeat the last traced step."""
+    from accelsim import pipeline
+    from accelsim.timing import resident_weight_bytes
+
+    traced_steps = min(steps, RNN_TRACED_STEPS) if rnn_pass != "bwd_weights" else steps
+    graph = rnn_pass_graph(cell, hidden, batch, traced_steps, dtype, rnn_pass,
+                           hw.compute.pipe(dtype).accumulate)
+    mapping = pipeline.map_step(hw, graph, dtype)
+    if simulate and hw.caches:
+        traced = pipeline.trace_step(hw, graph, mapping)
+    else:
+        seen: set[int] = set()
+        traffics = []
+        for op, mp in zip(graph.ops, mapping.mappings, strict=True):
+            resident = resident_weight_bytes(hw, graph, op, seen)
+            traffics.append(analytic_traffic(hw, op, mp, dtype, nbytes=graph.op_bytes(op),
+                                             resident_bytes=resident))
+            seen.update(op.inputs)
+        traced = pipeline.TracedStep(traffics=tuple(traffics),
+                                     hit_rates=tuple(dict(t.hit_rate) for t in traffics),
+                                     cache=None, notes=())
+    timing = pipeline.time_step(hw, graph, mapping, traced)
+    times = [t.isolated_time_s for t in timing.timings]
+    cal = hw.calibration
+    total = cal.rnn_call_overhead_s + sum(times)
+    if rnn_pass != "bwd_weights":
+        per_step = len(graph.ops) // traced_steps
+        total += (steps - traced_steps) * sum(times[-per_step:])
+        total += steps * cal.rnn_step_overhead_s
+    # The bound of the last GEMM: the recurrent GEMM at steady state, or the weight gradient.
+    gemms = [t for op, t in zip(graph.ops, timing.timings, strict=True) if op.kind == "gemm"]
+    return total, gemms[-1].bound
 
 
 def rnn_times(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
               dtype: str, simulate: bool = False) -> dict[str, tuple[float, str]]:
-    """(time, bound) of a recurrent layer's forward, backward-data and backward-weights passes.
-
-    One step is one recurrent GEMM (gates*hidden x batch x hidden, backward: its transpose)
-    and one fused elementwise kernel; steps depend on each other, so their times add. The
-    recurrent weights stay in the last cache level between steps when they fit there (the
-    elementwise kernel in between touches little), else every step re-reads them from HBM.
-    The weight gradient is one GEMM over all timesteps (gates*hidden x hidden x batch*steps)
-    plus the bias-gradient reduction, as cuDNN batches it. With `simulate`, the cold first
-    step and the warm later steps get their bytes from the cache simulator (the step GEMM run
-    twice through one hierarchy) instead of the fits-in-cache rule.
-    """
-    from accelsim.vocabulary import dtype_bytes
-
-    gates = CELL_GATES[cell]
-    eb = dtype_bytes(dtype)
-    gh = gates * hidden
-    llc = hw.last_level_cache_bytes
-    weight_bytes = gh * hidden * eb
-    resident = weight_bytes if weight_bytes + 4 * gh * batch * eb <= llc else 0.0
-    fwd_flops, bwd_flops = CELL_POINTWISE_FLOPS[cell]
-    fwd_vec, bwd_vec = CELL_STATE_VECTORS[cell]
-    out: dict[str, tuple[float, str]] = {}
-
-    def chain(gemm: Op, pw_flops: float, pw_vectors: int) -> tuple[float, str]:
-        pw_bytes = (2 * gh + pw_vectors * hidden) * batch * eb
-        pw = _pointwise_op("step/pointwise", pw_flops * hidden * batch)
-        pw_t = time_op(hw, pw, dtype, nbytes=pw_bytes, resident_bytes=pw_bytes)
-        if simulate:
-            mp = map_op(hw, gemm, dtype)
-            cold = op_timing(hw, gemm, mp, simulated_gemm_traffic(hw, gemm, mp, dtype), dtype)
-            warm = op_timing(hw, gemm, mp,
-                             simulated_gemm_traffic(hw, gemm, mp, dtype, warm=True), dtype)
-        else:
-            cold = time_op(hw, gemm, dtype)
-            warm = time_op(hw, gemm, dtype, resident_bytes=resident) if resident else cold
-        total = (call_s + cold.isolated_time_s + (steps - 1) * warm.isolated_time_s
-                 + steps * (pw_t.isolated_time_s + hw.calibration.rnn_step_overhead_s))
-        return total, warm.bound
-
-    call_s = hw.calibration.rnn_call_overhead_s
-    # cuDNN keeps each gate's recurrent matrix so that the forward step multiplies its
-    # transpose (transposed-A GEMM, K-contiguous rows) and backward-data the matrix as stored.
-    out["fwd"] = chain(gemm_op(gh, batch, hidden, trans_a=True, name="step/recurrent"),
-                       fwd_flops, fwd_vec)
-    out["bwd_inputs"] = chain(gemm_op(hidden, batch, gh, name="step/grad_h"),
-                              bwd_flops, bwd_vec)
-    sim_fn = simulated_traffic_fn() if simulate else None
-    dw = time_op(hw, gemm_op(gh, hidden, batch * steps, trans_b=True, name="grad_w"), dtype,
-                 traffic_fn=sim_fn)
-    bias = _pointwise_op("grad_b", gh * batch * steps)
-    db = time_op(hw, bias, dtype, nbytes=gh * batch * steps * eb)
-    total = call_s + dw.isolated_time_s + db.isolated_time_s
-    acc = dtype_bytes(hw.compute.pipe(dtype).accumulate)
-    if acc > eb:
-        # Products accumulated at higher precision (FP32 for FP16 tensor cores) land in a
-        # workspace; a pass over dW adds them into the 16-bit weight gradient.
-        conv_bytes = gh * hidden * (acc + 2 * eb)
-        conv = time_op(hw, _pointwise_op("grad_w/convert", gh * hidden), dtype,
-                       nbytes=conv_bytes)
-        total += conv.isolated_time_s
-    out["bwd_weights"] = (total, dw.bound)
-    return out
+    """(time, bound) of a recurrent layer's forward, backward-data and backward-weights calls
+    (`rnn_pass_time` of each)."""
+    return {p: rnn_pass_time(hw, cell, hidden, batch, steps, dtype, p, simulate=simulate)
+            for p in RNN_PASSES}
 
 
 def validate_rnn(hw: HardwareSpec, path: str | Path, simulate: bool = False, *,
