@@ -387,6 +387,14 @@ class KernelMenu:
         default=256, minimum=1, maximum=2**31,
         doc="smallest K slice (elements) one split-K work item gets")
 
+    k_major_memory_efficiency: float = field(
+        default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
+        doc="fraction of the achievable memory bandwidth these kernels reach on an operand "
+            "stored with K contiguous (row-major A, or B used transposed): each K stage reads "
+            "a short run of tile_k elements from every row of the tile, which DRAM serves "
+            "less efficiently than the long runs of an M- or N-contiguous operand "
+            "(1: no difference)")
+
     def __attrs_post_init__(self) -> None:
         check_rules(self)
 

@@ -110,6 +110,27 @@ def gemm_candidates(hw: HardwareSpec, op: Op, dtype: str) -> list[GemmMapping]:
     return out
 
 
+def k_major_operands(op: Op) -> tuple[bool, bool]:
+    """Whether A and B are stored with K contiguous (row-major storage: A as [m, k] unless
+    `trans_a`, B as [n, k] when `trans_b`)."""
+    return not op.trans_a, op.trans_b
+
+
+def memory_efficiency(hw: HardwareSpec, op: Op, dtype: str) -> float:
+    """Fraction of the achievable memory bandwidth a GEMM's kernel reaches: the operand bytes
+    stored K-contiguous move at the library's `k_major_memory_efficiency`, the rest (and C)
+    at full rate, weighted by their compulsory bytes (a harmonic mean: time adds)."""
+    menu = hw.kernel_library.menu(dtype, op.trans_a, op.trans_b)
+    eff = menu.k_major_memory_efficiency
+    if eff >= 1.0 or op.kind != "gemm":
+        return 1.0
+    m, n, k = max(op.m, 1), max(op.n, 1), max(op.k, 1)
+    a_major, b_major = k_major_operands(op)
+    slow = m * k * a_major + k * n * b_major
+    total = m * k + k * n + m * n
+    return 1.0 / (slow / total / eff + (total - slow) / total)
+
+
 def padding_waste(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str) -> float:
     """Fraction of a GEMM's tile work that pads beyond its shape rounded up to the pipe's
     granule (`min_tile`; 1 for scalar pipes): edge tiles larger than what is left of M or N,

@@ -269,6 +269,13 @@ def gemm_op(m: int, n: int, k: int, trans_a: bool = False, trans_b: bool = False
               trans_b=trans_b)
 
 
+def deepbench_gemm_op(m: int, n: int, k: int, trans_a: bool, trans_b: bool) -> Op:
+    """A DeepBench / cuBLAS GEMM (column-major: C[M,N] = op(A) @ op(B)) as accelsim's row-major
+    op: the same memory is C^T[N,M] = op(B)^T @ op(A)^T, so M and N swap and so do the
+    operands (a column-major A that is not transposed is a row-major [K, M] array)."""
+    return gemm_op(n, m, k, trans_a=trans_b, trans_b=trans_a)
+
+
 TrafficFn = Callable[[HardwareSpec, Op, GemmMapping, str], Traffic]
 
 
@@ -329,7 +336,8 @@ def validate_gemm(hw: HardwareSpec, path: str | Path, traffic_fn: TrafficFn | No
         if problem:
             _unpredictable(path, line, "gemm", prec, label, problem, not_predicted)
             continue
-        t = time_op(hw_for_precision(hw, prec), gemm_op(m, n, k, ta, tb), PRECISION_DTYPE[prec],
+        t = time_op(hw_for_precision(hw, prec), deepbench_gemm_op(m, n, k, ta, tb),
+                    PRECISION_DTYPE[prec],
                     traffic_fn=traffic_fn)
         rows.append(Row("gemm", prec, label, measured, t.isolated_time_s, t.bound, str(path), line,
                         "time_ms"))
@@ -357,9 +365,11 @@ def rnn_pass_graph(cell: str, hidden: int, batch: int, steps: int, dtype: str,
     """The ops one recurrent library call runs for `rnn_pass` ("fwd", "bwd_inputs" or
     "bwd_weights"), as an `OpGraph` the pipeline maps, traces and times like any other.
 
-    DeepBench calls cuDNN with CUDNN_SKIP_INPUT (the input enters unprojected), so there is no
-    input GEMM to hoist: a forward step is the recurrent GEMM (gates*hidden x batch x hidden,
-    the stored weights transposed) and one fused elementwise kernel that adds x_t, applies the
+    Tensors are row-major, the recurrent weights stored [gates*hidden, hidden] as cuDNN and
+    frameworks keep them. DeepBench calls cuDNN with CUDNN_SKIP_INPUT (the input enters
+    unprojected), so there is no input GEMM to hoist: a forward step is the recurrent GEMM
+    (h[batch, hidden] times the stored weights transposed: K-contiguous) and one fused
+    elementwise kernel that adds x_t, applies the
     gate nonlinearities, writes h_t and the state, and saves what backward needs. Backward-data
     runs the steps in reverse: the elementwise gradient kernel, then the GEMM with the weights
     as stored. Backward-weights is one GEMM over all timesteps (the stacked gate gradients
@@ -374,45 +384,45 @@ def rnn_pass_graph(cell: str, hidden: int, batch: int, steps: int, dtype: str,
     fwd_flops, bwd_flops = CELL_POINTWISE_FLOPS[cell]
     fwd_vec, bwd_vec = CELL_STATE_VECTORS[cell]
     b = GraphBuilder(f"{cell}-h{hidden}-b{batch}-t{steps}-{rnn_pass}", dtype)
-    w = b.weight("W_rec", (hidden, gh))
+    w = b.weight("W_rec", (gh, hidden))
     if rnn_pass == "fwd":
         carried, saved = _state_split(fwd_vec)
-        h = b.input("h0", (hidden, batch))
-        state = b.input("c0", (carried * hidden, batch)) if carried else None
+        h = b.input("h0", (batch, hidden))
+        state = b.input("c0", (batch, carried * hidden)) if carried else None
         for t in range(steps):
-            g = b.matmul(f"t{t}/recurrent", w, h, trans_a=True)
-            x = b.input(f"x{t}", (hidden, batch))
+            g = b.matmul(f"t{t}/recurrent", h, w, trans_b=True)
+            x = b.input(f"x{t}", (batch, hidden))
             ins = [g, x] + ([state] if state is not None else [])
-            h = b.tensor(f"t{t}/h", (hidden, batch))
-            outs = [h, b.tensor(f"t{t}/reserve", (gh + saved * hidden, batch))]
+            h = b.tensor(f"t{t}/h", (batch, hidden))
+            outs = [h, b.tensor(f"t{t}/reserve", (batch, gh + saved * hidden))]
             if carried:
-                state = b.tensor(f"t{t}/c", (carried * hidden, batch))
+                state = b.tensor(f"t{t}/c", (batch, carried * hidden))
                 outs.append(state)
             b.op(f"t{t}/pointwise", "elementwise", ins, outs, fwd_flops * hidden * batch)
         return b.build()
     if rnn_pass == "bwd_inputs":
         carried, saved = _state_split(bwd_vec)
-        dh = b.input("dh_T", (hidden, batch))
-        dstate = b.input("dc_T", (carried * hidden, batch)) if carried else None
+        dh = b.input("dh_T", (batch, hidden))
+        dstate = b.input("dc_T", (batch, carried * hidden)) if carried else None
         for t in reversed(range(steps)):
-            reserve = b.input(f"t{t}/reserve", (gh + saved * hidden, batch))
-            dy = b.input(f"t{t}/dy", (hidden, batch))
+            reserve = b.input(f"t{t}/reserve", (batch, gh + saved * hidden))
+            dy = b.input(f"t{t}/dy", (batch, hidden))
             ins = [dh, dy, reserve] + ([dstate] if dstate is not None else [])
-            dg = b.tensor(f"t{t}/dgates", (gh, batch))
-            outs = [dg, b.tensor(f"t{t}/dx", (hidden, batch))]
+            dg = b.tensor(f"t{t}/dgates", (batch, gh))
+            outs = [dg, b.tensor(f"t{t}/dx", (batch, hidden))]
             if carried:
-                dstate = b.tensor(f"t{t}/dc", (carried * hidden, batch))
+                dstate = b.tensor(f"t{t}/dc", (batch, carried * hidden))
                 outs.append(dstate)
             b.op(f"t{t}/pointwise_grad", "elementwise", ins, outs, bwd_flops * hidden * batch)
-            dh = b.matmul(f"t{t}/grad_h", w, dg)
+            dh = b.matmul(f"t{t}/grad_h", dg, w)
         return b.build()
-    dgates = b.input("dgates", (gh, batch * steps))
-    hs = b.input("h", (hidden, batch * steps))
+    dgates = b.input("dgates", (batch * steps, gh))
+    hs = b.input("h", (batch * steps, hidden))
     acc = accumulate
     ws = b.tensor("grad_w:workspace", (gh, hidden), role="weight_gradient", dtype=acc)
     b.op("grad_w", "gemm", [dgates, hs], [ws], 2.0 * gh * hidden * batch * steps, m=gh,
-         n=hidden, k=batch * steps, trans_b=True)
-    b.pointwise("grad_b", [dgates], 1.0, shape=(gh, 1), kind="reduce",
+         n=hidden, k=batch * steps, trans_a=True)
+    b.pointwise("grad_b", [dgates], 1.0, shape=(1, gh), kind="reduce",
                 out_role="weight_gradient")
     if dtype_bytes(acc) > dtype_bytes(dtype):
         # Products accumulated at higher precision (FP32 for FP16 tensor cores) land in a

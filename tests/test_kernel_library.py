@@ -12,7 +12,24 @@ from accelsim.mapping import gemm_candidates, tile_shapes
 from accelsim.spec import dump_yaml, hardware_from_yaml, load_hardware
 from accelsim.timing import map_op
 
-V100_TEXT = refdata.hardware_spec_path("v100").read_text()
+#: A chip without a kernel_library section, to which the tests append one.
+BASE_TEXT = """name: tiny
+compute:
+  units: 4
+  clock: 1 GHz
+  matrix:
+    fp32: {peak_flop_rate: 1 TFLOP/s}
+    fp16: {peak_flop_rate: 8 TFLOP/s, min_tile: 16}
+  vector_flop_rate: 1 TFLOP/s
+  local_memory: 64 KiB
+caches:
+  - {name: L2, capacity: 1 MiB, line: 64 B, ways: 8, bandwidth: 1 TB/s}
+memory:
+  capacity: 16 GiB
+  bandwidth: 900 GB/s
+interconnect:
+  link_bandwidth: 50 GB/s
+"""
 
 
 def _with_library(hw, **menus: KernelMenu):
@@ -68,7 +85,7 @@ def test_menu_tiles_off_the_pipe_granule_are_dropped():
 
 
 def test_spec_menu_round_trips():
-    text = V100_TEXT + """
+    text = BASE_TEXT + """
 kernel_library:
   default:
     split_k: [1, 2, 4]
@@ -102,9 +119,23 @@ kernel_library:
     ("fp61: {}", "kernel_library.menus.fp61", "a key among"),
 ])
 def test_bad_menu_entries_are_located(menu: str, where: str, expected: str):
-    text = V100_TEXT + "kernel_library:\n  menus:\n    " + menu + "\n"
+    text = BASE_TEXT + "kernel_library:\n  menus:\n    " + menu + "\n"
     with pytest.raises(SpecError) as err:
         hardware_from_yaml(text, "bad.yaml")
     message = str(err.value)
     assert f": {where}: expected {expected}" in message
     assert "bad.yaml:" in message
+
+
+def test_k_major_operands_move_at_the_menus_memory_efficiency(gemm):
+    from accelsim.mapping import memory_efficiency
+
+    hw = load_hardware(refdata.hardware_spec_path("v100"))
+    slow = _with_library(hw, fp32=KernelMenu(k_major_memory_efficiency=0.5))
+    op = gemm(100, 10, 100)  # row-major A [100, 100] is K-contiguous, B [100, 10] is not
+    # A: 10000 of 12000 compulsory elements at half rate: 1 / (10000/12000/0.5 + 2000/12000)
+    assert memory_efficiency(slow, op, "fp32") == pytest.approx(1 / (5 / 3 + 1 / 6))
+    assert memory_efficiency(slow, attrs.evolve(op, trans_a=True), "fp32") == 1.0
+    both = attrs.evolve(op, trans_b=True)  # B as [n, k]: K-contiguous too
+    assert memory_efficiency(slow, both, "fp32") == pytest.approx(1 / (11 / 12 / 0.5 + 1 / 12))
+    assert memory_efficiency(hw, op, "fp32") == 1.0  # the default menu: no difference
