@@ -85,9 +85,9 @@ def tile_shapes(hw: HardwareSpec, dtype: str, trans_a: bool = False,
             if STAGES * (tm + tn) * tk * eb <= local:
                 shapes.append((tm, tn, tk))
                 break
-    if not shapes:  # a tiny local memory: the smallest legal tile, single stage
-        e = min(min(t) for t in offered)
-        shapes.append((e, e, max(granule, 1)))
+    if not shapes:  # a tiny local memory: the menu's smallest tile, one granule deep
+        tm, tn = min(offered, key=lambda t: (t[0] * t[1], t))
+        shapes.append((tm, tn, max(granule, 1)))
     return shapes
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accelsim import refdata
 from accelsim.errors import SpecError
 from accelsim.hardware import KernelLibrary, KernelMenu
 from accelsim.mapping import gemm_candidates, tile_shapes
 from accelsim.spec import dump_yaml, hardware_from_yaml, load_hardware
+from accelsim.spec_strategies import kernel_menus
 from accelsim.timing import map_op
 
 #: A chip without a kernel_library section, to which the tests append one.
@@ -139,3 +142,23 @@ def test_k_major_operands_move_at_the_menus_memory_efficiency(gemm):
     both = attrs.evolve(op, trans_b=True)  # B as [n, k]: K-contiguous too
     assert memory_efficiency(slow, both, "fp32") == pytest.approx(1 / (11 / 12 / 0.5 + 1 / 12))
     assert memory_efficiency(hw, op, "fp32") == 1.0  # the default menu: no difference
+
+
+@settings(max_examples=60, deadline=None)
+@given(menu=kernel_menus(), m=st.integers(1, 4096), n=st.integers(1, 4096),
+       k=st.integers(1, 1 << 20), trans_a=st.booleans(), trans_b=st.booleans())
+def test_candidates_come_only_from_the_menu(menu: KernelMenu, m: int, n: int, k: int,
+                                            trans_a: bool, trans_b: bool):
+    from accelsim.validate import gemm_op
+
+    hw = load_hardware(refdata.hardware_spec_path("v100"))
+    hw = attrs.evolve(hw, kernel_library=KernelLibrary(default=menu))
+    op = gemm_op(m, n, k, trans_a, trans_b)
+    offered = set(menu.shapes())
+    for dtype in ("fp32", "fp16"):
+        granule = hw.compute.pipe(dtype).min_tile
+        legal = {t for t in offered if t[0] % granule == 0 and t[1] % granule == 0}
+        for c in gemm_candidates(hw, op, dtype):
+            assert (c.tile_m, c.tile_n) in (legal or {(granule, granule)})
+            assert c.split_k in menu.split_k
+            assert c.split_k == 1 or k / c.split_k >= menu.min_k_per_split
