@@ -360,11 +360,19 @@ def _state_split(vectors: int) -> tuple[int, int]:
     return carried, extra - 2 * carried
 
 
+#: cuDNN's input modes: "skip" (CUDNN_SKIP_INPUT, what DeepBench runs: x_t is added to the
+#: gates unprojected) and "linear" (CUDNN_LINEAR_INPUT: x_t is projected by an input weight
+#: matrix, one GEMM over all timesteps hoisted out of the loop).
+RNN_INPUT_MODES = ("skip", "linear")
+
+
 def rnn_pass_graph(cell: str, hidden: int, batch: int, steps: int, dtype: str,
-                   rnn_pass: str, accumulate: str = "fp32") -> OpGraph:
+                   rnn_pass: str, accumulate: str = "fp32", input_mode: str = "skip") -> OpGraph:
     """The ops one recurrent library call runs for `rnn_pass` ("fwd", "bwd_inputs" or
     "bwd_weights"), as an `OpGraph` the pipeline maps, traces and times like any other.
 
+    With `input_mode` "linear" the loop reads the projected inputs (gates wide) instead of x_t
+    and backward-data's steps leave dx to the hoisted GEMM (`rnn_input_gemm_graph`).
     Tensors are row-major, the recurrent weights stored [gates*hidden, hidden] as cuDNN and
     frameworks keep them. DeepBench calls cuDNN with CUDNN_SKIP_INPUT (the input enters
     unprojected), so there is no input GEMM to hoist: a forward step is the recurrent GEMM
@@ -391,7 +399,7 @@ def rnn_pass_graph(cell: str, hidden: int, batch: int, steps: int, dtype: str,
         state = b.input("c0", (batch, carried * hidden)) if carried else None
         for t in range(steps):
             g = b.matmul(f"t{t}/recurrent", h, w, trans_b=True)
-            x = b.input(f"x{t}", (batch, hidden))
+            x = b.input(f"x{t}", (batch, gh if input_mode == "linear" else hidden))
             ins = [g, x] + ([state] if state is not None else [])
             h = b.tensor(f"t{t}/h", (batch, hidden))
             outs = [h, b.tensor(f"t{t}/reserve", (batch, gh + saved * hidden))]
@@ -409,7 +417,7 @@ def rnn_pass_graph(cell: str, hidden: int, batch: int, steps: int, dtype: str,
             dy = b.input(f"t{t}/dy", (batch, hidden))
             ins = [dh, dy, reserve] + ([dstate] if dstate is not None else [])
             dg = b.tensor(f"t{t}/dgates", (batch, gh))
-            outs = [dg, b.tensor(f"t{t}/dx", (batch, hidden))]
+            outs = [dg] if input_mode == "linear" else [dg, b.tensor(f"t{t}/dx", (batch, hidden))]
             if carried:
                 dstate = b.tensor(f"t{t}/dc", (batch, carried * hidden))
                 outs.append(dstate)
@@ -432,6 +440,27 @@ def rnn_pass_graph(cell: str, hidden: int, batch: int, steps: int, dtype: str,
     return b.build()
 
 
+def rnn_input_gemm_graph(cell: str, hidden: int, batch: int, steps: int, dtype: str,
+                         rnn_pass: str) -> OpGraph:
+    """The input GEMM of a CUDNN_LINEAR_INPUT layer, over all timesteps at once (the input
+    size is the hidden size, as in DeepBench): forward x[T*batch, hidden] times W_in
+    [gates*hidden, hidden] transposed before the loop; backward-data dx = dgates @ W_in after
+    it; backward-weights dW_in = dgates^T @ x."""
+    from accelsim.graph import GraphBuilder
+
+    gh, rows = CELL_GATES[cell] * hidden, batch * steps
+    b = GraphBuilder(f"{cell}-h{hidden}-b{batch}-t{steps}-{rnn_pass}-input", dtype)
+    w_in = b.weight("W_in", (gh, hidden))
+    if rnn_pass == "fwd":
+        b.matmul("input_gemm", b.input("x", (rows, hidden)), w_in, trans_b=True)
+    elif rnn_pass == "bwd_inputs":
+        b.matmul("grad_x", b.input("dgates", (rows, gh)), w_in)
+    else:
+        b.matmul("grad_w_in", b.input("dgates", (rows, gh)), b.input("x", (rows, hidden)),
+                 trans_a=True, out_role="weight_gradient")
+    return b.build()
+
+
 #: Timesteps of a recurrent call run through the pipeline; later steps repeat the last one
 #: (after the cold first steps a step's traffic is periodic: the same weights, the same
 #: per-step tensors), so a 1500-step call costs what 16 steps do.
@@ -439,20 +468,45 @@ RNN_TRACED_STEPS = 16
 
 
 def rnn_pass_time(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
-                  dtype: str, rnn_pass: str, simulate: bool = False) -> tuple[float, str]:
+                  dtype: str, rnn_pass: str, simulate: bool = False,
+                  input_mode: str = "skip") -> tuple[float, str]:
     """(time, bound) of one recurrent library call (`rnn_pass_graph`) through the pipeline's
     map, trace and time stages: the cache simulation of the call's ops in one cache state
     when `simulate` (`pipeline.trace_step`), else analytic traffic with the weights that an
     earlier step read and the last level holds counted resident. The ops depend on each other,
     so their isolated times add, plus the spec's per-call and per-timestep costs
     (`calibration.rnn_call_overhead`, `rnn_step_overhead`: host work and synchronisation).
-    At most `RNN_TRACED_STEPS` steps are run; the rest repeat the last traced step."""
+    At most `RNN_TRACED_STEPS` steps are run; the rest repeat the last traced step. With
+    `input_mode` "linear" the hoisted input GEMM (`rnn_input_gemm_graph`) is timed the same
+    way and added."""
+    if input_mode not in RNN_INPUT_MODES:
+        raise ValueError(f"input_mode: expected one of {RNN_INPUT_MODES}, got {input_mode!r}")
+    traced_steps = min(steps, RNN_TRACED_STEPS) if rnn_pass != "bwd_weights" else steps
+    graph = rnn_pass_graph(cell, hidden, batch, traced_steps, dtype, rnn_pass,
+                           hw.compute.pipe(dtype).accumulate, input_mode)
+    timings = _pipeline_timings(hw, graph, dtype, simulate)
+    times = [t.isolated_time_s for t in timings]
+    cal = hw.calibration
+    total = cal.rnn_call_overhead_s + sum(times)
+    if rnn_pass != "bwd_weights":
+        per_step = len(graph.ops) // traced_steps
+        total += (steps - traced_steps) * sum(times[-per_step:])
+        total += steps * cal.rnn_step_overhead_s
+    if input_mode == "linear":
+        hoisted = rnn_input_gemm_graph(cell, hidden, batch, steps, dtype, rnn_pass)
+        total += sum(t.isolated_time_s for t in _pipeline_timings(hw, hoisted, dtype, simulate))
+    # The bound of the last GEMM: the recurrent GEMM at steady state, or the weight gradient.
+    gemms = [t for op, t in zip(graph.ops, timings, strict=True) if op.kind == "gemm"]
+    return total, gemms[-1].bound
+
+
+def _pipeline_timings(hw: HardwareSpec, graph: OpGraph, dtype: str,
+                      simulate: bool) -> tuple[OpTiming, ...]:
+    """Each op's isolated timing: map, trace (cache simulation when `simulate`, else analytic
+    traffic with resident weights), time."""
     from accelsim import pipeline
     from accelsim.timing import resident_weight_bytes
 
-    traced_steps = min(steps, RNN_TRACED_STEPS) if rnn_pass != "bwd_weights" else steps
-    graph = rnn_pass_graph(cell, hidden, batch, traced_steps, dtype, rnn_pass,
-                           hw.compute.pipe(dtype).accumulate)
     mapping = pipeline.map_step(hw, graph, dtype)
     if simulate and hw.caches:
         traced = pipeline.trace_step(hw, graph, mapping)
@@ -467,24 +521,16 @@ def rnn_pass_time(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: i
         traced = pipeline.TracedStep(traffics=tuple(traffics),
                                      hit_rates=tuple(dict(t.hit_rate) for t in traffics),
                                      cache=None, notes=())
-    timing = pipeline.time_step(hw, graph, mapping, traced)
-    times = [t.isolated_time_s for t in timing.timings]
-    cal = hw.calibration
-    total = cal.rnn_call_overhead_s + sum(times)
-    if rnn_pass != "bwd_weights":
-        per_step = len(graph.ops) // traced_steps
-        total += (steps - traced_steps) * sum(times[-per_step:])
-        total += steps * cal.rnn_step_overhead_s
-    # The bound of the last GEMM: the recurrent GEMM at steady state, or the weight gradient.
-    gemms = [t for op, t in zip(graph.ops, timing.timings, strict=True) if op.kind == "gemm"]
-    return total, gemms[-1].bound
+    return pipeline.time_step(hw, graph, mapping, traced).timings
 
 
 def rnn_times(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
-              dtype: str, simulate: bool = False) -> dict[str, tuple[float, str]]:
+              dtype: str, simulate: bool = False,
+              input_mode: str = "skip") -> dict[str, tuple[float, str]]:
     """(time, bound) of a recurrent layer's forward, backward-data and backward-weights calls
     (`rnn_pass_time` of each)."""
-    return {p: rnn_pass_time(hw, cell, hidden, batch, steps, dtype, p, simulate=simulate)
+    return {p: rnn_pass_time(hw, cell, hidden, batch, steps, dtype, p, simulate=simulate,
+                             input_mode=input_mode)
             for p in RNN_PASSES}
 
 

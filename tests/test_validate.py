@@ -434,3 +434,23 @@ def test_long_calls_repeat_the_last_traced_step():
     n = RNN_TRACED_STEPS
     t = {s: rnn_pass_time(hw, "gru", 512, 32, s, "fp32", "fwd")[0] for s in (n, n + 10, n + 20)}
     assert t[n + 20] - t[n + 10] == pytest.approx(t[n + 10] - t[n], rel=1e-9)
+
+
+def test_linear_input_adds_the_hoisted_input_gemm():
+    from accelsim.validate import rnn_input_gemm_graph, rnn_pass_graph, rnn_times
+
+    shapes = {p: [(op.m, op.n, op.k) for op in rnn_input_gemm_graph("lstm", 4, 2, 3, "fp16",
+                                                                     p).ops]
+              for p in ("fwd", "bwd_inputs", "bwd_weights")}
+    # T * batch = 6 rows, 16 gate rows, input size = hidden = 4
+    assert shapes == {"fwd": [(6, 16, 4)], "bwd_inputs": [(6, 4, 16)],
+                      "bwd_weights": [(16, 4, 6)]}
+    fwd = rnn_pass_graph("lstm", 4, 2, 3, "fp16", "fwd", input_mode="linear")
+    assert fwd.tensors[fwd.ops[1].inputs[1]].shape == (2, 16)  # the projected x_t, gates wide
+    hw = load_hardware(ROOT / "hwspecs/v100.yaml")
+    skip = rnn_times(hw, "lstm", 512, 16, 10, "fp32")
+    linear = rnn_times(hw, "lstm", 512, 16, 10, "fp32", input_mode="linear")
+    for p in ("fwd", "bwd_inputs", "bwd_weights"):
+        assert linear[p][0] > skip[p][0] + hw.calibration.launch_overhead_s
+    with pytest.raises(ValueError, match="input_mode"):
+        rnn_times(hw, "lstm", 512, 16, 10, "fp32", input_mode="dense")
