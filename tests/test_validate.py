@@ -33,7 +33,8 @@ TARGET_RNN_MEDIAN_PCT = 15.0
 #: Where the goals stand: `accelsim validate --analytic` on hwspecs/v100.yaml and the packaged
 #: DeepBench V100 tables (docs/validation.md), 2026-12-02, after the V100 kernel library
 #: (fp16 tensor-core tiles, k_major_memory_efficiency 0.8; before: 35.6 and 19.5). The GEMM
-#: fp16 p90 goal is unmet: the tests guard against regression with a margin of 1.5 points.
+#: fp16 p90 goal is unmet. The tests hold both values within 1.5 points either way, so any
+#: change to them is noticed and the measured values here updated on purpose.
 MEASURED_GEMM_FP16_P90_PCT = 32.6
 MEASURED_RNN_FWD_FP16_MEDIAN_PCT = 13.4
 REGRESSION_MARGIN_PCT = 1.5
@@ -59,8 +60,8 @@ def test_gemm_fp16_p90(v100_summary: dict):
     # 2816, 500000 run at ~340-380 GB/s, those with K = 2048, 4096 at ~540-640 GB/s; one
     # k_major_memory_efficiency cannot fit both (docs/validation.md), and tiny launch-bound
     # GEMMs are over-predicted. Guard against regression at the level reached.
-    assert v100_summary["gemm"]["fp16_mixed"]["p90_abs_pct_err"] <= (MEASURED_GEMM_FP16_P90_PCT
-                                                                 + REGRESSION_MARGIN_PCT)
+    assert v100_summary["gemm"]["fp16_mixed"]["p90_abs_pct_err"] == pytest.approx(
+        MEASURED_GEMM_FP16_P90_PCT, abs=REGRESSION_MARGIN_PCT)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16_mixed"])
@@ -80,7 +81,9 @@ def test_rnn_fp32_forward_median_target(v100_summary: dict):
 def test_rnn_fp16_forward_median_target(v100_summary: dict):
     # Met since the fp16 kernels stream the K-contiguous recurrent weights of the forward step
     # at the spec's k_major_memory_efficiency (MEASURED_RNN_FWD_FP16_MEDIAN_PCT).
-    assert v100_summary["rnn_fwd"]["fp16_mixed"]["median_abs_pct_err"] <= TARGET_RNN_MEDIAN_PCT
+    median = v100_summary["rnn_fwd"]["fp16_mixed"]["median_abs_pct_err"]
+    assert median <= TARGET_RNN_MEDIAN_PCT
+    assert median == pytest.approx(MEASURED_RNN_FWD_FP16_MEDIAN_PCT, abs=REGRESSION_MARGIN_PCT)
 
 
 def test_missing_column_names_file_and_column(tmp_path: Path):
