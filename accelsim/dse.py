@@ -657,10 +657,102 @@ def _append(path: Path, record: Mapping[str, Any]) -> None:
 # --- engines ---------------------------------------------------------------------------------
 def _simulate_summary(hw: HardwareSpec, wl: WorkloadSpec, graph: Any, chips: int,
                       mode: str) -> dict:
-    """Worker body (module level so that spawned and Dask processes can import it)."""
+    """A point's report summary, simulated without reuse (what a reused point must equal)."""
     from accelsim.api import simulate
 
-    return simulate(hw, wl, chips=chips, mode=mode, graph=graph).to_dict()["summary"]
+    return _summary_of(simulate(hw, wl, chips=chips, mode=mode, graph=graph))
+
+
+def _summary_of(report: Any) -> dict:
+    """`report.to_dict()["summary"]` without converting its thousands of ops first."""
+    return attrs.evolve(report, ops=()).to_dict()["summary"]
+
+
+# --- reuse across points (issue 11): stage results kept per worker process ---
+#: Stage results this process keeps for later points (`accelsim.reuse`); one per process.
+_PROCESS_REUSE: list[Any] = []
+#: Stages whose reuse the notes report, by the name `StageReuse` counts them under.
+REUSED_STAGES = {"trace_step": "cache simulation", "_execute": "executed (fused) graph"}
+
+
+def _process_reuse() -> Any:
+    from accelsim.reuse import StageReuse
+
+    if not _PROCESS_REUSE:
+        _PROCESS_REUSE.append(StageReuse())
+    return _PROCESS_REUSE[0]
+
+
+def _simulate_point(hw: HardwareSpec, wl: WorkloadSpec, graph: Any, chips: int,
+                    mode: str) -> dict:
+    """Worker body (module level so that spawned and Dask processes can import it): the
+    point's summary, which stages it ran or reused, and the key paths those stages read (the
+    driver groups later points by them)."""
+    from accelsim import pipeline
+    from accelsim.api import simulate
+    from accelsim.reuse import reusing
+
+    memo = _process_reuse()
+    before = {name: (c.ran, c.reused) for name, c in memo.counts.items()}
+    with reusing(memo):
+        report = simulate(hw, wl, chips=chips, mode=mode, graph=graph)
+    stages = {name: (c.ran - before.get(name, (0, 0))[0], c.reused - before.get(name, (0, 0))[1])
+              for name, c in memo.counts.items()}
+    return {"summary": _summary_of(report), "stages": stages,
+            "trace_paths": memo.read_paths(pipeline.trace_step)}
+
+
+class _Tally:
+    """What the finished points ran and reused, for the sweep's notes and the grouping."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, list[int]] = {}
+        self.trace_paths: list[tuple] | None = None
+
+    def add(self, outcome: Mapping[str, Any]) -> None:
+        for name, (ran, reused) in outcome["stages"].items():
+            counts = self.stages.setdefault(name, [0, 0])
+            counts[0] += ran
+            counts[1] += reused
+        if self.trace_paths is None and outcome["trace_paths"]:
+            self.trace_paths = [tuple(p) for p in outcome["trace_paths"]]
+
+    def notes(self, points: int, split: str) -> list[str]:
+        from accelsim.reuse import path_text
+
+        out = []
+        for name, what in REUSED_STAGES.items():
+            ran, reused = self.stages.get(name, (0, 0))
+            if not ran and not reused:
+                continue
+            text = (f"reuse: {what} run {ran} times for {points} points ({reused} reused "
+                    "the result of an earlier point that agreed on every input it read")
+            if name == "trace_step" and self.trace_paths:
+                fields = sorted({path_text(p).split(" (")[0] for p in self.trace_paths})
+                text += (f": the mappings, the executed graph and {', '.join(fields)}")
+            out.append(text + ")" + (split if name == "trace_step" and split else ""))
+        return out
+
+
+def _group_key(p: DesignPoint, trace_paths: Sequence[tuple] | None) -> tuple:
+    """Points with equal keys can share a cache simulation (if their mappings agree too)."""
+    from accelsim.reuse import read_value
+
+    values = tuple(read_value(p.hw, path) for path in trace_paths or ())
+    return (_wl_key(p), p.chips, values)
+
+
+def _by_group(jobs: Sequence[Job], trace_paths: Sequence[tuple] | None,
+              workers: int) -> list[list[Job]]:
+    """The jobs in runs that share a cache simulation, split so that `workers` stay busy
+    (no run longer than a worker's share), longest first."""
+    groups: dict[tuple, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault(_group_key(job[1], trace_paths), []).append(job)
+    share = max(1, math.ceil(len(jobs) / max(1, workers)))
+    runs = [g[i:i + share] for g in groups.values() for i in range(0, len(g), share)]
+    return sorted(runs, key=len, reverse=True)
+# --- end reuse across points ---
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -740,46 +832,71 @@ Job = tuple[int, DesignPoint]  # (index among the points to simulate, point)
 
 
 def _run_dask(client: Any, jobs: list[Job], graphs: Mapping[str, Any], mode: str,
-              finish: Callable[[int, dict], None]) -> None:
+              finish: Callable[[int, dict], None], tally: _Tally) -> None:
+    """The first point alone (it tells which settings its cache simulation read), then the
+    rest grouped by those settings, each group pinned to one worker so that it simulates
+    the shared cache state once (`_by_group`); points stream back as they finish."""
     from distributed import as_completed
 
     scattered = {k: client.scatter(g, broadcast=True, hash=False) for k, g in graphs.items()}
-    futures = {client.submit(_simulate_summary, p.hw, p.wl, scattered[_wl_key(p)], p.chips, mode,
-                             pure=False, key=f"accelsim-point-{p.key[:20]}-{i}"): i
-               for i, p in jobs}
+    futures: dict[Any, int] = {}
+
+    def submit(i: int, p: DesignPoint, worker: str | None = None) -> Any:
+        fut = client.submit(_simulate_point, p.hw, p.wl, scattered[_wl_key(p)], p.chips, mode,
+                            pure=False, key=f"accelsim-point-{p.key[:20]}-{i}",
+                            workers=[worker] if worker else None,
+                            allow_other_workers=worker is not None)
+        futures[fut] = i
+        return fut
+
+    by_index = dict(jobs)
+    pending = as_completed([submit(*jobs[0])])
+    rest = jobs[1:]
     try:
-        for fut in as_completed(futures):
+        for fut in pending:
             try:
-                summary = fut.result()
+                outcome = fut.result()
             except (AccelsimError, KeyboardInterrupt):
                 raise
             except Exception as exc:
                 if type(exc).__name__ not in ("KilledWorker", "CancelledError",
                                               "FutureCancelledError"):
                     raise  # a bug: keep its traceback
-                p = jobs[futures[fut]][1]
+                p = by_index[futures[fut]]
                 raise AccelsimError(f"design point {p.settings}: its Dask worker died or was "
                                     f"cancelled ({type(exc).__name__}: {exc}); out of memory? "
                                     "rerun with --out to keep finished points") from None
-            finish(futures[fut], summary)
+            tally.add(outcome)
+            finish(futures[fut], outcome)
+            if rest:
+                addresses = sorted(client.scheduler_info()["workers"]) or [None]
+                load = dict.fromkeys(addresses, 0)
+                for run in _by_group(rest, tally.trace_paths, len(addresses)):
+                    worker = min(load, key=lambda a: load[a])  # least loaded first
+                    load[worker] += len(run)
+                    for i, p in run:
+                        pending.add(submit(i, p, worker if len(addresses) > 1 else None))
+                rest = []
     finally:
         client.cancel(list(futures))
         client.cancel(list(scattered.values()))
 
 
 def _run_pool(workers: int, jobs: list[Job], graphs: Mapping[str, Any], mode: str,
-              finish: Callable[[int, dict], None]) -> None:
+              finish: Callable[[int, dict], None], tally: _Tally) -> None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = multiprocessing.get_context("spawn")  # numba's thread pool does not survive fork
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_watch_parent,
                              initargs=(os.getpid(),)) as pool:
-        futures = {pool.submit(_simulate_summary, p.hw, p.wl, graphs[_wl_key(p)], p.chips, mode): i
+        futures = {pool.submit(_simulate_point, p.hw, p.wl, graphs[_wl_key(p)], p.chips, mode): i
                    for i, p in jobs}
         try:
             for fut in as_completed(futures):
-                finish(futures[fut], fut.result())
+                outcome = fut.result()
+                tally.add(outcome)
+                finish(futures[fut], outcome)
         except BaseException:
             for fut in futures:
                 fut.cancel()
@@ -862,8 +979,8 @@ def run(the_plan: Plan, *, jobs: int = 1, store: str | Path | None = None, clien
     if store is not None and todo:
         _end_torn_line(Path(store))
 
-    def finish(i: int, summary: dict) -> None:
-        pt = _finished(todo[i], mode, summary, reused=False)
+    def finish(i: int, outcome: dict) -> None:
+        pt = _finished(todo[i], mode, outcome["summary"], reused=False)
         results[pt.key] = pt
         if store is not None:
             _append(Path(store), pt.to_record())
@@ -898,8 +1015,11 @@ def _simulate(todo: list[DesignPoint], mode: str, jobs: int, client: Any,
         if k not in graphs:
             graphs[k] = build_graph(p.wl)
     jobs_list = list(enumerate(todo))
-    reuse = (f"workload graph built once per workload variant ({len(graphs)} for "
+    tally = _Tally()
+    reuse = (f"reuse: workload graph built once per workload variant ({len(graphs)} for "
              f"{len(todo)} points)")
+    grouped = ("; points grouped by the settings the cache simulation read, each group on one "
+               "worker")
     if client is not None or scheduler is not None:
         if not dask_available():
             raise AccelsimError("a Dask scheduler or client needs dask.distributed: "
@@ -915,33 +1035,49 @@ def _simulate(todo: list[DesignPoint], mode: str, jobs: int, client: Any,
                 raise AccelsimError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
         try:
             n = _check_workers(client)
-            _run_dask(client, jobs_list, graphs, mode, finish)
+            _run_dask(client, jobs_list, graphs, mode, finish, tally)
         finally:
             if own is not None:
                 own.close()
         where = scheduler or getattr(client.scheduler, "address", "a Dask cluster")
         return [f"engine: Dask cluster at {where}, {n} workers",
-                reuse + " and sent to every worker once (scatter); the fused executed graph "
-                "is derived from it per point (~0.02 s)"]
+                reuse + " and sent to every worker once (scatter)",
+                *tally.notes(len(todo), grouped)]
     if jobs == 1 or len(todo) == 1:
-        for i, p in jobs_list:
-            finish(i, _simulate_summary(p.hw, p.wl, graphs[_wl_key(p)], p.chips, mode))
-        return ["engine: this process", reuse + "; the fused executed graph is derived from "
-                "it per point (~0.02 s)"]
+        from accelsim.reuse import StageReuse
+
+        own_reuse = StageReuse()  # this sweep's, freed when it ends
+        _PROCESS_REUSE.insert(0, own_reuse)
+        try:
+            def one(i: int, p: DesignPoint) -> None:
+                outcome = _simulate_point(p.hw, p.wl, graphs[_wl_key(p)], p.chips, mode)
+                tally.add(outcome)
+                finish(i, outcome)
+
+            one(*jobs_list[0])  # it tells which settings the cache simulation reads
+            for run in _by_group(jobs_list[1:], tally.trace_paths, 1):
+                for i, p in run:  # points that can share a cache simulation, one after another
+                    one(i, p)
+        finally:
+            _PROCESS_REUSE.remove(own_reuse)
+        return ["engine: this process", reuse,
+                *tally.notes(len(todo), "; points sharing those settings run one after another")]
     workers = min(jobs, len(todo))
     if dask_available():
         local = _LocalDask(workers)
         try:
-            _run_dask(local.client, jobs_list, graphs, mode, finish)
+            _run_dask(local.client, jobs_list, graphs, mode, finish, tally)
         finally:
             local.close()
         return [f"engine: Dask LocalCluster, {workers} single-threaded worker processes",
-                reuse + " and sent to every worker once (scatter); the fused executed graph "
-                "is derived from it per point (~0.02 s)"]
-    _run_pool(workers, jobs_list, graphs, mode, finish)
+                reuse + " and sent to every worker once (scatter)",
+                *tally.notes(len(todo), grouped)]
+    _run_pool(workers, jobs_list, graphs, mode, finish, tally)
     return [f"engine: local spawn pool of {workers} processes (Dask not installed: "
             "pip install 'accelsim[dask]' for a LocalCluster or a remote scheduler)",
-            reuse + " and pickled with each point"]
+            reuse + " and pickled with each point",
+            *tally.notes(len(todo), "; points are not grouped on a spawn pool: each worker "
+                         "process simulates a shared cache state once")]
 
 
 def parse_set(text: str) -> tuple[str, list[str]]:

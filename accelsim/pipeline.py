@@ -25,6 +25,7 @@ from accelsim.hardware import HardwareSpec
 from accelsim.mapping import GemmMapping, Mapping, padding_waste
 from accelsim.models import build_graph, family_of
 from accelsim.report import OpResult, Report, Summary
+from accelsim.reuse import run_stage
 from accelsim.timing import OpTiming, analytic_traffic, level_bandwidths, map_graph, op_timing
 from accelsim.traffic import Traffic
 from accelsim.workload import WorkloadSpec
@@ -142,11 +143,16 @@ def fuse(wl: WorkloadSpec, graph: OpGraph) -> PreparedStep:
     timesteps and input GEMMs hoisted out of the loop (unless the workload asks for
     framework-style execution), then the remaining gradient accumulations folded into GEMM
     epilogues."""
-    executed, removed = execute(graph, wl.recurrent_execution)
+    # sweep reuse (issue 11): one executed graph per (graph, what `_execute` reads of wl)
+    executed, removed = run_stage(_execute, wl, graph)
     return PreparedStep(workload=wl, graph=graph, executed=executed,
                         fused_accumulations=removed["fused_accumulations"],
                         stacked_weight_gradients=removed["stacked_weight_gradients"],
                         hoisted_input_gemms=removed["hoisted_input_gemms"])
+
+
+def _execute(wl: WorkloadSpec, graph: OpGraph) -> tuple[OpGraph, dict[str, int]]:
+    return execute(graph, wl.recurrent_execution)
 
 
 def prepare(wl: WorkloadSpec, graph: OpGraph | None = None) -> PreparedStep:
@@ -210,7 +216,10 @@ def simulate_step(hw: HardwareSpec, graph: OpGraph, dtype: str, chips: int = 1,
     mapping = map_step(hw, graph, dtype)
     walls["mapping"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    traffic = trace_step(hw, graph, mapping, mode, **trace_options)
+    # --- sweep reuse (issue 11): inside `reuse.reusing(memo)` (a sweep worker), a point whose
+    # spec agrees with an earlier one on every field the trace stage read reuses its result
+    traffic = run_stage(trace_step, hw, graph, mapping, mode, **trace_options)
+    # --- end sweep reuse
     walls["trace"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     timing = time_step(hw, graph, mapping, traffic)
