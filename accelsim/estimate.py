@@ -275,7 +275,9 @@ def _estimate(hw: HardwareSpec | None, wl: WorkloadSpec, mode: str, limits: Work
         return est, graph
     from accelsim.timing import map_graph
 
-    executed, _ = fuse_gemm_accumulate(graph)
+    from accelsim.reuse import run_exact
+
+    executed, _ = run_exact(fuse_gemm_accumulate, graph)  # once per graph in a sweep worker
     per_op = op_stream_bytes(executed, map_graph(hw, executed, wl.precision), wl.precision)
     stream = float(sum(per_op))
     levels, n_units = hw.caches, hw.compute.units

@@ -192,6 +192,8 @@ def read_value(root: Any, path: tuple) -> Any:
 
 
 _MISSING = object()
+#: `StageReuse.call`'s first argument for a stage that reads no spec (`run_exact`).
+_NOTHING = object()
 
 
 def _contains_recorded(value: Any, depth: int = 0) -> bool:
@@ -273,11 +275,16 @@ class StageReuse:
                 return entry.result
         reads = Reads()
         try:
-            result = stage(reads.wrap(recorded, ()), *args, **kwargs)
+            if recorded is _NOTHING:
+                result = stage(*args, **kwargs)
+            else:
+                result = stage(reads.wrap(recorded, ()), *args, **kwargs)
             reads.closed = True
             storable = not _contains_recorded(result)
         except Exception:  # noqa: BLE001 - opaque value or a recorder limit: run it plainly
             reads.closed = True
+            if recorded is _NOTHING:
+                raise
             result, storable = stage(recorded, *args, **kwargs), False
         count.ran += 1
         if not storable:
@@ -331,6 +338,15 @@ def run_stage(stage: Callable[..., Any], recorded: Any, *args: Any, **kwargs: An
     return memo.call(stage, recorded, *args, **kwargs)
 
 
+def run_exact(stage: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`stage(*args, **kwargs)` for a stage that reads no spec, through the active
+    `StageReuse` (keyed by its arguments alone) if there is one."""
+    memo = _ACTIVE.get()
+    if memo is None:
+        return stage(*args, **kwargs)
+    return memo.call(stage, _NOTHING, *args, **kwargs)
+
+
 def path_text(path: tuple) -> str:
     """`('caches', 0, 'capacity_bytes')` -> 'caches[0].capacity_bytes'."""
     out = ""
@@ -345,4 +361,4 @@ def path_text(path: tuple) -> str:
 
 
 __all__ = ["Reads", "StageCount", "StageReuse", "active", "path_text", "read_value", "reusing",
-           "run_stage"]
+           "run_exact", "run_stage"]
