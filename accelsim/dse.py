@@ -42,8 +42,9 @@ from typing import Any
 import attrs
 
 from accelsim import spec
-from accelsim.errors import AccelsimError, Issue, SpecError
+from accelsim.errors import AccelsimError, Issue, LocatedError, SpecError
 from accelsim.hardware import HardwareSpec
+from accelsim.plan import CLI_ALIASES
 from accelsim.report import SCHEMA_VERSION
 from accelsim.vocabulary import MEMORY
 from accelsim.workload import WorkloadSpec
@@ -53,6 +54,10 @@ _PATH = re.compile(rf"{_NAME}(?:\.{_NAME})*")
 _STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
 
 HARDWARE, WORKLOAD, CHIPS = "hardware", "workload", "chips"
+#: `--set plan=dp=4+pp=2,pp=4+tp=2`: whole parallel plans, written as `--plan` text with `+`
+#: between its items (commas separate the axis's values); they replace the workload's
+#: `parallel:` section. `dp`, `pp`, `tp` are its degrees alone (`--set pp=1,2,4`).
+PLAN, PLAN_PATH = "plan", "parallel"
 MODES = ("auto", "exact", "coalesced")
 #: Version of the store's line format (bump when a record's layout changes).
 STORE_FORMAT = 2
@@ -80,6 +85,12 @@ def _split_target(key: str) -> tuple[str, str]:
     """(target, key path inside it) of a `--set` key; AccelsimError if it is ambiguous or unknown."""
     if key == CHIPS:
         return CHIPS, ""
+    # --- parallel plans as an axis (issue 11 item 1) ---
+    if key == PLAN:
+        return WORKLOAD, PLAN_PATH
+    if key in CLI_ALIASES:
+        return WORKLOAD, f"{PLAN_PATH}.{CLI_ALIASES[key]}"
+    # --- end parallel plans ---
     for target in (HARDWARE, WORKLOAD):
         if key.startswith(target + "."):
             return target, key[len(target) + 1:]
@@ -97,12 +108,13 @@ def _split_target(key: str) -> tuple[str, str]:
         return WORKLOAD, key
     import difflib
 
-    valid = [*hw_keys, *(k for k in wl_keys if k not in hw_keys), CHIPS]
+    valid = [*hw_keys, *(k for k in wl_keys if k not in hw_keys), CHIPS, PLAN, *CLI_ALIASES]
     close = difflib.get_close_matches(first, valid, n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise SpecError([Issue(f"--set {key}", None, None, key,
                            f"a key path starting with a hardware key {hw_keys}, a workload key "
-                           f"{wl_keys}, 'hardware.', 'workload.' or the word 'chips'",
+                           f"{wl_keys}, 'hardware.', 'workload.', the word 'chips', or a "
+                           "plan: 'plan' (whole plans such as dp=4+pp=2) or 'dp', 'pp', 'tp'",
                            f"unknown key {first!r}{hint}")])
 
 
@@ -213,7 +225,8 @@ def _apply(obj: Any, root: type, settings: Mapping[str, Any],
         if path in canonical:
             raise SpecError([Issue(f"--set {label}", None, None, path, "each key path set once",
                                    f"{path} again ({canonical[path]})")])
-        container[step] = spec.Verbatim(text)
+        container[step] = (_plan_section(text, label) if root is WorkloadSpec
+                           and path == PLAN_PATH else spec.Verbatim(text))
         canonical[path] = f"--set {label}={text}"
     try:
         if root is HardwareSpec:
@@ -229,6 +242,20 @@ def _apply(obj: Any, root: type, settings: Mapping[str, Any],
             issues.append(Issue(owner if owner is not None else f"<sweep {where}>", None, None,
                                 issue.key_path, issue.expected, issue.got))
         raise SpecError(list(dict.fromkeys(issues))) from None
+
+
+def _plan_section(text: str, label: str) -> dict[str, Any]:
+    """`dp=4+pp=2` (the `--plan` items joined by `+`) as a `parallel:` section for the loader."""
+    from accelsim.plan import cli_plan_data
+
+    try:
+        data = cli_plan_data(text.replace("+", ","))
+    except AccelsimError as exc:
+        raise SpecError([Issue(f"--set {label}={text}", None, None, PLAN_PATH,
+                               "plan items KEY=VALUE joined by '+' (e.g. dp=4+pp=2+tp=1)",
+                               str(exc).split(": ", 1)[-1])]) from None
+    return {k: [spec.Verbatim(x) for x in v] if isinstance(v, list) else spec.Verbatim(v)
+            for k, v in data.items()}
 
 
 def apply_settings(hw: HardwareSpec, settings_point: Mapping[str, Any]) -> HardwareSpec:
@@ -383,6 +410,8 @@ class Plan:
     points: tuple[DesignPoint, ...]
     mode: str
     notes: tuple[str, ...]
+    #: step graphs built while checking (by workload), reused by the simulation
+    graphs: dict[str, Any] = attrs.field(factory=dict)
 
 
 def grid(settings: Mapping[str, Sequence[Any]]) -> list[dict[str, str]]:
@@ -489,10 +518,17 @@ def plan(hw: HardwareSpec, wl: WorkloadSpec, settings: Mapping[str, Sequence[Any
     seen: dict[tuple[str, str], str] = {}
     for a in axes:
         where = (a.target, a.path)
+        inside = next((k for (t, p), k in seen.items() if t == a.target and p and a.path and (
+            a.path.startswith((p + ".", p + "[")) or p.startswith((a.path + ".", a.path + "[")))),
+            None)
         if where in seen:
             issues.append(Issue(f"--set {a.key}", None, None, a.path or a.key,
                                 "each key path set by one --set",
                                 f"the same key as --set {seen[where]}"))
+        elif inside is not None:  # `plan` and `pp`: one would overwrite part of the other
+            issues.append(Issue(f"--set {a.key}", None, None, a.path,
+                                "key paths that do not contain one another",
+                                f"a key path overlapping --set {inside}"))
         seen.setdefault(where, a.key)
     if issues:
         raise SpecError(list(dict.fromkeys(issues)))
@@ -520,6 +556,8 @@ def plan(hw: HardwareSpec, wl: WorkloadSpec, settings: Mapping[str, Sequence[Any
         for a in chosen:
             if a.target == CHIPS:
                 values[a.key] = n_chips
+            elif a.target == WORKLOAD and a.path == PLAN_PATH:
+                values[a.key] = wl_v.parallel.label() if wl_v.parallel is not None else ""
             else:
                 values[a.key] = _lookup(hw_d if a.target == HARDWARE else wl_d, a.path)
         points.append(DesignPoint(settings={a.key: v for a, v in chosen.items()}, values=values,
@@ -527,7 +565,56 @@ def plan(hw: HardwareSpec, wl: WorkloadSpec, settings: Mapping[str, Sequence[Any
                                   key=_key_of(hw_d, wl_d, chips=n_chips, mode=mode)))
     if issues:
         raise SpecError(list(dict.fromkeys(issues)))
-    return Plan(axes=tuple(axes), points=tuple(points), mode=mode, notes=tuple(notes))
+    graphs: dict[str, Any] = {}
+    issues += _check_plans(points, axes, graphs)
+    if issues:
+        raise SpecError(list(dict.fromkeys(issues)))
+    return Plan(axes=tuple(axes), points=tuple(points), mode=mode, notes=tuple(notes),
+                graphs=graphs)
+
+
+def _check_plans(points: Sequence[DesignPoint], axes: Sequence[Axis],
+                 graphs: dict[str, Any]) -> list[Issue]:
+    """Every point's parallel plan resolved against its chips and the model, and its graph
+    partitioned, as `run` and `check` do, before any simulation. The graphs built for this
+    are kept in `graphs` (by workload) for the simulation."""
+    from accelsim.api import resolve_plan
+    from accelsim.models import build_graph
+    from accelsim.parallel import check_plan
+
+    issues: list[Issue] = []
+    seen: set[tuple[str, int]] = set()
+    plan_axes = [a for a in axes if a.target == CHIPS
+                 or (a.target == WORKLOAD and a.path.split(".")[0] == PLAN_PATH)]
+    for p in points:
+        if p.wl.parallel is None:
+            continue
+        wl_key = _wl_key(p)
+        if (wl_key, p.chips) in seen:
+            continue
+        seen.add((wl_key, p.chips))
+        shown = [a for a in plan_axes if a.key in p.settings] or list(axes)
+        label = "--set " + ", ".join(f"{a.key}={p.settings[a.key]}" for a in shown)
+        try:
+            resolved = resolve_plan(p.wl, p.chips, p.wl.parallel, source=label)
+            if resolved is not None:
+                if wl_key not in graphs:
+                    graphs[wl_key] = build_graph(p.wl)
+                check_plan(p.wl, resolved, graphs[wl_key])
+        except LocatedError as exc:  # the partition's (pipeline deeper than the layers, ...)
+            path = exc.key_path if exc.key_path.startswith(PLAN_PATH) else (
+                f"{PLAN_PATH}.{exc.key_path}")
+            issues.append(Issue(label, None, None, path, exc.expected, exc.got))
+        except AccelsimError as exc:  # resolve_plan's: "<label>: <key>: expected X, got Y"
+            text = str(exc).removeprefix(label + ": ")
+            key, sep, rest = text.partition(": expected ")
+            expected, sep2, got = rest.rpartition(", got ")
+            if sep and sep2 and " " not in key:
+                issues.append(Issue(label, None, None, f"{PLAN_PATH}.{key}", expected, got))
+            else:
+                issues.append(Issue(label, None, None, PLAN_PATH,
+                                    "a plan that splits the model over the chips", text))
+    return issues
 
 
 # --- the store -------------------------------------------------------------------------------
@@ -990,7 +1077,7 @@ def run(the_plan: Plan, *, jobs: int = 1, store: str | Path | None = None, clien
     if on_start is not None:
         on_start(len(todo))
     if todo:
-        notes += _simulate(todo, mode, jobs, client, scheduler, finish)
+        notes += _simulate(todo, mode, jobs, client, scheduler, finish, the_plan.graphs)
     out = tuple(attrs.evolve(results[p.key], settings=p.settings, values=p.values)
                 for p in points)
     return SweepResult(axes=the_plan.axes, points=out, notes=tuple(notes),
@@ -1005,11 +1092,13 @@ def _finished(p: DesignPoint, mode: str, summary: dict, *, reused: bool) -> Swee
 
 
 def _simulate(todo: list[DesignPoint], mode: str, jobs: int, client: Any,
-              scheduler: str | None, finish: Callable[[int, dict], None]) -> list[str]:
+              scheduler: str | None, finish: Callable[[int, dict], None],
+              built: Mapping[str, Any] | None = None) -> list[str]:
     """Run the points on the chosen engine; returns notes on the engine and on what was reused."""
     from accelsim.models import build_graph
 
-    graphs: dict[str, Any] = {}
+    graphs: dict[str, Any] = {k: g for k, g in (built or {}).items()
+                              if any(_wl_key(p) == k for p in todo)}
     for p in todo:
         k = _wl_key(p)
         if k not in graphs:
@@ -1280,7 +1369,8 @@ def plot_axes(axes: Sequence[Axis]) -> tuple[Axis | None, tuple[Axis, Axis] | No
     there is nothing to draw. Known before any simulation."""
     numeric = [a for a in axes if a.target == CHIPS or not a.path.endswith(
         ("name", "precision", "optimizer", "family", "replacement", "write_policy", "inclusion",
-         "sharing", "topology", "accumulate", "description", "unit"))]
+         "sharing", "topology", "accumulate", "description", "unit", PLAN_PATH, "schedule",
+         "shard_embedding", "offload"))]
     front = next((a for a in numeric if (a.path or a.key).split(".")[-1].startswith(
         _RESOURCE_WORDS)), numeric[0] if numeric else None)
     many = [a for a in axes if len(a.values) > 1]
