@@ -36,6 +36,8 @@ BANDWIDTHS = ["900GB/s", "1800GB/s", "450GB/s", "600GB/s", "750GB/s", "1050GB/s"
               "1350GB/s", "1500GB/s", "1650GB/s"]
 EFFICIENCIES = ["0.86", "0.6", "1.0", "0.55", "0.65", "0.7", "0.75", "0.8", "0.9", "0.95"]
 
+PROGRESS: list[str] = []
+
 CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
@@ -44,8 +46,12 @@ from accelsim import dse
 hw = accelsim.load_hardware(sys.argv[1]); wl = accelsim.load_workload(sys.argv[2])
 settings = json.loads(sys.argv[3]); jobs = int(sys.argv[4])
 finished = []
-result = dse.sweep(hw, wl, settings, jobs=jobs,
-                   on_point=lambda p: finished.append(time.perf_counter() - t0))
+log = open(sys.argv[5], "a") if len(sys.argv) > 5 else None  # progress, for long runs
+def on_point(p):
+    finished.append(time.perf_counter() - t0)
+    if log is not None:
+        log.write(f"{len(finished)} {finished[-1]:.1f}\n"); log.flush()
+result = dse.sweep(hw, wl, settings, jobs=jobs, on_point=on_point)
 print(json.dumps({"wall_s": time.perf_counter() - t0, "finished_s": finished,
                   "points": len(result), "notes": list(result.notes),
                   "step_times_s": [p.summary["step_time_s"] for p in result]}))
@@ -56,7 +62,7 @@ def run(settings: dict, jobs: int, root: pathlib.Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(root)}
     out = subprocess.run([sys.executable, "-c", CHILD, str(ROOT / "hwspecs/ppopp19_target.yaml"),
                           str(ROOT / "workloads/word_lm_current.yaml"), json.dumps(settings),
-                          str(jobs)], env=env, capture_output=True, text=True, check=True,
+                          str(jobs), *PROGRESS], env=env, capture_output=True, text=True, check=True,
                          timeout=3 * 3600)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -75,7 +81,10 @@ def main() -> None:
     ap.add_argument("--values", type=int, default=2, help="values per axis (1 to 10)")
     ap.add_argument("--engines", default="inprocess,dask1,dask2")
     ap.add_argument("--root", default=str(ROOT), help="accelsim checkout to measure")
+    ap.add_argument("--progress", metavar="FILE", help="append 'points seconds' per finished point")
     args = ap.parse_args()
+    if args.progress:
+        PROGRESS.append(args.progress)
     root = pathlib.Path(args.root)
     n = args.values
     settings = {"caches[0].capacity": CAPACITIES[:n], "memory.bandwidth": BANDWIDTHS[:n],
@@ -109,18 +118,19 @@ def main() -> None:
 
 
 CHILD_ONE_WORKER = CHILD.replace(
-    "result = dse.sweep(hw, wl, settings, jobs=jobs,",
+    "result = dse.sweep(hw, wl, settings, jobs=jobs, on_point=on_point)",
     "import logging\nfrom distributed import LocalCluster, Client\n"
     "cluster = LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None, "
     "silence_logs=logging.ERROR)\nclient = Client(cluster)\n"
-    "result = dse.sweep(hw, wl, settings, client=client,")
+    "result = dse.sweep(hw, wl, settings, client=client, on_point=on_point)")
 
 
 def run_one_worker(settings: dict, root: pathlib.Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(root)}
     out = subprocess.run([sys.executable, "-c", CHILD_ONE_WORKER,
                           str(ROOT / "hwspecs/ppopp19_target.yaml"),
-                          str(ROOT / "workloads/word_lm_current.yaml"), json.dumps(settings), "1"],
+                          str(ROOT / "workloads/word_lm_current.yaml"), json.dumps(settings), "1",
+                          *PROGRESS],
                          env=env, capture_output=True, text=True, check=True, timeout=3 * 3600)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
