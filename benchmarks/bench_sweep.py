@@ -24,6 +24,7 @@ import os
 import pathlib
 import platform
 import re
+import resource
 import subprocess
 import sys
 
@@ -92,21 +93,24 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.2f} at start")
     print(f"code: {root}")
-    print("| engine | points | cache sims | wall s | first point s | steady s/point | points/hour | "
-          "1,000 points (extrapolated) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| engine | points | cache sims | wall s | CPU s (all processes) | first point s | "
+          "steady s/point | points/hour | 1,000 points (extrapolated) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     same = None
     notes: dict[str, list[str]] = {}
     for engine in args.engines.split(","):
         # dask1: a 1-worker LocalCluster passed as client= (jobs=1 would run in process).
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         res = run_one_worker(settings, root) if engine == "dask1" else run(
             settings, {"inprocess": 1, "dask2": 2}[engine], root)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         fin = sorted(res["finished_s"])
         steady = (fin[-1] - fin[0]) / max(1, len(fin) - 1)
         per_hour = 3600 / steady if steady > 0 else float("inf")
         thousand = fin[0] + 999 * steady
         print(f"| {engine} | {res['points']} | {_cache_sims(res['notes'])} | "
-              f"{res['wall_s']:.1f} | {fin[0]:.1f} | "
+              f"{res['wall_s']:.1f} | {cpu:.1f} | {fin[0]:.1f} | "
               f"{steady:.2f} | {per_hour:.0f} | {thousand / 60:.1f} min |", flush=True)
         if same is None:
             same = res["step_times_s"]
