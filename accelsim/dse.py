@@ -756,22 +756,25 @@ def _summary_of(report: Any) -> dict:
 
 
 # --- reuse across points (issue 11): stage results kept per worker process ---
-#: Stage results this process keeps for later points (`accelsim.reuse`); one per process.
-_PROCESS_REUSE: list[Any] = []
+#: Stage results this process keeps for later points of one sweep (`accelsim.reuse`), by
+#: sweep; a worker that starts on another sweep frees the earlier one's (long-lived Dask
+#: workers serve many sweeps).
+_PROCESS_REUSE: dict[str, Any] = {}
 #: Stages whose reuse the notes report, by the name `StageReuse` counts them under.
 REUSED_STAGES = {"trace_step": "cache simulation", "_execute": "executed (fused) graph"}
 
 
-def _process_reuse() -> Any:
+def _process_reuse(sweep_id: str) -> Any:
     from accelsim.reuse import StageReuse
 
-    if not _PROCESS_REUSE:
-        _PROCESS_REUSE.append(StageReuse())
-    return _PROCESS_REUSE[0]
+    if sweep_id not in _PROCESS_REUSE:
+        _PROCESS_REUSE.clear()
+        _PROCESS_REUSE[sweep_id] = StageReuse(max_entries=8)
+    return _PROCESS_REUSE[sweep_id]
 
 
 def _simulate_point(hw: HardwareSpec, wl: WorkloadSpec, graph: Any, chips: int,
-                    mode: str) -> dict:
+                    mode: str, sweep_id: str = "") -> dict:
     """Worker body (module level so that spawned and Dask processes can import it): the
     point's summary, which stages it ran or reused, and the key paths those stages read (the
     driver groups later points by them)."""
@@ -779,7 +782,7 @@ def _simulate_point(hw: HardwareSpec, wl: WorkloadSpec, graph: Any, chips: int,
     from accelsim.api import simulate
     from accelsim.reuse import reusing
 
-    memo = _process_reuse()
+    memo = _process_reuse(sweep_id)
     before = {name: (c.ran, c.reused) for name, c in memo.counts.items()}
     with reusing(memo):
         report = simulate(hw, wl, chips=chips, mode=mode, graph=graph)
@@ -919,7 +922,7 @@ Job = tuple[int, DesignPoint]  # (index among the points to simulate, point)
 
 
 def _run_dask(client: Any, jobs: list[Job], graphs: Mapping[str, Any], mode: str,
-              finish: Callable[[int, dict], None], tally: _Tally) -> None:
+              finish: Callable[[int, dict], None], tally: _Tally, sweep_id: str) -> None:
     """The first point alone (it tells which settings its cache simulation read), then the
     rest grouped by those settings, each group pinned to one worker so that it simulates
     the shared cache state once (`_by_group`); points stream back as they finish."""
@@ -930,6 +933,7 @@ def _run_dask(client: Any, jobs: list[Job], graphs: Mapping[str, Any], mode: str
 
     def submit(i: int, p: DesignPoint, worker: str | None = None) -> Any:
         fut = client.submit(_simulate_point, p.hw, p.wl, scattered[_wl_key(p)], p.chips, mode,
+                            sweep_id,
                             pure=False, key=f"accelsim-point-{p.key[:20]}-{i}",
                             workers=[worker] if worker else None,
                             allow_other_workers=worker is not None)
@@ -970,14 +974,15 @@ def _run_dask(client: Any, jobs: list[Job], graphs: Mapping[str, Any], mode: str
 
 
 def _run_pool(workers: int, jobs: list[Job], graphs: Mapping[str, Any], mode: str,
-              finish: Callable[[int, dict], None], tally: _Tally) -> None:
+              finish: Callable[[int, dict], None], tally: _Tally, sweep_id: str) -> None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = multiprocessing.get_context("spawn")  # numba's thread pool does not survive fork
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_watch_parent,
                              initargs=(os.getpid(),)) as pool:
-        futures = {pool.submit(_simulate_point, p.hw, p.wl, graphs[_wl_key(p)], p.chips, mode): i
+        futures = {pool.submit(_simulate_point, p.hw, p.wl, graphs[_wl_key(p)], p.chips, mode,
+                               sweep_id): i
                    for i, p in jobs}
         try:
             for fut in as_completed(futures):
@@ -1105,6 +1110,7 @@ def _simulate(todo: list[DesignPoint], mode: str, jobs: int, client: Any,
             graphs[k] = build_graph(p.wl)
     jobs_list = list(enumerate(todo))
     tally = _Tally()
+    sweep_id = os.urandom(8).hex()  # workers keep stage results for this sweep only
     reuse = (f"reuse: workload graph built once per workload variant ({len(graphs)} for "
              f"{len(todo)} points)")
     grouped = ("; points grouped by the settings the cache simulation read, each group on one "
@@ -1124,7 +1130,7 @@ def _simulate(todo: list[DesignPoint], mode: str, jobs: int, client: Any,
                 raise AccelsimError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
         try:
             n = _check_workers(client)
-            _run_dask(client, jobs_list, graphs, mode, finish, tally)
+            _run_dask(client, jobs_list, graphs, mode, finish, tally, sweep_id)
         finally:
             if own is not None:
                 own.close()
@@ -1133,13 +1139,10 @@ def _simulate(todo: list[DesignPoint], mode: str, jobs: int, client: Any,
                 reuse + " and sent to every worker once (scatter)",
                 *tally.notes(len(todo), grouped)]
     if jobs == 1 or len(todo) == 1:
-        from accelsim.reuse import StageReuse
-
-        own_reuse = StageReuse()  # this sweep's, freed when it ends
-        _PROCESS_REUSE.insert(0, own_reuse)
         try:
             def one(i: int, p: DesignPoint) -> None:
-                outcome = _simulate_point(p.hw, p.wl, graphs[_wl_key(p)], p.chips, mode)
+                outcome = _simulate_point(p.hw, p.wl, graphs[_wl_key(p)], p.chips, mode,
+                                          sweep_id)
                 tally.add(outcome)
                 finish(i, outcome)
 
@@ -1148,20 +1151,20 @@ def _simulate(todo: list[DesignPoint], mode: str, jobs: int, client: Any,
                 for i, p in run:  # points that can share a cache simulation, one after another
                     one(i, p)
         finally:
-            _PROCESS_REUSE.remove(own_reuse)
+            _PROCESS_REUSE.pop(sweep_id, None)  # this sweep's results, freed when it ends
         return ["engine: this process", reuse,
                 *tally.notes(len(todo), "; points sharing those settings run one after another")]
     workers = min(jobs, len(todo))
     if dask_available():
         local = _LocalDask(workers)
         try:
-            _run_dask(local.client, jobs_list, graphs, mode, finish, tally)
+            _run_dask(local.client, jobs_list, graphs, mode, finish, tally, sweep_id)
         finally:
             local.close()
         return [f"engine: Dask LocalCluster, {workers} single-threaded worker processes",
                 reuse + " and sent to every worker once (scatter)",
                 *tally.notes(len(todo), grouped)]
-    _run_pool(workers, jobs_list, graphs, mode, finish, tally)
+    _run_pool(workers, jobs_list, graphs, mode, finish, tally, sweep_id)
     return [f"engine: local spawn pool of {workers} processes (Dask not installed: "
             "pip install 'accelsim[dask]' for a LocalCluster or a remote scheduler)",
             reuse + " and pickled with each point",
