@@ -834,12 +834,16 @@ def _group_key(p: DesignPoint, trace_paths: Sequence[tuple] | None) -> tuple:
 
 def _by_group(jobs: Sequence[Job], trace_paths: Sequence[tuple] | None,
               workers: int) -> list[list[Job]]:
-    """The jobs in runs that share a cache simulation, split so that `workers` stay busy
-    (no run longer than a worker's share), longest first."""
+    """The jobs in runs that share a cache simulation. For several workers the runs are cut
+    to at most half a worker's share, longest first, so that assigning each run to the least
+    loaded worker keeps them all busy (a cut group simulates its cache state once per worker
+    it lands on)."""
     groups: dict[tuple, list[Job]] = {}
     for job in jobs:
         groups.setdefault(_group_key(job[1], trace_paths), []).append(job)
-    share = max(1, math.ceil(len(jobs) / max(1, workers)))
+    if workers <= 1:
+        return list(groups.values())
+    share = max(1, math.ceil(len(jobs) / (2 * workers)))
     runs = [g[i:i + share] for g in groups.values() for i in range(0, len(g), share)]
     return sorted(runs, key=len, reverse=True)
 # --- end reuse across points ---

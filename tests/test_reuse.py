@@ -208,3 +208,21 @@ def test_sweep_reuses_and_says_so(hw, wl):
     ran = int(text.split("reuse: cache simulation run ")[1].split()[0])
     assert ran < len(result)
     assert attrs.evolve(result.points[0]).reused is False
+
+
+def test_groups_keep_shared_points_together_and_workers_busy(hw, wl):
+    sets = {"caches[0].capacity": ["1MiB", "2MiB", "6MiB"], "memory.bandwidth": ["1TB/s", "2TB/s", "3TB/s"],
+            "calibration.compute_efficiency": ["0.9", "0.8", "0.7"]}
+    points = dse.plan(hw, wl, sets).points
+    jobs = list(enumerate(points))
+    paths = [("caches", 0, "capacity_bytes")]
+    alone = dse._by_group(jobs, paths, 1)
+    assert [len(r) for r in alone] == [9, 9, 9]  # one run per L2 capacity, in order
+    assert all(len({p.hw.caches[0].capacity_bytes for _, p in r}) == 1 for r in alone)
+    runs = dse._by_group(jobs, paths, 2)
+    assert sorted(i for r in runs for i, _ in r) == list(range(27))
+    assert max(len(r) for r in runs) <= 7  # half of a worker's share: 27 / 4
+    load = [0, 0]
+    for r in runs:  # as _run_dask assigns them
+        load[load.index(min(load))] += len(r)
+    assert max(load) - min(load) <= 2
