@@ -73,6 +73,7 @@ COMMANDS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_a_bar_on_a_terminal_and_nothing_off_it(name, repo, v100, tiny, gemm_csv, tmp_path):
     argv, desc, count = COMMANDS[name]
