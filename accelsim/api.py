@@ -10,7 +10,7 @@ import math
 import attrs
 import numpy as np
 
-from accelsim import pipeline
+from accelsim import pipeline, progress
 from accelsim.errors import AccelsimError
 from accelsim.estimate import WorkLimits, check_arguments
 from accelsim.graph import OpGraph
@@ -120,6 +120,7 @@ def miss_ratio_curve(hw: HardwareSpec, wl: WorkloadSpec, *, granule_bytes: int |
     from accelsim.trace_runs import estimated_bytes, iter_step_runs
 
     graph = pipeline.prepare(wl, check_arguments(hw, wl, mode="coalesced", limits=limits)).executed
+    progress.stage("map")  # the bar of `accelsim mrc` (issue 11)
     mappings = pipeline.map_step(hw, graph, wl.precision).mappings
     line = hw.caches[0].line_bytes if hw.caches else 128
     if granule_bytes is None:
@@ -128,8 +129,10 @@ def miss_ratio_curve(hw: HardwareSpec, wl: WorkloadSpec, *, granule_bytes: int |
     elif (isinstance(granule_bytes, bool) or not isinstance(granule_bytes, int)
           or granule_bytes < 1 or granule_bytes & (granule_bytes - 1)):
         raise AccelsimError(f"granule: expected a power of two number of bytes, got {granule_bytes}")
+    progress.stage("addresses")
     ids = np.concatenate([expand_lines(r.addr, r.nbytes, granule_bytes) for r in
                           iter_step_runs(graph, mappings, wl.precision, granule_bytes)])
+    progress.stage("curve")
     capacity, hit = curve_from_line_ids(ids, granule_bytes)
     return MissRatioCurve(workload=wl.name, hardware=hw.name, granule_bytes=granule_bytes,
                           accesses=int(ids.shape[0]), capacity_bytes=capacity, hit_rate=hit)

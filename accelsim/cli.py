@@ -145,7 +145,7 @@ def _check_outputs(args: argparse.Namespace, inputs: Sequence[str], *,
     from accelsim.outputs import PLOT_EXTENSIONS, check_distinct, check_output, check_output_dir
 
     paths = {f"--{name}": getattr(args, name, None)
-             for name in ("json", "csv", "plot", "out", "timeline", "parquet")}
+             for name in ("json", "csv", "plot", "out", "timeline", "parquet", "markdown")}
     for option, path in paths.items():
         if path is None:
             continue
@@ -198,9 +198,13 @@ def _non_negative_int(text: str) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
 
+    from accelsim import pipeline, progress
+
     _check_outputs(args, [args.hardware, args.workload], plot_dir=True)
     (hw,), wl = _load_pair([args.hardware], args.workload)
-    report = _simulate(hw, wl, args, args.hardware, args.workload)
+    with progress.steps(len(pipeline.STAGE_NAMES), "run", quiet=args.quiet):  # issue 11
+        progress.stage("build")
+        report = _simulate(hw, wl, args, args.hardware, args.workload)
     print(report.text(top_ops=args.ops))
     if args.json:
         report.to_json(args.json)
@@ -226,6 +230,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     _check_outputs(args, args.files)
     hws, wl = _load_pair(args.files[:-1], args.files[-1])
+    from accelsim import pipeline, progress
     from accelsim.errors import LocatedError
     from accelsim.estimate import check_arguments
 
@@ -236,8 +241,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                                     limits=_limits(args), graph=graph)
         except LocatedError as exc:
             raise AccelsimError(_located(exc, hw_path, args.files[-1])) from None
-    reports = [_simulate(hw, wl, args, hw_path, args.files[-1])
-               for hw, hw_path in zip(hws, args.files[:-1], strict=True)]
+    reports = []
+    with progress.steps(len(hws) * len(pipeline.STAGE_NAMES), "compare",
+                        quiet=args.quiet):  # issue 11: each chip's stages
+        for hw, hw_path in zip(hws, args.files[:-1], strict=True):
+            progress.prefix(hw.name)
+            progress.stage("build")
+            reports.append(_simulate(hw, wl, args, hw_path, args.files[-1]))
     print(comparison_table(reports))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
@@ -301,12 +311,15 @@ def _add_plan_options(p: argparse.ArgumentParser) -> None:
 
 def _cmd_mrc(args: argparse.Namespace) -> int:
     import accelsim
+    from accelsim import progress
     from accelsim.api import miss_ratio_curve
     from accelsim.units import format_bytes
 
     _check_outputs(args, [args.hardware, args.workload])
     (hw,), wl = _load_pair([args.hardware], args.workload)
-    curve = miss_ratio_curve(hw, wl, granule_bytes=args.granule, limits=_limits(args))
+    with progress.steps(5, "mrc", quiet=args.quiet):  # build, fuse, map, addresses, curve
+        progress.stage("build")
+        curve = miss_ratio_curve(hw, wl, granule_bytes=args.granule, limits=_limits(args))
     llc = hw.last_level_cache_bytes
     print(f"accelsim mrc: {wl.name}, tiled for {hw.name}; fully associative LRU, "
           f"{format_bytes(curve.granule_bytes)} granules, {curve.accesses:.4g} accesses")
@@ -407,6 +420,26 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- progress and output checks of validate and project (issue 11) ---
+def _with_progress(command: Any, desc: str, unit: str, *, inputs: Sequence[str],
+                   plot_dir: bool = False) -> Any:
+    """`command(args)` after its output paths are checked, inside a bar that the work's
+    `progress.stage` calls advance (a count without a total: rows, model sizes)."""
+    def run(args: argparse.Namespace) -> int:
+        from accelsim import progress
+
+        _check_outputs(args, [p for p in (getattr(args, name, None) for name in inputs) if p],
+                       plot_dir=plot_dir)
+        with progress.steps(None, desc, quiet=args.quiet, unit=unit):
+            return int(command(args))
+    return run
+
+
+def _add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+# --- end progress and output checks ---
+
+
 def _power_of_two_bytes(text: str) -> int:
     from accelsim.units import UnitError, parse_bytes
 
@@ -474,6 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write the step as a Chrome/Perfetto trace-event JSON file")
     run.add_argument("--plot", metavar="DIR",
                      help="draw the roofline, breakdown and timeline Gantt (PNGs in DIR)")
+    _add_quiet(run)
     run.set_defaults(func=_cmd_run)
 
     compare = sub.add_parser("compare", help="one workload on several chips, side by side")
@@ -483,6 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan_options(compare)
     compare.add_argument("--json", metavar="FILE", help="write all reports as JSON")
     compare.add_argument("--plot", metavar="FILE", help="draw the comparison (PNG)")
+    _add_quiet(compare)
     compare.set_defaults(func=_cmd_compare)
 
     plan = sub.add_parser("plan", help="every parallel plan for N chips: feasible ones, ranked "
@@ -505,6 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="granule of the curve, e.g. '1 MiB' (default: chosen by trace size)")
     mrc.add_argument("--plot", metavar="FILE", help="draw the curve (PNG)")
     _add_limit_options(mrc)
+    _add_quiet(mrc)
     mrc.set_defaults(func=_cmd_mrc)
 
     sweep = sub.add_parser(
@@ -546,7 +582,9 @@ def build_parser() -> argparse.ArgumentParser:
     project = sub.add_parser(
         "project", help="the paper's Tables 1-3 recomputed from accelsim's graphs, beside the paper's")
     reproduce.add_arguments(project)
-    project.set_defaults(func=reproduce.run)
+    _add_quiet(project)
+    project.set_defaults(func=_with_progress(reproduce.run, "project", "step",
+                                             inputs=("tables", "hardware"), plot_dir=True))
 
     from accelsim import case_study
 
@@ -562,7 +600,8 @@ def build_parser() -> argparse.ArgumentParser:
         "validate", help="predicted vs measured kernel times of any device (DeepBench GEMM and "
         "RNN columns; default: the packaged V100 tables)")
     validate.add_arguments(val)
-    val.set_defaults(func=validate.run)
+    val.set_defaults(func=_with_progress(validate.run, "validate", "row",
+                                         inputs=("hardware", "gemm_csv", "rnn_csv")))
 
     # --- calibrate (issue 10) ---
     from accelsim import calibrate

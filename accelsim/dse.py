@@ -42,8 +42,9 @@ from typing import Any
 import attrs
 
 from accelsim import spec
-from accelsim.errors import AccelsimError, Issue, SpecError
+from accelsim.errors import AccelsimError, Issue, LocatedError, SpecError
 from accelsim.hardware import HardwareSpec
+from accelsim.plan import CLI_ALIASES
 from accelsim.report import SCHEMA_VERSION
 from accelsim.vocabulary import MEMORY
 from accelsim.workload import WorkloadSpec
@@ -53,6 +54,10 @@ _PATH = re.compile(rf"{_NAME}(?:\.{_NAME})*")
 _STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
 
 HARDWARE, WORKLOAD, CHIPS = "hardware", "workload", "chips"
+#: `--set plan=dp=4+pp=2,pp=4+tp=2`: whole parallel plans, written as `--plan` text with `+`
+#: between its items (commas separate the axis's values); they replace the workload's
+#: `parallel:` section. `dp`, `pp`, `tp` are its degrees alone (`--set pp=1,2,4`).
+PLAN, PLAN_PATH = "plan", "parallel"
 MODES = ("auto", "exact", "coalesced")
 #: Version of the store's line format (bump when a record's layout changes).
 STORE_FORMAT = 2
@@ -80,6 +85,12 @@ def _split_target(key: str) -> tuple[str, str]:
     """(target, key path inside it) of a `--set` key; AccelsimError if it is ambiguous or unknown."""
     if key == CHIPS:
         return CHIPS, ""
+    # --- parallel plans as an axis (issue 11 item 1) ---
+    if key == PLAN:
+        return WORKLOAD, PLAN_PATH
+    if key in CLI_ALIASES:
+        return WORKLOAD, f"{PLAN_PATH}.{CLI_ALIASES[key]}"
+    # --- end parallel plans ---
     for target in (HARDWARE, WORKLOAD):
         if key.startswith(target + "."):
             return target, key[len(target) + 1:]
@@ -97,12 +108,13 @@ def _split_target(key: str) -> tuple[str, str]:
         return WORKLOAD, key
     import difflib
 
-    valid = [*hw_keys, *(k for k in wl_keys if k not in hw_keys), CHIPS]
+    valid = [*hw_keys, *(k for k in wl_keys if k not in hw_keys), CHIPS, PLAN, *CLI_ALIASES]
     close = difflib.get_close_matches(first, valid, n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise SpecError([Issue(f"--set {key}", None, None, key,
                            f"a key path starting with a hardware key {hw_keys}, a workload key "
-                           f"{wl_keys}, 'hardware.', 'workload.' or the word 'chips'",
+                           f"{wl_keys}, 'hardware.', 'workload.', the word 'chips', or a "
+                           "plan: 'plan' (whole plans such as dp=4+pp=2) or 'dp', 'pp', 'tp'",
                            f"unknown key {first!r}{hint}")])
 
 
@@ -213,7 +225,8 @@ def _apply(obj: Any, root: type, settings: Mapping[str, Any],
         if path in canonical:
             raise SpecError([Issue(f"--set {label}", None, None, path, "each key path set once",
                                    f"{path} again ({canonical[path]})")])
-        container[step] = spec.Verbatim(text)
+        container[step] = (_plan_section(text, label) if root is WorkloadSpec
+                           and path == PLAN_PATH else spec.Verbatim(text))
         canonical[path] = f"--set {label}={text}"
     try:
         if root is HardwareSpec:
@@ -229,6 +242,20 @@ def _apply(obj: Any, root: type, settings: Mapping[str, Any],
             issues.append(Issue(owner if owner is not None else f"<sweep {where}>", None, None,
                                 issue.key_path, issue.expected, issue.got))
         raise SpecError(list(dict.fromkeys(issues))) from None
+
+
+def _plan_section(text: str, label: str) -> dict[str, Any]:
+    """`dp=4+pp=2` (the `--plan` items joined by `+`) as a `parallel:` section for the loader."""
+    from accelsim.plan import cli_plan_data
+
+    try:
+        data = cli_plan_data(text.replace("+", ","))
+    except AccelsimError as exc:
+        raise SpecError([Issue(f"--set {label}={text}", None, None, PLAN_PATH,
+                               "plan items KEY=VALUE joined by '+' (e.g. dp=4+pp=2+tp=1)",
+                               str(exc).split(": ", 1)[-1])]) from None
+    return {k: [spec.Verbatim(x) for x in v] if isinstance(v, list) else spec.Verbatim(v)
+            for k, v in data.items()}
 
 
 def apply_settings(hw: HardwareSpec, settings_point: Mapping[str, Any]) -> HardwareSpec:
@@ -383,6 +410,8 @@ class Plan:
     points: tuple[DesignPoint, ...]
     mode: str
     notes: tuple[str, ...]
+    #: step graphs built while checking (by workload), reused by the simulation
+    graphs: dict[str, Any] = attrs.field(factory=dict)
 
 
 def grid(settings: Mapping[str, Sequence[Any]]) -> list[dict[str, str]]:
@@ -489,10 +518,17 @@ def plan(hw: HardwareSpec, wl: WorkloadSpec, settings: Mapping[str, Sequence[Any
     seen: dict[tuple[str, str], str] = {}
     for a in axes:
         where = (a.target, a.path)
+        inside = next((k for (t, p), k in seen.items() if t == a.target and p and a.path and (
+            a.path.startswith((p + ".", p + "[")) or p.startswith((a.path + ".", a.path + "[")))),
+            None)
         if where in seen:
             issues.append(Issue(f"--set {a.key}", None, None, a.path or a.key,
                                 "each key path set by one --set",
                                 f"the same key as --set {seen[where]}"))
+        elif inside is not None:  # `plan` and `pp`: one would overwrite part of the other
+            issues.append(Issue(f"--set {a.key}", None, None, a.path,
+                                "key paths that do not contain one another",
+                                f"a key path overlapping --set {inside}"))
         seen.setdefault(where, a.key)
     if issues:
         raise SpecError(list(dict.fromkeys(issues)))
@@ -520,6 +556,8 @@ def plan(hw: HardwareSpec, wl: WorkloadSpec, settings: Mapping[str, Sequence[Any
         for a in chosen:
             if a.target == CHIPS:
                 values[a.key] = n_chips
+            elif a.target == WORKLOAD and a.path == PLAN_PATH:
+                values[a.key] = wl_v.parallel.label() if wl_v.parallel is not None else ""
             else:
                 values[a.key] = _lookup(hw_d if a.target == HARDWARE else wl_d, a.path)
         points.append(DesignPoint(settings={a.key: v for a, v in chosen.items()}, values=values,
@@ -527,7 +565,56 @@ def plan(hw: HardwareSpec, wl: WorkloadSpec, settings: Mapping[str, Sequence[Any
                                   key=_key_of(hw_d, wl_d, chips=n_chips, mode=mode)))
     if issues:
         raise SpecError(list(dict.fromkeys(issues)))
-    return Plan(axes=tuple(axes), points=tuple(points), mode=mode, notes=tuple(notes))
+    graphs: dict[str, Any] = {}
+    issues += _check_plans(points, axes, graphs)
+    if issues:
+        raise SpecError(list(dict.fromkeys(issues)))
+    return Plan(axes=tuple(axes), points=tuple(points), mode=mode, notes=tuple(notes),
+                graphs=graphs)
+
+
+def _check_plans(points: Sequence[DesignPoint], axes: Sequence[Axis],
+                 graphs: dict[str, Any]) -> list[Issue]:
+    """Every point's parallel plan resolved against its chips and the model, and its graph
+    partitioned, as `run` and `check` do, before any simulation. The graphs built for this
+    are kept in `graphs` (by workload) for the simulation."""
+    from accelsim.api import resolve_plan
+    from accelsim.models import build_graph
+    from accelsim.parallel import check_plan
+
+    issues: list[Issue] = []
+    seen: set[tuple[str, int]] = set()
+    plan_axes = [a for a in axes if a.target == CHIPS
+                 or (a.target == WORKLOAD and a.path.split(".")[0] == PLAN_PATH)]
+    for p in points:
+        if p.wl.parallel is None:
+            continue
+        wl_key = _wl_key(p)
+        if (wl_key, p.chips) in seen:
+            continue
+        seen.add((wl_key, p.chips))
+        shown = [a for a in plan_axes if a.key in p.settings] or list(axes)
+        label = "--set " + ", ".join(f"{a.key}={p.settings[a.key]}" for a in shown)
+        try:
+            resolved = resolve_plan(p.wl, p.chips, p.wl.parallel, source=label)
+            if resolved is not None:
+                if wl_key not in graphs:
+                    graphs[wl_key] = build_graph(p.wl)
+                check_plan(p.wl, resolved, graphs[wl_key])
+        except LocatedError as exc:  # the partition's (pipeline deeper than the layers, ...)
+            path = exc.key_path if exc.key_path.startswith(PLAN_PATH) else (
+                f"{PLAN_PATH}.{exc.key_path}")
+            issues.append(Issue(label, None, None, path, exc.expected, exc.got))
+        except AccelsimError as exc:  # resolve_plan's: "<label>: <key>: expected X, got Y"
+            text = str(exc).removeprefix(label + ": ")
+            key, sep, rest = text.partition(": expected ")
+            expected, sep2, got = rest.rpartition(", got ")
+            if sep and sep2 and " " not in key:
+                issues.append(Issue(label, None, None, f"{PLAN_PATH}.{key}", expected, got))
+            else:
+                issues.append(Issue(label, None, None, PLAN_PATH,
+                                    "a plan that splits the model over the chips", text))
+    return issues
 
 
 # --- the store -------------------------------------------------------------------------------
@@ -657,10 +744,109 @@ def _append(path: Path, record: Mapping[str, Any]) -> None:
 # --- engines ---------------------------------------------------------------------------------
 def _simulate_summary(hw: HardwareSpec, wl: WorkloadSpec, graph: Any, chips: int,
                       mode: str) -> dict:
-    """Worker body (module level so that spawned and Dask processes can import it)."""
+    """A point's report summary, simulated without reuse (what a reused point must equal)."""
     from accelsim.api import simulate
 
-    return simulate(hw, wl, chips=chips, mode=mode, graph=graph).to_dict()["summary"]
+    return _summary_of(simulate(hw, wl, chips=chips, mode=mode, graph=graph))
+
+
+def _summary_of(report: Any) -> dict:
+    """`report.to_dict()["summary"]` without converting its thousands of ops first."""
+    return attrs.evolve(report, ops=()).to_dict()["summary"]
+
+
+# --- reuse across points (issue 11): stage results kept per worker process ---
+#: Stage results this process keeps for later points of one sweep (`accelsim.reuse`), by
+#: sweep; a worker that starts on another sweep frees the earlier one's (long-lived Dask
+#: workers serve many sweeps).
+_PROCESS_REUSE: dict[str, Any] = {}
+#: Stages whose reuse the notes report, by the name `StageReuse` counts them under.
+REUSED_STAGES = {"trace_step": "cache simulation", "_execute": "executed (fused) graph"}
+
+
+def _process_reuse(sweep_id: str) -> Any:
+    from accelsim.reuse import StageReuse
+
+    if sweep_id not in _PROCESS_REUSE:
+        _PROCESS_REUSE.clear()
+        _PROCESS_REUSE[sweep_id] = StageReuse(max_entries=8)
+    return _PROCESS_REUSE[sweep_id]
+
+
+def _simulate_point(hw: HardwareSpec, wl: WorkloadSpec, graph: Any, chips: int,
+                    mode: str, sweep_id: str = "") -> dict:
+    """Worker body (module level so that spawned and Dask processes can import it): the
+    point's summary, which stages it ran or reused, and the key paths those stages read (the
+    driver groups later points by them)."""
+    from accelsim import pipeline
+    from accelsim.api import simulate
+    from accelsim.reuse import reusing
+
+    memo = _process_reuse(sweep_id)
+    before = {name: (c.ran, c.reused) for name, c in memo.counts.items()}
+    with reusing(memo):
+        report = simulate(hw, wl, chips=chips, mode=mode, graph=graph)
+    stages = {name: (c.ran - before.get(name, (0, 0))[0], c.reused - before.get(name, (0, 0))[1])
+              for name, c in memo.counts.items()}
+    return {"summary": _summary_of(report), "stages": stages,
+            "trace_paths": memo.read_paths(pipeline.trace_step)}
+
+
+class _Tally:
+    """What the finished points ran and reused, for the sweep's notes and the grouping."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, list[int]] = {}
+        self.trace_paths: list[tuple] | None = None
+
+    def add(self, outcome: Mapping[str, Any]) -> None:
+        for name, (ran, reused) in outcome["stages"].items():
+            counts = self.stages.setdefault(name, [0, 0])
+            counts[0] += ran
+            counts[1] += reused
+        if self.trace_paths is None and outcome["trace_paths"]:
+            self.trace_paths = [tuple(p) for p in outcome["trace_paths"]]
+
+    def notes(self, points: int, split: str) -> list[str]:
+        from accelsim.reuse import path_text
+
+        out = []
+        for name, what in REUSED_STAGES.items():
+            ran, reused = self.stages.get(name, (0, 0))
+            if not ran and not reused:
+                continue
+            text = (f"reuse: {what} run {ran} times for {points} points ({reused} reused "
+                    "the result of an earlier point that agreed on every input it read")
+            if name == "trace_step" and self.trace_paths:
+                fields = sorted({path_text(p).split(" (")[0] for p in self.trace_paths})
+                text += (f": the mappings, the executed graph and {', '.join(fields)}")
+            out.append(text + ")" + (split if name == "trace_step" and split else ""))
+        return out
+
+
+def _group_key(p: DesignPoint, trace_paths: Sequence[tuple] | None) -> tuple:
+    """Points with equal keys can share a cache simulation (if their mappings agree too)."""
+    from accelsim.reuse import read_value
+
+    values = tuple(read_value(p.hw, path) for path in trace_paths or ())
+    return (_wl_key(p), p.chips, values)
+
+
+def _by_group(jobs: Sequence[Job], trace_paths: Sequence[tuple] | None,
+              workers: int) -> list[list[Job]]:
+    """The jobs in runs that share a cache simulation. For several workers the runs are cut
+    to at most half a worker's share, longest first, so that assigning each run to the least
+    loaded worker keeps them all busy (a cut group simulates its cache state once per worker
+    it lands on)."""
+    groups: dict[tuple, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault(_group_key(job[1], trace_paths), []).append(job)
+    if workers <= 1:
+        return list(groups.values())
+    share = max(1, math.ceil(len(jobs) / (2 * workers)))
+    runs = [g[i:i + share] for g in groups.values() for i in range(0, len(g), share)]
+    return sorted(runs, key=len, reverse=True)
+# --- end reuse across points ---
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -740,46 +926,73 @@ Job = tuple[int, DesignPoint]  # (index among the points to simulate, point)
 
 
 def _run_dask(client: Any, jobs: list[Job], graphs: Mapping[str, Any], mode: str,
-              finish: Callable[[int, dict], None]) -> None:
+              finish: Callable[[int, dict], None], tally: _Tally, sweep_id: str) -> None:
+    """The first point alone (it tells which settings its cache simulation read), then the
+    rest grouped by those settings, each group pinned to one worker so that it simulates
+    the shared cache state once (`_by_group`); points stream back as they finish."""
     from distributed import as_completed
 
     scattered = {k: client.scatter(g, broadcast=True, hash=False) for k, g in graphs.items()}
-    futures = {client.submit(_simulate_summary, p.hw, p.wl, scattered[_wl_key(p)], p.chips, mode,
-                             pure=False, key=f"accelsim-point-{p.key[:20]}-{i}"): i
-               for i, p in jobs}
+    futures: dict[Any, int] = {}
+
+    def submit(i: int, p: DesignPoint, worker: str | None = None) -> Any:
+        fut = client.submit(_simulate_point, p.hw, p.wl, scattered[_wl_key(p)], p.chips, mode,
+                            sweep_id,
+                            pure=False, key=f"accelsim-point-{p.key[:20]}-{i}",
+                            workers=[worker] if worker else None,
+                            allow_other_workers=worker is not None)
+        futures[fut] = i
+        return fut
+
+    by_index = dict(jobs)
+    pending = as_completed([submit(*jobs[0])])
+    rest = jobs[1:]
     try:
-        for fut in as_completed(futures):
+        for fut in pending:
             try:
-                summary = fut.result()
+                outcome = fut.result()
             except (AccelsimError, KeyboardInterrupt):
                 raise
             except Exception as exc:
                 if type(exc).__name__ not in ("KilledWorker", "CancelledError",
                                               "FutureCancelledError"):
                     raise  # a bug: keep its traceback
-                p = jobs[futures[fut]][1]
+                p = by_index[futures[fut]]
                 raise AccelsimError(f"design point {p.settings}: its Dask worker died or was "
                                     f"cancelled ({type(exc).__name__}: {exc}); out of memory? "
                                     "rerun with --out to keep finished points") from None
-            finish(futures[fut], summary)
+            tally.add(outcome)
+            finish(futures[fut], outcome)
+            if rest:
+                addresses = sorted(client.scheduler_info()["workers"]) or [None]
+                load = dict.fromkeys(addresses, 0)
+                for run in _by_group(rest, tally.trace_paths, len(addresses)):
+                    worker = min(load, key=lambda a: load[a])  # least loaded first
+                    load[worker] += len(run)
+                    for i, p in run:
+                        pending.add(submit(i, p, worker if len(addresses) > 1 else None))
+                rest = []
     finally:
         client.cancel(list(futures))
         client.cancel(list(scattered.values()))
 
 
 def _run_pool(workers: int, jobs: list[Job], graphs: Mapping[str, Any], mode: str,
-              finish: Callable[[int, dict], None]) -> None:
+              finish: Callable[[int, dict], None], tally: _Tally, sweep_id: str) -> None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = multiprocessing.get_context("spawn")  # numba's thread pool does not survive fork
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_watch_parent,
                              initargs=(os.getpid(),)) as pool:
-        futures = {pool.submit(_simulate_summary, p.hw, p.wl, graphs[_wl_key(p)], p.chips, mode): i
+        futures = {pool.submit(_simulate_point, p.hw, p.wl, graphs[_wl_key(p)], p.chips, mode,
+                               sweep_id): i
                    for i, p in jobs}
         try:
             for fut in as_completed(futures):
-                finish(futures[fut], fut.result())
+                outcome = fut.result()
+                tally.add(outcome)
+                finish(futures[fut], outcome)
         except BaseException:
             for fut in futures:
                 fut.cancel()
@@ -862,8 +1075,8 @@ def run(the_plan: Plan, *, jobs: int = 1, store: str | Path | None = None, clien
     if store is not None and todo:
         _end_torn_line(Path(store))
 
-    def finish(i: int, summary: dict) -> None:
-        pt = _finished(todo[i], mode, summary, reused=False)
+    def finish(i: int, outcome: dict) -> None:
+        pt = _finished(todo[i], mode, outcome["summary"], reused=False)
         results[pt.key] = pt
         if store is not None:
             _append(Path(store), pt.to_record())
@@ -873,7 +1086,7 @@ def run(the_plan: Plan, *, jobs: int = 1, store: str | Path | None = None, clien
     if on_start is not None:
         on_start(len(todo))
     if todo:
-        notes += _simulate(todo, mode, jobs, client, scheduler, finish)
+        notes += _simulate(todo, mode, jobs, client, scheduler, finish, the_plan.graphs)
     out = tuple(attrs.evolve(results[p.key], settings=p.settings, values=p.values)
                 for p in points)
     return SweepResult(axes=the_plan.axes, points=out, notes=tuple(notes),
@@ -888,18 +1101,24 @@ def _finished(p: DesignPoint, mode: str, summary: dict, *, reused: bool) -> Swee
 
 
 def _simulate(todo: list[DesignPoint], mode: str, jobs: int, client: Any,
-              scheduler: str | None, finish: Callable[[int, dict], None]) -> list[str]:
+              scheduler: str | None, finish: Callable[[int, dict], None],
+              built: Mapping[str, Any] | None = None) -> list[str]:
     """Run the points on the chosen engine; returns notes on the engine and on what was reused."""
     from accelsim.models import build_graph
 
-    graphs: dict[str, Any] = {}
+    graphs: dict[str, Any] = {k: g for k, g in (built or {}).items()
+                              if any(_wl_key(p) == k for p in todo)}
     for p in todo:
         k = _wl_key(p)
         if k not in graphs:
             graphs[k] = build_graph(p.wl)
     jobs_list = list(enumerate(todo))
-    reuse = (f"workload graph built once per workload variant ({len(graphs)} for "
+    tally = _Tally()
+    sweep_id = os.urandom(8).hex()  # workers keep stage results for this sweep only
+    reuse = (f"reuse: workload graph built once per workload variant ({len(graphs)} for "
              f"{len(todo)} points)")
+    grouped = ("; points grouped by the settings the cache simulation read, each group on one "
+               "worker")
     if client is not None or scheduler is not None:
         if not dask_available():
             raise AccelsimError("a Dask scheduler or client needs dask.distributed: "
@@ -915,33 +1134,46 @@ def _simulate(todo: list[DesignPoint], mode: str, jobs: int, client: Any,
                 raise AccelsimError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
         try:
             n = _check_workers(client)
-            _run_dask(client, jobs_list, graphs, mode, finish)
+            _run_dask(client, jobs_list, graphs, mode, finish, tally, sweep_id)
         finally:
             if own is not None:
                 own.close()
         where = scheduler or getattr(client.scheduler, "address", "a Dask cluster")
         return [f"engine: Dask cluster at {where}, {n} workers",
-                reuse + " and sent to every worker once (scatter); the fused executed graph "
-                "is derived from it per point (~0.02 s)"]
+                reuse + " and sent to every worker once (scatter)",
+                *tally.notes(len(todo), grouped)]
     if jobs == 1 or len(todo) == 1:
-        for i, p in jobs_list:
-            finish(i, _simulate_summary(p.hw, p.wl, graphs[_wl_key(p)], p.chips, mode))
-        return ["engine: this process", reuse + "; the fused executed graph is derived from "
-                "it per point (~0.02 s)"]
+        try:
+            def one(i: int, p: DesignPoint) -> None:
+                outcome = _simulate_point(p.hw, p.wl, graphs[_wl_key(p)], p.chips, mode,
+                                          sweep_id)
+                tally.add(outcome)
+                finish(i, outcome)
+
+            one(*jobs_list[0])  # it tells which settings the cache simulation reads
+            for run in _by_group(jobs_list[1:], tally.trace_paths, 1):
+                for i, p in run:  # points that can share a cache simulation, one after another
+                    one(i, p)
+        finally:
+            _PROCESS_REUSE.pop(sweep_id, None)  # this sweep's results, freed when it ends
+        return ["engine: this process", reuse,
+                *tally.notes(len(todo), "; points sharing those settings run one after another")]
     workers = min(jobs, len(todo))
     if dask_available():
         local = _LocalDask(workers)
         try:
-            _run_dask(local.client, jobs_list, graphs, mode, finish)
+            _run_dask(local.client, jobs_list, graphs, mode, finish, tally, sweep_id)
         finally:
             local.close()
         return [f"engine: Dask LocalCluster, {workers} single-threaded worker processes",
-                reuse + " and sent to every worker once (scatter); the fused executed graph "
-                "is derived from it per point (~0.02 s)"]
-    _run_pool(workers, jobs_list, graphs, mode, finish)
+                reuse + " and sent to every worker once (scatter)",
+                *tally.notes(len(todo), grouped)]
+    _run_pool(workers, jobs_list, graphs, mode, finish, tally, sweep_id)
     return [f"engine: local spawn pool of {workers} processes (Dask not installed: "
             "pip install 'accelsim[dask]' for a LocalCluster or a remote scheduler)",
-            reuse + " and pickled with each point"]
+            reuse + " and pickled with each point",
+            *tally.notes(len(todo), "; points are not grouped on a spawn pool: each worker "
+                         "process simulates a shared cache state once")]
 
 
 def parse_set(text: str) -> tuple[str, list[str]]:
@@ -1144,7 +1376,8 @@ def plot_axes(axes: Sequence[Axis]) -> tuple[Axis | None, tuple[Axis, Axis] | No
     there is nothing to draw. Known before any simulation."""
     numeric = [a for a in axes if a.target == CHIPS or not a.path.endswith(
         ("name", "precision", "optimizer", "family", "replacement", "write_policy", "inclusion",
-         "sharing", "topology", "accumulate", "description", "unit"))]
+         "sharing", "topology", "accumulate", "description", "unit", PLAN_PATH, "schedule",
+         "shard_embedding", "offload"))]
     front = next((a for a in numeric if (a.path or a.key).split(".")[-1].startswith(
         _RESOURCE_WORDS)), numeric[0] if numeric else None)
     many = [a for a in axes if len(a.values) > 1]

@@ -273,9 +273,10 @@ def _estimate(hw: HardwareSpec | None, wl: WorkloadSpec, mode: str, limits: Work
                        tensor_bytes=tensor_bytes)
     if hw is None:
         return est, graph
+    from accelsim.reuse import run_exact
     from accelsim.timing import map_graph
 
-    executed, _ = fuse_gemm_accumulate(graph)
+    executed, _ = run_exact(fuse_gemm_accumulate, graph)  # once per graph in a sweep worker
     per_op = op_stream_bytes(executed, map_graph(hw, executed, wl.precision), wl.precision)
     stream = float(sum(per_op))
     levels, n_units = hw.caches, hw.compute.units

@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from accelsim import progress
 from accelsim.fusion import execute
 from accelsim.graph import Op, OpGraph
 from accelsim.hardware import HardwareSpec
 from accelsim.mapping import GemmMapping, Mapping, padding_waste
 from accelsim.models import build_graph, family_of
 from accelsim.report import OpResult, Report, Summary
+from accelsim.reuse import run_stage
 from accelsim.timing import OpTiming, analytic_traffic, level_bandwidths, map_graph, op_timing
 from accelsim.traffic import Traffic
 from accelsim.workload import WorkloadSpec
@@ -32,6 +34,11 @@ from accelsim.workload import WorkloadSpec
 if TYPE_CHECKING:
     from accelsim.replay import OpRecord, StepResult
     from accelsim.trace import StepTraffic
+
+
+#: What `progress.stage` is told as a step runs (issue 11: a bar for `accelsim run`): the
+#: command building the graph, then the stages here, in order.
+STAGE_NAMES = ("build", "fuse", "map", "trace", "time", "replay", "summarize", "cost")
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,11 +149,17 @@ def fuse(wl: WorkloadSpec, graph: OpGraph) -> PreparedStep:
     timesteps and input GEMMs hoisted out of the loop (unless the workload asks for
     framework-style execution), then the remaining gradient accumulations folded into GEMM
     epilogues."""
-    executed, removed = execute(graph, wl.recurrent_execution)
+    progress.stage("fuse")
+    # sweep reuse (issue 11): one executed graph per (graph, what `_execute` reads of wl)
+    executed, removed = run_stage(_execute, wl, graph)
     return PreparedStep(workload=wl, graph=graph, executed=executed,
                         fused_accumulations=removed["fused_accumulations"],
                         stacked_weight_gradients=removed["stacked_weight_gradients"],
                         hoisted_input_gemms=removed["hoisted_input_gemms"])
+
+
+def _execute(wl: WorkloadSpec, graph: OpGraph) -> tuple[OpGraph, dict[str, int]]:
+    return execute(graph, wl.recurrent_execution)
 
 
 def prepare(wl: WorkloadSpec, graph: OpGraph | None = None) -> PreparedStep:
@@ -207,15 +220,22 @@ def simulate_step(hw: HardwareSpec, graph: OpGraph, dtype: str, chips: int = 1,
     """map -> trace -> time -> replay of one chip's executed graph, with each stage's wall time."""
     walls: dict[str, float] = {}
     t0 = time.perf_counter()
+    progress.stage("map")
     mapping = map_step(hw, graph, dtype)
     walls["mapping"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    traffic = trace_step(hw, graph, mapping, mode, **trace_options)
+    progress.stage("trace")
+    # --- sweep reuse (issue 11): inside `reuse.reusing(memo)` (a sweep worker), a point whose
+    # spec agrees with an earlier one on every field the trace stage read reuses its result
+    traffic = run_stage(trace_step, hw, graph, mapping, mode, **trace_options)
+    # --- end sweep reuse
     walls["trace"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    progress.stage("time")
     timing = time_step(hw, graph, mapping, traffic)
     walls["timing"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    progress.stage("replay")
     replayed = replay_step(hw, graph, timing, traffic, chips)
     walls["replay"] = time.perf_counter() - t0
     walls["total"] = sum(walls.values())
@@ -226,6 +246,7 @@ def simulate_step(hw: HardwareSpec, graph: OpGraph, dtype: str, chips: int = 1,
 def summarize(hw: HardwareSpec, prepared: PreparedStep, step: SimulatedStep,
               chips: int) -> Report:
     """The report: each op as replayed, whole-step numbers, and every note behind them."""
+    progress.stage("summarize")
     executed = prepared.executed
     ops = tuple(op_result(executed.ops[r.index], r, hw, step.mapping.mappings[r.index],
                           step.mapping.dtype) for r in step.ops)
@@ -253,6 +274,7 @@ def estimate_cost(hw: HardwareSpec, wl: WorkloadSpec, report: Report) -> Report:
     """Energy, die area and cost from the finished report and the spec's `technology`."""
     from accelsim.energy import with_estimate
 
+    progress.stage("cost")
     return with_estimate(report, hw, wl.precision)
 
 

@@ -30,6 +30,7 @@ from accelsim.models.nmt import NMTConfig
 from accelsim.models.resnet import ResNetConfig
 from accelsim.models.speech import SpeechConfig
 from accelsim.models.word_lm import WordLMConfig
+from accelsim.progress import stage
 from accelsim.workload import WorkloadSpec
 
 DEFAULT_HARDWARE = "ppopp19_target"  # a shipped spec (refdata.hardware_spec_path)
@@ -221,6 +222,7 @@ def sweep(setup: Setup, subbatch: int, frontier_params: float, points: int = 6,
     sizes = sorted({max(8, round(top / span ** (i / steps))) for i in range(points)})
     out = []
     for size in sizes:
+        stage(f"{setup.domain} {setup.size_field}={size}")  # the bar of `accelsim project`
         counts = graph_counts(setup.at_size(size), subbatch, setup.optimizer)
         counts["size"] = size
         out.append(counts)
@@ -379,7 +381,9 @@ def run(args: argparse.Namespace) -> int:
     """Print Tables 1-3 against the paper's; optionally write JSON and figures."""
     tables = load_tables(args.tables)
     roofline = load_roofline(tables, args.hardware)
+    stage("table 1")
     t1 = table1(tables)
+    stage("table 3")
     t3 = table3(tables, roofline)
     t2, sweeps = table2(tables, max(2, args.sweep_points))
     print(render(t1, t2, t3, roofline))

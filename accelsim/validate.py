@@ -38,6 +38,7 @@ from accelsim.errors import Issue, SpecError
 from accelsim.graph import Op, OpGraph
 from accelsim.hardware import HardwareSpec
 from accelsim.mapping import GemmMapping
+from accelsim.progress import stage
 from accelsim.timing import OpTiming, analytic_traffic, map_op, op_timing
 from accelsim.traffic import Traffic
 from accelsim.vocabulary import MEMORY
@@ -326,6 +327,7 @@ def validate_gemm(hw: HardwareSpec, path: str | Path, traffic_fn: TrafficFn | No
     rows, peaks = [], []
     records = select_device(path, read_csv_lines(path, GEMM_COLUMNS), hw.name, device)
     for line, rec in records:
+        stage(f"GEMM line {line}")  # the bar of `accelsim validate` (issue 11)
         prec = _choice(path, line, rec, "precision", tuple(PRECISION_DTYPE))
         m, n, k = (_int(path, line, rec, c) for c in ("M", "N", "K"))
         ta = _choice(path, line, rec, "transA", ("N", "T")) == "T"
@@ -543,6 +545,7 @@ def validate_rnn(hw: HardwareSpec, path: str | Path, simulate: bool = False, *,
     rows, peaks = [], []
     records = select_device(path, read_csv_lines(path, RNN_COLUMNS), hw.name, device)
     for line, rec in records:
+        stage(f"RNN line {line}")  # the bar of `accelsim validate` (issue 11)
         prec = _choice(path, line, rec, "precision", tuple(PRECISION_DTYPE))
         cell = _choice(path, line, rec, "cell", tuple(CELL_GATES))
         hidden, batch, steps = (_int(path, line, rec, c) for c in ("hidden", "batch", "timesteps"))

@@ -471,3 +471,56 @@ def test_a_rule_broken_only_by_a_combination_gets_the_loaders_message(hw, wl):
     # 3 ways divide the 49152 lines of 6 MiB, not the 8192 of 1 MiB: each value alone loads.
     with pytest.raises(SpecError, match=r"ways: expected a divisor of the 8192 lines"):
         dse.plan(hw, wl, {"caches[0].capacity": ["6MiB", "1MiB"], "caches[0].ways": ["3"]})
+
+
+# --- parallel plans as an axis (issue 11 item 1) ---------------------------------------------
+def test_plan_axis_loads_each_plan_and_collapses_equal_ones(hw, wl):
+    p = dse.plan(hw, wl, {"plan": ["dp=2+pp=2", "pp=2+dp=2", "tp=2"], "chips": [4]})
+    assert [pt.settings["plan"] for pt in p.points] == ["dp=2+pp=2", "tp=2"]
+    assert [(pt.wl.parallel.data, pt.wl.parallel.pipeline, pt.wl.parallel.tensor)
+            for pt in p.points] == [(2, 2, 1), (None, 1, 2)]
+    assert any("pp=2+dp=2 is the same as dp=2+pp=2" in n for n in p.notes)
+    assert [pt.values["plan"] for pt in p.points] == ["dp=2 pp=2 tp=1", "dp=1 pp=1 tp=2"]
+    # the store key includes the plan
+    assert len({pt.key for pt in p.points}) == 2
+    assert p.points[0].key != dse.point_key(hw, wl, chips=4, mode="auto")
+
+
+def test_plan_degrees_as_axes(hw, wl):
+    p = dse.plan(hw, wl, {"pp": [1, 2], "tp": ["1", "2"], "chips": [4]})
+    assert [(pt.wl.parallel.pipeline, pt.wl.parallel.tensor) for pt in p.points] == [
+        (1, 1), (1, 2), (2, 1), (2, 2)]
+    same = dse.plan(hw, wl, {"parallel.pipeline": [2], "chips": [4]}).points[0]
+    assert same.wl == dse.plan(hw, wl, {"pp": [2], "chips": [4]}).points[0].wl
+
+
+@pytest.mark.parametrize("sets, located", [
+    (["pp=1,2,64", "chips=64"], "--set pp=64, chips=64: parallel.pipeline: expected at most 5"),
+    (["plan=pp=2+tp=3", "chips=6"], "--set plan=pp=2+tp=3: parallel.tensor: expected a "
+                                    "tensor degree that divides"),
+    (["plan=dp=x"], "--set plan=dp=x: parallel.data: expected an integer, got 'x'"),
+    (["plan=dp=3+pp=2", "chips=4"], "--set plan=dp=3+pp=2, chips=4: parallel: expected a plan"),
+    (["plan=pp", "chips=4"], "--set plan=pp: parallel: expected plan items KEY=VALUE"),
+    (["plan=pp=2", "pp=1,2"], "--set pp: parallel.pipeline: expected key paths that do not "
+                              "contain one another"),
+])
+def test_invalid_plans_are_located_errors_before_any_simulation(v100, tiny, capsys, monkeypatch,
+                                                                sets, located):
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("simulated")
+
+    monkeypatch.setattr(dse, "_simulate", no_simulation)
+    argv = ["sweep", v100, tiny, "--jobs", "1"]
+    for s in sets:
+        argv += ["--set", s]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert located in err and "Traceback" not in err
+
+
+def test_plan_sweep_runs_and_matches_run_with_the_plan(hw, wl):
+    result = dse.sweep(hw, wl, {"plan": ["dp=2", "pp=2"], "chips": [2]})
+    for pt, plan_text in zip(result, ["dp=2", "pp=2"], strict=True):
+        report = accelsim.simulate(hw, wl, chips=2, plan=plan_text)
+        assert pt.summary == dse._summary_of(report)
+# --- end parallel plans as an axis ---
