@@ -64,7 +64,8 @@ def gemm_op_runs(graph: OpGraph, op: Op, mapping: GemmMapping, bases: np.ndarray
     tiles = tiles_m * tiles_n
     dedup = False
     if min_run_bytes > 0:
-        step_bytes = min(units, tiles) * (tm + tn) * tk * e  # one k-step of a wave
+        step_bytes = wave_step_bytes(tiles_m, tiles_n, min(units, tiles), tm, tn, tk * e,
+                                     order)  # the distinct tiles one k-step of a wave reads
         dedup = tile_major and shared_bytes > 0 and 2 * step_bytes <= shared_bytes
         # merge k-steps until each A and B tile run spans `min_run_bytes`
         f = max(1, math.ceil(min_run_bytes / (min(tm, tn) * tk * e)))
@@ -116,6 +117,19 @@ def gemm_op_runs(graph: OpGraph, op: Op, mapping: GemmMapping, bases: np.ndarray
                                    np.zeros(split_k, np.uint8)])
         unit = np.concatenate([unit, (np.arange(2 * split_k) % units).astype(np.int32)])
     return OpRuns(addr, nbytes, is_write, unit, hit_blocks, hit_bytes, hit_lines)
+
+
+def wave_step_bytes(tiles_m: int, tiles_n: int, wave_tiles: int, tm: int, tn: int,
+                    k_step_bytes_per_row: int, order: int) -> int:
+    """Bytes of the distinct A and B tiles one k-step of a full wave reads: a wave of
+    `wave_tiles` output tiles in loop order `order` spans whole tile rows (or columns) and
+    shares each A row tile (B column tile) among the tiles of its row (column)."""
+    inner = tiles_n if order == 0 else tiles_m
+    outer_tiles = min(math.ceil(wave_tiles / max(1, inner)) + 1, tiles_m if order == 0
+                      else tiles_n)
+    inner_tiles = min(wave_tiles, inner)
+    rows, cols = (outer_tiles, inner_tiles) if order == 0 else (inner_tiles, outer_tiles)
+    return (rows * tm + cols * tn) * k_step_bytes_per_row
 
 
 def epilogue_reads(addr: np.ndarray, nbytes: np.ndarray, is_write: np.ndarray,
