@@ -74,6 +74,9 @@ class StudyPoint:
     hbm_bytes: float
     #: per-op roofline floor of the step (`roofline_floor_s`)
     floor_s: float
+    #: the same floor with each GEMM's compute charged for its mapping's padded tile work
+    #: (`OpResult.padding_waste`): what the chosen tiles allow, not what the FLOPs need
+    padded_floor_s: float
     footprint_bytes: float
     capacity_bytes: float
     fits: bool
@@ -93,6 +96,8 @@ class FloorComparison:
     design: str
     speedup: float
     floor_ratio: float
+    #: the ratio of the padded floors (`StudyPoint.padded_floor_s`)
+    padded_floor_ratio: float = math.nan
 
     @property
     def deviation(self) -> float:
@@ -110,20 +115,23 @@ class FloorComparison:
 
 
 # --- roofline floors ---------------------------------------------------------------------------
-def op_floor_s(hw: HardwareSpec, op: OpResult, dtype: str) -> float:
+def op_floor_s(hw: HardwareSpec, op: OpResult, dtype: str, padded: bool = False) -> float:
     """max(compute time, bytes per level / that level's bandwidth) of one op as replayed.
 
     Compute at the achievable rate (the matrix pipe for GEMMs, the vector rate otherwise, each
     times its efficiency); each level's bytes as they cross its port (`timing.port_bytes`: a
     level that feeds the compute units bypasses the ports above it) over its achievable
     bandwidth with every unit busy. Padding, waves, latency and contention are not in it: no
-    mapping can beat it.
+    mapping can beat it. `padded`: a GEMM's compute charged for its mapping's padded tile work
+    instead (`OpResult.padding_waste`), the floor of the tiles the mapper chose.
     """
     if op.kind == "gemm":
         rate = hw.compute.peak_flop_rate(dtype) * hw.compute_efficiency(dtype)
     else:
         rate = hw.compute.vector_flop_rate * hw.calibration.vector_efficiency
     compute_s = max(op.flops, 0.0) / rate
+    if padded and op.padding_waste < 1.0:
+        compute_s /= 1.0 - op.padding_waste
     bandwidth = level_bandwidths(hw, hw.compute.units)
     ports = port_bytes(hw, {k: float(v) for k, v in op.bytes.items()})
     transfer_s = max((ports.get(lv, 0.0) / bw for lv, bw in bandwidth.items() if bw > 0),
@@ -131,9 +139,10 @@ def op_floor_s(hw: HardwareSpec, op: OpResult, dtype: str) -> float:
     return max(compute_s, transfer_s)
 
 
-def roofline_floor_s(hw: HardwareSpec, report: Report, dtype: str) -> float:
-    """The step's roofline floor: `op_floor_s` summed over its ops (ops run one after another)."""
-    return float(sum(op_floor_s(hw, op, dtype) for op in report.ops))
+def roofline_floor_s(hw: HardwareSpec, report: Report, dtype: str, padded: bool = False) -> float:
+    """The step's roofline floor: `op_floor_s` summed over its ops (ops run one after another);
+    `padded`: GEMM compute charged for the padded tile work of the mapping the report shows."""
+    return float(sum(op_floor_s(hw, op, dtype, padded) for op in report.ops))
 
 
 def floor_comparisons(points: Sequence[StudyPoint]) -> list[FloorComparison]:
@@ -151,7 +160,9 @@ def floor_comparisons(points: Sequence[StudyPoint]) -> list[FloorComparison]:
             out.append(FloorComparison(
                 workload=workload, subbatch=subbatch, baseline=base.design, design=p.design,
                 speedup=base.step_time_s / p.step_time_s if p.step_time_s > 0 else math.inf,
-                floor_ratio=base.floor_s / p.floor_s if p.floor_s > 0 else math.inf))
+                floor_ratio=base.floor_s / p.floor_s if p.floor_s > 0 else math.inf,
+                padded_floor_ratio=(base.padded_floor_s / p.padded_floor_s
+                                    if p.padded_floor_s > 0 else math.inf)))
     return out
 
 
@@ -185,7 +196,9 @@ def point(hw: HardwareSpec, wl: WorkloadSpec, report: Report, reused_from: str =
         llc_bytes=int(hw.caches[-1].capacity_bytes) if hw.caches else 0,
         step_time_s=s.step_time_s, flop_utilization=s.flop_utilization,
         hbm_bytes=float(s.level_bytes.get(MEMORY, 0.0)),
-        floor_s=roofline_floor_s(hw, report, wl.precision), footprint_bytes=footprint,
+        floor_s=roofline_floor_s(hw, report, wl.precision),
+        padded_floor_s=roofline_floor_s(hw, report, wl.precision, padded=True),
+        footprint_bytes=footprint,
         capacity_bytes=capacity, fits=footprint <= capacity,
         bound_time_s=dict(s.bound_time_s), reused_from=reused_from)
 
@@ -329,29 +342,32 @@ def render(result: dict[str, Any]) -> str:
     """The study as text tables."""
     lines = ["Subbatch study: step time / algorithmic FLOP utilization / HBM bytes per step / "
              "roofline floor (per op max(compute, bytes per level / bandwidth), summed)",
-             "  fits: the step's footprint fits the design's memory; 'no' = timed anyway "
+             "  padded: the floor with GEMM compute charged for the chosen tiles' padding; "
+             "fits: the step's footprint fits the design's memory; 'no' = timed anyway "
              "(as run --force)", ""]
     header = f"  {'workload':<20} {'design':<16} {'subbatch':>8} {'step s':>10} {'util':>8} " \
-             f"{'HBM TB':>9} {'floor s':>10} {'fits':>5}  note"
+             f"{'HBM TB':>9} {'floor s':>10} {'padded':>10} {'fits':>5}  note"
     lines.append(header)
     for p in result["points"]:
         note = f"same simulation as {p.reused_from} (differs in memory capacity only)" \
             if p.reused_from else ""
         lines.append(f"  {p.workload:<20} {p.design:<16} {p.subbatch:>8} {p.step_time_s:>10.4g} "
                      f"{_pct(p.flop_utilization):>8} {p.hbm_bytes / 1e12:>9.4g} "
-                     f"{p.floor_s:>10.4g} {'yes' if p.fits else 'no':>5}  {note}")
+                     f"{p.floor_s:>10.4g} {p.padded_floor_s:>10.4g} "
+                     f"{'yes' if p.fits else 'no':>5}  {note}")
     floors = result["floors"]
     if floors:
         lines += ["", f"Speedup over the baseline design vs the ratio of roofline floors "
                       f"(criterion at subbatch <= {FLOOR_SUBBATCH_MAX}: within "
                       f"{FLOOR_TOLERANCE:.0%})",
                   f"  {'workload':<20} {'design / baseline':<34} {'subbatch':>8} {'speedup':>8} "
-                  f"{'floors':>8} {'deviation':>10}  criterion"]
+                  f"{'floors':>8} {'deviation':>10}  {'criterion':<9} {'padded floors':>13}"]
         for f in floors:
             verdict = ("met" if f.within else "NOT met") if f.checked else "-"
             lines.append(f"  {f.workload:<20} {f.design + ' / ' + f.baseline:<34} "
                          f"{f.subbatch:>8} {f.speedup:>8.3f} {f.floor_ratio:>8.3f} "
-                         f"{100 * f.deviation:>9.1f}%  {verdict}")
+                         f"{100 * f.deviation:>9.1f}%  {verdict:<9} "
+                         f"{f.padded_floor_ratio:>13.3f}")
     if result["cache_points"]:
         sb = result["cache_subbatch"]
         lines += ["", "Cache-size study: last cache level of "
