@@ -49,7 +49,8 @@ ALL_SUBBATCHES = (1, 2, 4, 8, 16, 32, 64, 128)
 DEFAULT_SUBBATCHES = (4, 8, 32, 128)
 #: Last-level cache capacities of the cache-size study (ppopp19_target's 6 MiB L2 upwards).
 DEFAULT_CACHE_SIZES = (6 * 2**20, 96 * 2**20, 1536 * 2**20, 24 * 2**30, 96 * 2**30)
-DEFAULT_CACHE_SUBBATCH = 8
+#: Subbatches of the cache-size study: a memory-bound one and the paper's Table 3/5 one.
+DEFAULT_CACHE_SUBBATCHES = (8, 128)
 CASE_STUDY_WORKLOAD = WORKLOADS / "word_lm_case_study.yaml"
 
 #: Issue 9's criterion: at subbatch <= FLOOR_SUBBATCH_MAX a design's speedup over the first
@@ -204,10 +205,11 @@ def point(hw: HardwareSpec, wl: WorkloadSpec, report: Report, reused_from: str =
 
 
 def run_points(jobs: Sequence[tuple[HardwareSpec, WorkloadSpec]], mode: str = "auto",
-               on_point: Callable[[StudyPoint], None] | None = None) -> list[StudyPoint]:
+               on_point: Callable[[StudyPoint], None] | None = None,
+               done: dict[str, tuple[str, Report]] | None = None) -> list[StudyPoint]:
     """Simulate each (design, workload) once; a design equal to an earlier one but for memory
-    capacity reuses its report (`_timing_key`)."""
-    done: dict[str, tuple[str, Report]] = {}
+    capacity reuses its report (`_timing_key`). `done`: reports of earlier calls to reuse."""
+    done = {} if done is None else done
     out = []
     for hw, wl in jobs:
         key = _timing_key(hw, wl)
@@ -241,11 +243,11 @@ def with_llc_capacity(hw: HardwareSpec, capacity_bytes: int) -> HardwareSpec:
 
 
 def cache_jobs(design: HardwareSpec, workloads: Sequence[WorkloadSpec], sizes: Sequence[int],
-               subbatch: int | None) -> list[tuple[HardwareSpec, WorkloadSpec]]:
-    """Each workload (at `subbatch`, or its own) on `design` with each last-level capacity."""
-    return [(with_llc_capacity(design, size),
-             attrs.evolve(wl, subbatch=subbatch) if subbatch else wl)
-            for wl in workloads for size in sizes]
+               subbatches: Sequence[int]) -> list[tuple[HardwareSpec, WorkloadSpec]]:
+    """Each workload at each subbatch (none given: its own) on `design` with each last-level
+    capacity."""
+    return [(with_llc_capacity(design, size), attrs.evolve(wl, subbatch=b) if b else wl)
+            for wl in workloads for b in (subbatches or (0,)) for size in sizes]
 
 
 # --- Table 5's cache-aware row ----------------------------------------------------------------
@@ -300,14 +302,15 @@ def default_workloads() -> list[WorkloadSpec]:
 
 def study(designs: Sequence[HardwareSpec], workloads: Sequence[WorkloadSpec],
           subbatches: Sequence[int], *, cache_sizes: Sequence[int] = (),
-          cache_subbatch: int | None = DEFAULT_CACHE_SUBBATCH,
+          cache_subbatches: Sequence[int] = DEFAULT_CACHE_SUBBATCHES,
           case_study: WorkloadSpec | None = None, mode: str = "auto",
           on_point: Callable[[StudyPoint], None] | None = None) -> dict[str, Any]:
     """Run the subbatch study, the cache-size study (on the first design) and Table 5's
     cache-aware row (on the first design, when `case_study` is given)."""
-    points = run_points(subbatch_jobs(designs, workloads, subbatches), mode, on_point)
-    cache_points = (run_points(cache_jobs(designs[0], workloads, cache_sizes, cache_subbatch),
-                               mode, on_point) if cache_sizes else [])
+    done: dict[str, tuple[str, Report]] = {}
+    points = run_points(subbatch_jobs(designs, workloads, subbatches), mode, on_point, done)
+    cache_points = (run_points(cache_jobs(designs[0], workloads, cache_sizes, cache_subbatches),
+                               mode, on_point, done) if cache_sizes else [])
     table5 = None
     if case_study is not None:
         report = _simulate(designs[0], case_study, mode)
@@ -317,12 +320,14 @@ def study(designs: Sequence[HardwareSpec], workloads: Sequence[WorkloadSpec],
     return {"designs": [hw.name for hw in designs], "workloads": [wl.name for wl in workloads],
             "subbatches": list(subbatches), "points": points,
             "floors": floor_comparisons(points), "cache_points": cache_points,
-            "cache_subbatch": cache_subbatch, "table5": table5}
+            "cache_subbatches": list(cache_subbatches), "table5": table5}
 
 
 def jobs_count(n_designs: int, n_workloads: int, n_subbatches: int, n_cache_sizes: int,
-               case_study: bool) -> int:
-    return n_designs * n_workloads * n_subbatches + n_workloads * n_cache_sizes + int(case_study)
+               n_cache_subbatches: int, case_study: bool) -> int:
+    """Points a study reports (some reuse another point's simulation)."""
+    return (n_designs * n_workloads * n_subbatches
+            + n_workloads * n_cache_sizes * max(1, n_cache_subbatches) + int(case_study))
 
 
 # --- views --------------------------------------------------------------------------------------
@@ -369,14 +374,12 @@ def render(result: dict[str, Any]) -> str:
                          f"{100 * f.deviation:>9.1f}%  {verdict:<9} "
                          f"{f.padded_floor_ratio:>13.3f}")
     if result["cache_points"]:
-        sb = result["cache_subbatch"]
         lines += ["", "Cache-size study: last cache level of "
-                      f"{result['designs'][0]} resized"
-                      + (f", subbatch {sb}" if sb else ", each workload's own subbatch"),
-                  f"  {'workload':<20} {'last level':>12} {'step s':>10} {'util':>8} "
-                  f"{'HBM TB':>9} {'floor s':>10}"]
+                      f"{result['designs'][0]} resized",
+                  f"  {'workload':<20} {'subbatch':>8} {'last level':>12} {'step s':>10} "
+                  f"{'util':>8} {'HBM TB':>9} {'floor s':>10}"]
         for p in result["cache_points"]:
-            lines.append(f"  {p.workload:<20} {capacity_text(p.llc_bytes):>12} "
+            lines.append(f"  {p.workload:<20} {p.subbatch:>8} {capacity_text(p.llc_bytes):>12} "
                          f"{p.step_time_s:>10.4g} {_pct(p.flop_utilization):>8} "
                          f"{p.hbm_bytes / 1e12:>9.4g} {p.floor_s:>10.4g}")
     t5 = result["table5"]
@@ -462,8 +465,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="last-level cache capacities of the first design for the "
                              "cache-size study (default: 6MiB 96MiB 1.5GiB 24GiB 96GiB; "
                              "none: skip it)")
-    parser.add_argument("--cache-subbatch", type=_subbatch, default=DEFAULT_CACHE_SUBBATCH,
-                        metavar="B", help="subbatch of the cache-size study (default 8)")
+    parser.add_argument("--cache-subbatch", nargs="+", type=_subbatch, metavar="B",
+                        default=list(DEFAULT_CACHE_SUBBATCHES),
+                        help="subbatches of the cache-size study (default 8 128)")
     parser.add_argument("--table5", action=argparse.BooleanOptionalAction, default=True,
                         help="simulate Table 5's cache-aware row (workloads/"
                              "word_lm_case_study.yaml on the first design; default: yes)")
@@ -507,14 +511,15 @@ def run(args: argparse.Namespace) -> int:
     subbatches = tuple(args.subbatch or DEFAULT_SUBBATCHES)
     sizes = tuple(DEFAULT_CACHE_SIZES if args.cache_sizes is None else args.cache_sizes)
     case = spec.load_workload(CASE_STUDY_WORKLOAD) if args.table5 else None
-    total = jobs_count(len(designs), len(workloads), len(subbatches), len(sizes), bool(case))
+    total = jobs_count(len(designs), len(workloads), len(subbatches), len(sizes),
+                       len(args.cache_subbatch), bool(case))
     with progress.bar(total, "study", quiet=args.quiet, unit="point") as bar:
         def on_point(p: StudyPoint) -> None:
             bar.set_postfix_str(f"{p.workload} {p.design} b={p.subbatch}")
             bar.update()
 
         result = study(designs, workloads, subbatches, cache_sizes=sizes,
-                       cache_subbatch=args.cache_subbatch, case_study=case, mode=args.mode,
+                       cache_subbatches=args.cache_subbatch, case_study=case, mode=args.mode,
                        on_point=on_point)
     print(render(result))
     if args.json:

@@ -113,6 +113,20 @@ def test_designs_differing_only_in_memory_capacity_share_one_simulation(tiny, mo
     assert small.floor_s <= small.step_time_s
 
 
+def test_cache_size_point_equal_to_a_subbatch_point_reuses_it(tiny, monkeypatch):
+    hw = load_hardware(TINY_HW)  # L1 64 KiB
+    calls = []
+    real = study._simulate
+    monkeypatch.setattr(study, "_simulate",
+                        lambda *a, **k: calls.append(a[0].name) or real(*a, **k))
+    result = study.study([hw], [load_workload(tiny)], [8], cache_sizes=[64 * 1024, 2**20],
+                         cache_subbatches=[8])
+    assert calls == ["tiny", "tiny L1=1 MiB"]
+    same, larger = result["cache_points"]
+    assert same.reused_from == "tiny" and same.step_time_s == result["points"][0].step_time_s
+    assert larger.reused_from == "" and larger.llc_bytes == 2**20
+
+
 def test_table5_row_arithmetic(tiny):
     from accelsim.api import simulate
 
@@ -136,7 +150,8 @@ def test_study_command_on_tiny_designs(tiny, tmp_path, capsys):
     big.write_text(TINY_BIGCACHE)
     out_json, out_dir = tmp_path / "study.json", tmp_path / "figs"
     rc = main(["study", "--hardware", str(TINY_HW), str(big), "--workload", tiny,
-               "--subbatch", "2", "8", "--cache-sizes", "32KiB", "1MiB", "--no-table5",
+               "--subbatch", "2", "8", "--cache-sizes", "32KiB", "1MiB", "--cache-subbatch", "8",
+               "--no-table5",
                "--json", str(out_json), "--plot", str(out_dir), "--quiet"])
     assert rc == 0
     text = capsys.readouterr().out
