@@ -74,7 +74,11 @@ def gemm_op_runs(graph: OpGraph, op: Op, mapping: GemmMapping, bases: np.ndarray
         tk = min(k, tk * f)
         est = op.batch_count * tiles * (2 * math.ceil(k / tk) + 1)
         if est > max_runs:
-            tk = min(k, max(tk, math.ceil(k * 2 * op.batch_count * tiles / max(1, max_runs - tiles))))
+            # fewer, longer runs: a multiple of the merged k-step, so that runs still cover
+            # whole blocks (runs sharing a block would hide misses from the block-to-line
+            # scaling of the op's bytes)
+            need = math.ceil(k * 2 * op.batch_count * tiles / max(1, max_runs - tiles))
+            tk = min(k, max(tk, math.ceil(need / tk) * tk))
     a_id, b_id = op.inputs[0], op.inputs[1]
     c_id = op.outputs[0]
     a0, b0, c0 = int(bases[a_id]), int(bases[b_id]), int(bases[c_id])

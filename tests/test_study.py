@@ -27,6 +27,11 @@ TINY_BIGCACHE = TINY_HW.read_text().replace("name: tiny\n", "name: tiny_bigcache
     "    bandwidth: 4 TB/s\n    feeds_compute: true\nmemory:\n")
 
 
+#: How far a replayed step (which overlaps independent ops) may fall below the sum of its ops'
+#: floors (measured: 0.4 % on the frontier word LM at subbatch 1).
+OVERLAP_SLACK = 1.02
+
+
 def _op(flops: float, nbytes: dict[str, float], kind: str = "gemm") -> OpResult:
     return OpResult(name="op", kind=kind, phase="forward", shape="", flops=flops, start_s=0.0,
                     end_s=1.0, time_s=1.0, bytes=nbytes, hit_rate={}, bound="compute", units=4)
@@ -161,7 +166,10 @@ def test_study_command_on_tiny_designs(tiny, tmp_path, capsys):
         ("tiny", 2), ("tiny_bigcache", 2), ("tiny", 8), ("tiny_bigcache", 8)]
     assert [p["llc_bytes"] for p in doc["cache_points"]] == [32 * 1024, 2**20]
     for p in doc["points"]:
-        assert 0 < p["floor_s"] <= p["padded_floor_s"] <= p["step_time_s"]
+        # the floors sum ops one after another; the replay overlaps independent ops, so a step
+        # may beat the sum slightly (word_lm_frontier on ppopp19_target, subbatch 1: 18.70 s
+        # against 18.78 s)
+        assert 0 < p["floor_s"] <= p["padded_floor_s"] <= p["step_time_s"] * OVERLAP_SLACK
         assert 0 < p["flop_utilization"] < 1
     floors = doc["floors"]
     assert [(f["design"], f["subbatch"]) for f in floors] == [("tiny_bigcache", 2),
@@ -210,7 +218,7 @@ def test_real_small_point_speedup_matches_the_floors_of_the_chosen_tiles(
     HBM time, and what is left is compute on tiles padded 8x beyond m = 4."""
     points, (cmp,) = nmt_current_small_subbatch
     for p in points:
-        assert p.floor_s <= p.padded_floor_s <= p.step_time_s
+        assert p.floor_s <= p.padded_floor_s <= p.step_time_s * OVERLAP_SLACK
     target, big = points
     assert big.hbm_bytes < target.hbm_bytes / 10
     assert cmp.speedup > 1.0
