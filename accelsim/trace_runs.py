@@ -47,7 +47,8 @@ def gemm_op_runs(graph: OpGraph, op: Op, mapping: GemmMapping, bases: np.ndarray
 
     Coalesced mode (`min_run_bytes` > 0) merges k-steps into runs of at least that size. Units
     of a wave that read the same A (or B) tile at the same k-step hit in a shared first level
-    once one of them has fetched it, as long as one k-step of the wave fits in it
+    once one of them has fetched it, as long as one k-step of the wave (its distinct tiles,
+    `wave_step_bytes`) fits in it twice
     (`shared_bytes` = its capacity, 0 when private). Then those repeated reads are taken out of
     the trace and counted as hits (`OpRuns.hit_*`), which keeps that sharing exact when k-steps
     are merged; when a k-step does not fit, k-steps are merged only while they still fit.
@@ -289,5 +290,5 @@ def estimated_bytes(graph: OpGraph, mappings: Sequence[Mapping], dtype: str) -> 
 __all__ = [
     "OpRuns", "blocks_covered", "epilogue_reads", "estimated_bytes", "gemm_op_runs",
     "is_traced_gemm", "iter_step_runs", "op_elem_bytes", "repeats_earlier", "stream_op_runs",
-    "wave_duplicates",
+    "wave_duplicates", "wave_step_bytes",
 ]

@@ -208,6 +208,17 @@ def test_mapper_scores_recurrent_weights_as_resident_when_they_fit():
 
 
 # --- a larger L2 never adds HBM traffic: the 6 -> 24 -> 96 MiB sweep (issue 9 item 2) -----------
+def test_wave_step_bytes_by_hand():
+    from accelsim.trace_runs import wave_step_bytes
+
+    # columns first (order 1), 2 tile rows: 80 tiles span 2 rows and at most 41 columns
+    assert wave_step_bytes(2, 117, 80, 64, 256, 128, 1) == (2 * 64 + 41 * 256) * 128
+    # rows first (order 0), 350 tile columns: 80 tiles span at most 2 rows and 80 columns
+    assert wave_step_bytes(175, 350, 80, 256, 256, 64, 0) == (2 * 256 + 80 * 256) * 64
+    # a wave larger than the GEMM: every tile row and column once
+    assert wave_step_bytes(2, 3, 6, 32, 32, 4, 0) == (2 * 32 + 3 * 32) * 4
+
+
 def test_coalesced_gemm_matches_line_exact_when_a_waves_distinct_tiles_fit():
     """A thin GEMM (two row tiles, a wave of 40 column tiles) whose wave re-reads each A tile
     40 times: one k-step of the wave touches 2 A tiles and 41 B tiles (1.4 MB), not 80 x 2
