@@ -1,5 +1,5 @@
-"""The `accelsim` command: run, compare, plan, check, project, case-study, validate, calibrate,
-mrc, sweep.
+"""The `accelsim` command: run, compare, plan, check, project, case-study, study, validate,
+calibrate, mrc, sweep.
 
 Every error a user can cause (bad YAML, unknown keys, missing files, bad options) is an
 `AccelsimError`: printed without a traceback, exit code 2.
@@ -593,6 +593,16 @@ def build_parser() -> argparse.ArgumentParser:
                            "recomputed, beside the paper's rows")
     case_study.add_arguments(case)
     case.set_defaults(func=case_study.run)
+
+    # --- study (issue 9: the paper's memory argument) ---
+    from accelsim import study
+
+    stu = sub.add_parser(
+        "study", help="the paper's memory argument: step time and utilization against subbatch "
+        "and cache size on several designs, Table 5's cache-aware row, roofline floors")
+    study.add_arguments(stu)
+    stu.set_defaults(func=study.run)
+    # --- end study ---
 
     from accelsim import validate
 

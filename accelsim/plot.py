@@ -509,3 +509,109 @@ def sweep_views(path: str | Path, *, front: dict | None, heat: dict | None,
     plt.close(fig)
     return out
 # --- end of sweep views ---------------------------------------------------------------------------
+
+
+# --- the memory-argument study (issue 9: `accelsim study --plot DIR`) ---------------------------
+def _series(points: Sequence[Any], key: Callable[[Any], str]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for p in points:
+        out.setdefault(key(p), []).append(p)
+    return out
+
+
+def study_subbatch(points: Sequence[Any], path: str | Path) -> Path:
+    """Step time (with each design's roofline floor dashed) and algorithmic FLOP utilization
+    against subbatch, one column per workload, one colour per design; hollow markers: the
+    footprint does not fit the design's memory (timed anyway). `points`: `study.StudyPoint`s."""
+    fig = study_subbatch_figure(points)
+    out = Path(path)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def study_subbatch_figure(points: Sequence[Any]) -> Figure:
+    """The figure of `study_subbatch`, returned instead of saved."""
+    workloads = _series(points, lambda p: p.workload)
+    fig, axes = plt.subplots(2, max(1, len(workloads)), figsize=(6.2 * max(1, len(workloads)), 8),
+                             squeeze=False)
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    designs = list(dict.fromkeys(p.design for p in points))
+    for col, (wl, pts) in enumerate(workloads.items()):
+        top, bottom = axes[0][col], axes[1][col]
+        for design, dp in _series(pts, lambda p: p.design).items():
+            color = palette[designs.index(design) % len(palette)]
+            dp = sorted(dp, key=lambda p: p.subbatch)
+            x = [p.subbatch for p in dp]
+            reused = all(p.reused_from for p in dp)
+            # a design that reuses another's simulation lies on it: a wide pale band beneath
+            style: dict[str, Any] = (dict(color=color, lw=6, alpha=0.35, zorder=1) if reused
+                                     else dict(color=color, lw=1.6, zorder=2))
+            label = f"{design} (= {dp[0].reused_from} but memory)" if reused else design
+            top.plot(x, [p.step_time_s for p in dp], label=label, **style)
+            bottom.plot(x, [100 * p.flop_utilization for p in dp], label=label, **style)
+            if not reused:
+                top.plot(x, [p.floor_s for p in dp], color=color, lw=0.9, ls="--",
+                         label=f"{design} roofline floor")
+                top.plot(x, [p.padded_floor_s for p in dp], color=color, lw=0.9, ls=":",
+                         label=f"{design} floor of the chosen tiles")
+            for ax, ys in ((top, [p.step_time_s for p in dp]),
+                           (bottom, [100 * p.flop_utilization for p in dp])):
+                ax.scatter(x, ys, s=30, zorder=3, color=[color if p.fits else "white"
+                                                         for p in dp], edgecolors=color)
+        ticks = sorted({p.subbatch for p in pts})
+        for ax in (top, bottom):
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(ticks, [str(t) for t in ticks])
+            ax.minorticks_off()
+            ax.set_xlabel("subbatch")
+            ax.grid(True, which="both", alpha=0.3)
+        top.set_yscale("log")
+        top.set_ylabel("step time (s)")
+        top.set_title(f"{wl}: step time and its floors")
+        bottom.set_ylabel("algorithmic FLOP utilization (%)")
+        bottom.set_ylim(0, 100)
+        bottom.set_title(f"{wl}: utilization (hollow: does not fit, timed anyway)")
+        top.legend(fontsize=7)
+        bottom.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _binary_bytes(nbytes: float) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:g} {unit}"
+    return f"{nbytes:g} B"
+
+
+def study_cache_size(points: Sequence[Any], path: str | Path) -> Path:
+    """Algorithmic FLOP utilization and HBM bytes per step against the last cache level's
+    capacity, one line per workload and subbatch. `points`: `study.StudyPoint`s."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12.4, 4.8))
+    for label, pts in _series(points, lambda p: f"{p.workload}, subbatch {p.subbatch}").items():
+        pts = sorted(pts, key=lambda p: p.llc_bytes)
+        x = [p.llc_bytes for p in pts]
+        (line,) = left.plot(x, [100 * p.flop_utilization for p in pts], marker="o", label=label)
+        right.plot(x, [p.hbm_bytes / 1e12 for p in pts], marker="o", color=line.get_color(),
+                   label=label)
+    sizes = sorted({p.llc_bytes for p in points})
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.set_xticks(sizes, [_binary_bytes(v) for v in sizes])
+        ax.minorticks_off()
+        ax.set_xlabel("last-level cache capacity")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    left.set_ylabel("algorithmic FLOP utilization (%)")
+    left.set_ylim(0, 100)
+    left.set_title("utilization against cache size")
+    right.set_yscale("log")
+    right.set_ylabel("HBM bytes per step (TB)")
+    right.set_title("HBM traffic against cache size")
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+# --- end of the memory-argument study -----------------------------------------------------------

@@ -47,7 +47,8 @@ def gemm_op_runs(graph: OpGraph, op: Op, mapping: GemmMapping, bases: np.ndarray
 
     Coalesced mode (`min_run_bytes` > 0) merges k-steps into runs of at least that size. Units
     of a wave that read the same A (or B) tile at the same k-step hit in a shared first level
-    once one of them has fetched it, as long as one k-step of the wave fits in it
+    once one of them has fetched it, as long as one k-step of the wave (its distinct tiles,
+    `wave_step_bytes`) fits in it twice
     (`shared_bytes` = its capacity, 0 when private). Then those repeated reads are taken out of
     the trace and counted as hits (`OpRuns.hit_*`), which keeps that sharing exact when k-steps
     are merged; when a k-step does not fit, k-steps are merged only while they still fit.
@@ -64,7 +65,8 @@ def gemm_op_runs(graph: OpGraph, op: Op, mapping: GemmMapping, bases: np.ndarray
     tiles = tiles_m * tiles_n
     dedup = False
     if min_run_bytes > 0:
-        step_bytes = min(units, tiles) * (tm + tn) * tk * e  # one k-step of a wave
+        step_bytes = wave_step_bytes(tiles_m, tiles_n, min(units, tiles), tm, tn, tk * e,
+                                     order)  # the distinct tiles one k-step of a wave reads
         dedup = tile_major and shared_bytes > 0 and 2 * step_bytes <= shared_bytes
         # merge k-steps until each A and B tile run spans `min_run_bytes`
         f = max(1, math.ceil(min_run_bytes / (min(tm, tn) * tk * e)))
@@ -73,7 +75,11 @@ def gemm_op_runs(graph: OpGraph, op: Op, mapping: GemmMapping, bases: np.ndarray
         tk = min(k, tk * f)
         est = op.batch_count * tiles * (2 * math.ceil(k / tk) + 1)
         if est > max_runs:
-            tk = min(k, max(tk, math.ceil(k * 2 * op.batch_count * tiles / max(1, max_runs - tiles))))
+            # fewer, longer runs: a multiple of the merged k-step, so that runs still cover
+            # whole blocks (runs sharing a block would hide misses from the block-to-line
+            # scaling of the op's bytes)
+            need = math.ceil(k * 2 * op.batch_count * tiles / max(1, max_runs - tiles))
+            tk = min(k, max(tk, math.ceil(need / tk) * tk))
     a_id, b_id = op.inputs[0], op.inputs[1]
     c_id = op.outputs[0]
     a0, b0, c0 = int(bases[a_id]), int(bases[b_id]), int(bases[c_id])
@@ -116,6 +122,19 @@ def gemm_op_runs(graph: OpGraph, op: Op, mapping: GemmMapping, bases: np.ndarray
                                    np.zeros(split_k, np.uint8)])
         unit = np.concatenate([unit, (np.arange(2 * split_k) % units).astype(np.int32)])
     return OpRuns(addr, nbytes, is_write, unit, hit_blocks, hit_bytes, hit_lines)
+
+
+def wave_step_bytes(tiles_m: int, tiles_n: int, wave_tiles: int, tm: int, tn: int,
+                    k_step_bytes_per_row: int, order: int) -> int:
+    """Bytes of the distinct A and B tiles one k-step of a full wave reads: a wave of
+    `wave_tiles` output tiles in loop order `order` spans whole tile rows (or columns) and
+    shares each A row tile (B column tile) among the tiles of its row (column)."""
+    inner = tiles_n if order == 0 else tiles_m
+    outer_tiles = min(math.ceil(wave_tiles / max(1, inner)) + 1, tiles_m if order == 0
+                      else tiles_n)
+    inner_tiles = min(wave_tiles, inner)
+    rows, cols = (outer_tiles, inner_tiles) if order == 0 else (inner_tiles, outer_tiles)
+    return (rows * tm + cols * tn) * k_step_bytes_per_row
 
 
 def epilogue_reads(addr: np.ndarray, nbytes: np.ndarray, is_write: np.ndarray,
@@ -271,5 +290,5 @@ def estimated_bytes(graph: OpGraph, mappings: Sequence[Mapping], dtype: str) -> 
 __all__ = [
     "OpRuns", "blocks_covered", "epilogue_reads", "estimated_bytes", "gemm_op_runs",
     "is_traced_gemm", "iter_step_runs", "op_elem_bytes", "repeats_earlier", "stream_op_runs",
-    "wave_duplicates",
+    "wave_duplicates", "wave_step_bytes",
 ]

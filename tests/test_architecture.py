@@ -42,7 +42,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("report", ("accelsim.report", "accelsim.energy", "accelsim.timeline")),
     # drive the stages or sit beside them (learning curves, the paper's tables, plots, tests)
     ("entry", ("accelsim.estimate", "accelsim.outputs", "accelsim.progress", "accelsim.reuse", "accelsim.pipeline", "accelsim.parallel", "accelsim.planner", "accelsim.calibrate",
-               "accelsim.case_study", "accelsim.api", "accelsim.validate", "accelsim.dse",
+               "accelsim.case_study", "accelsim.study", "accelsim.api", "accelsim.validate", "accelsim.dse",
                "accelsim.cli", "accelsim.plot", "accelsim.scaling", "accelsim.reproduce",
                "accelsim.testing", "accelsim.spec_strategies", "accelsim.__main__")),
 ]
