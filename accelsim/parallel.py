@@ -120,10 +120,13 @@ def _group_size(plan: ParallelPlan, group: str) -> tuple[int, int]:
     return plan.data or 1, plan.pipeline * plan.tensor
 
 
-def _cost(hw: HardwareSpec, plan: ParallelPlan, t: Transfer, chunks: int = 1) -> float:
+def _cost(hw: HardwareSpec, plan: ParallelPlan, t: Transfer, chunks: int = 1,
+          system_chips: int | None = None) -> float:
+    """One transfer alone on the links; the groups lie in a system of `system_chips` chips
+    (default the plan's: the planner may leave some idle, IDLE_CHIPS in `planner`)."""
     size, stride = _group_size(plan, t.group)
     return collective_time_s(hw, t.kind, t.nbytes / chunks, size, stride=stride,
-                             chips=plan.chips())
+                             chips=max(plan.chips(), system_chips or 0))
 
 
 def host_transfer_s(hw: HardwareSpec, host: dict[str, int]) -> dict[str, float]:
@@ -141,7 +144,8 @@ def host_transfer_s(hw: HardwareSpec, host: dict[str, int]) -> dict[str, float]:
 
 
 def _stage_times(hw: HardwareSpec, plan: ParallelPlan, stage: Stage, step: Any,
-                 host: dict[str, int] | None = None) -> StageTimes:
+                 host: dict[str, int] | None = None,
+                 system_chips: int | None = None) -> StageTimes:
     ends = [r.end_s for r in step.ops]
     fwd = max((r.end_s for r in step.ops if r.phase == "forward"), default=0.0)
     bwd_end = max((r.end_s for r in step.ops if r.phase == "backward"), default=fwd)
@@ -149,7 +153,7 @@ def _stage_times(hw: HardwareSpec, plan: ParallelPlan, stage: Stage, step: Any,
     comm = {"forward": 0.0, "backward": 0.0}
     for t in stage.transfers:
         if t.group in ("tensor", "shard"):
-            comm[t.phase] += _cost(hw, plan, t)
+            comm[t.phase] += _cost(hw, plan, t, system_chips=system_chips)
     # offload: prefetch and swap-out overlap their phase's compute; the update's do not
     link = host_transfer_s(hw, host or {})
     bwd = max(0.0, bwd_end - fwd)
@@ -166,7 +170,8 @@ def _pipeline_s(chunk: list[float], sends: list[float], k: int) -> float:
 
 
 def compose(hw: HardwareSpec, part: Partition, times: list[StageTimes], *,
-            with_comm: bool = True) -> tuple[float, list[float], list[float]]:
+            with_comm: bool = True,
+            system_chips: int | None = None) -> tuple[float, list[float], list[float]]:
     """Step time, each stage's finish time and each stage's communication time (alone)."""
     plan, k, pp = part.plan, part.chunks, part.plan.pipeline
     fwd_chunk = [(t.forward_s + (t.forward_comm_s if with_comm else 0.0)) / k for t in times]
@@ -178,7 +183,7 @@ def compose(hw: HardwareSpec, part: Partition, times: list[StageTimes], *,
         for tr in st.transfers:
             if tr.group != "pipeline":
                 continue
-            cost = _cost(hw, plan, tr, k if tr.per_chunk else 1)
+            cost = _cost(hw, plan, tr, k if tr.per_chunk else 1, system_chips)
             comm[st.index] += cost * (k if tr.per_chunk else 1)
             lo, hi = sorted((st.index, tr.to_stage))
             for b in range(lo, hi):
@@ -194,7 +199,7 @@ def compose(hw: HardwareSpec, part: Partition, times: list[StageTimes], *,
                          key=lambda x: t.op_end_s[x.after_op]):
             offset = t.backward_end_s - t.op_end_s[tr.after_op]
             ready = max(forward, end_b - max(0.0, offset))
-            cost = _cost(hw, plan, tr)
+            cost = _cost(hw, plan, tr, system_chips=system_chips)
             comm[s] += cost
             if with_comm:
                 link_free = max(link_free, ready) + cost
@@ -204,10 +209,16 @@ def compose(hw: HardwareSpec, part: Partition, times: list[StageTimes], *,
 
 def simulate_plan(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, *, mode: str = "auto",
                   force: bool = False, graph: OpGraph | None = None,
-                  cache: dict | None = None) -> Report:
-    """One training step of `wl` under `plan` (its data degree resolved) on chips like `hw`."""
+                  cache: dict | None = None, system_chips: int | None = None) -> Report:
+    """One training step of `wl` under `plan` (its data degree resolved) on chips like `hw`.
+
+    `system_chips`: the chips of the system when the plan leaves some idle (the planner's
+    IDLE_CHIPS); the topology holds them all, the plan's groups lie in it.
+    """
     chips = plan.chips()
-    problem = topology_problem(hw, chips)
+    system = max(chips, system_chips or chips)
+    idle = system - chips
+    problem = topology_problem(hw, system)
     if problem:
         raise AccelsimError(f"{hw.name}: {problem}")
     prepared = pipeline.prepare(wl, graph)
@@ -234,11 +245,11 @@ def simulate_plan(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, *, mod
             if key not in memo:
                 memo[key] = pipeline.simulate_step(hw, st.graph, wl.precision, mode=mode)
             steps[st.index] = memo[key]
-    times = ([_stage_times(hw, plan, st, steps[st.index], hosts[st.index])
+    times = ([_stage_times(hw, plan, st, steps[st.index], hosts[st.index], system)
               for st in part.stages] if timed else [])
     if timed:
-        step_s, _finish, comm = compose(hw, part, times)
-        bare_s, _, _ = compose(hw, part, times, with_comm=False)
+        step_s, _finish, comm = compose(hw, part, times, system_chips=system)
+        bare_s, _, _ = compose(hw, part, times, with_comm=False, system_chips=system)
     else:
         step_s, comm, bare_s = float("nan"), [0.0] * len(part.stages), float("nan")
     peak = hw.compute.peak_flop_rate(wl.precision)
@@ -272,6 +283,8 @@ def simulate_plan(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, *, mod
     worst = max(range(len(stage_rows)),
                 key=lambda i: (stage_rows[i].shortfall_bytes, stage_rows[i].footprint_bytes))
     on = f"{chips} chip{'s' * (chips > 1)} of {hw.name}"
+    if idle:  # the planner's IDLE_CHIPS: no plan using all of them fits
+        on = f"{chips} of {system} chips of {hw.name} ({idle} idle)"
     if fits:
         verdict = (f"fits: {plan.label()} on {on}; "
                    + (f"time to train {format_duration(epoch)} per epoch"
@@ -295,7 +308,8 @@ def simulate_plan(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, *, mod
     par = ParallelSummary(
         plan=plan.label(), data=dp, pipeline=plan.pipeline, tensor=plan.tensor,
         shard_embedding=plan.shard_embedding, schedule=part.schedule, chunks=part.chunks,
-        chips=chips, fits=fits, timed=timed, forced=timed and not fits, verdict=verdict,
+        chips=chips, idle_chips=idle, fits=fits, timed=timed, forced=timed and not fits,
+        verdict=verdict,
         stages=tuple(stage_rows), bubble_fraction=bubble, comm_time_s=comm_max,
         exposed_comm_s=exposed, hidden_comm_s=max(0.0, comm_max - exposed) if timed else 0.0,
         total_flops=part.total_flops, reference_flops=part.reference_flops,
