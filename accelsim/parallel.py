@@ -4,19 +4,22 @@
 footprint against the chip's memory, replays each distinct stage graph once on one chip (the
 single-chip pipeline: mapping, cache trace, timing, simpy replay), and composes the step:
 
+- each stage's graph is replayed twice on one chip: alone (the comm-free step) and with the
+  collectives its chips take part in (`replay.Collective`: tensor-parallel and embedding-shard
+  collectives, data-parallel gradient all-reduces, pipeline sends), each priced on the
+  topology (`collectives.alpha_beta_s`) and replayed beside the ops: on the links and through
+  HBM at once (`collectives.hbm_bytes`), so it takes HBM bandwidth from compute and compute
+  from it; a tensor collective's consumers wait for it (Megatron's layers do), a gradient's
+  all-reduce starts when the op producing it ends and overlaps the rest of the backward pass,
+  and the weight's update waits for it.
 - pipeline: with K chunks (timesteps for the paper's RNN layer parallelism, microbatches for
   GPipe/1F1B) and per-chunk stage times t_s (a stage's replayed forward time / K) and send
   times c_s, the forward takes sum(t_s) + sum(c_s) + (K-1) max(t, c); the backward likewise
-  in reverse; each stage's update runs after its backward and its gradients' all-reduce.
-- tensor-parallel and embedding-shard collectives sit on their stage's critical path (the
-  Megatron layers wait for them): their time adds to the stage's forward or backward time.
-- data parallel: a weight gradient's all-reduce starts when the op producing it ends (its
-  offset before the end of its stage's backward kept), all-reduces of a chip run one at a time
-  on its links in that order, and the weight's update waits for it.
+  in reverse; each stage's update (and what its all-reduces left exposed in its replay) runs
+  after its backward.
 
-Exposed communication is the step time minus the step composed with every collective free;
-hidden is the rest of the busiest chip's communication. Collectives here do not take HBM
-bandwidth from compute (the replay of each stage runs alone); docs/parallel.md says so.
+Exposed communication is the step time minus the step composed from the replays without
+collectives; hidden is the rest of the busiest chip's communication (docs/parallel.md).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 import attrs
 
 from accelsim import pipeline
-from accelsim.collectives import collective_time_s, topology_problem
+from accelsim.collectives import alpha_beta_s, collective_time_s, hbm_bytes, topology_problem
 from accelsim.errors import AccelsimError
 from accelsim.graph import OpGraph
 from accelsim.hardware import HardwareSpec
@@ -48,15 +51,16 @@ COMM_BUFFER = "comm_buffer"
 
 @attrs.frozen
 class StageTimes:
-    """One stage's replayed step on one chip, split by phase, plus its tensor collectives."""
+    """One stage's step on one chip by phase: replayed with its collectives, and alone."""
 
     forward_s: float
     backward_s: float
-    update_s: float
-    backward_end_s: float               # in the stage's own replay
-    op_end_s: tuple[float, ...]         # each op's end in the stage's own replay
-    forward_comm_s: float               # tensor/shard collectives in the forward
-    backward_comm_s: float
+    update_s: float          # after its last backward op: updates, exposed all-reduces
+    bare_forward_s: float    # the same, replayed without collectives
+    bare_backward_s: float
+    bare_update_s: float
+    comm_s: float            # its collectives and sends, each alone on the links
+    comm_hbm_bytes: float    # what they read and write in HBM
 
 
 def host_bytes(stage: Stage, part: Partition) -> dict[str, int]:
@@ -143,25 +147,62 @@ def host_transfer_s(hw: HardwareSpec, host: dict[str, int]) -> dict[str, float]:
     return {"forward": (w + a) / bw, "backward": (w + a) / bw, "update": (2 * o + w) / bw}
 
 
-def _stage_times(hw: HardwareSpec, plan: ParallelPlan, stage: Stage, step: Any,
-                 host: dict[str, int] | None = None,
-                 system_chips: int | None = None) -> StageTimes:
-    ends = [r.end_s for r in step.ops]
+def stage_collectives(hw: HardwareSpec, plan: ParallelPlan, stage: Stage,
+                      system_chips: int | None = None) -> tuple[Any, ...]:
+    """The stage's transfers as `replay.Collective`s: priced on the topology, with the ops that
+    wait for each (a gradient's update; the consumers of a tensor collective's op; the
+    updates, for an embedding shard's row gradients)."""
+    from accelsim.replay import Collective
+
+    g = stage.graph
+    total = max(plan.chips(), system_chips or 0)
+    update_of = {g.tensors[grad].name: u for u, (_w, grad, _p) in g.weight_gradients().items()}
+    updates = tuple(op.id for op in g.ops if op.kind == "update")
+    succs: dict[int, list[int]] = {}
+    for op in g.ops:
+        for p in g.predecessors(op):
+            succs.setdefault(p, []).append(op.id)
+    out = []
+    for t in stage.transfers:
+        size, stride = _group_size(plan, t.group)
+        latency, link = alpha_beta_s(hw, t.kind, t.nbytes, size, stride=stride, chips=total)
+        hbm = hbm_bytes(t.kind, t.nbytes, size) if size > 1 else 0.0
+        if latency + link <= 0 and hbm <= 0:
+            continue  # a group of one chip
+        if t.group == "data":
+            gates: tuple[int, ...] = (update_of[t.what],) if t.what in update_of else updates
+        elif t.group == "pipeline":
+            gates = ()  # the receiving stage waits (the pipeline composition)
+        elif t.after_op >= 0:
+            gates = tuple(succs.get(t.after_op, ()))
+        else:
+            gates = updates if t.phase == "backward" else ()
+        out.append(Collective(name=t.what, kind=t.kind, group=t.group, phase=t.phase,
+                              after_op=t.after_op, gates=gates, latency_s=latency, link_s=link,
+                              hbm_bytes=hbm))
+    return tuple(out)
+
+
+def _phase_times(step: Any) -> tuple[float, float, float]:
+    """(forward, backward, update) of a replayed step: forward to its last forward op, the
+    backward to its last backward op, the rest (updates, trailing collectives) after it."""
     fwd = max((r.end_s for r in step.ops if r.phase == "forward"), default=0.0)
     bwd_end = max((r.end_s for r in step.ops if r.phase == "backward"), default=fwd)
-    total = step.step_time_s
-    comm = {"forward": 0.0, "backward": 0.0}
-    for t in stage.transfers:
-        if t.group in ("tensor", "shard"):
-            comm[t.phase] += _cost(hw, plan, t, system_chips=system_chips)
+    return fwd, max(0.0, bwd_end - fwd), max(0.0, step.step_time_s - bwd_end)
+
+
+def _stage_times(hw: HardwareSpec, stage: Stage, replayed: Any, bare: Any,
+                 collectives: tuple[Any, ...], host: dict[str, int] | None = None) -> StageTimes:
     # offload: prefetch and swap-out overlap their phase's compute; the update's do not
     link = host_transfer_s(hw, host or {})
-    bwd = max(0.0, bwd_end - fwd)
-    upd = max(0.0, total - bwd_end)
-    return StageTimes(forward_s=max(fwd, link["forward"]), backward_s=max(bwd, link["backward"]),
-                      update_s=upd + link["update"], backward_end_s=bwd_end,
-                      op_end_s=tuple(ends), forward_comm_s=comm["forward"],
-                      backward_comm_s=comm["backward"])
+    f, b, u = _phase_times(replayed)
+    bf, bb, bu = _phase_times(bare)
+    return StageTimes(
+        forward_s=max(f, link["forward"]), backward_s=max(b, link["backward"]),
+        update_s=u + link["update"], bare_forward_s=max(bf, link["forward"]),
+        bare_backward_s=max(bb, link["backward"]), bare_update_s=bu + link["update"],
+        comm_s=sum(c.alone_s for c in collectives),
+        comm_hbm_bytes=sum(c.hbm_bytes for c in collectives))
 
 
 def _pipeline_s(chunk: list[float], sends: list[float], k: int) -> float:
@@ -174,36 +215,26 @@ def compose(hw: HardwareSpec, part: Partition, times: list[StageTimes], *,
             system_chips: int | None = None) -> tuple[float, list[float], list[float]]:
     """Step time, each stage's finish time and each stage's communication time (alone)."""
     plan, k, pp = part.plan, part.chunks, part.plan.pipeline
-    fwd_chunk = [(t.forward_s + (t.forward_comm_s if with_comm else 0.0)) / k for t in times]
-    bwd_chunk = [(t.backward_s + (t.backward_comm_s if with_comm else 0.0)) / k for t in times]
+    fwd_chunk = [(t.forward_s if with_comm else t.bare_forward_s) / k for t in times]
+    bwd_chunk = [(t.backward_s if with_comm else t.bare_backward_s) / k for t in times]
     send_f = [0.0] * max(0, pp - 1)
     send_b = [0.0] * max(0, pp - 1)
-    comm = [t.forward_comm_s + t.backward_comm_s for t in times]
+    comm = [t.comm_s for t in times]
     for st in part.stages:
         for tr in st.transfers:
-            if tr.group != "pipeline":
+            if tr.group != "pipeline" or not with_comm:
                 continue
             cost = _cost(hw, plan, tr, k if tr.per_chunk else 1, system_chips)
-            comm[st.index] += cost * (k if tr.per_chunk else 1)
             lo, hi = sorted((st.index, tr.to_stage))
             for b in range(lo, hi):
-                (send_f if tr.phase == "forward" else send_b)[b] += cost if with_comm else 0.0
+                (send_f if tr.phase == "forward" else send_b)[b] += cost
     forward = _pipeline_s(fwd_chunk, send_f, k) if pp > 1 else fwd_chunk[0] * k
     bwd_max = max([*bwd_chunk, *send_b], default=0.0)
     finish = []
     for st, t in zip(part.stages, times, strict=True):
         s = st.index
         end_b = forward + (k - 1) * bwd_max + sum(bwd_chunk[s:]) + sum(send_b[s:])
-        link_free = 0.0
-        for tr in sorted((x for x in st.transfers if x.group == "data"),
-                         key=lambda x: t.op_end_s[x.after_op]):
-            offset = t.backward_end_s - t.op_end_s[tr.after_op]
-            ready = max(forward, end_b - max(0.0, offset))
-            cost = _cost(hw, plan, tr, system_chips=system_chips)
-            comm[s] += cost
-            if with_comm:
-                link_free = max(link_free, ready) + cost
-        finish.append(max(end_b, link_free) + t.update_s)
+        finish.append(end_b + (t.update_s if with_comm else t.bare_update_s))
     return max(finish, default=0.0), finish, comm
 
 
@@ -237,16 +268,31 @@ def simulate_plan(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, *, mod
         host_cap is None or all(sum(h.values()) <= host_cap for h in hosts))
     timed = fits or force
     notes: list[str] = []
-    steps: dict[int, Any] = {}
+    steps: dict[int, Any] = {}      # each stage's step alone (the comm-free replay)
+    replays: dict[int, Any] = {}    # and replayed with its collectives
+    times: list[StageTimes] = []
     if timed:
+        from accelsim.replay import replay
+
         memo = cache if cache is not None else {}
         for st in part.stages:
             key = (id(hw), wl.precision, mode, st.key())
             if key not in memo:
                 memo[key] = pipeline.simulate_step(hw, st.graph, wl.precision, mode=mode)
             steps[st.index] = memo[key]
-    times = ([_stage_times(hw, plan, st, steps[st.index], hosts[st.index], system)
-              for st in part.stages] if timed else [])
+            colls = stage_collectives(hw, plan, st, system)
+            ckey = (*key, colls)
+            if not colls:
+                replays[st.index] = steps[st.index].replayed
+            elif ckey in memo:
+                replays[st.index] = memo[ckey]
+            else:
+                bare = steps[st.index]
+                replays[st.index] = memo[ckey] = replay(
+                    hw, st.graph, bare.timing.timings, collectives=colls, chips=st.chips,
+                    hit_rates=bare.traffic.hit_rates)
+            times.append(_stage_times(hw, st, replays[st.index], steps[st.index].replayed,
+                                      colls, hosts[st.index]))
     if timed:
         step_s, _finish, comm = compose(hw, part, times, system_chips=system)
         bare_s, _, _ = compose(hw, part, times, with_comm=False, system_chips=system)
@@ -257,19 +303,19 @@ def simulate_plan(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, *, mod
     for st, fp, i in zip(part.stages, footprints, range(len(part.stages)), strict=True):
         total_fp = int(sum(fp.values()))
         busy = (times[i].forward_s + times[i].backward_s + times[i].update_s
-                + times[i].forward_comm_s + times[i].backward_comm_s) if timed else float("nan")
+                if timed else float("nan"))
         stage_rows.append(StageSummary(
             index=st.index, layers=st.layers, chips=st.chips, footprint_bytes=total_fp,
             footprint_by_role=fp, capacity_bytes=capacity,
             shortfall_bytes=max(0, total_fp - capacity), flops=st.graph.flops,
             compute_time_s=busy,
             flop_utilization=st.graph.flops / (step_s * peak) if timed and step_s > 0 else 0.0,
-            comm_time_s=comm[i], host_bytes=int(sum(hosts[i].values())),
+            comm_time_s=comm[i], comm_hbm_bytes=times[i].comm_hbm_bytes if timed else 0.0,
+            host_bytes=int(sum(hosts[i].values())),
             host_transfer_s=sum(host_transfer_s(hw, hosts[i]).values())))
     # pipeline bubble: the share of stage-time the stages sit idle in the comm-free step
     if timed and bare_s > 0:
-        work = sum(t.forward_s + t.backward_s + t.update_s + t.forward_comm_s + t.backward_comm_s
-                   for t in times)
+        work = sum(t.bare_forward_s + t.bare_backward_s + t.bare_update_s for t in times)
         bubble = max(0.0, 1.0 - work / (len(times) * bare_s))
     else:
         bubble = float("nan")
@@ -319,7 +365,7 @@ def simulate_plan(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, *, mod
         results = []
         for st in part.stages:
             prefix = f"s{st.index}:" if plan.pipeline > 1 else ""
-            for r in steps[st.index].ops:
+            for r in replays[st.index].ops:
                 res = pipeline.op_result(st.graph.ops[r.index], r, hw,
                                          steps[st.index].mapping.mappings[r.index],
                                          steps[st.index].mapping.dtype)
@@ -341,10 +387,12 @@ def simulate_plan(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, *, mod
                  f"{len({st.key() for st in part.stages})} distinct, each replayed on one chip; "
                  f"schedule {part.schedule} over {part.chunks} chunk(s); collectives on the "
                  f"{hw.interconnect.topology} topology (alpha-beta, docs/parallel.md), "
-                 "not contending for HBM with compute")
+                 "replayed beside each stage's ops (links and HBM shared with compute); "
+                 "pipeline chunks take 1/K of a stage's replayed time")
     if timed:
         for st in part.stages:
-            notes += [n for n in steps[st.index].notes if n not in notes]
+            notes += [n for n in (*steps[st.index].notes, *replays[st.index].notes)
+                      if n not in notes]
     return Report(hardware=hw.name, workload=wl.name, ops=ops, summary=summary,
                   notes=tuple(notes), parallel=par)
 

@@ -167,6 +167,9 @@ class StageSummary:
     flop_utilization: float = attrs.field(metadata=_doc("`flops / (step x peak)`", "fraction"))
     comm_time_s: float = attrs.field(
         metadata=_doc("its collectives and sends, each alone on the links", "s"))
+    comm_hbm_bytes: float = attrs.field(
+        default=0.0, metadata=_doc("what its collectives and sends read and write in one chip's "
+                                   "HBM per step, beside the ops' traffic in the replay", "bytes"))
     host_bytes: int = attrs.field(
         default=0, metadata=_doc("kept in host memory by the plan's `offload`", "bytes"))
     host_transfer_s: float = attrs.field(
@@ -685,7 +688,10 @@ def parallel_text(report: Report) -> list[str]:
         out.append(f"  pipeline bubble {100 * p.bubble_fraction:.1f} %; communication "
                    f"{format_time(p.comm_time_s)} per step on the busiest chip: "
                    f"{format_time(p.exposed_comm_s)} exposed, {format_time(p.hidden_comm_s)} "
-                   "hidden behind compute")
+                   "hidden behind compute"
+                   + (f"; collectives read and write {format_bytes(max(st.comm_hbm_bytes for st in p.stages))}"
+                      " of the busiest chip's HBM beside its ops"
+                      if any(st.comm_hbm_bytes for st in p.stages) else ""))
         out.append(f"  FLOPs over all chips {p.total_flops:.4g} = one chip's {p.reference_flops:.4g}"
                    f" + split overhead {p.overhead_flops:.3g}")
     return out
