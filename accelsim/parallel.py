@@ -210,11 +210,141 @@ def _pipeline_s(chunk: list[float], sends: list[float], k: int) -> float:
     return sum(chunk) + sum(sends) + (k - 1) * max([*chunk, *sends], default=0.0)
 
 
+@attrs.frozen
+class PipelineSend:
+    """A tensor one stage sends another: op `after_op` of stage `from_stage` produces it, the
+    ops `readers` of stage `to_stage` read it, `send_s` on the sender's link (FIFO)."""
+
+    from_stage: int
+    after_op: int
+    to_stage: int
+    send_s: float
+    readers: tuple[int, ...]
+
+
+def retime_stages(spans: list[list[tuple[float, float]]], preds: list[list[list[int]]],
+                  sends: list[PipelineSend]) -> list[list[tuple[float, float]]]:
+    """Each stage's replayed timeline, shifted so that every op that reads a tensor from
+    another stage starts after it arrived: the pipeline schedule the graph's data flow allows
+    (the paper's layer parallelism: stage s runs timestep t once stage s-1 sent it).
+
+    `spans[s][i]`: op i's (start, end) in stage s's own replay; `preds[s][i]`: its
+    predecessors in stage s. An op keeps its replayed duration and is shifted by the largest
+    shift of its predecessors, or later if a tensor it reads from another stage arrives later
+    (its in-stage dependencies stay met). A send leaves when its producer ends and the sending
+    stage's link is free (one stage's sends go one at a time).
+    """
+    import heapq
+
+    n_stages = len(spans)
+    succs: list[dict[int, list[int]]] = [{} for _ in spans]
+    pending: dict[tuple[int, int], int] = {}
+    for s, ps in enumerate(preds):
+        for i, pl in enumerate(ps):
+            for q in pl:
+                succs[s].setdefault(q, []).append(i)
+            pending[(s, i)] = len(pl)
+    out_sends: dict[tuple[int, int], list[PipelineSend]] = {}
+    for snd in sends:
+        out_sends.setdefault((snd.from_stage, snd.after_op), []).append(snd)
+        for r in set(snd.readers):
+            pending[(snd.to_stage, r)] += 1
+    earliest: dict[tuple[int, int], float] = {}
+    heap: list[tuple[float, int, int]] = []
+    for s in range(n_stages):
+        for i in range(len(spans[s])):
+            if pending[(s, i)] == 0:
+                heapq.heappush(heap, (spans[s][i][0], s, i))
+    new = [[(0.0, 0.0)] * len(sp) for sp in spans]
+    link_free = [0.0] * n_stages
+    done = 0
+
+    def offer(node: tuple[int, int], t: float) -> None:
+        earliest[node] = max(earliest.get(node, 0.0), t)
+        pending[node] -= 1
+        if pending[node] == 0:
+            heapq.heappush(heap, (max(earliest[node], spans[node[0]][node[1]][0]), *node))
+
+    while heap:
+        t0, s, i = heapq.heappop(heap)
+        start, end = spans[s][i]
+        new[s][i] = (t0, t0 + (end - start))
+        done += 1
+        shift = t0 - start
+        for j in succs[s].get(i, ()):
+            offer((s, j), spans[s][j][0] + shift)
+        for snd in out_sends.get((s, i), ()):
+            leave = max(new[s][i][1], link_free[s])
+            link_free[s] = leave + snd.send_s
+            for r in set(snd.readers):
+                offer((snd.to_stage, r), leave + snd.send_s)
+    if done != sum(len(sp) for sp in spans):
+        raise RuntimeError("pipeline: the stages' sends form a cycle; ops never scheduled")
+    return new
+
+
+def pipeline_sends(hw: HardwareSpec, part: Partition, *, with_comm: bool = True,
+                   system_chips: int | None = None) -> list[PipelineSend]:
+    """The partition's pipeline sends with their readers in the receiving stage (a reader
+    of a tensor its own stage produced earlier does not wait for the send)."""
+    readers: list[dict[str, list[int]]] = []
+    for st in part.stages:
+        g = st.graph
+        local: set[str] = set()
+        by_name: dict[str, list[int]] = {}
+        for op in g.ops:
+            for t in op.inputs:
+                name = g.tensors[t].name
+                if name not in local:
+                    by_name.setdefault(name, []).append(op.id)
+            local.update(g.tensors[t].name for t in op.outputs)
+        readers.append(by_name)
+    out = []
+    for st in part.stages:
+        for tr in st.transfers:
+            if tr.group != "pipeline" or tr.after_op < 0:
+                continue
+            who = tuple(readers[tr.to_stage].get(tr.what, ()))
+            if not who:
+                continue
+            cost = _cost(hw, part.plan, tr, 1, system_chips) if with_comm else 0.0
+            out.append(PipelineSend(st.index, tr.after_op, tr.to_stage, cost, who))
+    return out
+
+
+def _retimed_finish(part: Partition, steps: list[Any], sends: list[PipelineSend],
+                    host: list[dict[str, float]]) -> list[float]:
+    """Each stage's end in the retimed pipeline: its last op, what its replay ran after its
+    last op (trailing collectives), host-link time its phases could not hide."""
+    spans = [[(r.start_s, r.end_s) for r in step.ops] for step in steps]
+    preds = [[st.graph.predecessors(op) for op in st.graph.ops] for st in part.stages]
+    new = retime_stages(spans, preds, sends)
+    finish = []
+    for s, step in enumerate(steps):
+        ops = step.ops
+        last = max((e for _b, e in new[s]), default=0.0)
+        tail = max(0.0, step.step_time_s - max((r.end_s for r in ops), default=0.0))
+        f, b, _u = _phase_times(step)
+        link = host[s]
+        hidden = max(0.0, link["forward"] - f) + max(0.0, link["backward"] - b)
+        finish.append(last + tail + hidden + link["update"])
+    return finish
+
+
 def compose(hw: HardwareSpec, part: Partition, times: list[StageTimes], *,
-            with_comm: bool = True,
-            system_chips: int | None = None) -> tuple[float, list[float], list[float]]:
-    """Step time, each stage's finish time and each stage's communication time (alone)."""
+            with_comm: bool = True, system_chips: int | None = None,
+            timelines: list[Any] | None = None,
+            host: list[dict[str, float]] | None = None) -> tuple[float, list[float], list[float]]:
+    """Step time, each stage's finish time and each stage's communication time (alone).
+
+    The timestep schedule with `timelines` (each stage's replayed step) is simulated op by op
+    (`retime_stages`); GPipe and 1F1B are composed from per-microbatch stage times."""
     plan, k, pp = part.plan, part.chunks, part.plan.pipeline
+    if timelines is not None and part.schedule == "timestep" and pp > 1:
+        sends = pipeline_sends(hw, part, with_comm=with_comm, system_chips=system_chips)
+        finish = _retimed_finish(part, timelines, sends,
+                                 host or [host_transfer_s(hw, {})] * len(timelines))
+        return max(finish, default=0.0), finish, [t.comm_s for t in times]
     fwd_chunk = [(t.forward_s if with_comm else t.bare_forward_s) / k for t in times]
     bwd_chunk = [(t.backward_s if with_comm else t.bare_backward_s) / k for t in times]
     send_f = [0.0] * max(0, pp - 1)
@@ -294,8 +424,13 @@ def simulate_plan(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, *, mod
             times.append(_stage_times(hw, st, replays[st.index], steps[st.index].replayed,
                                       colls, hosts[st.index]))
     if timed:
-        step_s, _finish, comm = compose(hw, part, times, system_chips=system)
-        bare_s, _, _ = compose(hw, part, times, with_comm=False, system_chips=system)
+        links = [host_transfer_s(hw, h) for h in hosts]
+        step_s, _finish, comm = compose(
+            hw, part, times, system_chips=system, host=links,
+            timelines=[replays[st.index] for st in part.stages])
+        bare_s, _, _ = compose(
+            hw, part, times, with_comm=False, system_chips=system, host=links,
+            timelines=[steps[st.index].replayed for st in part.stages])
     else:
         step_s, comm, bare_s = float("nan"), [0.0] * len(part.stages), float("nan")
     peak = hw.compute.peak_flop_rate(wl.precision)

@@ -277,3 +277,28 @@ def test_feed_forward_schedules_bubble_and_kept_activations(repo):
     assert few.parallel.bubble_fraction > gpipe.parallel.bubble_fraction
     with pytest.raises(AccelsimError, match="at most the subbatch"):
         accelsim.simulate(hw, wl, plan="dp=1,pp=2,microbatches=9")
+
+
+def test_retimed_pipeline_matches_the_timestep_formula_by_hand():
+    """Two stages of three 1 s timesteps each (a chain), stage 1's timestep t reads stage 0's.
+    Send 0.5 s (faster than a timestep): stage 1 ends at f0 + c + f1 + (K-1) max(f, c) =
+    1 + 0.5 + 1 + 2 = 4.5 s. Send 1.5 s (slower; one stage's sends go one at a time): the sends
+    pace the pipeline: 1 + 1.5 + 1 + 2 x 1.5 = 6.5 s."""
+    from accelsim.parallel import PipelineSend, retime_stages
+
+    chain = [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0)]
+    preds = [[[], [0], [1]], [[], [0], [1]]]
+    for send, end in ((0.5, 4.5), (1.5, 6.5)):
+        sends = [PipelineSend(0, t, 1, send, (t,)) for t in range(3)]
+        new = retime_stages([chain, chain], preds, sends)
+        assert new[0] == chain  # the first stage waits for nothing
+        assert new[1][-1][1] == pytest.approx(end)
+        assert all(b - a == pytest.approx(1.0) for a, b in new[1])  # durations kept
+    # an op reading a whole sequence (a hoisted GEMM, attention memory) waits for all of it
+    whole = [PipelineSend(0, t, 1, 0.5, (0,)) for t in range(3)]
+    new = retime_stages([chain, chain], preds, whole)
+    assert new[1][0][0] == pytest.approx(3.5) and new[1][-1][1] == pytest.approx(6.5)
+    # ops independent of the received tensor keep their replayed times
+    new = retime_stages([chain, [(0.0, 1.0), (0.0, 2.0)]], [[[], [0], [1]], [[], []]],
+                        [PipelineSend(0, 2, 1, 0.5, (0,))])
+    assert new[1] == [(3.5, 4.5), (0.0, 2.0)]
