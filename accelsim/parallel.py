@@ -331,10 +331,61 @@ def _retimed_finish(part: Partition, steps: list[Any], sends: list[PipelineSend]
     return finish
 
 
+def microbatch_schedule(f: list[float], b: list[float], send_f: list[float],
+                        send_b: list[float], m: int, schedule: str) -> list[float]:
+    """Each stage's end of its last backward microbatch under GPipe or 1F1B, simulated task by
+    task: stage s runs its tasks in the schedule's order, forward k after stage s-1's forward k
+    arrived (`send_f[s-1]`), backward k after stage s+1's backward k arrived (`send_b[s]`;
+    the last stage after its own forward k).
+
+    GPipe (Huang et al. 2019): all M forwards, then the backwards, last microbatch first.
+    1F1B (PipeDream-Flush, Narayanan et al. 2021): stage s runs min(S-s-1, M) forwards, then
+    alternates one forward and one backward, then the remaining backwards.
+    """
+    n = len(f)
+    orders = []
+    for s in range(n):
+        if schedule == "1f1b":
+            w = min(n - s - 1, m)
+            order = [("F", k) for k in range(w)]
+            for i in range(m - w):
+                order += [("F", w + i), ("B", i)]
+            order += [("B", k) for k in range(m - w, m)]
+        else:
+            order = [("F", k) for k in range(m)] + [("B", k) for k in reversed(range(m))]
+        orders.append(order)
+    end: dict[tuple[str, int, int], float] = {}
+    pos = [0] * n
+    free = [0.0] * n
+    left = sum(len(o) for o in orders)
+    while left:
+        progressed = False
+        for s in range(n):
+            while pos[s] < len(orders[s]):
+                kind, k = orders[s][pos[s]]
+                if kind == "F":
+                    dep = 0.0 if s == 0 else end.get(("F", s - 1, k))
+                    ready = None if dep is None else dep + (send_f[s - 1] if s else 0.0)
+                else:
+                    dep = end.get(("F", s, k)) if s == n - 1 else end.get(("B", s + 1, k))
+                    ready = None if dep is None else dep + (send_b[s] if s < n - 1 else 0.0)
+                if ready is None:
+                    break
+                start = max(free[s], ready)
+                free[s] = end[(kind, s, k)] = start + (f[s] if kind == "F" else b[s])
+                pos[s] += 1
+                left -= 1
+                progressed = True
+        if not progressed:
+            raise RuntimeError(f"pipeline schedule {schedule}: stages wait on each other")
+    return free
+
+
 def compose(hw: HardwareSpec, part: Partition, times: list[StageTimes], *,
             with_comm: bool = True, system_chips: int | None = None,
-            timelines: list[Any] | None = None,
-            host: list[dict[str, float]] | None = None) -> tuple[float, list[float], list[float]]:
+            timelines: list[Any] | None = None, host: list[dict[str, float]] | None = None,
+            microbatch: dict[str, list[float]] | None = None
+            ) -> tuple[float, list[float], list[float]]:
     """Step time, each stage's finish time and each stage's communication time (alone).
 
     The timestep schedule with `timelines` (each stage's replayed step) is simulated op by op
@@ -344,6 +395,17 @@ def compose(hw: HardwareSpec, part: Partition, times: list[StageTimes], *,
         sends = pipeline_sends(hw, part, with_comm=with_comm, system_chips=system_chips)
         finish = _retimed_finish(part, timelines, sends,
                                  host or [host_transfer_s(hw, {})] * len(timelines))
+        return max(finish, default=0.0), finish, [t.comm_s for t in times]
+    if microbatch is not None and part.schedule in ("gpipe", "1f1b") and pp > 1:
+        mb = microbatch
+        fwd, bwd = (mb["forward"], mb["backward"]) if with_comm else (mb["bare_forward"],
+                                                                      mb["bare_backward"])
+        zeros = [0.0] * (pp - 1)
+        ends = microbatch_schedule(fwd, bwd, mb["send_forward"] if with_comm else zeros,
+                                   mb["send_backward"] if with_comm else zeros, k,
+                                   part.schedule)
+        finish = [e + (t.update_s if with_comm else t.bare_update_s)
+                  for e, t in zip(ends, times, strict=True)]
         return max(finish, default=0.0), finish, [t.comm_s for t in times]
     fwd_chunk = [(t.forward_s if with_comm else t.bare_forward_s) / k for t in times]
     bwd_chunk = [(t.backward_s if with_comm else t.bare_backward_s) / k for t in times]
@@ -366,6 +428,52 @@ def compose(hw: HardwareSpec, part: Partition, times: list[StageTimes], *,
         end_b = forward + (k - 1) * bwd_max + sum(bwd_chunk[s:]) + sum(send_b[s:])
         finish.append(end_b + (t.update_s if with_comm else t.bare_update_s))
     return max(finish, default=0.0), finish, comm
+
+
+def _microbatch_times(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, part: Partition,
+                      mode: str, memo: dict, system: int) -> dict[str, list[float]]:
+    """Per-microbatch forward and backward time of each stage, replayed on a graph of one
+    microbatch (ceil(subbatch / M) examples; a small microbatch runs less efficiently than
+    1/M of the whole subbatch would), with and without its tensor collectives, and the
+    per-microbatch send time across each stage boundary."""
+    from accelsim.replay import replay
+
+    size = -(-wl.subbatch // part.chunks)
+    executed = pipeline.prepare(attrs.evolve(wl, subbatch=size)).executed
+    mb_plan = attrs.evolve(plan, microbatches=1, schedule=part.schedule,
+                           stages=tuple(len(st.layers) for st in part.stages))
+    mb_part = partition(executed, mb_plan, subbatch=size)
+    out: dict[str, list[float]] = {"forward": [], "backward": [], "bare_forward": [],
+                                   "bare_backward": []}
+    for st in mb_part.stages:
+        key = (id(hw), wl.precision, mode, st.key())
+        if key not in memo:
+            memo[key] = pipeline.simulate_step(hw, st.graph, wl.precision, mode=mode)
+        bare = memo[key]
+        colls = tuple(c for c in stage_collectives(hw, mb_plan, st, system)
+                      if c.group in ("tensor", "shard"))  # all-reduces: once per step
+        ckey = (*key, colls)
+        if colls and ckey not in memo:
+            memo[ckey] = replay(hw, st.graph, bare.timing.timings, collectives=colls,
+                                chips=st.chips, hit_rates=bare.traffic.hit_rates)
+        replayed = memo[ckey] if colls else bare.replayed
+        f, b, _u = _phase_times(replayed)
+        bf, bb, _ = _phase_times(bare.replayed)
+        out["forward"].append(f)
+        out["backward"].append(b)
+        out["bare_forward"].append(bf)
+        out["bare_backward"].append(bb)
+    send_f = [0.0] * max(0, plan.pipeline - 1)
+    send_b = [0.0] * max(0, plan.pipeline - 1)
+    for st in mb_part.stages:
+        for tr in st.transfers:
+            if tr.group == "pipeline":
+                lo, hi = sorted((st.index, tr.to_stage))
+                for bnd in range(lo, hi):
+                    (send_f if tr.phase == "forward" else send_b)[bnd] += _cost(
+                        hw, plan, tr, 1, system)
+    out["send_forward"], out["send_backward"] = send_f, send_b
+    return out
 
 
 def simulate_plan(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, *, mode: str = "auto",
@@ -401,6 +509,7 @@ def simulate_plan(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, *, mod
     steps: dict[int, Any] = {}      # each stage's step alone (the comm-free replay)
     replays: dict[int, Any] = {}    # and replayed with its collectives
     times: list[StageTimes] = []
+    micro: dict[str, list[float]] | None = None
     if timed:
         from accelsim.replay import replay
 
@@ -425,12 +534,14 @@ def simulate_plan(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, *, mod
                                       colls, hosts[st.index]))
     if timed:
         links = [host_transfer_s(hw, h) for h in hosts]
+        micro = (_microbatch_times(hw, wl, plan, part, mode, memo, system)
+                 if part.schedule in ("gpipe", "1f1b") and plan.pipeline > 1 else None)
         step_s, _finish, comm = compose(
-            hw, part, times, system_chips=system, host=links,
+            hw, part, times, system_chips=system, host=links, microbatch=micro,
             timelines=[replays[st.index] for st in part.stages])
         bare_s, _, _ = compose(
             hw, part, times, with_comm=False, system_chips=system, host=links,
-            timelines=[steps[st.index].replayed for st in part.stages])
+            microbatch=micro, timelines=[steps[st.index].replayed for st in part.stages])
     else:
         step_s, comm, bare_s = float("nan"), [0.0] * len(part.stages), float("nan")
     peak = hw.compute.peak_flop_rate(wl.precision)
@@ -451,6 +562,9 @@ def simulate_plan(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, *, mod
     # pipeline bubble: the share of stage-time the stages sit idle in the comm-free step
     if timed and bare_s > 0:
         work = sum(t.bare_forward_s + t.bare_backward_s + t.bare_update_s for t in times)
+        if micro is not None:  # the stages' work is M microbatches each
+            work = sum(part.chunks * (f + b) + t.bare_update_s for f, b, t in zip(
+                micro["bare_forward"], micro["bare_backward"], times, strict=True))
         bubble = max(0.0, 1.0 - work / (len(times) * bare_s))
     else:
         bubble = float("nan")
@@ -523,7 +637,10 @@ def simulate_plan(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, *, mod
                  f"schedule {part.schedule} over {part.chunks} chunk(s); collectives on the "
                  f"{hw.interconnect.topology} topology (alpha-beta, docs/parallel.md), "
                  "replayed beside each stage's ops (links and HBM shared with compute); "
-                 "pipeline chunks take 1/K of a stage's replayed time")
+                 + ("pipeline simulated op by op (each stage's replay shifted by the arrival "
+                    "of what it receives)" if part.schedule == "timestep" else
+                    "pipeline simulated microbatch by microbatch (a stage's time per "
+                    "microbatch replayed on a one-microbatch graph)"))
     if timed:
         for st in part.stages:
             notes += [n for n in (*steps[st.index].notes, *replays[st.index].notes)

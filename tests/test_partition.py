@@ -302,3 +302,24 @@ def test_retimed_pipeline_matches_the_timestep_formula_by_hand():
     new = retime_stages([chain, [(0.0, 1.0), (0.0, 2.0)]], [[[], [0], [1]], [[], []]],
                         [PipelineSend(0, 2, 1, 0.5, (0,))])
     assert new[1] == [(3.5, 4.5), (0.0, 2.0)]
+
+
+@pytest.mark.parametrize("schedule", ["gpipe", "1f1b"])
+def test_microbatch_schedules_by_hand(schedule):
+    """S stages of equal f = b = 1 s and free sends end at (M + S - 1)(f + b) under both
+    GPipe and 1F1B (the bubble (S-1)/(M+S-1)). S = 2, M = 2 by hand: stage 1 runs F0 1-2,
+    then (GPipe) F1 2-3, B1 3-4, B0 4-5 or (1F1B) B0 2-3, F1 3-4, B1 4-5; stage 0's last
+    backward waits for stage 1's: 5-6."""
+    from accelsim.parallel import microbatch_schedule
+
+    assert microbatch_schedule([1.0, 1.0], [1.0, 1.0], [0.0], [0.0], 2, schedule) == [6.0, 5.0]
+    for n, m in ((3, 4), (4, 8), (2, 1)):
+        ends = microbatch_schedule([1.0] * n, [1.0] * n, [0.0] * (n - 1), [0.0] * (n - 1), m,
+                                   schedule)
+        assert ends[0] == pytest.approx((m + n - 1) * 2.0)
+    # a send of 0.5 s each way on one boundary adds it once per direction to the critical path
+    ends = microbatch_schedule([1.0, 1.0], [1.0, 1.0], [0.5], [0.5], 2, schedule)
+    assert ends[0] == pytest.approx(7.0)
+    # a slow last stage (f = b = 2 s) paces the pipeline: stage 0 ends at f0 + M (f1 + b1) + b0
+    ends = microbatch_schedule([1.0, 2.0], [1.0, 2.0], [0.0], [0.0], 3, schedule)
+    assert ends[0] == pytest.approx(1.0 + 3 * 4.0 + 1.0)
