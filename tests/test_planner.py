@@ -156,3 +156,25 @@ def test_planner_leaves_chips_idle_only_when_no_plan_on_all_of_them_fits(repo):
     assert "idle" in par.verdict and "idle" in report.notes[0]
     assert all(st.footprint_bytes <= tight.memory.capacity_bytes for st in par.stages)
     assert all(o.plan.chips() < 5 for o in outcomes if o.fits)
+
+
+@pytest.mark.slow
+def test_frontier_nmt_on_64_chips_every_design_has_a_fitting_plan(repo, capsys):
+    """Issue 8's "done when": `accelsim compare ppopp19_target bigcache bigmem nmt_frontier
+    --chips 64` shows for each design the best plan that fits and its time to train. The 32 GB
+    designs need model parallelism: the NMT's hidden 22350 = 2 x 3 x 5^2 x 149 admits only
+    tp = 2 among the divisors of 64 (its decoder stage then needs 34.9 GB), so the planner
+    leaves chips idle for a tensor degree of 3, 5 or 6 (IDLE_CHIPS); bigmem holds the whole
+    model and trains data parallel on all 64 (the paper's point: more memory, less model
+    parallelism). Several minutes on the shared 2-core machine."""
+    args = [str(repo / f"hwspecs/{n}.yaml") for n in ("ppopp19_target", "bigcache", "bigmem")]
+    assert main(["compare", *args, str(repo / "workloads/nmt_frontier.yaml"),
+                 "--chips", "64"]) == 0
+    rows = {line.split("  ")[1].strip(): line for line in capsys.readouterr().out.splitlines()
+            if line.startswith("  ") and len(line.split("  ")) > 2}
+    assert rows["fits"].split()[-3:] == ["yes", "yes", "yes"]
+    assert "-" not in rows["time to train"].split()[3:]
+    plans = rows["plan"].split("dp=")[1:]
+    target, bigmem = plans[0], plans[2]
+    assert "tp=1" not in target or "pp=1" not in target  # model parallel on 32 GB
+    assert "pp=1 tp=1" in bigmem and bigmem.startswith("64 ")  # data parallel on all 64
