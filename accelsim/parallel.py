@@ -12,11 +12,11 @@ single-chip pipeline: mapping, cache trace, timing, simpy replay), and composes 
   from it; a tensor collective's consumers wait for it (Megatron's layers do), a gradient's
   all-reduce starts when the op producing it ends and overlaps the rest of the backward pass,
   and the weight's update waits for it.
-- pipeline: with K chunks (timesteps for the paper's RNN layer parallelism, microbatches for
-  GPipe/1F1B) and per-chunk stage times t_s (a stage's replayed forward time / K) and send
-  times c_s, the forward takes sum(t_s) + sum(c_s) + (K-1) max(t, c); the backward likewise
-  in reverse; each stage's update (and what its all-reduces left exposed in its replay) runs
-  after its backward.
+- pipeline, simulated: the timestep schedule (the paper's RNN layer parallelism) op by op,
+  each stage's replayed time line shifted by the arrival of the tensors it receives
+  (`retime_stages`); GPipe and 1F1B microbatch by microbatch, with each stage's time per
+  microbatch replayed on a one-microbatch graph (`microbatch_schedule`); each stage's update
+  (and what its all-reduces left exposed in its replay) runs after its backward.
 
 Exposed communication is the step time minus the step composed from the replays without
 collectives; hidden is the rest of the busiest chip's communication (docs/parallel.md).
@@ -205,11 +205,6 @@ def _stage_times(hw: HardwareSpec, stage: Stage, replayed: Any, bare: Any,
         comm_hbm_bytes=sum(c.hbm_bytes for c in collectives))
 
 
-def _pipeline_s(chunk: list[float], sends: list[float], k: int) -> float:
-    """Makespan of K chunks through stages of per-chunk times `chunk` joined by `sends`."""
-    return sum(chunk) + sum(sends) + (k - 1) * max([*chunk, *sends], default=0.0)
-
-
 @attrs.frozen
 class PipelineSend:
     """A tensor one stage sends another: op `after_op` of stage `from_stage` produces it, the
@@ -326,8 +321,8 @@ def _retimed_finish(part: Partition, steps: list[Any], sends: list[PipelineSend]
         tail = max(0.0, step.step_time_s - max((r.end_s for r in ops), default=0.0))
         f, b, _u = _phase_times(step)
         link = host[s]
-        hidden = max(0.0, link["forward"] - f) + max(0.0, link["backward"] - b)
-        finish.append(last + tail + hidden + link["update"])
+        unhidden = max(0.0, link["forward"] - f) + max(0.0, link["backward"] - b)
+        finish.append(last + tail + unhidden + link["update"])
     return finish
 
 
@@ -389,8 +384,9 @@ def compose(hw: HardwareSpec, part: Partition, times: list[StageTimes], *,
     """Step time, each stage's finish time and each stage's communication time (alone).
 
     The timestep schedule with `timelines` (each stage's replayed step) is simulated op by op
-    (`retime_stages`); GPipe and 1F1B are composed from per-microbatch stage times."""
-    plan, k, pp = part.plan, part.chunks, part.plan.pipeline
+    (`retime_stages`); GPipe and 1F1B microbatch by microbatch (`microbatch_schedule`) from
+    `microbatch` (`_microbatch_times`); one stage is its replayed step."""
+    k, pp = part.chunks, part.plan.pipeline
     if timelines is not None and part.schedule == "timestep" and pp > 1:
         sends = pipeline_sends(hw, part, with_comm=with_comm, system_chips=system_chips)
         finish = _retimed_finish(part, timelines, sends,
@@ -407,27 +403,12 @@ def compose(hw: HardwareSpec, part: Partition, times: list[StageTimes], *,
         finish = [e + (t.update_s if with_comm else t.bare_update_s)
                   for e, t in zip(ends, times, strict=True)]
         return max(finish, default=0.0), finish, [t.comm_s for t in times]
-    fwd_chunk = [(t.forward_s if with_comm else t.bare_forward_s) / k for t in times]
-    bwd_chunk = [(t.backward_s if with_comm else t.bare_backward_s) / k for t in times]
-    send_f = [0.0] * max(0, pp - 1)
-    send_b = [0.0] * max(0, pp - 1)
-    comm = [t.comm_s for t in times]
-    for st in part.stages:
-        for tr in st.transfers:
-            if tr.group != "pipeline" or not with_comm:
-                continue
-            cost = _cost(hw, plan, tr, k if tr.per_chunk else 1, system_chips)
-            lo, hi = sorted((st.index, tr.to_stage))
-            for b in range(lo, hi):
-                (send_f if tr.phase == "forward" else send_b)[b] += cost
-    forward = _pipeline_s(fwd_chunk, send_f, k) if pp > 1 else fwd_chunk[0] * k
-    bwd_max = max([*bwd_chunk, *send_b], default=0.0)
-    finish = []
-    for st, t in zip(part.stages, times, strict=True):
-        s = st.index
-        end_b = forward + (k - 1) * bwd_max + sum(bwd_chunk[s:]) + sum(send_b[s:])
-        finish.append(end_b + (t.update_s if with_comm else t.bare_update_s))
-    return max(finish, default=0.0), finish, comm
+    if pp > 1:
+        raise ValueError(f"compose: a {pp}-stage {part.schedule} pipeline needs the stages' "
+                         "timelines (timestep) or per-microbatch times (gpipe, 1f1b)")
+    finish = [(t.forward_s + t.backward_s + t.update_s) if with_comm
+              else (t.bare_forward_s + t.bare_backward_s + t.bare_update_s) for t in times]
+    return max(finish, default=0.0), finish, [t.comm_s for t in times]
 
 
 def _microbatch_times(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, part: Partition,
