@@ -280,30 +280,21 @@ def retime_stages(spans: list[list[tuple[float, float]]], preds: list[list[list[
 
 def pipeline_sends(hw: HardwareSpec, part: Partition, *, with_comm: bool = True,
                    system_chips: int | None = None) -> list[PipelineSend]:
-    """The partition's pipeline sends with their readers in the receiving stage (a reader
-    of a tensor its own stage produced earlier does not wait for the send)."""
-    readers: list[dict[str, list[int]]] = []
-    for st in part.stages:
-        g = st.graph
-        local: set[str] = set()
-        by_name: dict[str, list[int]] = {}
-        for op in g.ops:
-            for t in op.inputs:
-                name = g.tensors[t].name
-                if name not in local:
-                    by_name.setdefault(name, []).append(op.id)
-            local.update(g.tensors[t].name for t in op.outputs)
-        readers.append(by_name)
+    """The executed graph's dependencies between stages (`Partition.edges`) as sends: one per
+    produced tensor and receiving stage, read by every op of that stage that depends on it
+    (an order dependency sends nothing and costs nothing)."""
+    groups: dict[tuple[int, int, int, str], list[int]] = {}
+    nbytes: dict[tuple[int, int, int, str], float] = {}
+    for e in part.edges:
+        key = (e.from_stage, e.from_op, e.to_stage, e.what)
+        groups.setdefault(key, []).append(e.to_op)
+        nbytes[key] = e.nbytes
     out = []
-    for st in part.stages:
-        for tr in st.transfers:
-            if tr.group != "pipeline" or tr.after_op < 0:
-                continue
-            who = tuple(readers[tr.to_stage].get(tr.what, ()))
-            if not who:
-                continue
-            cost = _cost(hw, part.plan, tr, 1, system_chips) if with_comm else 0.0
-            out.append(PipelineSend(st.index, tr.after_op, tr.to_stage, cost, who))
+    total = max(part.plan.chips(), system_chips or 0)
+    for key, readers in groups.items():
+        cost = (collective_time_s(hw, "send", nbytes[key], 2, stride=part.plan.tensor,
+                                  chips=total) if with_comm and nbytes[key] > 0 else 0.0)
+        out.append(PipelineSend(key[0], key[1], key[2], cost, tuple(readers)))
     return out
 
 
