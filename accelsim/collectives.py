@@ -205,7 +205,7 @@ def hbm_bytes(kind: str, nbytes: float, group: int) -> float:
     3(p-1)/p x n, all-gather 2(p-1)/p x n; a send reads n (its receiver writes n)."""
     if nbytes <= 0:
         return 0.0
-    if kind in ("send", "recv"):
+    if kind == "send":
         return nbytes
     if group <= 1:
         return 0.0

@@ -162,13 +162,13 @@ class Collective:
     """
 
     name: str
-    kind: str            # all_reduce, reduce_scatter, all_gather, send, recv
+    kind: str            # all_reduce, reduce_scatter, all_gather, send
     group: str           # data, tensor, shard, pipeline
     phase: str           # forward, backward
     after_op: int
     gates: tuple[int, ...]
     latency_s: float
-    link_s: float        # the bandwidth term alone on the links (0 for a receive)
+    link_s: float        # the bandwidth term alone on the links
     hbm_bytes: float     # read and written in this chip's HBM
 
     @property
