@@ -462,10 +462,19 @@ def simulate_plan(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, *, mod
     problem = topology_problem(hw, system)
     if problem:
         raise AccelsimError(f"{hw.name}: {problem}")
-    prepared = pipeline.prepare(wl, graph)
+    memo = cache if cache is not None else {}
+    pkey = ("prepared", id(wl), id(graph))  # the planner passes one graph for all its plans
+    prepared = memo.get(pkey) if graph is not None else None
+    if prepared is None or prepared.workload is not wl:
+        prepared = pipeline.prepare(wl, graph)
+        if graph is not None:
+            memo[pkey] = prepared
     executed = prepared.executed
-    reference = (build_graph(attrs.evolve(wl, subbatch=wl.subbatch * (plan.data or 1))).flops
-                 if (plan.data or 1) > 1 else executed.flops)
+    rkey = ("reference_flops", id(prepared), plan.data or 1)
+    if rkey not in memo:
+        memo[rkey] = (build_graph(attrs.evolve(wl, subbatch=wl.subbatch * (plan.data or 1))).flops
+                      if (plan.data or 1) > 1 else executed.flops)
+    reference = memo[rkey]
     part = partition(executed, plan, subbatch=wl.subbatch, reference_flops=reference)
     capacity = hw.memory.capacity_bytes
     footprints = [stage_footprint(st, part) for st in part.stages]
@@ -485,7 +494,6 @@ def simulate_plan(hw: HardwareSpec, wl: WorkloadSpec, plan: ParallelPlan, *, mod
     if timed:
         from accelsim.replay import replay
 
-        memo = cache if cache is not None else {}
         for st in part.stages:
             key = (id(hw), wl.precision, mode, st.key())
             if key not in memo:

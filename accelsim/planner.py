@@ -20,12 +20,12 @@ from collections.abc import Callable
 
 import attrs
 
-from accelsim.errors import AccelsimError
+from accelsim.errors import AccelsimError, LocatedError
 from accelsim.fusion import fuse_gemm_accumulate
 from accelsim.graph import OpGraph
 from accelsim.hardware import HardwareSpec
 from accelsim.models import build_graph
-from accelsim.partition import embedding_tables, op_layers, partition
+from accelsim.partition import embedding_tables, op_layers
 from accelsim.plan import ParallelPlan, plan_violation
 from accelsim.report import Report
 from accelsim.workload import WorkloadSpec
@@ -133,11 +133,10 @@ def _search_plans(hw: HardwareSpec, wl: WorkloadSpec, plans: list[ParallelPlan],
             # for plans that do not fit without it (SKIP_FITTING_SHARDS)
             continue
         try:
-            partition(executed, plan, subbatch=wl.subbatch)
-        except AccelsimError:
-            continue  # e.g. more microbatches than the subbatch holds
-        report = simulate_plan(hw, wl, plan, mode=mode, graph=graph, cache=memo,
-                               system_chips=chips)
+            report = simulate_plan(hw, wl, plan, mode=mode, graph=graph, cache=memo,
+                                   system_chips=chips)
+        except LocatedError:
+            continue  # the plan cannot split this graph (e.g. more microbatches than examples)
         variants = [(plan, report)]
         if (not _fits(report) and hw.interconnect.host_bandwidth_bytes_per_s
                 and not plan.shard_embedding):
