@@ -224,17 +224,22 @@ def retime_stages(spans: list[list[tuple[float, float]]], preds: list[list[list[
     (the paper's layer parallelism: stage s runs timestep t once stage s-1 sent it).
 
     `spans[s][i]`: op i's (start, end) in stage s's own replay; `preds[s][i]`: its
-    predecessors in stage s. An op keeps its replayed duration and is shifted by the largest
-    shift of its predecessors, or later if a tensor it reads from another stage arrives later
-    (its in-stage dependencies stay met). A send leaves when its producer ends and the sending
-    stage's link is free (one stage's sends go one at a time).
+    predecessors in stage s. An op keeps its replayed duration and its replayed start, unless
+    a predecessor now ends later (then it starts that much later plus the slack it had after
+    its last predecessor in the replay: a collective it waited for, units it waited for) or a
+    tensor it reads from another stage arrives later. A send leaves when its producer ends and
+    the sending stage's link is free (one stage's sends go one at a time).
     """
     import heapq
 
     n_stages = len(spans)
     succs: list[dict[int, list[int]]] = [{} for _ in spans]
     pending: dict[tuple[int, int], int] = {}
+    slack: list[list[float]] = []
     for s, ps in enumerate(preds):
+        slack.append([max(0.0, spans[s][i][0] - max((spans[s][q][1] for q in pl),
+                                                    default=spans[s][i][0]))
+                      for i, pl in enumerate(ps)])
         for i, pl in enumerate(ps):
             for q in pl:
                 succs[s].setdefault(q, []).append(i)
@@ -265,9 +270,8 @@ def retime_stages(spans: list[list[tuple[float, float]]], preds: list[list[list[
         start, end = spans[s][i]
         new[s][i] = (t0, t0 + (end - start))
         done += 1
-        shift = t0 - start
         for j in succs[s].get(i, ()):
-            offer((s, j), spans[s][j][0] + shift)
+            offer((s, j), new[s][i][1] + slack[s][j])
         for snd in out_sends.get((s, i), ()):
             leave = max(new[s][i][1], link_free[s])
             link_free[s] = leave + snd.send_s
