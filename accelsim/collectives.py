@@ -182,6 +182,37 @@ def collective_time_s(hw: HardwareSpec, kind: str, nbytes: float, group: int, *,
     return two_level_time_s(kind, nbytes, local, nodes, links, _network(hw))
 
 
+def alpha_beta_s(hw: HardwareSpec, kind: str, nbytes: float, group: int, *, stride: int = 1,
+                 chips: int | None = None) -> tuple[float, float]:
+    """(latency term, bandwidth term) of `collective_time_s`: the replay waits the first and
+    moves the second on the links (every formula here is alpha + beta x bytes)."""
+    total = collective_time_s(hw, kind, nbytes, group, stride=stride, chips=chips)
+    if total <= 0:
+        return 0.0, 0.0
+    alpha = collective_time_s(hw, kind, _TINY_BYTES, group, stride=stride, chips=chips)
+    return alpha, max(0.0, total - alpha)
+
+
+#: A buffer this small has no bandwidth term worth a float: the latency alone.
+_TINY_BYTES = 1e-200
+
+
+def hbm_bytes(kind: str, nbytes: float, group: int) -> float:
+    """Bytes one chip reads and writes in its own HBM for a collective of `nbytes` among
+    `group` chips: each byte it sends is read, each byte it receives is written, and a reduction
+    also reads the local part it adds to. Ring-style algorithms send and receive (p-1)/p of
+    the buffer per phase, so all-reduce 2 x 2(p-1)/p + (p-1)/p = 5(p-1)/p x n, reduce-scatter
+    3(p-1)/p x n, all-gather 2(p-1)/p x n; a send reads n (its receiver writes n)."""
+    if nbytes <= 0:
+        return 0.0
+    if kind == "send":
+        return nbytes
+    if group <= 1:
+        return 0.0
+    share = (group - 1) / group * nbytes
+    return {"all_reduce": 5.0, "reduce_scatter": 3.0, "all_gather": 2.0}[kind] * share
+
+
 def topology_problem(hw: HardwareSpec, chips: int) -> str | None:
     """Why `hw`'s interconnect cannot hold `chips` chips (None: it can)."""
     violation = topology_violation(hw, chips)

@@ -58,6 +58,20 @@ class Transfer:
     to_stage: int = -1  # send: the receiving stage
 
 
+@attrs.frozen
+class PipelineEdge:
+    """A dependency of the executed graph between two stages: op `from_op` of stage
+    `from_stage` before op `to_op` of stage `to_stage` (indices in the stage graphs), with the
+    bytes sent for it (`what`; 0: an order dependency, nothing sent)."""
+
+    from_stage: int
+    from_op: int
+    to_stage: int
+    to_op: int
+    what: str
+    nbytes: float
+
+
 @attrs.define(eq=False)
 class Stage:
     """One pipeline stage: the graph each of its chips runs and what it sends."""
@@ -100,6 +114,9 @@ class Partition:
     #: FLOPs of one chip running the whole global batch: the global-batch graph's when the
     #: caller built it, else the replica's times the replicas less the repeated updates.
     reference: float | None = None
+
+    #: dependencies between stages (the pipeline schedule's cross-stage edges)
+    edges: tuple[PipelineEdge, ...] = ()
 
     @property
     def reference_flops(self) -> float:
@@ -271,10 +288,12 @@ def partition(graph: OpGraph, plan: ParallelPlan, *, subbatch: int,
     layout = tensor_layout(graph, tp, frozenset(_table_family(graph, tables))) if tp > 1 \
         else None
     stages = []
+    local: list[dict[int, int]] = []  # original op -> its index in each stage's graph
     for s in range(pp):
         ops = [i for i, st in enumerate(stage_of_op) if st == s]
-        stage_graph, transfers = _stage_graph(graph, ops, s, stage_of_op, tp, tables, shard,
-                                              chunked=pp > 1, layout=layout)
+        stage_graph, transfers, shift = _stage_graph(graph, ops, s, stage_of_op, tp, tables,
+                                                     shard, chunked=pp > 1, layout=layout)
+        local.append({o: shift + k for k, o in enumerate(ops)})
         dp_transfers = tuple(
             Transfer("all_reduce", float(stage_graph.tensors[g].nbytes), "data", "backward",
                      p, stage_graph.tensors[g].name)
@@ -291,7 +310,29 @@ def partition(graph: OpGraph, plan: ParallelPlan, *, subbatch: int,
     return Partition(plan=plan, stages=stages, layers=tuple(layers), schedule=schedule,
                      chunks=chunks, replica_flops=graph.flops, update_flops=update,
                      replicated_flops=repeated,
-                     reference=reference_flops)
+                     reference=reference_flops,
+                     edges=_pipeline_edges(graph, stage_of_op, local, stages))
+
+
+def _pipeline_edges(graph: OpGraph, stage_of_op: list[int], local: list[dict[int, int]],
+                    stages: list[Stage]) -> tuple[PipelineEdge, ...]:
+    """The graph's dependencies that cross stages: each (producer -> consumer) of the
+    executed graph whose ops sit in different stages, with the bytes sent for it (the send
+    the partition made for that tensor; 0 for an explicit order dependency)."""
+    sent = {(st.index, t.after_op, t.what, t.to_stage): t.nbytes for st in stages
+            for t in st.transfers if t.group == "pipeline"}
+    out = []
+    for op in graph.ops:
+        r = stage_of_op[op.id]
+        for p in graph.predecessors(op):
+            s = stage_of_op[p]
+            if s == r:
+                continue
+            names = [graph.tensors[t].name for t in op.inputs if graph.producer(t) == p]
+            what = names[0] if names else ""
+            nbytes = sent.get((s, local[s][p], what, r), 0.0) if names else 0.0
+            out.append(PipelineEdge(s, local[s][p], r, local[r][op.id], what, nbytes))
+    return tuple(out)
 
 
 def embedding_tables(graph: OpGraph) -> dict[int, int]:
@@ -433,7 +474,8 @@ def tensor_layout(graph: OpGraph, tp: int, exclude: frozenset[int] = frozenset()
 
 def _stage_graph(graph: OpGraph, op_ids: list[int], s: int, stage_of_op: list[int], tp: int,
                  tables: dict[int, int], shard: int, chunked: bool,
-                 layout: TensorLayout | None = None) -> tuple[OpGraph, tuple[Transfer, ...]]:
+                 layout: TensorLayout | None = None
+                 ) -> tuple[OpGraph, tuple[Transfer, ...], int]:
     """The graph one chip of stage `s` runs, and the sends and tensor collectives it needs."""
     tensors = graph.tensors
     shard_rows = {t: math.ceil(tensors[t].shape[0] / shard) for t in tables}
@@ -512,11 +554,12 @@ def _stage_graph(graph: OpGraph, op_ids: list[int], s: int, stage_of_op: list[in
                                           "pipeline", op.phase, new_id, tensors[t].name,
                                           per_chunk=chunked, to_stage=r))
     out_graph = OpGraph(graph.name, new_tensors, new_ops)
+    shift = 0
     if shard > 1:
         out_graph, more, shift = _add_table_shards(graph, out_graph, op_ids, tables, shard_rows)
         transfers = [attrs.evolve(t, after_op=t.after_op + shift) if t.after_op >= 0 else t
                      for t in transfers] + more
-    return out_graph, tuple(transfers)
+    return out_graph, tuple(transfers), shift
 
 
 def _table_family(graph: OpGraph, tables: dict[int, int]) -> dict[int, int]:

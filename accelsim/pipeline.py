@@ -32,7 +32,9 @@ from accelsim.traffic import Traffic
 from accelsim.workload import WorkloadSpec
 
 if TYPE_CHECKING:
-    from accelsim.replay import OpRecord, StepResult
+    from collections.abc import Sequence
+
+    from accelsim.replay import Collective, OpRecord, StepResult
     from accelsim.trace import StepTraffic
 
 
@@ -208,16 +210,21 @@ def time_step(hw: HardwareSpec, graph: OpGraph, mapping: StepMapping,
 
 
 def replay_step(hw: HardwareSpec, graph: OpGraph, timing: StepTiming, traffic: TracedStep,
-                chips: int = 1) -> StepResult:
-    """The discrete-event replay of the timed ops (`replay.replay`; loads simpy)."""
+                chips: int = 1, collectives: Sequence[Collective] = ()) -> StepResult:
+    """The discrete-event replay of the timed ops and the chip's `collectives` (`replay.replay`;
+    loads simpy). `chips` only labels the result: a plan's communication (data-parallel
+    all-reduces included) is built by `accelsim.parallel` from the plan and passed here."""
     from accelsim.replay import replay
 
-    return replay(hw, graph, timing.timings, chips=chips, hit_rates=traffic.hit_rates)
+    return replay(hw, graph, timing.timings, collectives=collectives, chips=chips,
+                  hit_rates=traffic.hit_rates)
 
 
 def simulate_step(hw: HardwareSpec, graph: OpGraph, dtype: str, chips: int = 1,
-                  mode: str = "auto", **trace_options: Any) -> SimulatedStep:
-    """map -> trace -> time -> replay of one chip's executed graph, with each stage's wall time."""
+                  mode: str = "auto", collectives: Sequence[Collective] = (),
+                  **trace_options: Any) -> SimulatedStep:
+    """map -> trace -> time -> replay of one chip's executed graph, with each stage's wall time
+    (`chips`, `collectives`: as `replay_step`)."""
     walls: dict[str, float] = {}
     t0 = time.perf_counter()
     progress.stage("map")
@@ -236,7 +243,7 @@ def simulate_step(hw: HardwareSpec, graph: OpGraph, dtype: str, chips: int = 1,
     walls["timing"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     progress.stage("replay")
-    replayed = replay_step(hw, graph, timing, traffic, chips)
+    replayed = replay_step(hw, graph, timing, traffic, chips, collectives)
     walls["replay"] = time.perf_counter() - t0
     walls["total"] = sum(walls.values())
     return SimulatedStep(graph=graph, mapping=mapping, traffic=traffic, timing=timing,

@@ -3,7 +3,7 @@
 The only module that imports simpy. Resources: the chip's compute units (a pool; an op holds
 `units_used` of them from launch to end), each cache level and HBM as bandwidth servers shared
 fairly by the transfers in flight (max-min fair share, each transfer capped at the bandwidth its
-op could use alone), and the chip-to-chip links for the gradient all-reduce.
+op could use alone), and the chip's links for its collectives.
 
 An op starts when its predecessors (`OpGraph.predecessors`) have finished and enough units are
 free (greedy list scheduling in program order: a later ready op may start in units an earlier
@@ -16,9 +16,12 @@ with waves batched into at most `max_wave_groups` groups (events stay per group,
 cache line), so an op alone takes exactly its `OpTiming.isolated_time_s`, and concurrent ops slow each
 other down only where they share a level or HBM.
 
-Data parallel on `chips` chips: when the last op producing a weight's gradient ends, a ring
-all-reduce of its bytes starts on the links (2 (N-1)/N x bytes at links x link bandwidth x
-efficiency, plus 2 (N-1) link latencies); the weight's update op waits for it.
+Collectives (issue 8): each `Collective` the chip takes part in (a data-parallel gradient
+all-reduce, a tensor-parallel gather, a pipeline send, priced by `accelsim.collectives`) starts
+when the op it follows ends, waits its latency, then moves its bytes on the links and reads and
+writes its HBM bytes at once: alone it takes exactly its alpha-beta time; beside compute it
+shares HBM with the ops (and they with it), and collectives share the links. The ops it gates
+(the weight's update, the consumers of a gathered tensor) wait for it.
 """
 
 from __future__ import annotations
@@ -35,8 +38,8 @@ import simpy
 
 from accelsim.graph import OpGraph
 from accelsim.hardware import HardwareSpec
-from accelsim.timing import OpTiming
-from accelsim.vocabulary import COMPUTE, LINKS
+from accelsim.timing import OpTiming, level_bandwidths
+from accelsim.vocabulary import COMPUTE, LINKS, MEMORY
 
 #: Waves of one op are simulated in at most this many groups (events scale with groups).
 MAX_WAVE_GROUPS = 8
@@ -150,14 +153,45 @@ class OpRecord:
 
 
 @attrs.frozen
-class AllReduceRecord:
-    """Gradient all-reduce of one weight across the data-parallel chips."""
+class Collective:
+    """One collective (or pipeline send) a chip takes part in, priced before the replay.
 
-    weight: str
-    nbytes: float
+    It starts when op `after_op` ends (-1: when the first op of `phase` starts), waits
+    `latency_s`, then moves `link_s` worth of its links' bandwidth and `hbm_bytes` through HBM
+    at once (alone: `latency_s + link_s`); the ops in `gates` wait for it.
+    """
+
+    name: str
+    kind: str            # all_reduce, reduce_scatter, all_gather, send
+    group: str           # data, tensor, shard, pipeline
+    phase: str           # forward, backward
+    after_op: int
+    gates: tuple[int, ...]
+    latency_s: float
+    link_s: float        # the bandwidth term alone on the links
+    hbm_bytes: float     # read and written in this chip's HBM
+
+    @property
+    def alone_s(self) -> float:
+        """Its time with the links and HBM to itself."""
+        return self.latency_s + self.link_s
+
+
+@attrs.frozen
+class CollectiveRecord:
+    """One collective in the replayed timeline."""
+
+    name: str
+    kind: str
+    group: str
+    phase: str
     start_s: float
     end_s: float
-    update_op: int
+    alone_s: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
 
 
 @attrs.frozen(eq=False)
@@ -171,16 +205,18 @@ class StepResult:
     utilization: dict[str, float]
     bytes_moved: dict[str, float]
     critical_path: list[int]
-    allreduces: list[AllReduceRecord]
+    collectives: list[CollectiveRecord] = attrs.field(factory=list)
     timings: list[OpTiming] = attrs.field(factory=list)
     wall_s: dict[str, float] = attrs.field(factory=dict)
 
     @property
     def notes(self) -> tuple[str, ...]:
         """Assumptions of the replay behind the numbers, for the report."""
-        if self.chips > 1:
-            return (f"data parallel on {self.chips} chips: ring all-reduce per weight gradient, "
-                    "overlapping the backward pass; the update waits for it",)
+        if self.collectives:
+            groups = sorted({c.group for c in self.collectives})
+            return (f"{len(self.collectives)} collectives ({', '.join(groups)}) replayed beside "
+                    "the ops: each on the links and through HBM at once, sharing HBM with "
+                    "compute; the ops that need their result wait for them",)
         return ()
 
     @property
@@ -204,40 +240,30 @@ def _wave_groups(waves: int, max_groups: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(g)]
 
 
-def ring_allreduce(hw: HardwareSpec, nbytes: float, chips: int) -> tuple[float, float]:
-    """(latency_s, bytes each chip sends) of a ring all-reduce of `nbytes` on `chips` chips:
-    2(N-1) ring steps, each one link latency, moving 2(N-1)/N x bytes in all."""
-    if chips <= 1:
-        return 0.0, 0.0
-    steps = 2 * (chips - 1)
-    return steps * hw.interconnect.latency_s, steps / chips * nbytes
-
-
 def link_rate_bytes_per_s(hw: HardwareSpec) -> float:
     """Bandwidth all of a chip's links achieve together (efficiency included)."""
     return hw.interconnect.bandwidth_bytes_per_s * hw.calibration.link_efficiency
 
 
-def allreduce_time_s(hw: HardwareSpec, nbytes: float, chips: int) -> float:
-    """Ring all-reduce alone on the links (`ring_allreduce` at `link_rate_bytes_per_s`)."""
-    if chips <= 1:
-        return 0.0
-    latency_s, sent = ring_allreduce(hw, nbytes, chips)
-    return sent / link_rate_bytes_per_s(hw) + latency_s
-
-
-def replay(hw: HardwareSpec, graph: OpGraph, timings: Sequence[OpTiming], *, chips: int = 1,
+def replay(hw: HardwareSpec, graph: OpGraph, timings: Sequence[OpTiming], *,
+           collectives: Sequence[Collective] = (), chips: int = 1,
            max_wave_groups: int = MAX_WAVE_GROUPS,
            hit_rates: Sequence[dict[str, float]] | None = None) -> StepResult:
-    """Replay the ops of `graph` with their isolated timings (`accelsim.timing.OpTiming`).
+    """Replay the ops of `graph` with their isolated timings (`accelsim.timing.OpTiming`) and
+    the `collectives` the chip takes part in.
 
-    `hit_rates` (one dict per op) are only carried into the records for the report.
+    `chips` only labels the result (the chips the step's collectives span); `hit_rates` (one
+    dict per op) are only carried into the records for the report.
     """
     t_wall = time.perf_counter()
     if len(timings) != len(graph.ops):
         raise ValueError(f"timings: expected one per op ({len(graph.ops)}), got {len(timings)}")
     if chips < 1:
         raise ValueError(f"chips: expected >= 1, got {chips}")
+    n_ops = len(graph.ops)
+    for c in collectives:
+        if not -1 <= c.after_op < n_ops or any(not 0 <= g < n_ops for g in c.gates):
+            raise ValueError(f"collective {c.name}: op indices outside the graph's {n_ops} ops")
     env = simpy.Environment()
     n = len(graph.ops)
     total_units = hw.compute.units
@@ -247,17 +273,25 @@ def replay(hw: HardwareSpec, graph: OpGraph, timings: Sequence[OpTiming], *, chi
     for t in timings:
         for name, bw in t.level_bandwidth.items():
             rates[name] = max(rates.get(name, 0.0), float(bw))
+    if collectives and MEMORY not in rates:
+        rates[MEMORY] = level_bandwidths(hw, hw.compute.units)[MEMORY]
     servers = {name: FairShareServer(env, name, r) for name, r in rates.items()}
-    links = FairShareServer(env, LINKS, link_rate_bytes_per_s(hw)) if chips > 1 else None
+    links = FairShareServer(env, LINKS, link_rate_bytes_per_s(hw)) if collectives else None
 
     preds = [graph.predecessors(op) for op in graph.ops]
-    grads = graph.weight_gradients() if chips > 1 else {}
-    ar_of_producer: dict[int, list[int]] = {}
-    for u, (_w, _g, p) in grads.items():
-        ar_of_producer.setdefault(p, []).append(u)
+    after: dict[int, list[int]] = {}       # op -> collectives that start when it ends
+    at_phase: dict[str, list[int]] = {}    # phase -> collectives that start with it
+    phases = {op.phase for op in graph.ops}
     pending = [len(p) for p in preds]
-    for u in grads:
-        pending[u] += 1  # the all-reduce
+    for k, c in enumerate(collectives):
+        if c.after_op >= 0:
+            after.setdefault(c.after_op, []).append(k)
+        elif c.phase in phases:
+            at_phase.setdefault(c.phase, []).append(k)
+        else:
+            at_phase.setdefault("", []).append(k)  # no op of its phase: from the start
+        for g in c.gates:
+            pending[g] += 1
     succs: list[list[int]] = [[] for _ in range(n)]
     for i, ps in enumerate(preds):
         for p in ps:
@@ -269,13 +303,15 @@ def replay(hw: HardwareSpec, graph: OpGraph, timings: Sequence[OpTiming], *, chi
     ready: list[int] = []
     free = [total_units]
     unit_busy = [0.0]  # unit-seconds
-    allreduces: list[AllReduceRecord] = []
-    ar_end: dict[int, float] = {}
+    records: list[CollectiveRecord] = []
+    coll_end: dict[int, float] = {}
     cause = np.full(n, -1, np.int64)  # what the op waited for last (an op index, -1: none)
 
     def run_op(i: int) -> Any:
         t = timings[i]
         start[i] = env.now
+        for k in at_phase.pop(graph.ops[i].phase, ()):
+            env.process(run_collective(k, i))
         fixed = t.launch_s + t.latency_s
         if fixed > 0:
             yield env.timeout(fixed)
@@ -295,23 +331,31 @@ def replay(hw: HardwareSpec, graph: OpGraph, timings: Sequence[OpTiming], *, chi
         unit_busy[0] += need[i] * (end[i] - start[i])
         for s in succs[i]:
             _satisfy(s, i)
-        for u in ar_of_producer.get(i, ()):
-            env.process(run_allreduce(u))
+        for k in after.get(i, ()):
+            env.process(run_collective(k, i))
         _dispatch(i)
 
-    def run_allreduce(u: int) -> Any:
-        w, g, _p = grads[u]
-        nbytes = float(graph.tensors[g].nbytes)
+    def run_collective(k: int, by: int) -> Any:
+        c = collectives[k]
         t0 = env.now
-        lat, sent = ring_allreduce(hw, nbytes, chips)
-        if lat > 0:
-            yield env.timeout(lat)
+        if c.latency_s > 0:
+            yield env.timeout(c.latency_s)
         assert links is not None
-        yield links.transfer(sent)
-        allreduces.append(AllReduceRecord(graph.tensors[w].name, nbytes, t0, env.now, u))
-        ar_end[u] = env.now
-        _satisfy(u, _p)
-        _dispatch(_p)
+        evs = []
+        if c.link_s > 0:  # its share of the links, as bytes at the links' rate
+            evs.append(links.transfer(c.link_s * links.rate, links.rate))
+        if c.hbm_bytes > 0:  # alone, at the pace of its link transfer
+            cap = c.hbm_bytes / c.link_s if c.link_s > 0 else None
+            evs.append(servers[MEMORY].transfer(c.hbm_bytes, cap))
+        if evs:
+            yield simpy.AllOf(env, evs)
+        records.append(CollectiveRecord(c.name, c.kind, c.group, c.phase, t0, env.now,
+                                        c.alone_s))
+        coll_end[k] = env.now
+        for g in c.gates:
+            _satisfy(g, by)
+        if c.gates:
+            _dispatch(by)
 
     def _satisfy(i: int, by: int) -> None:
         pending[i] -= 1
@@ -339,13 +383,15 @@ def replay(hw: HardwareSpec, graph: OpGraph, timings: Sequence[OpTiming], *, chi
     for i in range(n):
         if pending[i] == 0:
             heapq.heappush(ready, i)
+    for k in at_phase.pop("", ()):
+        env.process(run_collective(k, -1))
     _dispatch(-1)
     env.run()
     if np.isnan(end).any():
         stuck = [graph.ops[i].name for i in np.nonzero(np.isnan(end))[0][:5]]
         raise RuntimeError(f"replay deadlocked; ops never ran: {stuck}")
 
-    step = float(max(end.max(initial=0.0), max(ar_end.values(), default=0.0)))
+    step = float(max(end.max(initial=0.0), max(coll_end.values(), default=0.0)))
     ops = []
     for i, (op, t) in enumerate(zip(graph.ops, timings, strict=True)):
         ops.append(OpRecord(index=i, name=op.name, kind=op.kind, phase=op.phase,
@@ -367,7 +413,7 @@ def replay(hw: HardwareSpec, graph: OpGraph, timings: Sequence[OpTiming], *, chi
     path = _critical_path(ops, cause)
     return StepResult(ops=ops, step_time_s=step, chips=chips, busy_s=busy, utilization=util,
                       bytes_moved=moved, critical_path=path,
-                      allreduces=sorted(allreduces, key=lambda a: a.start_s),
+                      collectives=sorted(records, key=lambda a: a.start_s),
                       timings=list(timings), wall_s={"replay": time.perf_counter() - t_wall})
 
 
@@ -404,7 +450,6 @@ def lower_bound_step_s(hw: HardwareSpec, graph: OpGraph, dtype: str) -> float:
 
 
 __all__ = [
-    "AllReduceRecord", "FairShareServer", "OpRecord", "StepResult", "allreduce_time_s",
-    "link_rate_bytes_per_s", "ring_allreduce",
-    "lower_bound_step_s", "replay",
+    "Collective", "CollectiveRecord", "FairShareServer", "OpRecord", "StepResult",
+    "link_rate_bytes_per_s", "lower_bound_step_s", "replay",
 ]

@@ -167,6 +167,9 @@ class StageSummary:
     flop_utilization: float = attrs.field(metadata=_doc("`flops / (step x peak)`", "fraction"))
     comm_time_s: float = attrs.field(
         metadata=_doc("its collectives and sends, each alone on the links", "s"))
+    comm_hbm_bytes: float = attrs.field(
+        default=0.0, metadata=_doc("what its collectives and sends read and write in one chip's "
+                                   "HBM per step, beside the ops' traffic in the replay", "bytes"))
     host_bytes: int = attrs.field(
         default=0, metadata=_doc("kept in host memory by the plan's `offload`", "bytes"))
     host_transfer_s: float = attrs.field(
@@ -187,6 +190,10 @@ class ParallelSummary:
     chunks: int = attrs.field(
         metadata=_doc("timesteps or microbatches pipelined through the stages", "count"))
     chips: int = attrs.field(metadata=_doc("data x pipeline x tensor", "count"))
+    idle_chips: int = attrs.field(
+        default=0, metadata=_doc("chips of the system (`--chips`) the plan leaves idle: the "
+                                 "planner uses fewer only when no plan using all of them fits",
+                                 "count"))
     fits: bool = attrs.field(metadata=_doc("every stage's footprint within the chip's memory"))
     timed: bool = attrs.field(metadata=_doc("false: it does not fit and was not forced; no times"))
     forced: bool = attrs.field(metadata=_doc("timed although it does not fit (`--force`)"))
@@ -664,7 +671,8 @@ def parallel_text(report: Report) -> list[str]:
     out: list[str] = []
     head = (f"  {'stage':<5} {'layers':<28} {'chips':>6} {'footprint':>10} {'capacity':>10} "
             f"{'shortfall':>10} {'busy':>9} {'util':>6} {'comm':>9}")
-    out += [f"plan {p.plan} ({_chips(p.chips)}; schedule {p.schedule}, "
+    idle = f" of {p.chips + p.idle_chips}, {p.idle_chips} idle" if p.idle_chips else ""
+    out += [f"plan {p.plan} ({_chips(p.chips)}{idle}; schedule {p.schedule}, "
             f"{p.chunks} chunk{'s' * (p.chunks != 1)}):", head]
     for st in p.stages:
         out.append(f"  {st.index:<5} {_clip(','.join(st.layers), 28):<28} {st.chips:>6} "
@@ -680,7 +688,10 @@ def parallel_text(report: Report) -> list[str]:
         out.append(f"  pipeline bubble {100 * p.bubble_fraction:.1f} %; communication "
                    f"{format_time(p.comm_time_s)} per step on the busiest chip: "
                    f"{format_time(p.exposed_comm_s)} exposed, {format_time(p.hidden_comm_s)} "
-                   "hidden behind compute")
+                   "hidden behind compute"
+                   + (f"; collectives read and write {format_bytes(max(st.comm_hbm_bytes for st in p.stages))}"
+                      " of the busiest chip's HBM beside its ops"
+                      if any(st.comm_hbm_bytes for st in p.stages) else ""))
         out.append(f"  FLOPs over all chips {p.total_flops:.4g} = one chip's {p.reference_flops:.4g}"
                    f" + split overhead {p.overhead_flops:.3g}")
     return out
@@ -726,6 +737,10 @@ def _comparison_rows(reports: Sequence[Report]) -> list[tuple[str, list[str]]]:
                                     for r in reports]))
     if any(r.parallel is not None for r in reports):  # parallel plans (issue 8)
         rows.append(("plan", [r.parallel.plan if r.parallel else "1 chip" for r in reports]))
+        if any(r.parallel is not None and r.parallel.idle_chips for r in reports):
+            rows.append(("chips used", [f"{r.parallel.chips} of "
+                                        f"{r.parallel.chips + r.parallel.idle_chips}"
+                                        if r.parallel else "1" for r in reports]))
         rows.append(("fits", [("yes" if r.parallel.fits else "NO") if r.parallel else
                               ("yes" if r.summary.shortfall_bytes == 0 else "NO")
                               for r in reports]))

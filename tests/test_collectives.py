@@ -9,7 +9,7 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from accelsim.collectives import collective_time_s, topology_problem
+from accelsim.collectives import alpha_beta_s, collective_time_s, hbm_bytes, topology_problem
 from accelsim.hardware import (
     CacheLevelSpec,
     Calibration,
@@ -50,12 +50,30 @@ def test_ring_by_hand():
     assert collective_time_s(hw, "all_reduce", N_BYTES, 1) == 0.0
 
 
-def test_ring_matches_the_replays_data_parallel_formula():
-    from accelsim.replay import allreduce_time_s
+def test_ring_allreduce_is_the_data_parallel_formula_split_into_alpha_and_beta():
+    """The one data-parallel model (the replay's own ring formula is retired): 2 (N-1) ring
+    steps of one latency each, 2 (N-1)/N x bytes at links x bandwidth x efficiency."""
+    hw = attrs.evolve(_hw(links=2, link_bandwidth_bytes_per_s=GB),
+                      calibration=Calibration(link_efficiency=0.5))
+    assert collective_time_s(hw, "all_reduce", 1e6, 4) == pytest.approx(1.5e6 / 1e9 + 6 * ALPHA)
+    latency, bandwidth = alpha_beta_s(hw, "all_reduce", 1e6, 4)
+    assert latency == pytest.approx(6 * ALPHA) and bandwidth == pytest.approx(1.5e-3)
+    assert alpha_beta_s(hw, "all_reduce", 1e6, 1) == (0.0, 0.0)
+    # the 2-D torus too: alpha + beta x bytes, split exactly
+    torus = _hw(topology="torus2d", links=4, torus_shape=(2, 4))
+    a, b = alpha_beta_s(torus, "all_reduce", N_BYTES, 8)
+    assert a + b == pytest.approx(collective_time_s(torus, "all_reduce", N_BYTES, 8))
+    one, two = (collective_time_s(torus, "all_reduce", x, 8) for x in (1.0, 2.0))
+    assert a == pytest.approx(one - (two - one))
 
-    hw = _hw(links=2)
-    assert collective_time_s(hw, "all_reduce", N_BYTES, 8) == pytest.approx(
-        allreduce_time_s(hw, N_BYTES, 8))
+
+def test_hbm_bytes_of_a_collective_by_hand():
+    # 4 chips, n = 4 GB: each chip sends and receives 3 GB per phase; reductions read 3 GB
+    assert hbm_bytes("all_reduce", N_BYTES, 4) == pytest.approx(5 * 3 * GB)
+    assert hbm_bytes("reduce_scatter", N_BYTES, 4) == pytest.approx(3 * 3 * GB)
+    assert hbm_bytes("all_gather", N_BYTES, 4) == pytest.approx(2 * 3 * GB)
+    assert hbm_bytes("send", N_BYTES, 2) == N_BYTES
+    assert hbm_bytes("all_reduce", N_BYTES, 1) == 0.0
 
 
 def test_switch_by_hand():

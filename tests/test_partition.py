@@ -277,3 +277,72 @@ def test_feed_forward_schedules_bubble_and_kept_activations(repo):
     assert few.parallel.bubble_fraction > gpipe.parallel.bubble_fraction
     with pytest.raises(AccelsimError, match="at most the subbatch"):
         accelsim.simulate(hw, wl, plan="dp=1,pp=2,microbatches=9")
+
+
+def test_retimed_pipeline_matches_the_timestep_formula_by_hand():
+    """Two stages of three 1 s timesteps each (a chain), stage 1's timestep t reads stage 0's.
+    Send 0.5 s (faster than a timestep): stage 1 ends at f0 + c + f1 + (K-1) max(f, c) =
+    1 + 0.5 + 1 + 2 = 4.5 s. Send 1.5 s (slower; one stage's sends go one at a time): the sends
+    pace the pipeline: 1 + 1.5 + 1 + 2 x 1.5 = 6.5 s."""
+    from accelsim.parallel import PipelineSend, retime_stages
+
+    chain = [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0)]
+    preds = [[[], [0], [1]], [[], [0], [1]]]
+    for send, end in ((0.5, 4.5), (1.5, 6.5)):
+        sends = [PipelineSend(0, t, 1, send, (t,)) for t in range(3)]
+        new = retime_stages([chain, chain], preds, sends)
+        assert new[0] == chain  # the first stage waits for nothing
+        assert new[1][-1][1] == pytest.approx(end)
+        assert all(b - a == pytest.approx(1.0) for a, b in new[1])  # durations kept
+    # an op reading a whole sequence (a hoisted GEMM, attention memory) waits for all of it
+    whole = [PipelineSend(0, t, 1, 0.5, (0,)) for t in range(3)]
+    new = retime_stages([chain, chain], preds, whole)
+    assert new[1][0][0] == pytest.approx(3.5) and new[1][-1][1] == pytest.approx(6.5)
+    # ops independent of the received tensor keep their replayed times
+    new = retime_stages([chain, [(0.0, 1.0), (0.0, 2.0)]], [[[], [0], [1]], [[], []]],
+                        [PipelineSend(0, 2, 1, 0.5, (0,))])
+    assert new[1] == [(3.5, 4.5), (0.0, 2.0)]
+
+
+@pytest.mark.parametrize("schedule", ["gpipe", "1f1b"])
+def test_microbatch_schedules_by_hand(schedule):
+    """S stages of equal f = b = 1 s and free sends end at (M + S - 1)(f + b) under both
+    GPipe and 1F1B (the bubble (S-1)/(M+S-1)). S = 2, M = 2 by hand: stage 1 runs F0 1-2,
+    then (GPipe) F1 2-3, B1 3-4, B0 4-5 or (1F1B) B0 2-3, F1 3-4, B1 4-5; stage 0's last
+    backward waits for stage 1's: 5-6."""
+    from accelsim.parallel import microbatch_schedule
+
+    assert microbatch_schedule([1.0, 1.0], [1.0, 1.0], [0.0], [0.0], 2, schedule) == [6.0, 5.0]
+    for n, m in ((3, 4), (4, 8), (2, 1)):
+        ends = microbatch_schedule([1.0] * n, [1.0] * n, [0.0] * (n - 1), [0.0] * (n - 1), m,
+                                   schedule)
+        assert ends[0] == pytest.approx((m + n - 1) * 2.0)
+    # a send of 0.5 s each way on one boundary adds it once per direction to the critical path
+    ends = microbatch_schedule([1.0, 1.0], [1.0, 1.0], [0.5], [0.5], 2, schedule)
+    assert ends[0] == pytest.approx(7.0)
+    # a slow last stage (f = b = 2 s) paces the pipeline: stage 0 ends at f0 + M (f1 + b1) + b0
+    ends = microbatch_schedule([1.0, 2.0], [1.0, 2.0], [0.0], [0.0], 3, schedule)
+    assert ends[0] == pytest.approx(1.0 + 3 * 4.0 + 1.0)
+
+
+@pytest.mark.parametrize("pp", [3, 5])
+def test_nmt_pipeline_edges_follow_the_graph(pp, repo):
+    """The cross-stage dependencies are the executed graph's own (producer before consumer),
+    so the op-by-op pipeline always schedules (NMT's in-place gradient sums, written in two
+    stages, once made sends matched by tensor name wait on themselves)."""
+    import accelsim
+    from accelsim import pipeline as pl
+    from accelsim.plan import ParallelPlan
+
+    wl = spec.workload_from_yaml("name: t\nmodel: {family: nmt, hidden: 16, vocab: 48, "
+                                 "sequence_length: 3}\nsubbatch: 4\n")
+    executed = pl.prepare(wl).executed
+    part = partition(executed, ParallelPlan(data=1, pipeline=pp), subbatch=4)
+    assert part.edges and all(e.from_stage != e.to_stage for e in part.edges)
+    names = [[op.name for op in st.graph.ops] for st in part.stages]
+    index = {op.name: op.id for op in executed.ops}
+    assert all(index[names[e.from_stage][e.from_op]] < index[names[e.to_stage][e.to_op]]
+               for e in part.edges)
+    hw = accelsim.load_hardware(repo / "hwspecs/ppopp19_target.yaml")
+    report = accelsim.simulate(hw, wl, plan=f"dp=2,pp={pp}")
+    assert report.parallel.timed and 0 < report.parallel.bubble_fraction < 1

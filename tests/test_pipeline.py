@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import attrs
@@ -15,7 +14,6 @@ from accelsim.graph import GraphBuilder
 from accelsim.hardware import CacheLevelSpec
 from accelsim.models.nmt import NMTConfig
 from accelsim.models.registry import register
-from accelsim.replay import allreduce_time_s, ring_allreduce
 from accelsim.spec import load_hardware
 from accelsim.vocabulary import (
     COMPUTE_DTYPES,
@@ -109,14 +107,3 @@ def test_a_model_family_must_declare_its_protocol():
 
     with pytest.raises(TypeError, match="samples_per_example"):
         register("no_protocol", NoProtocol)
-
-
-def test_ring_allreduce_by_hand():
-    hw = attrs.evolve(HW, interconnect=attrs.evolve(
-        HW.interconnect, links=2, link_bandwidth_bytes_per_s=1e9, latency_s=1e-6),
-        calibration=attrs.evolve(HW.calibration, link_efficiency=0.5))
-    latency, sent = ring_allreduce(hw, 1e6, 4)
-    assert latency == pytest.approx(6e-6)  # 2 (N - 1) steps
-    assert sent == pytest.approx(1.5e6)  # 2 (N - 1) / N x bytes
-    assert allreduce_time_s(hw, 1e6, 4) == pytest.approx(1.5e6 / 1e9 + 6e-6)
-    assert allreduce_time_s(hw, 1e6, 1) == 0.0 and not math.isnan(ring_allreduce(hw, 1, 1)[0])

@@ -122,3 +122,59 @@ def test_plan_search_tries_offload_when_the_chip_has_a_host_link(files, tmp_path
                  and not o.plan.shard_embedding), key=lambda o: len(o.plan.offload))
     most = [max(st.footprint_bytes for st in o.report.parallel.stages) for o in dp]
     assert len(dp) >= 2 and all(b < a for a, b in zip(most, most[1:], strict=False)), most
+
+
+def test_idle_chip_plans_only_where_the_degrees_do_not_divide():
+    wl = spec.workload_from_yaml(TINY_WORD_LM)
+    full = enumerate_plans(wl, 6, n_layers=4, has_embedding=False)
+    idle = enumerate_plans(wl, 6, n_layers=4, has_embedding=False, idle=True)
+    assert all(p.chips() == 6 for p in full)
+    # pp x tp does not divide 6: as many replicas as fit, the rest idle
+    assert {(p.data, p.pipeline, p.tensor) for p in idle} == {
+        (6 // (pp * tp), pp, tp) for pp in (1, 2, 3, 4) for tp in (1, 2, 4, 8)
+        if pp * tp <= 6 and 6 % (pp * tp)}
+    assert all(p.chips() < 6 for p in idle)
+
+
+def test_planner_leaves_chips_idle_only_when_no_plan_on_all_of_them_fits(repo):
+    """On 5 chips of a 4-layer model whose hidden size (24) 5 does not divide, the only plan
+    on all 5 is data parallel; with memory for under half a replica it does not fit, and the
+    best plan leaves chips idle (e.g. tp=3 on 3 of 5) and says so."""
+    from accelsim.planner import best, search
+
+    wl = spec.workload_from_yaml(TINY_WORD_LM.replace("hidden: 32", "hidden: 24"))
+    hw = spec.load_hardware(repo / "hwspecs/ppopp19_target.yaml")
+    roomy = search(hw, wl, [5])
+    assert [(o.plan.data, o.plan.pipeline, o.plan.tensor) for o in roomy] == [(5, 1, 1)]
+    need = roomy[0].report.parallel.stages[0].footprint_bytes
+    tight = attrs.evolve(hw, memory=attrs.evolve(hw.memory, capacity_bytes=int(need * 0.45)))
+    outcomes = search(tight, wl, [5])
+    assert not outcomes[-1].fits and outcomes[-1].plan.chips() == 5  # data parallel: too big
+    report = best(tight, wl, 5)
+    par = report.parallel
+    assert par.fits and par.timed and par.idle_chips == 5 - par.chips > 0
+    assert "idle" in par.verdict and "idle" in report.notes[0]
+    assert all(st.footprint_bytes <= tight.memory.capacity_bytes for st in par.stages)
+    assert all(o.plan.chips() < 5 for o in outcomes if o.fits)
+
+
+@pytest.mark.slow
+def test_frontier_nmt_on_64_chips_every_design_has_a_fitting_plan(repo, capsys):
+    """Issue 8's "done when": `accelsim compare ppopp19_target bigcache bigmem nmt_frontier
+    --chips 64` shows for each design the best plan that fits and its time to train. The 32 GB
+    designs need model parallelism: the NMT's hidden 22350 = 2 x 3 x 5^2 x 149 admits only
+    tp = 2 among the divisors of 64 (its decoder stage then needs 34.9 GB), so the planner
+    leaves chips idle for a tensor degree of 3, 5 or 6 (IDLE_CHIPS); bigmem holds the whole
+    model and trains data parallel on all 64 (the paper's point: more memory, less model
+    parallelism). Several minutes on the shared 2-core machine."""
+    args = [str(repo / f"hwspecs/{n}.yaml") for n in ("ppopp19_target", "bigcache", "bigmem")]
+    assert main(["compare", *args, str(repo / "workloads/nmt_frontier.yaml"),
+                 "--chips", "64"]) == 0
+    rows = {line.split("  ")[1].strip(): line for line in capsys.readouterr().out.splitlines()
+            if line.startswith("  ") and len(line.split("  ")) > 2}
+    assert rows["fits"].split()[-3:] == ["yes", "yes", "yes"]
+    assert "-" not in rows["time to train"].split()[3:]
+    plans = rows["plan"].split("dp=")[1:]
+    target, bigmem = plans[0], plans[2]
+    assert "tp=1" not in target or "pp=1" not in target  # model parallel on 32 GB
+    assert "pp=1 tp=1" in bigmem and bigmem.startswith("64 ")  # data parallel on all 64

@@ -9,13 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from accelsim.collectives import alpha_beta_s, collective_time_s
 from accelsim.graph import GraphBuilder, OpGraph
 from accelsim.models import build_graph
 from accelsim.models.nmt import NMTConfig
 from accelsim.pipeline import simulate_step
 from accelsim.replay import (
+    Collective,
     FairShareServer,
-    allreduce_time_s,
     lower_bound_step_s,
     replay,
 )
@@ -151,32 +152,112 @@ def _update_graph() -> OpGraph:
     return g.build()
 
 
+def _allreduce(hw, name: str, nbytes: float, after: int, update: int, chips: int = 4,
+               hbm: float = 0.0) -> Collective:
+    latency, link = alpha_beta_s(hw, "all_reduce", nbytes, chips)
+    return Collective(name=name, kind="all_reduce", group="data", phase="backward",
+                      after_op=after, gates=(update,), latency_s=latency, link_s=link,
+                      hbm_bytes=hbm)
+
+
 def test_allreduce_overlaps_backward_and_gates_the_update():
     graph = _update_graph()
     hw = attrs.evolve(HW, interconnect=attrs.evolve(HW.interconnect, latency_s=1e-6))
     ts = [timing(80, compute_s=0.001), timing(80, compute_s=0.002),
           timing(80, compute_s=0.0001), timing(80, compute_s=0.0001)]
-    res = replay(hw, graph, ts, chips=4)
-    ar = {a.weight: a for a in res.allreduces}
-    t0 = allreduce_time_s(hw, 4e7, 4)  # 1.5 ms: hidden behind grad1 (2 ms)
-    t1 = allreduce_time_s(hw, 1.2e8, 4)  # 4.6 ms: exposed after the last gradient
+    colls = [_allreduce(hw, "w0", 4e7, 0, 2), _allreduce(hw, "w1", 1.2e8, 1, 3)]
+    res = replay(hw, graph, ts, collectives=colls, chips=4)
+    ar = {a.name: a for a in res.collectives}
+    t0 = collective_time_s(hw, "all_reduce", 4e7, 4)  # 1.5 ms: hidden behind grad1 (2 ms)
+    t1 = collective_time_s(hw, "all_reduce", 1.2e8, 4)  # 4.6 ms: exposed after the last grad
     assert ar["w0"].start_s == pytest.approx(0.001)
     assert ar["w0"].end_s == pytest.approx(0.001 + t0, rel=1e-9)  # alone on the links
     assert ar["w0"].start_s < res.ops[1].end_s  # overlaps grad1
     assert ar["w1"].start_s == pytest.approx(0.003)
     assert res.ops[2].start_s == pytest.approx(max(0.003, ar["w0"].end_s), rel=1e-9)
     assert res.ops[3].start_s == pytest.approx(max(res.ops[2].end_s, 0.003 + t1), rel=1e-9)
-    one = replay(hw, graph, ts, chips=1)
-    assert one.allreduces == [] and one.step_time_s == pytest.approx(0.0032)
+    one = replay(hw, graph, ts)
+    assert one.collectives == [] and one.step_time_s == pytest.approx(0.0032)
     assert res.step_time_s > one.step_time_s
 
 
-def test_allreduce_time_formula():
-    ic, eff = HW.interconnect, HW.calibration.link_efficiency
-    t = allreduce_time_s(HW, 1e9, 8)
-    assert t == pytest.approx(2 * 7 / 8 * 1e9 / (ic.link_bandwidth_bytes_per_s * ic.links * eff)
-                              + 14 * ic.latency_s)
-    assert allreduce_time_s(HW, 1e9, 1) == 0.0
+def test_collective_takes_hbm_bandwidth_from_compute():
+    """By hand: an op streams 100 B of HBM at its cap of 100 B/s (the HBM rate): alone 1 s.
+    A collective starting with it needs 1 s of links and 50 B of HBM (cap 50 B/s, its pace
+    alone). Max-min fair share of 100 B/s: the collective gets its 50, the op the other 50;
+    at 1 s the collective is done (50 B, links done too) and the op has 50 B left, alone at
+    100 B/s: it ends at 1.5 s. Without the HBM bytes the collective costs the op nothing."""
+    ts = [timing(80, hbm_bytes=100.0)]
+    graph = graph_of([()], 1)
+    coll = Collective(name="g", kind="all_gather", group="tensor", phase="forward",
+                      after_op=-1, gates=(), latency_s=0.0, link_s=1.0, hbm_bytes=50.0)
+    res = replay(HW, graph, ts, collectives=[coll])
+    assert res.collectives[0].end_s == pytest.approx(1.0)
+    assert res.ops[0].end_s == pytest.approx(1.5)
+    assert res.bytes_moved["HBM"] == pytest.approx(150.0)
+    free = replay(HW, graph, ts, collectives=[attrs.evolve(coll, hbm_bytes=0.0)])
+    assert free.ops[0].end_s == pytest.approx(1.0) and free.step_time_s == pytest.approx(1.0)
+    assert free.bytes_moved["links"] == pytest.approx(HW.interconnect.bandwidth_bytes_per_s
+                                                      * HW.calibration.link_efficiency)
+
+
+def test_gated_consumer_waits_for_the_collective_and_collectives_share_the_links():
+    """op0 (1 s) then op1 (1 s), a tensor collective after op0 that op1 needs: latency 0.1 s,
+    0.4 s of links. Two such collectives at once share the links: 0.8 s for both."""
+    ts = [timing(10, compute_s=1.0), timing(10, compute_s=1.0)]
+    graph = graph_of([(), (0,)], 2)
+    coll = Collective(name="a", kind="all_reduce", group="tensor", phase="forward",
+                      after_op=0, gates=(1,), latency_s=0.1, link_s=0.4, hbm_bytes=0.0)
+    res = replay(HW, graph, ts, collectives=[coll])
+    assert res.ops[1].start_s == pytest.approx(1.5) and res.step_time_s == pytest.approx(2.5)
+    two = replay(HW, graph, ts, collectives=[coll, attrs.evolve(coll, name="b")])
+    assert [c.end_s for c in two.collectives] == pytest.approx([1.9, 1.9])
+    assert two.ops[1].start_s == pytest.approx(1.9)
+
+
+@st.composite
+def dags_with_collectives(draw):
+    edges, ts = draw(random_dags())
+    n = len(ts)
+    colls = []
+    for k in range(draw(st.integers(0, 4))):
+        after = draw(st.integers(-1, n - 1))
+        later = [i for i in range(n) if i > after] if after >= 0 else []
+        gates = tuple(sorted(draw(st.sets(st.sampled_from(later), max_size=2)))) if later \
+            else ()
+        colls.append(Collective(name=f"c{k}", kind="all_reduce", group="data", phase="forward",
+                                after_op=after, gates=gates,
+                                latency_s=draw(st.floats(0, 0.5)),
+                                link_s=draw(st.floats(0, 2)), hbm_bytes=draw(st.floats(0, 300))))
+    return edges, ts, colls
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dags_with_collectives())
+def test_collectives_conserve_bytes_and_never_run_faster_than_alone(case):
+    edges, ts, colls = case
+    graph = graph_of(edges, len(ts))
+    res = replay(HW, graph, ts, collectives=colls)
+    eps = 1e-9
+    assert len(res.collectives) == len(colls)
+    # every byte of every op and collective crosses HBM once; the links carry each one's time
+    hbm = sum(t.level_bytes["HBM"] for t in ts) + sum(c.hbm_bytes for c in colls)
+    assert res.bytes_moved["HBM"] == pytest.approx(hbm, rel=1e-9, abs=1e-9)
+    if colls:
+        rate = HW.interconnect.bandwidth_bytes_per_s * HW.calibration.link_efficiency
+        assert res.bytes_moved["links"] == pytest.approx(sum(c.link_s for c in colls) * rate,
+                                                         rel=1e-9, abs=1e-6)
+    by_name = {c.name: c for c in res.collectives}
+    for c in colls:
+        rec = by_name[c.name]
+        assert rec.duration_s >= c.alone_s * (1 - eps) - eps
+        if c.after_op >= 0:
+            assert rec.start_s >= res.ops[c.after_op].end_s - eps
+        for g in c.gates:
+            assert res.ops[g].start_s >= rec.end_s - eps
+    for rec, t in zip(res.ops, ts, strict=True):
+        assert rec.duration_s >= t.isolated_time_s * (1 - eps) - eps
+    assert res.step_time_s >= max((r.end_s for r in res.collectives), default=0.0) - eps
 
 
 def test_fair_share_server_alone_and_shared():
@@ -265,8 +346,7 @@ def test_simulate_step_memoizes_and_reports():
     timings = {id(t) for t, o in zip(res.timing.timings, res.ops, strict=True)
                if o.name.startswith("decoder/t") and o.name.endswith("/cell/matmul")}
     assert len(timings) < 4  # repeated timesteps share a timing object
-    assert res.step_time_s == max(max(o.end_s for o in res.ops),
-                                  max(a.end_s for a in res.replayed.allreduces))
+    assert res.step_time_s == max(o.end_s for o in res.ops)  # no collectives given
     s = res.replayed.summary()
     assert s["step_time_s"] == res.step_time_s and "HBM" in s["utilization"]
     assert {"mapping", "trace", "timing", "replay"} <= set(res.wall_s)
