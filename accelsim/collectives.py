@@ -243,19 +243,3 @@ def topology_violation(hw: HardwareSpec, chips: int) -> Violation | None:
         return Violation("interconnect.links", f"at least 1 link for {chips} chips to "
                          "communicate", "0")
     return None
-    if ic.topology == "torus2d" and ic.torus_shape is not None:
-        rows, cols = ic.torus_shape
-        if rows * cols != chips:
-            return (f"interconnect.torus_shape {list(ic.torus_shape)} holds {rows * cols} chips, "
-                    f"not {chips}")
-    if ic.topology == "fully_connected" and ic.links < chips - 1:
-        return (f"interconnect.topology fully_connected with {ic.links} links per chip joins at "
-                f"most {ic.links + 1} chips, not {chips}")
-    if ic.topology == "two_level":
-        per_node = ic.chips_per_node or 1
-        if chips > per_node and chips % per_node:
-            return (f"interconnect.chips_per_node {per_node} does not divide {chips} chips "
-                    "into whole nodes")
-    if ic.links < 1:
-        return f"interconnect.links is 0: {chips} chips cannot communicate"
-    return None
