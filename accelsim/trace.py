@@ -54,6 +54,7 @@ from accelsim.mapping import GemmMapping, Mapping, StreamMapping
 from accelsim.trace_layout import align_up, allocate
 from accelsim.trace_runs import (
     OpRuns,
+    RunTemplates,
     blocks_covered,
     estimated_bytes,
     gemm_op_runs,
@@ -295,6 +296,7 @@ class _StepCounters:
         self.line0 = levels[0].line_bytes
         sim0 = gran.sim_levels[0]
         self.shared0 = sim0.capacity_bytes if sim0.sharing == SHARED else 0
+        self.templates = RunTemplates()  # tile runs of GEMMs seen, for the same shapes again
 
     def runs_of(self, i: int) -> OpRuns:
         op, mp = self.graph.ops[i], self.mappings[i]
@@ -303,7 +305,8 @@ class _StepCounters:
             return gemm_op_runs(self.graph, op, mp, self.bases, tile_major=self.tile_major,
                                 min_run_bytes=g.min_run_bytes, max_runs=g.max_runs_per_op,
                                 scratch_base=self.scratch, shared_bytes=self.shared0,
-                                granule=g.granules[0], line_bytes=self.line0)
+                                granule=g.granules[0], line_bytes=self.line0,
+                                templates=self.templates)
         chunk = (mp.chunk_bytes if isinstance(mp, StreamMapping) else 0) or DEFAULT_CHUNK_BYTES
         return stream_op_runs(self.graph, op, mp, self.bases, max(chunk, g.min_run_bytes),
                               g.max_runs_per_op, g.granules[0], self.scratch)
