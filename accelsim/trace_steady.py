@@ -29,6 +29,11 @@ STEADY_REFRESH_LAST = False
 FIRST_INSTANCES = 2
 #: Fewest repetitions of an op block that make a periodic region worth detecting.
 MIN_REPEATS = 4
+#: Longest cycle of instances the steady state may be: a caching allocator hands a timestep
+#: the buffers the timestep before last freed, so consecutive timesteps can alternate between
+#: two address sets (the char LM's backward pass does: its instances repeat every second one).
+#: A cycle of q is taken when instance j agrees with j - q and j - 1 with j - 1 - q.
+STEADY_MAX_CYCLE = 2
 
 
 @attrs.frozen
@@ -48,11 +53,18 @@ class PeriodicRegion:
 @attrs.frozen
 class RegionReuse:
     """How the trace handled a region: settled at instance `settled_at` (None: never, every
-    instance simulated); later instances reuse that instance's counters."""
+    instance simulated) in a cycle of `cycle` instances; a later instance reuses the counters
+    of the simulated instance of its phase (`source`)."""
 
     region: PeriodicRegion
     settled_at: int | None
     reused_instances: int
+    cycle: int = 1
+
+    def source(self, instance: int) -> int:
+        """The simulated instance whose counters `instance` (> `settled_at`) reuses."""
+        assert self.settled_at is not None and instance > self.settled_at
+        return self.settled_at - self.cycle + 1 + (instance - self.settled_at - 1) % self.cycle
 
 
 _DIGITS = re.compile(r"\d+")
@@ -97,6 +109,26 @@ def periodic_regions(keys: Sequence[Any], min_repeats: int = MIN_REPEATS,
     return regions
 
 
+def settled_cycle(counters: np.ndarray, start: int, period: int, j: int,
+                  max_cycle: int = STEADY_MAX_CYCLE) -> int:
+    """The shortest cycle q <= `max_cycle` in which instance `j` of a region repeats (0: none).
+
+    q = 1: instance j agrees with j - 1 (`instances_agree`); q > 1 also needs j - 1 to agree
+    with j - 1 - q, so one coincidence does not end the simulation of a region.
+    """
+
+    def inst(i: int) -> np.ndarray:
+        return counters[start + i * period:start + (i + 1) * period]
+
+    for q in range(1, max_cycle + 1):
+        if j - q < 0 or (q > 1 and j - 1 - q < 0):
+            break
+        if instances_agree(inst(j - q), inst(j)) and (
+                q == 1 or instances_agree(inst(j - 1 - q), inst(j - 1))):
+            return q
+    return 0
+
+
 def instances_agree(prev: np.ndarray, cur: np.ndarray) -> bool:
     """Two instances of a block of ops agree.
 
@@ -116,7 +148,7 @@ def instances_agree(prev: np.ndarray, cur: np.ndarray) -> bool:
 
 
 __all__ = [
-    "FIRST_INSTANCES", "MIN_REPEATS", "STEADY_ATOL", "STEADY_BLOCK_RTOL", "STEADY_REFRESH_LAST",
-    "STEADY_RTOL", "PeriodicRegion", "RegionReuse", "instances_agree", "op_keys",
-    "periodic_regions",
+    "FIRST_INSTANCES", "MIN_REPEATS", "STEADY_ATOL", "STEADY_BLOCK_RTOL", "STEADY_MAX_CYCLE",
+    "STEADY_REFRESH_LAST", "STEADY_RTOL", "PeriodicRegion", "RegionReuse", "instances_agree",
+    "op_keys", "periodic_regions", "settled_cycle",
 ]
