@@ -98,3 +98,26 @@ def test_long_trace_runs_on_two_threads():
     assert two.n_partitions == 2 and n >= two.parallel_min_runs
     assert (two.run(t).data == one.run(t).data).all()
     assert (two.slots == one.slots).all()
+
+
+def _child_run(queue):
+    lv = cache_level(name="L2", capacity_bytes=24 * 16 * 128, line_bytes=128, ways=16)
+    rng = np.random.default_rng(1)
+    n = 20_000
+    t = Trace.single_op(rng.integers(0, 1 << 22, n), rng.integers(1, 600, n))
+    queue.put(int(CacheHierarchy([lv], 1, threads=2).run(t).data.sum()))
+
+
+def test_a_process_forked_after_threaded_runs_still_simulates():
+    """The threads live for one call only (numba's own pool, once started, breaks forked
+    children): a child forked after a partitioned run runs partitioned too."""
+    import multiprocessing as mp
+
+    test_long_trace_runs_on_two_threads()
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child_run, args=(queue,))
+    proc.start()
+    got = queue.get(timeout=120)
+    proc.join(timeout=60)
+    assert proc.exitcode == 0 and got > 0
