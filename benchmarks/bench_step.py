@@ -103,7 +103,7 @@ def run_child(code: str, args: list[str], cache_dir: str,
               root: pathlib.Path = ROOT) -> tuple[dict, float]:
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, PYTHONPATH=str(root))
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=root,
                           capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t
     if proc.returncode:

@@ -55,3 +55,21 @@ def test_reused_instances_copy_the_instance_of_their_phase(cycle, settled_at, ex
     assert {j: r.source(j) for j in expect} == expect
     for j, src in expect.items():
         assert (j - src) % cycle == 0
+
+
+def test_a_small_op_may_wander_within_a_share_of_the_block():
+    """At small subbatches a 393-access streaming op's hits wander by ~8 % between timesteps
+    while the block repeats: the op may differ by STEADY_OP_SHARE of the block's accesses."""
+    from accelsim.trace_steady import STEADY_OP_SHARE, instances_agree
+
+    def block(small_hits, big_hits):
+        c = np.zeros((2, 2, N_COUNTERS), np.int64)
+        c[:, 0, ACCESSES] = (393, 1_000_000)
+        c[:, 0, HITS] = (small_hits, big_hits)
+        c[:, 0, MISSES] = c[:, 0, ACCESSES] - c[:, 0, HITS]
+        return c
+
+    assert 30 < STEADY_OP_SHARE * 1_000_393
+    assert instances_agree(block(158, 900_000), block(137, 900_000))
+    assert not instances_agree(block(158, 900_000), block(158, 890_000))  # the big op moved
+    assert not instances_agree(block(300, 900_000), block(100, 900_000))  # beyond the share
