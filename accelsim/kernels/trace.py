@@ -214,7 +214,7 @@ def rebase(addr: np.ndarray, delta: np.ndarray) -> np.ndarray:
 @nb.njit(cache=True)
 def granules_covered(addr: np.ndarray, nbytes: np.ndarray, shift: int) -> int:
     """``sum((addr + nbytes - 1) >> shift) - sum(addr >> shift) + len(addr)``, in one pass."""
-    total = np.int64(addr.shape[0])
+    total = addr.shape[0]
     for i in range(addr.shape[0]):
         total += ((addr[i] + nbytes[i] - 1) >> shift) - (addr[i] >> shift)
     return total
