@@ -164,7 +164,8 @@ def bench_sensitivity(hw_name: str, wl: str) -> None:
               f"{r['accesses'] / 1e6:.0f} M | {rates} | {r['bytes']['HBM'] / 1e12:.3f} TB |")
 
 
-def bench_compare(baseline: pathlib.Path, repeat: int, chips: int) -> None:
+def bench_compare(baseline: pathlib.Path, repeat: int, chips: int,
+                  designs: tuple[str, ...] = ("bigcache", "ppopp19_target")) -> None:
     """Warm headline (bigcache and ppopp19_target x nmt_frontier) of this tree and of
     `baseline`, runs alternating so that both see the same machine load; best of `repeat`."""
     wl = str(ROOT / "workloads" / "nmt_frontier.yaml")
@@ -172,7 +173,7 @@ def bench_compare(baseline: pathlib.Path, repeat: int, chips: int) -> None:
     print("| hardware | tree | warm s (each run) | best warm s | trace s (best run) | "
           "peak RSS MB | step time | HBM bytes | ops simulated |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for hw_name in ("bigcache", "ppopp19_target"):
+    for hw_name in designs:
         hw = str(ROOT / "hwspecs" / f"{hw_name}.yaml")
         runs: dict[str, list[tuple[float, dict]]] = {k: [] for k in trees}
         with tempfile.TemporaryDirectory() as c0, tempfile.TemporaryDirectory() as c1:
@@ -199,9 +200,10 @@ def bench_rss(baseline: pathlib.Path | None, chips: int) -> None:
     """Peak RSS and wall time of one step of every shipped workload on ppopp19_target."""
     hw = str(ROOT / "hwspecs" / "ppopp19_target.yaml")
     trees = {"this": ROOT} if baseline is None else {"baseline": baseline, "this": ROOT}
-    cols = " | ".join(f"{t} RSS MB | {t} wall s | {t} ops simulated" for t in trees)
+    cols = " | ".join(f"{t} RSS MB | {t} wall s | {t} ops simulated | {t} step s | {t} HBM TB"
+                      for t in trees)
     print(f"| workload | {cols} |")
-    print("|---|" + "---|" * (3 * len(trees)))
+    print("|---|" + "---|" * (5 * len(trees)))
     with tempfile.TemporaryDirectory() as c0, tempfile.TemporaryDirectory() as c1:
         caches = dict(zip(trees, (c0, c1), strict=False))
         for wl in sorted((ROOT / "workloads").glob("*.yaml")):
@@ -209,7 +211,9 @@ def bench_rss(baseline: pathlib.Path | None, chips: int) -> None:
             for name, root in trees.items():
                 out, wall = run_child(CHILD_STEP, [hw, str(wl), str(chips)], caches[name], root)
                 cells.append(f"{out['maxrss_mb']:.0f} | {wall:.1f} | "
-                             f"{out['ops_simulated']} of {out['ops']}")
+                             f"{out['ops_simulated']} of {out['ops']} | "
+                             f"{out['step_time_s']:.6g} | "
+                             f"{out['bytes'].get('HBM', 0) / 1e12:.6g}")
             print(f"| {wl.stem} | {' | '.join(cells)} |", flush=True)
 
 
@@ -221,6 +225,8 @@ def main() -> None:
     ap.add_argument("--baseline", type=pathlib.Path, default=None,
                     help="another checkout (e.g. main) for --only compare / rss")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--hw", nargs="+", default=["bigcache", "ppopp19_target"],
+                    help="designs for --only compare")
     args = ap.parse_args()
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {cpu_model()}, "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}, load average "
@@ -228,7 +234,7 @@ def main() -> None:
     if args.only == "compare":
         if args.baseline is None:
             raise SystemExit("--only compare needs --baseline DIR")
-        bench_compare(args.baseline.resolve(), args.repeat, args.chips)
+        bench_compare(args.baseline.resolve(), args.repeat, args.chips, tuple(args.hw))
         return
     if args.only == "rss":
         bench_rss(args.baseline.resolve() if args.baseline else None, args.chips)
