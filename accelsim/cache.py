@@ -48,17 +48,22 @@ __all__ = [
     "PARALLEL_MIN_RUNS", "THREADS_ENV", "default_threads", "partitions",
 ]
 
-#: Environment variable: threads a `CacheHierarchy` may use (default: the CPUs this process
-#: may run on). A sweep that runs one process per core sets it to 1.
+#: Environment variable: threads a `CacheHierarchy` may use (default 1: on the 2-CPU machine
+#: of benchmarks/RESULTS.md a partition alone took longer than the whole trace on one thread,
+#: so more threads are opt-in; "auto" uses the CPUs this process may run on).
 THREADS_ENV = "ACCELSIM_THREADS"
 #: Traces of fewer runs than this run on one thread (a thread start costs more).
 PARALLEL_MIN_RUNS = 8192
+#: A partition chunk spans up to 2^this lines of the largest line, so that each thread owns
+#: runs of adjacent sets (fewer set boundaries shared between threads in the host's caches).
+PARTITION_MAX_EXTRA_SHIFT = 2
 
 
 def default_threads() -> int:
-    """Threads for the cache simulation: ``$ACCELSIM_THREADS``, else the usable CPUs."""
+    """Threads for the cache simulation: ``$ACCELSIM_THREADS`` (a number, or ``auto`` for
+    the usable CPUs), else 1."""
     env = os.environ.get(THREADS_ENV, "").strip()
-    if env:
+    if env and env != "auto":
         try:
             n = int(env)
         except ValueError:
@@ -66,6 +71,8 @@ def default_threads() -> int:
         if n < 1:
             raise ValueError(f"{THREADS_ENV}: expected a whole number >= 1, got {env!r}")
         return n
+    if not env:
+        return 1
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -76,9 +83,10 @@ def partitions(cfg: np.ndarray, threads: int) -> tuple[int, int]:
     """(partitions, shift): the most set partitions (a power of two <= `threads`) such that
     partition ``(addr >> shift) % partitions`` is a function of the set index at every level.
 
-    ``shift`` is the largest line's (so a line of any level lies in one partition chunk); level
-    L's set index determines the partition iff ``partitions << (shift - shift_L)`` divides its
-    set count. Fully associative levels, and the random policy (one RNG stream for all sets,
+    ``shift`` is at least the largest line's (so a line of any level lies in one partition
+    chunk), and up to `PARTITION_MAX_EXTRA_SHIFT` more where the sets allow; level L's set
+    index determines the partition iff ``partitions << (shift - shift_L)`` divides its set
+    count. Fully associative levels, and the random policy (one RNG stream for all sets,
     so the order of draws matters), allow one partition only.
     """
     shift = int(cfg[:, _k.CFG_SHIFT].max())
@@ -88,9 +96,10 @@ def partitions(cfg: np.ndarray, threads: int) -> tuple[int, int]:
     while n * 2 <= threads:
         n *= 2
     while n > 1:
-        if all(int(cfg[i, _k.CFG_SETS]) % (n << (shift - int(cfg[i, _k.CFG_SHIFT]))) == 0
-               for i in range(cfg.shape[0])):
-            return n, shift
+        for extra in range(PARTITION_MAX_EXTRA_SHIFT, -1, -1):
+            if all(int(cfg[i, _k.CFG_SETS]) % (n << (shift + extra - int(cfg[i, _k.CFG_SHIFT])))
+                   == 0 for i in range(cfg.shape[0])):
+                return n, shift + extra
         n //= 2
     return 1, shift
 
@@ -388,7 +397,10 @@ class CacheHierarchy:
 
     def reset(self) -> None:
         """Empty every level and reseed the random policy."""
-        self.slots = np.full(self._n_slots, -1, np.int64)
+        # sets start on 64-byte boundaries, so that two threads never share a host cache line
+        buf = np.full(self._n_slots + 8, -1, np.int64)
+        skip = (-buf.ctypes.data % 64) // 8
+        self.slots = buf[skip:skip + self._n_slots]
         self.meta = np.zeros(self._n_slots if self._needs_meta else 0, np.int64)
         # xorshift64 needs a non-zero state
         self.rng = np.array([(self.seed * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) % 2**64 or 1],

