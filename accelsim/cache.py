@@ -7,7 +7,10 @@ with weights staying resident) and names the counters. Semantics: ``docs/cache.m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 import numpy as np
@@ -42,7 +45,63 @@ __all__ = [
     "ACCESSES", "BYTES_READ_FROM_BELOW", "BYTES_WRITTEN_BELOW", "COUNTER_NAMES", "EVICTIONS",
     "FETCHES", "HITS", "INVALIDATIONS", "MISSES", "N_COUNTERS", "WRITE_ACCESSES", "WRITEBACKS",
     "WRITES_BELOW", "POLICY_CODES", "CacheCounters", "CacheHierarchy", "Trace",
+    "PARALLEL_MIN_RUNS", "THREADS_ENV", "default_threads", "partitions",
 ]
+
+#: Environment variable: threads a `CacheHierarchy` may use (default 1: on the 2-CPU machine
+#: of benchmarks/RESULTS.md a partition alone took longer than the whole trace on one thread,
+#: so more threads are opt-in; "auto" uses the CPUs this process may run on).
+THREADS_ENV = "ACCELSIM_THREADS"
+#: Traces of fewer runs than this run on one thread (a thread start costs more).
+PARALLEL_MIN_RUNS = 8192
+#: A partition chunk spans up to 2^this lines of the largest line, so that each thread owns
+#: runs of adjacent sets (fewer set boundaries shared between threads in the host's caches).
+PARTITION_MAX_EXTRA_SHIFT = 2
+
+
+def default_threads() -> int:
+    """Threads for the cache simulation: ``$ACCELSIM_THREADS`` (a number, or ``auto`` for
+    the usable CPUs), else 1."""
+    env = os.environ.get(THREADS_ENV, "").strip()
+    if env and env != "auto":
+        try:
+            n = int(env)
+        except ValueError:
+            raise ValueError(f"{THREADS_ENV}: expected a whole number >= 1, got {env!r}") from None
+        if n < 1:
+            raise ValueError(f"{THREADS_ENV}: expected a whole number >= 1, got {env!r}")
+        return n
+    if not env:
+        return 1
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def partitions(cfg: np.ndarray, threads: int) -> tuple[int, int]:
+    """(partitions, shift): the most set partitions (a power of two <= `threads`) such that
+    partition ``(addr >> shift) % partitions`` is a function of the set index at every level.
+
+    ``shift`` is at least the largest line's (so a line of any level lies in one partition
+    chunk), and up to `PARTITION_MAX_EXTRA_SHIFT` more where the sets allow; level L's set
+    index determines the partition iff ``partitions << (shift - shift_L)`` divides its set
+    count. Fully associative levels, and the random policy (one RNG stream for all sets,
+    so the order of draws matters), allow one partition only.
+    """
+    shift = int(cfg[:, _k.CFG_SHIFT].max())
+    if (cfg[:, _k.CFG_POLICY] == _k.POLICY_RANDOM).any():
+        return 1, shift
+    n = 1
+    while n * 2 <= threads:
+        n *= 2
+    while n > 1:
+        for extra in range(PARTITION_MAX_EXTRA_SHIFT, -1, -1):
+            if all(int(cfg[i, _k.CFG_SETS]) % (n << (shift + extra - int(cfg[i, _k.CFG_SHIFT])))
+                   == 0 for i in range(cfg.shape[0])):
+                return n, shift + extra
+        n //= 2
+    return 1, shift
 
 #: Kernel code of each replacement policy (`vocabulary.REPLACEMENT_POLICIES` names them).
 POLICY_CODES = {
@@ -243,13 +302,16 @@ class CacheHierarchy:
     ``line_bytes_override`` replaces each level's line size (coalesced mode: one granule per
     block, capacity/block lines, the same ways when they still divide the lines, else fully
     associative). ``compat_pycachesim`` switches store semantics to pycachesim's (docs).
-    The kernels are serial: numba's thread pool never starts (its OpenMP layer breaks
-    processes forked after it started, e.g. multiprocessing sweeps).
+    ``threads`` (default `default_threads`) splits a long trace by set partition
+    (`partitions`): each partition runs on its own Python thread in a GIL-free kernel, on the
+    shared state, and the counters are summed -- identical to one thread (property-tested).
+    numba's own thread pool never starts (its OpenMP layer breaks processes forked after it
+    started, e.g. multiprocessing sweeps); a thread here lives for one `run` call only.
     """
 
     def __init__(self, levels: Sequence[CacheLevelSpec], n_units: int, seed: int = 0,
                  line_bytes_override: Sequence[int] | None = None,
-                 compat_pycachesim: bool = False) -> None:
+                 compat_pycachesim: bool = False, threads: int | None = None) -> None:
         if not levels:
             raise ValueError("levels: expected at least one cache level")
         if n_units < 1:
@@ -312,6 +374,11 @@ class CacheHierarchy:
         self._lru_wb = bool(self._lru_reads and self.compat == 0
                             and (cfg[:, _k.CFG_WRITE_BACK] == 1).all()
                             and (cfg[:, _k.CFG_WRITE_ALLOCATE] == 1).all())
+        self.threads = default_threads() if threads is None else int(threads)
+        if self.threads < 1:
+            raise ValueError(f"threads: expected >= 1, got {threads}")
+        self.n_partitions, self._part_shift = partitions(cfg, self.threads)
+        self.parallel_min_runs = PARALLEL_MIN_RUNS
         self.reset()
 
     @classmethod
@@ -330,7 +397,10 @@ class CacheHierarchy:
 
     def reset(self) -> None:
         """Empty every level and reseed the random policy."""
-        self.slots = np.full(self._n_slots, -1, np.int64)
+        # sets start on 64-byte boundaries, so that two threads never share a host cache line
+        buf = np.full(self._n_slots + 8, -1, np.int64)
+        skip = (-buf.ctypes.data % 64) // 8
+        self.slots = buf[skip:skip + self._n_slots]
         self.meta = np.zeros(self._n_slots if self._needs_meta else 0, np.int64)
         # xorshift64 needs a non-zero state
         self.rng = np.array([(self.seed * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) % 2**64 or 1],
@@ -342,21 +412,56 @@ class CacheHierarchy:
         if trace.n_runs and int(trace.unit.max()) >= self.n_units:
             raise ValueError(f"trace.unit: expected units < {self.n_units}, "
                              f"got {int(trace.unit.max())}")
+        parts = self.n_partitions if trace.n_runs >= self.parallel_min_runs else 1
         reads_only = not trace.is_write.any()
         if self._lru_reads and self._clean and reads_only:
             # no write, no dirty victim, no back-invalidation: the stack-free kernel, which on
             # one thread beats the general kernel on two
-            out = _k.simulate_lru_reads(trace.addr, trace.nbytes, trace.unit, trace.op_start,
-                                        self.cfg, self.recip, self.slots)
-            return CacheCounters(out, self.level_names)
+            args: tuple[Any, ...] = (trace.addr, trace.nbytes, trace.unit, trace.op_start,
+                                     self.cfg, self.recip, self.slots)
+            if parts > 1:
+                return self._in_partitions(_k.simulate_lru_reads_part, args, parts)
+            return CacheCounters(_k.simulate_lru_reads(*args), self.level_names)
         self._clean = self._clean and reads_only
         if self._lru_wb:
-            out = _k.simulate_lru_wb(trace.addr, trace.nbytes, trace.is_write, trace.unit,
-                                     trace.op_start, self.cfg, self.recip, self.slots)
-            return CacheCounters(out, self.level_names)
+            args = (trace.addr, trace.nbytes, trace.is_write, trace.unit, trace.op_start,
+                    self.cfg, self.recip, self.slots)
+            if parts > 1:
+                return self._in_partitions(_k.simulate_lru_wb_part, args, parts)
+            return CacheCounters(_k.simulate_lru_wb(*args), self.level_names)
         args = (trace.addr, trace.nbytes, trace.is_write, trace.unit, trace.op_start, self.cfg,
                 self.recip, self.slots, self.meta, self.rng, self.n_units, self.compat)
-        out = _k.simulate(*args)
+        if parts > 1:
+            return self._in_partitions(_k.simulate_part, args, parts)
+        return CacheCounters(_k.simulate(*args), self.level_names)
+
+    def _in_partitions(self, kernel: Callable[..., np.ndarray], args: tuple[Any, ...],
+                       parts: int) -> CacheCounters:
+        """`kernel` once per set partition, partitions 1.. on threads of their own (the
+        kernels release the GIL), partition 0 on this one; counters summed."""
+        results: list[np.ndarray | None] = [None] * parts
+        errors: list[BaseException] = []
+
+        def work(part: int) -> None:
+            try:
+                results[part] = kernel(*args, self._part_shift, parts - 1, part)
+            except BaseException as exc:  # re-raised on the calling thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(p,), daemon=True)
+                   for p in range(1, parts)]
+        for t in threads:
+            t.start()
+        work(0)
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+        out = results[0]
+        assert out is not None
+        for r in results[1:]:
+            assert r is not None
+            out += r
         return CacheCounters(out, self.level_names)
 
     def flush(self) -> CacheCounters:

@@ -54,6 +54,7 @@ from accelsim.mapping import GemmMapping, Mapping, StreamMapping
 from accelsim.trace_layout import align_up, allocate
 from accelsim.trace_runs import (
     OpRuns,
+    RunTemplates,
     blocks_covered,
     estimated_bytes,
     gemm_op_runs,
@@ -65,9 +66,9 @@ from accelsim.trace_steady import (
     STEADY_REFRESH_LAST,
     PeriodicRegion,
     RegionReuse,
-    instances_agree,
     op_keys,
     periodic_regions,
+    settled_cycle,
 )
 from accelsim.traffic import Traffic
 from accelsim.vocabulary import MEMORY, MODES, SHARED
@@ -295,6 +296,7 @@ class _StepCounters:
         self.line0 = levels[0].line_bytes
         sim0 = gran.sim_levels[0]
         self.shared0 = sim0.capacity_bytes if sim0.sharing == SHARED else 0
+        self.templates = RunTemplates()  # tile runs of GEMMs seen, for the same shapes again
 
     def runs_of(self, i: int) -> OpRuns:
         op, mp = self.graph.ops[i], self.mappings[i]
@@ -303,7 +305,8 @@ class _StepCounters:
             return gemm_op_runs(self.graph, op, mp, self.bases, tile_major=self.tile_major,
                                 min_run_bytes=g.min_run_bytes, max_runs=g.max_runs_per_op,
                                 scratch_base=self.scratch, shared_bytes=self.shared0,
-                                granule=g.granules[0], line_bytes=self.line0)
+                                granule=g.granules[0], line_bytes=self.line0,
+                                templates=self.templates)
         chunk = (mp.chunk_bytes if isinstance(mp, StreamMapping) else 0) or DEFAULT_CHUNK_BYTES
         return stream_op_runs(self.graph, op, mp, self.bases, max(chunk, g.min_run_bytes),
                               g.max_runs_per_op, g.granules[0], self.scratch)
@@ -335,26 +338,31 @@ class _StepCounters:
             arr[lo:lo + n] = arr[src:src + n]
 
     def run_region(self, r: PeriodicRegion, refresh_last: bool) -> RegionReuse:
-        """Instances of a periodic region until two consecutive ones agree; later instances
-        reuse the settled one's counters (the last one is simulated again if `refresh_last`)."""
+        """Instances of a periodic region until they repeat (`settled_cycle`: the last one
+        agrees with the one before, or with the one before that in a cycle of two); later
+        instances reuse the counters of the settled instance of their phase (the last one is
+        simulated again if `refresh_last`)."""
         s, p, reps = r.start, r.period, r.repeats
-        settled_at = None
+        settled: RegionReuse | None = None
         done_upto = 0  # instances [0, done_upto) have been simulated
         copied = 0
         for j in range(reps):
             lo = s + j * p
-            if settled_at is not None and j >= done_upto and (j < reps - 1 or not refresh_last):
-                self.reuse(lo, s + settled_at * p, p)
+            if settled is not None and j >= done_upto and (j < reps - 1 or not refresh_last):
+                self.reuse(lo, s + settled.source(j) * p, p)
                 copied += 1
                 continue
             if j >= done_upto:
                 # the first instances rarely repeat (cold cache): one kernel call for two
                 done_upto = min(reps, j + (FIRST_INSTANCES if j == 0 else 1))
                 self.simulate(lo, s + done_upto * p)
-            if settled_at is None and j >= 1 and instances_agree(self.counters[lo - p:lo],
-                                                                 self.counters[lo:lo + p]):
-                settled_at = j
-        return RegionReuse(region=r, settled_at=settled_at, reused_instances=copied)
+            if settled is None and j >= 1:
+                q = settled_cycle(self.counters, s, p, j)
+                if q:
+                    settled = RegionReuse(region=r, settled_at=j, reused_instances=0, cycle=q)
+        if settled is None:
+            return RegionReuse(region=r, settled_at=None, reused_instances=copied)
+        return attrs.evolve(settled, reused_instances=copied)
 
 
 def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Mapping], dtype: str,
@@ -422,7 +430,9 @@ def step_traffic(hw: HardwareSpec, graph: OpGraph, mappings: Sequence[Mapping], 
             f"steady state: {skipped_total} of {n_ops} ops reuse the counters of an earlier "
             f"repetition ({len(reused)} periodic regions; the largest, {big.region.repeats} x "
             f"{big.region.period} ops from {graph.ops[big.region.start].name!r}, settled after "
-            f"{big.settled_at + 1}); their accesses are not applied to the cache state")
+            f"{big.settled_at + 1}"
+            + (f" in a cycle of {big.cycle}" if big.cycle > 1 else "")
+            + "); their accesses are not applied to the cache state")
 
     counters = state.counters
     if exact:

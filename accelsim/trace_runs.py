@@ -9,13 +9,20 @@ reads, split-K partial sums and the tile reads a wave shares are added here.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 
 import attrs
 import numpy as np
 
 from accelsim.graph import Op, OpGraph
-from accelsim.kernels.trace import gemm_runs
+from accelsim.kernels.trace import (
+    TEMPLATE_SHIFT,
+    expand_batches,
+    gemm_runs,
+    granules_covered,
+    rebase,
+)
 from accelsim.mapping import GemmMapping, Mapping, StreamMapping
 from accelsim.trace_layout import align_up, allocate
 from accelsim.vocabulary import dtype_bytes
@@ -40,9 +47,50 @@ class OpRuns:
     hit_lines: float = 0.0
 
 
+class RunTemplates:
+    """The tile runs of GEMMs already traced in a step, reused for GEMMs of the same shape.
+
+    Consecutive timesteps of a recurrent layer run GEMMs of one shape and mapping on other
+    tensors: their tile runs differ only by each operand's base address. A template holds
+    the runs of one (shape, mapping, operand-base residues) with operand ``t`` at
+    ``t << TEMPLATE_SHIFT`` plus its base's residue modulo the granule, so that any later GEMM
+    with the same key gets exactly its own runs by moving each run to its operand's base
+    (`kernels.trace.rebase`), and the wave-duplicate hits (counted in granules and lines,
+    which only the residues decide) carry over unchanged. Least recently used templates are
+    dropped beyond `max_bytes`.
+    """
+
+    def __init__(self, max_bytes: int = 192 * 2**20) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple, tuple] = OrderedDict()
+        self._bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple) -> tuple | None:
+        item = self._items.get(key)
+        if item is not None:
+            self._items.move_to_end(key)
+            self.hits += 1
+        else:
+            self.misses += 1
+        return item
+
+    def put(self, key: tuple, item: tuple) -> None:
+        size = sum(a.nbytes for a in item[:4])
+        if size > self.max_bytes:
+            return
+        self._items[key] = item
+        self._bytes += size
+        while self._bytes > self.max_bytes:
+            _, old = self._items.popitem(last=False)
+            self._bytes -= sum(a.nbytes for a in old[:4])
+
+
 def gemm_op_runs(graph: OpGraph, op: Op, mapping: GemmMapping, bases: np.ndarray,
                  tile_major: bool, min_run_bytes: int, max_runs: int, scratch_base: int,
-                 shared_bytes: int = 0, granule: int = 0, line_bytes: int = 0) -> OpRuns:
+                 shared_bytes: int = 0, granule: int = 0, line_bytes: int = 0,
+                 templates: RunTemplates | None = None) -> OpRuns:
     """Runs of one (batched) GEMM from its tiles; see `accelsim.kernels.trace.gemm_runs`.
 
     Coalesced mode (`min_run_bytes` > 0) merges k-steps into runs of at least that size. Units
@@ -52,6 +100,7 @@ def gemm_op_runs(graph: OpGraph, op: Op, mapping: GemmMapping, bases: np.ndarray
     (`shared_bytes` = its capacity, 0 when private). Then those repeated reads are taken out of
     the trace and counted as hits (`OpRuns.hit_*`), which keeps that sharing exact when k-steps
     are merged; when a k-step does not fit, k-steps are merged only while they still fit.
+    `templates` reuses the tile runs of an earlier GEMM of the same shape (`RunTemplates`).
     """
     e = op_elem_bytes(graph, op)
     m, n, k = max(op.m, 1), max(op.n, 1), max(op.k, 1)
@@ -84,30 +133,38 @@ def gemm_op_runs(graph: OpGraph, op: Op, mapping: GemmMapping, bases: np.ndarray
     c_id = op.outputs[0]
     a0, b0, c0 = int(bases[a_id]), int(bases[b_id]), int(bases[c_id])
     b0 += op.b_row_offset * n * e  # a recurrent step reads the rows its hoisted GEMM did not
-    addr, nbytes, is_write, unit = gemm_runs(m, n, k, tm, tn, tk, e, a0, b0, c0, op.trans_a,
-                                             op.trans_b, order, units, tile_major)
-    hit_blocks = hit_bytes = hit_lines = 0.0
-    if dedup:
-        dup = wave_duplicates(tiles_m, tiles_n, math.ceil(k / tk), min(units, tiles), order)
-        if dup.shape[0] != addr.shape[0]:  # a run order the mask does not describe: keep all
-            dup = np.zeros(addr.shape[0], bool)
-        if dup.any():
-            da, dn = addr[dup], nbytes[dup]
-            hit_blocks = op.batch_count * float(blocks_covered(da, dn, granule))
-            hit_lines = op.batch_count * float(blocks_covered(da, dn, line_bytes))
-            hit_bytes = op.batch_count * float(dn.sum())
-            keep = ~dup
-            addr, nbytes, is_write, unit = addr[keep], nbytes[keep], is_write[keep], unit[keep]
+    tiled = (m, n, k, tm, tn, tk, e, op.trans_a, op.trans_b, order, units, tile_major, dedup)
+    # templates need every operand offset below 2^TEMPLATE_SHIFT and a power-of-two granule
+    span = (max(m, k) + max(tm, tk, tn)) * (max(k, n) + max(tm, tk, tn)) * e
+    use = (templates is not None and granule > 0 and granule & (granule - 1) == 0
+           and 0 < line_bytes <= granule and line_bytes & (line_bytes - 1) == 0
+           and span < 1 << (TEMPLATE_SHIFT - 1))
+    if use:
+        assert templates is not None
+        real = np.array([a0, b0, c0], np.int64)
+        resid = real % granule
+        key = (*tiled, *resid.tolist(), granule, line_bytes)
+        item = templates.get(key)
+        if item is None:
+            at = resid + (np.arange(3, dtype=np.int64) << TEMPLATE_SHIFT)
+            item = _tile_runs(*tiled, int(at[0]), int(at[1]), int(at[2]), granule, line_bytes)
+            templates.put(key, item)
+        t_addr, nbytes, is_write, unit, hit_blocks, hit_bytes, hit_lines = item
+        addr = rebase(t_addr, real - (resid + (np.arange(3, dtype=np.int64) << TEMPLATE_SHIFT)))
+    else:
+        addr, nbytes, is_write, unit, hit_blocks, hit_bytes, hit_lines = _tile_runs(
+            *tiled, a0, b0, c0, granule, line_bytes)
+    hit_blocks *= op.batch_count
+    hit_lines *= op.batch_count
+    hit_bytes *= op.batch_count
     if op.batch_count > 1:
         strides = np.array([m * k * e, k * n * e, m * n * e], np.int64)
         which = np.where(addr >= c0, 2, 0)
         which = np.where((addr >= b0) & (addr < b0 + strides[1]), 1, which)
         which = np.where((addr >= a0) & (addr < a0 + strides[0]), 0, which)
-        bidx = np.arange(op.batch_count, dtype=np.int64)[:, None]
-        addr = (addr[None, :] + bidx * strides[which][None, :]).ravel()
-        nbytes = np.tile(nbytes, op.batch_count)
-        is_write = np.tile(is_write, op.batch_count)
-        unit = ((unit[None, :].astype(np.int64) + bidx * tiles) % units).astype(np.int32).ravel()
+        addr, nbytes, is_write, unit = expand_batches(addr, nbytes, is_write, unit,
+                                                      strides[which], op.batch_count, tiles,
+                                                      units)
     if op.accumulate:
         addr, nbytes, is_write, unit = epilogue_reads(addr, nbytes, is_write, unit, c0,
                                                       int(bases[op.inputs[2]]))
@@ -122,6 +179,30 @@ def gemm_op_runs(graph: OpGraph, op: Op, mapping: GemmMapping, bases: np.ndarray
                                    np.zeros(split_k, np.uint8)])
         unit = np.concatenate([unit, (np.arange(2 * split_k) % units).astype(np.int32)])
     return OpRuns(addr, nbytes, is_write, unit, hit_blocks, hit_bytes, hit_lines)
+
+
+def _tile_runs(m: int, n: int, k: int, tm: int, tn: int, tk: int, e: int, trans_a: bool,
+               trans_b: bool, order: int, units: int, tile_major: bool, dedup: bool, a0: int,
+               b0: int, c0: int, granule: int, line_bytes: int) -> tuple:
+    """Runs of one GEMM of the batch (`gemm_runs`) without the wave's repeated tile reads
+    when `dedup`; (addr, nbytes, is_write, unit, hit blocks, hit bytes, hit lines)."""
+    addr, nbytes, is_write, unit = gemm_runs(m, n, k, tm, tn, tk, e, a0, b0, c0, trans_a,
+                                             trans_b, order, units, tile_major)
+    hit_blocks = hit_bytes = hit_lines = 0.0
+    if dedup:
+        tiles_m, tiles_n = math.ceil(m / tm), math.ceil(n / tn)
+        dup = wave_duplicates(tiles_m, tiles_n, math.ceil(k / tk), min(units, tiles_m * tiles_n),
+                              order)
+        if dup.shape[0] != addr.shape[0]:  # a run order the mask does not describe: keep all
+            dup = np.zeros(addr.shape[0], bool)
+        if dup.any():
+            da, dn = addr[dup], nbytes[dup]
+            hit_blocks = float(blocks_covered(da, dn, granule))
+            hit_lines = float(blocks_covered(da, dn, line_bytes))
+            hit_bytes = float(dn.sum())
+            keep = ~dup
+            addr, nbytes, is_write, unit = addr[keep], nbytes[keep], is_write[keep], unit[keep]
+    return addr, nbytes, is_write, unit, hit_blocks, hit_bytes, hit_lines
 
 
 def wave_step_bytes(tiles_m: int, tiles_n: int, wave_tiles: int, tm: int, tn: int,
@@ -190,8 +271,7 @@ def blocks_covered(addr: np.ndarray, nbytes: np.ndarray, granule: int) -> int:
     """Granules of `granule` bytes the runs cover, counted per run."""
     if addr.shape[0] == 0 or granule <= 0:
         return 0
-    shift = granule.bit_length() - 1
-    return int(((addr + nbytes - 1) >> shift).sum() - (addr >> shift).sum() + addr.shape[0])
+    return int(granules_covered(addr, nbytes, granule.bit_length() - 1))
 
 
 def stream_op_runs(graph: OpGraph, op: Op, mapping: Mapping, bases: np.ndarray,
@@ -288,7 +368,7 @@ def estimated_bytes(graph: OpGraph, mappings: Sequence[Mapping], dtype: str) -> 
 
 
 __all__ = [
-    "OpRuns", "blocks_covered", "epilogue_reads", "estimated_bytes", "gemm_op_runs",
+    "OpRuns", "RunTemplates", "blocks_covered", "epilogue_reads", "estimated_bytes", "gemm_op_runs",
     "is_traced_gemm", "iter_step_runs", "op_elem_bytes", "repeats_earlier", "stream_op_runs",
     "wave_duplicates", "wave_step_bytes",
 ]

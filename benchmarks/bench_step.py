@@ -4,6 +4,10 @@ and the coalesced-vs-exact trade-off on a reduced NMT.
     python benchmarks/bench_step.py                 # headline + ppopp19_target + reduced NMT
     python benchmarks/bench_step.py --only reduced  # just the coalesced/exact comparison
     python benchmarks/bench_step.py --only sensitivity  # frontier: blocks halved, no steady state
+    python benchmarks/bench_step.py --only compare --baseline /path/to/main --repeat 3
+        # warm headline of this tree and another checkout, alternating, best of N each
+    python benchmarks/bench_step.py --only rss --baseline /path/to/main
+        # peak RSS and wall time of every shipped workload on ppopp19_target, both trees
 
 Every measurement runs in a fresh Python process (so the peak RSS is that run's, and "cold"
 really compiles): cold uses an empty NUMBA_CACHE_DIR, warm reuses it. Results are printed as
@@ -95,10 +99,11 @@ print(json.dumps(out))
 """
 
 
-def run_child(code: str, args: list[str], cache_dir: str) -> tuple[dict, float]:
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, PYTHONPATH=str(ROOT))
+def run_child(code: str, args: list[str], cache_dir: str,
+              root: pathlib.Path = ROOT) -> tuple[dict, float]:
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, PYTHONPATH=str(root))
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=root,
                           capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t
     if proc.returncode:
@@ -159,13 +164,81 @@ def bench_sensitivity(hw_name: str, wl: str) -> None:
               f"{r['accesses'] / 1e6:.0f} M | {rates} | {r['bytes']['HBM'] / 1e12:.3f} TB |")
 
 
+def bench_compare(baseline: pathlib.Path, repeat: int, chips: int,
+                  designs: tuple[str, ...] = ("bigcache", "ppopp19_target")) -> None:
+    """Warm headline (bigcache and ppopp19_target x nmt_frontier) of this tree and of
+    `baseline`, runs alternating so that both see the same machine load; best of `repeat`."""
+    wl = str(ROOT / "workloads" / "nmt_frontier.yaml")
+    trees = {"baseline": baseline, "this": ROOT}
+    print("| hardware | tree | warm s (each run) | best warm s | trace s (best run) | "
+          "peak RSS MB | step time | HBM bytes | ops simulated |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for hw_name in designs:
+        hw = str(ROOT / "hwspecs" / f"{hw_name}.yaml")
+        runs: dict[str, list[tuple[float, dict]]] = {k: [] for k in trees}
+        with tempfile.TemporaryDirectory() as c0, tempfile.TemporaryDirectory() as c1:
+            caches = dict(zip(trees, (c0, c1), strict=True))
+            for name, root in trees.items():  # compile (cold) once per tree
+                run_child(CHILD_STEP, [hw, wl, str(chips)], caches[name], root)
+            for _ in range(repeat):
+                for name, root in trees.items():
+                    out, wall = run_child(CHILD_STEP, [hw, wl, str(chips)], caches[name], root)
+                    runs[name].append((wall, out))
+        best = {}
+        for name in trees:
+            wall, out = min(runs[name], key=lambda r: r[0])
+            best[name] = wall
+            print(f"| {hw_name} | {name} | {', '.join(f'{w:.1f}' for w, _ in runs[name])} | "
+                  f"{wall:.1f} | {out['phases']['trace']:.1f} | "
+                  f"{max(o['maxrss_mb'] for _, o in runs[name]):.0f} | "
+                  f"{out['step_time_s']:.4f} s | {out['bytes'].get('HBM', 0) / 1e12:.4f} TB | "
+                  f"{out['ops_simulated']} of {out['ops']} |")
+        print(f"    {hw_name}: baseline / this = {best['baseline'] / best['this']:.2f}x")
+
+
+def bench_rss(baseline: pathlib.Path | None, chips: int) -> None:
+    """Peak RSS and wall time of one step of every shipped workload on ppopp19_target."""
+    hw = str(ROOT / "hwspecs" / "ppopp19_target.yaml")
+    trees = {"this": ROOT} if baseline is None else {"baseline": baseline, "this": ROOT}
+    cols = " | ".join(f"{t} RSS MB | {t} wall s | {t} ops simulated | {t} step s | {t} HBM TB"
+                      for t in trees)
+    print(f"| workload | {cols} |")
+    print("|---|" + "---|" * (5 * len(trees)))
+    with tempfile.TemporaryDirectory() as c0, tempfile.TemporaryDirectory() as c1:
+        caches = dict(zip(trees, (c0, c1), strict=False))
+        for wl in sorted((ROOT / "workloads").glob("*.yaml")):
+            cells = []
+            for name, root in trees.items():
+                out, wall = run_child(CHILD_STEP, [hw, str(wl), str(chips)], caches[name], root)
+                cells.append(f"{out['maxrss_mb']:.0f} | {wall:.1f} | "
+                             f"{out['ops_simulated']} of {out['ops']} | "
+                             f"{out['step_time_s']:.6g} | "
+                             f"{out['bytes'].get('HBM', 0) / 1e12:.6g}")
+            print(f"| {wl.stem} | {' | '.join(cells)} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", choices=["headline", "reduced", "sensitivity"], default=None)
+    ap.add_argument("--only", choices=["headline", "reduced", "sensitivity", "compare", "rss"],
+                    default=None)
     ap.add_argument("--chips", type=int, default=1)
+    ap.add_argument("--baseline", type=pathlib.Path, default=None,
+                    help="another checkout (e.g. main) for --only compare / rss")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--hw", nargs="+", default=["bigcache", "ppopp19_target"],
+                    help="designs for --only compare")
     args = ap.parse_args()
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {cpu_model()}, "
-          f"{os.cpu_count()} CPUs, Python {platform.python_version()}")
+          f"{os.cpu_count()} CPUs, Python {platform.python_version()}, load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    if args.only == "compare":
+        if args.baseline is None:
+            raise SystemExit("--only compare needs --baseline DIR")
+        bench_compare(args.baseline.resolve(), args.repeat, args.chips, tuple(args.hw))
+        return
+    if args.only == "rss":
+        bench_rss(args.baseline.resolve() if args.baseline else None, args.chips)
+        return
     wl = str(ROOT / "workloads" / "nmt_frontier.yaml")
     if args.only in (None, "headline"):
         print("| hardware | workload | ops | cold s | warm s | peak RSS MB | mode | ops simulated "

@@ -170,7 +170,7 @@ def _back_invalidate(cfg, recip, slots, meta, n_units, out, op, lv, unit, victim
 
 @nb.njit(cache=True)
 def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta, rng, n_units,
-         compat, out):
+         compat, out, pshift, pmask, part):
     """Serve runs ``op_start[o]:op_start[o+1]`` entering ``level0``, charging op ``o``.
 
     Each run is served completely, depth first, with an explicit stack whose rows are
@@ -202,233 +202,248 @@ def _run(addr, nbytes, is_write, unit, op_start, level0, cfg, recip, slots, meta
         for r in range(op_start[op], op_start[op + 1]):
             if nbytes[r] <= 0:
                 continue
-            line0 = addr[r] >> shift0
-            w0 = is_write[r]
-            if fast0 and (w0 == 0 or wfast0) and line0 == (addr[r] + nbytes[r] - 1) >> shift0:
-                # a one-line read (or write-back write) that hits at the entry level needs
-                # nothing else
-                s0 = _set_index(line0, mask0, rec0, sets0)
-                inst0 = np.int64(unit[r]) if private0 else 0
-                ub0 = np.uint64(off0 + (inst0 * sets0 + s0) * ways0)
-                key0 = (line0 << 1) | 1
-                hit0 = -1
-                free0 = ways0
-                for i in range(ways0):
-                    e = slots[ub0 + np.uint64(i)]
-                    if (e | 1) == key0:
-                        hit0 = i
-                        break
-                    if e < 0:
-                        free0 = i
-                        break
-                known_miss = hit0 < 0  # the general path below need not scan again
-                if hit0 >= 0:
-                    out[uop, u0, HITS] += 1
-                    if mtf0 and hit0 > 0:
-                        e = slots[ub0 + np.uint64(hit0)]
-                        for j in range(hit0, 0, -1):
-                            slots[ub0 + np.uint64(j)] = slots[ub0 + np.uint64(j - 1)]
-                        slots[ub0] = e
-                        hit0 = 0
-                    if w0:
-                        out[uop, u0, WRITE_ACCESSES] += 1
-                        slots[ub0 + np.uint64(hit0)] |= 1
-                    continue
-            else:
-                known_miss = False
-                free0 = ways0
-            stk[0, 0] = level0
-            stk[0, 1] = unit[r]
-            stk[0, 2] = is_write[r]
-            stk[0, 3] = addr[r]
-            stk[0, 4] = addr[r] + nbytes[r]
-            sp = 1
-            while sp > 0:
-                t = sp - 1
-                ut = np.uint64(t)
-                lv = stk[ut, 0]
-                u = stk[ut, 1]
-                w = stk[ut, 2]
-                cur = stk[ut, 3]
-                end = stk[ut, 4]
-                ulv = np.uint64(lv)
-                shift = cfg[ulv, CFG_SHIFT]
-                line = cur >> shift
-                line_start = line << shift
-                line_end = line_start + (np.int64(1) << shift)
-                seg_end = end if end < line_end else line_end
-                if seg_end >= end:
-                    sp -= 1
+            next_a = addr[r]
+            r_end = addr[r] + nbytes[r]
+            while next_a < r_end:
+                # the run's piece in one partition chunk (the whole run when unpartitioned)
+                ra = next_a
+                rend = r_end
+                if pmask != 0:
+                    chunk_end = ((ra >> pshift) + 1) << pshift
+                    if chunk_end < rend:
+                        rend = chunk_end
+                    next_a = rend
+                    if ((ra >> pshift) & pmask) != part:
+                        continue
                 else:
-                    stk[ut, 3] = seg_end
-
-                ways = cfg[ulv, CFG_WAYS]
-                policy = cfg[ulv, CFG_POLICY]
-                wb = cfg[ulv, CFG_WRITE_BACK]
-                inst = u if cfg[ulv, CFG_PRIVATE] else 0
-                sets = cfg[ulv, CFG_SETS]
-                s = _set_index(line, cfg[ulv, CFG_SET_MASK], recip[ulv], sets)
-                base = cfg[ulv, CFG_TAG_OFFSET] + (inst * sets + s) * ways
-                ordered = policy <= POLICY_MRU
-                key = (line << 1) | 1
-
-                ub = np.uint64(base)
-                pos = -1
-                free = ways
-                if known_miss:
-                    free = free0  # the fast path above already scanned this set
-                    known_miss = False
-                else:
-                    for i in range(ways):
-                        e = slots[ub + np.uint64(i)]
-                        if (e | 1) == key:
-                            pos = i
+                    next_a = rend
+                line0 = ra >> shift0
+                w0 = is_write[r]
+                if fast0 and (w0 == 0 or wfast0) and line0 == (rend - 1) >> shift0:
+                    # a one-line read (or write-back write) that hits at the entry level needs
+                    # nothing else
+                    s0 = _set_index(line0, mask0, rec0, sets0)
+                    inst0 = np.int64(unit[r]) if private0 else 0
+                    ub0 = np.uint64(off0 + (inst0 * sets0 + s0) * ways0)
+                    key0 = (line0 << 1) | 1
+                    hit0 = -1
+                    free0 = ways0
+                    for i in range(ways0):
+                        e = slots[ub0 + np.uint64(i)]
+                        if (e | 1) == key0:
+                            hit0 = i
                             break
                         if e < 0:
-                            if free == ways:
-                                free = i
-                            if ordered:
-                                break
-
-                push_wb = np.int64(-1)  # victim line to write back
-                push_fwd = False  # forward the written segment
-                push_fetch = False
-                if pos >= 0:
-                    # ---------------- hit ----------------
-                    if w and compat:
-                        # pycachesim: a store hit only marks the line dirty
-                        if wb:
-                            slots[base + pos] |= 1
-                        else:
-                            push_fwd = True
+                            free0 = i
+                            break
+                    known_miss = hit0 < 0  # the general path below need not scan again
+                    if hit0 >= 0:
+                        out[uop, u0, HITS] += 1
+                        if mtf0 and hit0 > 0:
+                            e = slots[ub0 + np.uint64(hit0)]
+                            for j in range(hit0, 0, -1):
+                                slots[ub0 + np.uint64(j)] = slots[ub0 + np.uint64(j - 1)]
+                            slots[ub0] = e
+                            hit0 = 0
+                        if w0:
+                            out[uop, u0, WRITE_ACCESSES] += 1
+                            slots[ub0 + np.uint64(hit0)] |= 1
+                        continue
+                else:
+                    known_miss = False
+                    free0 = ways0
+                stk[0, 0] = level0
+                stk[0, 1] = unit[r]
+                stk[0, 2] = is_write[r]
+                stk[0, 3] = ra
+                stk[0, 4] = rend
+                sp = 1
+                while sp > 0:
+                    t = sp - 1
+                    ut = np.uint64(t)
+                    lv = stk[ut, 0]
+                    u = stk[ut, 1]
+                    w = stk[ut, 2]
+                    cur = stk[ut, 3]
+                    end = stk[ut, 4]
+                    ulv = np.uint64(lv)
+                    shift = cfg[ulv, CFG_SHIFT]
+                    line = cur >> shift
+                    line_start = line << shift
+                    line_end = line_start + (np.int64(1) << shift)
+                    seg_end = end if end < line_end else line_end
+                    if seg_end >= end:
+                        sp -= 1
                     else:
-                        out[uop, ulv, HITS] += 1
-                        if policy == POLICY_LRU or policy == POLICY_MRU:
-                            if pos > 0:
-                                e = slots[ub + np.uint64(pos)]
-                                for j in range(pos, 0, -1):
-                                    slots[ub + np.uint64(j)] = slots[ub + np.uint64(j - 1)]
-                                slots[ub] = e
-                                pos = 0
-                        elif policy == POLICY_PLRU:
-                            node = pos + ways
-                            while node > 1:
-                                parent = node >> 1
-                                meta[base + parent] = 1 - (node & 1)
-                                node = parent
-                        elif policy == POLICY_LFU:
-                            meta[base + pos] += 1
-                        if w:
-                            out[uop, ulv, WRITE_ACCESSES] += 1
+                        stk[ut, 3] = seg_end
+
+                    ways = cfg[ulv, CFG_WAYS]
+                    policy = cfg[ulv, CFG_POLICY]
+                    wb = cfg[ulv, CFG_WRITE_BACK]
+                    inst = u if cfg[ulv, CFG_PRIVATE] else 0
+                    sets = cfg[ulv, CFG_SETS]
+                    s = _set_index(line, cfg[ulv, CFG_SET_MASK], recip[ulv], sets)
+                    base = cfg[ulv, CFG_TAG_OFFSET] + (inst * sets + s) * ways
+                    ordered = policy <= POLICY_MRU
+                    key = (line << 1) | 1
+
+                    ub = np.uint64(base)
+                    pos = -1
+                    free = ways
+                    if known_miss:
+                        free = free0  # the fast path above already scanned this set
+                        known_miss = False
+                    else:
+                        for i in range(ways):
+                            e = slots[ub + np.uint64(i)]
+                            if (e | 1) == key:
+                                pos = i
+                                break
+                            if e < 0:
+                                if free == ways:
+                                    free = i
+                                if ordered:
+                                    break
+
+                    push_wb = np.int64(-1)  # victim line to write back
+                    push_fwd = False  # forward the written segment
+                    push_fetch = False
+                    if pos >= 0:
+                        # ---------------- hit ----------------
+                        if w and compat:
+                            # pycachesim: a store hit only marks the line dirty
                             if wb:
                                 slots[base + pos] |= 1
                             else:
                                 push_fwd = True
-                else:
-                    # ---------------- miss ----------------
-                    out[uop, ulv, MISSES] += 1
-                    if w:
-                        out[uop, ulv, WRITE_ACCESSES] += 1
-                    if w and cfg[ulv, CFG_WRITE_ALLOCATE] == 0:
-                        push_fwd = True
-                    else:
-                        victim = np.int64(-1)
-                        if ordered:
-                            if free < ways:
-                                slot_from = free  # shift the packed prefix down by one
-                            elif policy == POLICY_MRU:
-                                slot_from = 0  # replace the most recent line in place
-                                victim = slots[base]
-                            else:
-                                slot_from = ways - 1
-                                victim = slots[base + ways - 1]
-                            for j in range(slot_from, 0, -1):
-                                slots[ub + np.uint64(j)] = slots[ub + np.uint64(j - 1)]
-                            slot = 0
                         else:
-                            if free < ways:
-                                slot = free
-                            elif policy == POLICY_RANDOM:
-                                x = rng[0]
-                                x ^= x << np.uint64(13)
-                                x ^= x >> np.uint64(7)
-                                x ^= x << np.uint64(17)
-                                rng[0] = x
-                                slot = np.int64(x % np.uint64(ways))
+                            out[uop, ulv, HITS] += 1
+                            if policy == POLICY_LRU or policy == POLICY_MRU:
+                                if pos > 0:
+                                    e = slots[ub + np.uint64(pos)]
+                                    for j in range(pos, 0, -1):
+                                        slots[ub + np.uint64(j)] = slots[ub + np.uint64(j - 1)]
+                                    slots[ub] = e
+                                    pos = 0
                             elif policy == POLICY_PLRU:
-                                node = 1
-                                while node < ways:
-                                    node = 2 * node + meta[base + node]
-                                slot = node - ways
-                            else:  # LFU: least count, lowest slot on ties
-                                slot = 0
-                                best = meta[base]
-                                for i in range(1, ways):
-                                    if meta[base + i] < best:
-                                        best = meta[base + i]
-                                        slot = i
-                            if free >= ways:
-                                victim = slots[base + slot]
-                            if policy == POLICY_PLRU:
-                                node = slot + ways
+                                node = pos + ways
                                 while node > 1:
                                     parent = node >> 1
                                     meta[base + parent] = 1 - (node & 1)
                                     node = parent
                             elif policy == POLICY_LFU:
-                                meta[base + slot] = 1
-                        slots[ub + np.uint64(slot)] = (line << 1) | (1 if (w and wb) else 0)
+                                meta[base + pos] += 1
+                            if w:
+                                out[uop, ulv, WRITE_ACCESSES] += 1
+                                if wb:
+                                    slots[base + pos] |= 1
+                                else:
+                                    push_fwd = True
+                    else:
+                        # ---------------- miss ----------------
+                        out[uop, ulv, MISSES] += 1
+                        if w:
+                            out[uop, ulv, WRITE_ACCESSES] += 1
+                        if w and cfg[ulv, CFG_WRITE_ALLOCATE] == 0:
+                            push_fwd = True
+                        else:
+                            victim = np.int64(-1)
+                            if ordered:
+                                if free < ways:
+                                    slot_from = free  # shift the packed prefix down by one
+                                elif policy == POLICY_MRU:
+                                    slot_from = 0  # replace the most recent line in place
+                                    victim = slots[base]
+                                else:
+                                    slot_from = ways - 1
+                                    victim = slots[base + ways - 1]
+                                for j in range(slot_from, 0, -1):
+                                    slots[ub + np.uint64(j)] = slots[ub + np.uint64(j - 1)]
+                                slot = 0
+                            else:
+                                if free < ways:
+                                    slot = free
+                                elif policy == POLICY_RANDOM:
+                                    x = rng[0]
+                                    x ^= x << np.uint64(13)
+                                    x ^= x >> np.uint64(7)
+                                    x ^= x << np.uint64(17)
+                                    rng[0] = x
+                                    slot = np.int64(x % np.uint64(ways))
+                                elif policy == POLICY_PLRU:
+                                    node = 1
+                                    while node < ways:
+                                        node = 2 * node + meta[base + node]
+                                    slot = node - ways
+                                else:  # LFU: least count, lowest slot on ties
+                                    slot = 0
+                                    best = meta[base]
+                                    for i in range(1, ways):
+                                        if meta[base + i] < best:
+                                            best = meta[base + i]
+                                            slot = i
+                                if free >= ways:
+                                    victim = slots[base + slot]
+                                if policy == POLICY_PLRU:
+                                    node = slot + ways
+                                    while node > 1:
+                                        parent = node >> 1
+                                        meta[base + parent] = 1 - (node & 1)
+                                        node = parent
+                                elif policy == POLICY_LFU:
+                                    meta[base + slot] = 1
+                            slots[ub + np.uint64(slot)] = (line << 1) | (1 if (w and wb) else 0)
 
-                        if victim >= 0:
-                            out[uop, ulv, EVICTIONS] += 1
-                            vline = victim >> 1
-                            vdirty = victim & 1
-                            if cfg[ulv, CFG_INCLUSIVE] and lv > 0:
-                                if _back_invalidate(cfg, recip, slots, meta, n_units, out, op,
-                                                    lv, u, vline):
-                                    vdirty = 1
-                            if vdirty:
-                                push_wb = vline
-                        push_fwd = w and not wb
-                        # A whole-line write needs no data, unless an inclusive level below
-                        # must allocate the line too (read-for-ownership).
-                        push_fetch = True
-                        if w and not compat and cur == line_start and seg_end == line_end:
-                            push_fetch = False
-                            for lb in range(lv + 1, n_levels):
-                                if cfg[lb, CFG_INCLUSIVE] == 1:
-                                    push_fetch = True
+                            if victim >= 0:
+                                out[uop, ulv, EVICTIONS] += 1
+                                vline = victim >> 1
+                                vdirty = victim & 1
+                                if cfg[ulv, CFG_INCLUSIVE] and lv > 0:
+                                    if _back_invalidate(cfg, recip, slots, meta, n_units, out, op,
+                                                        lv, u, vline):
+                                        vdirty = 1
+                                if vdirty:
+                                    push_wb = vline
+                            push_fwd = w and not wb
+                            # A whole-line write needs no data, unless an inclusive level below
+                            # must allocate the line too (read-for-ownership).
+                            push_fetch = True
+                            if w and not compat and cur == line_start and seg_end == line_end:
+                                push_fetch = False
+                                for lb in range(lv + 1, n_levels):
+                                    if cfg[lb, CFG_INCLUSIVE] == 1:
+                                        push_fetch = True
 
-                if push_fetch:
-                    out[uop, ulv, FETCHES] += 1
-                if push_wb >= 0:
-                    out[uop, ulv, WRITEBACKS] += 1
-                    out[uop, ulv, WRITES_BELOW] += 1
-                    out[uop, ulv, BYTES_WRITTEN_BELOW] += line_end - line_start
-                if push_fwd:
-                    out[uop, ulv, WRITES_BELOW] += 1
-                    out[uop, ulv, BYTES_WRITTEN_BELOW] += seg_end - cur
-                nxt = lv + 1
-                if nxt == n_levels:
-                    continue  # memory: its row is derived from these counters
-                # Push in reverse order of service: write-back, fetch, forwarded write. The
-                # victim's data leaves first, while the levels below still hold it (an
-                # inclusive level further down could otherwise evict it while the fetch
-                # passes, and its late write-back would then evict the fetched line). In
-                # pycachesim mode: fetch, forwarded write, write-back, as pycachesim does.
-                wb_first = compat == 0 or cfg[nxt, CFG_INCLUSIVE] == 1
-                if wb_first:
-                    if push_fwd:
-                        sp = _push(stk, sp, nxt, u, 1, cur, seg_end)
                     if push_fetch:
-                        sp = _push(stk, sp, nxt, u, 0, line_start, line_end)
-                if push_wb >= 0:
-                    sp = _push(stk, sp, nxt, u, 1, push_wb << shift, (push_wb + 1) << shift)
-                if not wb_first:
+                        out[uop, ulv, FETCHES] += 1
+                    if push_wb >= 0:
+                        out[uop, ulv, WRITEBACKS] += 1
+                        out[uop, ulv, WRITES_BELOW] += 1
+                        out[uop, ulv, BYTES_WRITTEN_BELOW] += line_end - line_start
                     if push_fwd:
-                        sp = _push(stk, sp, nxt, u, 1, cur, seg_end)
-                    if push_fetch:
-                        sp = _push(stk, sp, nxt, u, 0, line_start, line_end)
+                        out[uop, ulv, WRITES_BELOW] += 1
+                        out[uop, ulv, BYTES_WRITTEN_BELOW] += seg_end - cur
+                    nxt = lv + 1
+                    if nxt == n_levels:
+                        continue  # memory: its row is derived from these counters
+                    # Push in reverse order of service: write-back, fetch, forwarded write. The
+                    # victim's data leaves first, while the levels below still hold it (an
+                    # inclusive level further down could otherwise evict it while the fetch
+                    # passes, and its late write-back would then evict the fetched line). In
+                    # pycachesim mode: fetch, forwarded write, write-back, as pycachesim does.
+                    wb_first = compat == 0 or cfg[nxt, CFG_INCLUSIVE] == 1
+                    if wb_first:
+                        if push_fwd:
+                            sp = _push(stk, sp, nxt, u, 1, cur, seg_end)
+                        if push_fetch:
+                            sp = _push(stk, sp, nxt, u, 0, line_start, line_end)
+                    if push_wb >= 0:
+                        sp = _push(stk, sp, nxt, u, 1, push_wb << shift, (push_wb + 1) << shift)
+                    if not wb_first:
+                        if push_fwd:
+                            sp = _push(stk, sp, nxt, u, 1, cur, seg_end)
+                        if push_fetch:
+                            sp = _push(stk, sp, nxt, u, 0, line_start, line_end)
 
 
 @nb.njit(cache=True, inline="always")
@@ -447,7 +462,7 @@ def _push(stk, sp, level, unit, write, start, end):
 # inlined helper (one `(e | 1) == key` test for both) measured 8-12 % slower on
 # benchmarks/bench_cache.py (2026-11-27), so the near-copies are deliberate.
 @nb.njit(cache=True)
-def _run_lru_reads(addr, nbytes, unit, op_start, cfg, recip, slots, out):
+def _run_lru_reads(addr, nbytes, unit, op_start, cfg, recip, slots, out, pshift, pmask, part):
     """``_run`` specialised to reads through LRU, non-inclusive levels holding no dirty line.
 
     The caller (``accelsim.cache``) checks those conditions; then a request never writes, never
@@ -487,6 +502,8 @@ def _run_lru_reads(addr, nbytes, unit, op_start, cfg, recip, slots, out):
             while line <= last:
                 cur = line
                 line += 1
+                if pmask != 0 and (((cur << shift0) >> pshift) & pmask) != part:
+                    continue  # another partition's line
                 s = _set_index(cur, mask0, rec0, sets0)
                 ub = np.uint64(ioff0 + s * ways0)
                 key = cur << 1
@@ -549,7 +566,8 @@ def _run_lru_reads(addr, nbytes, unit, op_start, cfg, recip, slots, out):
 
 
 @nb.njit(cache=True)
-def _run_lru_wb(addr, nbytes, is_write, unit, op_start, cfg, recip, slots, out):
+def _run_lru_wb(addr, nbytes, is_write, unit, op_start, cfg, recip, slots, out, pshift, pmask,
+                part):
     """``_run`` specialised to LRU, write-back, write-allocate, non-inclusive levels (not
     pycachesim mode), reads and writes, any state.
 
@@ -586,9 +604,11 @@ def _run_lru_wb(addr, nbytes, is_write, unit, op_start, cfg, recip, slots, out):
                 # a write covers the granule's whole line
                 lv = 0
                 byte = line0 << shift0
+                line0 += 1
+                if pmask != 0 and ((byte >> pshift) & pmask) != part:
+                    continue  # another partition's line
                 w = w0
                 whole = w0 == 1 and byte >= a and byte + (np.int64(1) << shift0) <= end
-                line0 += 1
                 sp = 0
                 while True:
                     ulv = np.uint64(lv)
@@ -695,7 +715,7 @@ def simulate(addr: np.ndarray, nbytes: np.ndarray, is_write: np.ndarray, unit: n
     """
     out = np.zeros((op_start.shape[0] - 1, cfg.shape[0] + 1, N_COUNTERS), np.int64)
     _run(addr, nbytes, is_write, unit, op_start, 0, cfg, recip, slots, meta, rng, n_units,
-         compat, out)
+         compat, out, 0, 0, 0)
     _derive(out, cfg)
     return out
 
@@ -707,7 +727,7 @@ def simulate_lru_reads(addr: np.ndarray, nbytes: np.ndarray, unit: np.ndarray,
     """``simulate`` for a read-only trace when every level is LRU and non-inclusive and no
     line is dirty (the caller checks); identical results, no request stack."""
     out = np.zeros((op_start.shape[0] - 1, cfg.shape[0] + 1, N_COUNTERS), np.int64)
-    _run_lru_reads(addr, nbytes, unit, op_start, cfg, recip, slots, out)
+    _run_lru_reads(addr, nbytes, unit, op_start, cfg, recip, slots, out, 0, 0, 0)
     _derive(out, cfg)
     return out
 
@@ -719,7 +739,7 @@ def simulate_lru_wb(addr: np.ndarray, nbytes: np.ndarray, is_write: np.ndarray,
     """``simulate`` when every level is LRU, write-back, write-allocate and non-inclusive
     and ``compat`` is 0 (the caller checks); identical results."""
     out = np.zeros((op_start.shape[0] - 1, cfg.shape[0] + 1, N_COUNTERS), np.int64)
-    _run_lru_wb(addr, nbytes, is_write, unit, op_start, cfg, recip, slots, out)
+    _run_lru_wb(addr, nbytes, is_write, unit, op_start, cfg, recip, slots, out, 0, 0, 0)
     _derive(out, cfg)
     return out
 
@@ -760,6 +780,52 @@ def flush(cfg: np.ndarray, recip: np.ndarray, slots: np.ndarray, meta: np.ndarra
         if lv + 1 < n_levels:
             _run(addr, np.full(n_dirty, np.int64(1) << shift, np.int64),
                  np.ones(n_dirty, np.uint8), units, np.array([0, n_dirty], np.int64), lv + 1,
-                 cfg, recip, slots, meta, rng, n_units, compat, out)
+                 cfg, recip, slots, meta, rng, n_units, compat, out, 0, 0, 0)
+    _derive(out, cfg)
+    return out
+
+
+# ---- set-partitioned simulation -----------------------------------------------------------
+# A level-0 granule at byte address b belongs to partition (b >> pshift) & pmask. When every
+# level's set index determines that partition (the caller, `accelsim.cache`, checks), requests
+# of different partitions touch disjoint sets at every level (a fetch, write-back or
+# back-invalidation stays at the address range of its line, inside one partition chunk), so
+# each partition can be simulated alone, in program order, by its own thread on the shared
+# state arrays; the per-op counters of all partitions sum to the serial counters exactly.
+# The kernels release the GIL; `_derive` is linear, so partial counters are derived each.
+@nb.njit(cache=True, nogil=True)
+def simulate_part(addr: np.ndarray, nbytes: np.ndarray, is_write: np.ndarray, unit: np.ndarray,
+                  op_start: np.ndarray, cfg: np.ndarray, recip: np.ndarray, slots: np.ndarray,
+                  meta: np.ndarray, rng: np.ndarray, n_units: int, compat: int, pshift: int,
+                  pmask: int, part: int) -> np.ndarray:
+    """``simulate`` restricted to the granules of partition ``part``."""
+    out = np.zeros((op_start.shape[0] - 1, cfg.shape[0] + 1, N_COUNTERS), np.int64)
+    _run(addr, nbytes, is_write, unit, op_start, 0, cfg, recip, slots, meta, rng, n_units,
+         compat, out, pshift, pmask, part)
+    _derive(out, cfg)
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def simulate_lru_reads_part(addr: np.ndarray, nbytes: np.ndarray, unit: np.ndarray,
+                            op_start: np.ndarray, cfg: np.ndarray, recip: np.ndarray,
+                            slots: np.ndarray, pshift: int, pmask: int, part: int
+                            ) -> np.ndarray:
+    """``simulate_lru_reads`` restricted to the granules of partition ``part``."""
+    out = np.zeros((op_start.shape[0] - 1, cfg.shape[0] + 1, N_COUNTERS), np.int64)
+    _run_lru_reads(addr, nbytes, unit, op_start, cfg, recip, slots, out, pshift, pmask, part)
+    _derive(out, cfg)
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def simulate_lru_wb_part(addr: np.ndarray, nbytes: np.ndarray, is_write: np.ndarray,
+                         unit: np.ndarray, op_start: np.ndarray, cfg: np.ndarray,
+                         recip: np.ndarray, slots: np.ndarray, pshift: int, pmask: int,
+                         part: int) -> np.ndarray:
+    """``simulate_lru_wb`` restricted to the granules of partition ``part``."""
+    out = np.zeros((op_start.shape[0] - 1, cfg.shape[0] + 1, N_COUNTERS), np.int64)
+    _run_lru_wb(addr, nbytes, is_write, unit, op_start, cfg, recip, slots, out, pshift, pmask,
+                part)
     _derive(out, cfg)
     return out

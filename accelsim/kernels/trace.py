@@ -193,3 +193,49 @@ def expand_lines(addr: np.ndarray, nbytes: np.ndarray, line_bytes: int) -> np.nd
                 pos += 1
     return out
 
+
+
+#: Template traces (`accelsim.trace_runs.RunTemplates`) keep operand ``t`` of a GEMM at
+#: ``t << TEMPLATE_SHIFT`` plus its base's residue, so that each run's operand is
+#: ``addr >> TEMPLATE_SHIFT``; `rebase` moves every run to its operand's real base.
+TEMPLATE_SHIFT = 40
+
+
+@nb.njit(cache=True)
+def rebase(addr: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """``addr + delta[addr >> TEMPLATE_SHIFT]``: a template's runs at the real bases."""
+    out = np.empty_like(addr)
+    for i in range(addr.shape[0]):
+        a = addr[i]
+        out[i] = a + delta[a >> TEMPLATE_SHIFT]
+    return out
+
+
+@nb.njit(cache=True)
+def granules_covered(addr: np.ndarray, nbytes: np.ndarray, shift: int) -> int:
+    """``sum((addr + nbytes - 1) >> shift) - sum(addr >> shift) + len(addr)``, in one pass."""
+    total = addr.shape[0]
+    for i in range(addr.shape[0]):
+        total += ((addr[i] + nbytes[i] - 1) >> shift) - (addr[i] >> shift)
+    return total
+
+
+@nb.njit(cache=True)
+def expand_batches(addr: np.ndarray, nbytes: np.ndarray, is_write: np.ndarray,
+                   unit: np.ndarray, stride: np.ndarray, batch: int, tiles: int, units: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The runs of one GEMM repeated for ``batch`` GEMMs: copy ``b`` moves run ``r`` by
+    ``b * stride[r]`` and gives it unit ``(unit[r] + b * tiles) % units``."""
+    n = addr.shape[0]
+    out_a = np.empty(batch * n, np.int64)
+    out_n = np.empty(batch * n, np.int64)
+    out_w = np.empty(batch * n, np.uint8)
+    out_u = np.empty(batch * n, np.int32)
+    for b in range(batch):
+        o = b * n
+        for r in range(n):
+            out_a[o + r] = addr[r] + b * stride[r]
+            out_n[o + r] = nbytes[r]
+            out_w[o + r] = is_write[r]
+            out_u[o + r] = (np.int64(unit[r]) + b * tiles) % units
+    return out_a, out_n, out_w, out_u
