@@ -18,13 +18,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from accelsim import reproduce
+from accelsim import refdata, reproduce
 
 SECONDS_PER_DAY = 86400.0
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_WORKLOAD = PACKAGE_ROOT / "workloads" / "word_lm_case_study.yaml"
-DEFAULT_BASELINE = PACKAGE_ROOT / "workloads" / "word_lm_frontier.yaml"
-DEFAULT_HARDWARE = PACKAGE_ROOT / "hwspecs" / "ppopp19_target.yaml"
+#: Shipped specs (refdata finds them in the repository or an installed wheel).
+DEFAULT_WORKLOAD = refdata.workload_spec_path("word_lm_case_study")
+DEFAULT_BASELINE = refdata.workload_spec_path("word_lm_frontier")
+DEFAULT_HARDWARE = refdata.hardware_spec_path("ppopp19_target")
 
 #: Table 5's rows in order: (stage as the paper names it, the plan accelsim runs for it).
 PLANS = (

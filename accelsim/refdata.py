@@ -11,9 +11,10 @@ wheel runs every command and test with nothing beside it (accelsim/data/, packag
   times: the V100 GEMM and RNN tables and the P100 rows of DeepBench's README
   (`deepbench/README.md` gives the columns and sources).
 
-Hardware specs (`hwspecs/*.yaml`) belong to the repository; an installed wheel carries them as
-`accelsim/hwspecs` (pyproject.toml maps the directory), so `hardware_spec_path` finds them in
-either layout.
+Hardware specs (`hwspecs/*.yaml`) and workloads (`workloads/*.yaml`) belong to the repository;
+an installed wheel carries them as `accelsim/hwspecs` and `accelsim/workloads` (pyproject.toml
+maps the directories), so `hardware_spec_path` and `workload_spec_path` find them in either
+layout.
 """
 
 from __future__ import annotations
@@ -72,9 +73,19 @@ def catamount_models() -> dict:
 def hardware_spec_path(name: str) -> Path:
     """Path of a shipped hardware spec, e.g. `hardware_spec_path("v100")`: the installed copy
     (accelsim/hwspecs) when present, else the repository's hwspecs/ above the package."""
-    for folder in (_PACKAGE_DIR / "hwspecs", _PACKAGE_DIR.parent / "hwspecs"):
+    return _shipped_spec_path("hwspecs", name, "hardware spec")
+
+
+def workload_spec_path(name: str) -> Path:
+    """Path of a shipped workload, e.g. `workload_spec_path("nmt_frontier")`: the installed
+    copy (accelsim/workloads) when present, else the repository's workloads/."""
+    return _shipped_spec_path("workloads", name, "workload")
+
+
+def _shipped_spec_path(folder_name: str, name: str, what: str) -> Path:
+    for folder in (_PACKAGE_DIR / folder_name, _PACKAGE_DIR.parent / folder_name):
         path = folder / f"{name}.yaml"
         if path.is_file():
             return path
-    raise FileNotFoundError(f"no shipped hardware spec {name!r} (looked in accelsim/hwspecs "
-                            "and the repository's hwspecs/)")
+    raise FileNotFoundError(f"no shipped {what} {name!r} (looked in "
+                            f"accelsim/{folder_name} and the repository's {folder_name}/)")

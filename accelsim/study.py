@@ -38,9 +38,6 @@ from accelsim.timing import level_bandwidths, port_bytes
 from accelsim.vocabulary import MEMORY
 from accelsim.workload import WorkloadSpec
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-WORKLOADS = PACKAGE_ROOT / "workloads"
-
 DEFAULT_DESIGNS = ("ppopp19_target", "bigcache", "bigmem")
 DEFAULT_WORKLOADS = ("nmt_frontier", "word_lm_frontier")
 #: The issue's axis is 1-128; the default runs a subset that finishes in minutes
@@ -51,7 +48,7 @@ DEFAULT_SUBBATCHES = (4, 8, 32, 128)
 DEFAULT_CACHE_SIZES = (6 * 2**20, 96 * 2**20, 1536 * 2**20, 24 * 2**30, 96 * 2**30)
 #: Subbatches of the cache-size study: a memory-bound one and the paper's Table 3/5 one.
 DEFAULT_CACHE_SUBBATCHES = (8, 128)
-CASE_STUDY_WORKLOAD = WORKLOADS / "word_lm_case_study.yaml"
+CASE_STUDY_WORKLOAD = "word_lm_case_study"  # a shipped workload (refdata.workload_spec_path)
 
 #: Issue 9's criterion: at subbatch <= FLOOR_SUBBATCH_MAX a design's speedup over the first
 #: design is within FLOOR_TOLERANCE of the ratio of their roofline floors.
@@ -297,9 +294,10 @@ def default_designs() -> list[HardwareSpec]:
 
 
 def default_workloads() -> list[WorkloadSpec]:
+    from accelsim.refdata import workload_spec_path
     from accelsim.spec import load_workload
 
-    return [load_workload(WORKLOADS / f"{name}.yaml") for name in DEFAULT_WORKLOADS]
+    return [load_workload(workload_spec_path(name)) for name in DEFAULT_WORKLOADS]
 
 
 def study(designs: Sequence[HardwareSpec], workloads: Sequence[WorkloadSpec],
@@ -483,7 +481,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """`accelsim study`: check outputs, load specs, run the points with a progress bar, print."""
-    from accelsim import progress, spec
+    from accelsim import progress, refdata, spec
     from accelsim.errors import SpecError
     from accelsim.outputs import check_distinct, check_output, check_output_dir
 
@@ -512,7 +510,8 @@ def run(args: argparse.Namespace) -> int:
     workloads = workloads or default_workloads()
     subbatches = tuple(args.subbatch or DEFAULT_SUBBATCHES)
     sizes = tuple(DEFAULT_CACHE_SIZES if args.cache_sizes is None else args.cache_sizes)
-    case = spec.load_workload(CASE_STUDY_WORKLOAD) if args.table5 else None
+    case = (spec.load_workload(refdata.workload_spec_path(CASE_STUDY_WORKLOAD)) if args.table5
+            else None)
     total = jobs_count(len(designs), len(workloads), len(subbatches), len(sizes),
                        len(args.cache_subbatch), bool(case))
     with progress.bar(total, "study", quiet=args.quiet, unit="point") as bar:

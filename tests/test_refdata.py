@@ -87,6 +87,28 @@ def test_package_data_globs_cover_every_file() -> None:
     for name in refdata.FILES:
         assert any(fnmatch.fnmatch(f"data/{name}", g) for g in globs), name
     assert config["package-dir"]["accelsim.hwspecs"] == "hwspecs"
+    assert config["package-dir"]["accelsim.workloads"] == "workloads"
+    assert config["package-data"]["accelsim.workloads"] == ["*.yaml"]
+
+
+def test_every_shipped_spec_is_found_by_name() -> None:
+    """Commands name their default specs through refdata, which finds the repository's files
+    here and the wheel's copies (accelsim/hwspecs, accelsim/workloads) when installed."""
+    for path in sorted((REPO / "workloads").glob("*.yaml")):
+        assert refdata.workload_spec_path(path.stem).resolve() == path.resolve()
+    for path in sorted((REPO / "hwspecs").glob("*.yaml")):
+        assert refdata.hardware_spec_path(path.stem).resolve() == path.resolve()
+    with pytest.raises(FileNotFoundError, match="no shipped workload 'nope'"):
+        refdata.workload_spec_path("nope")
+
+
+def test_no_module_builds_paths_above_the_package() -> None:
+    """A path built from the repository layout (`parents[1] / "workloads"`) exists in a clone
+    but not in an installed wheel; shipped specs are found through refdata only."""
+    pattern = re.compile(r"parents\[1\]|\.parent\.parent\b")
+    offenders = [str(p.relative_to(REPO)) for p in PACKAGE.rglob("*.py")
+                 if p.name != "refdata.py" and pattern.search(p.read_text(encoding="utf-8"))]
+    assert offenders == []
 
 
 def test_no_module_reads_beside_the_repository() -> None:
