@@ -43,6 +43,14 @@ def _time_unit(seconds: float) -> tuple[float, str]:
     return 1e9, "ns"
 
 
+def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Write `fig` to `path` (PNG) and release it; returns the path."""
+    out = Path(path)
+    fig.savefig(out, dpi=dpi)
+    plt.close(fig)
+    return out
+
+
 # --- report views -----------------------------------------------------------------------------
 def roofline(report: Report) -> Figure:
     """One roofline panel per memory level: the compute ceiling (peak FLOP/s), the level's
@@ -219,9 +227,7 @@ def report_figures(report: Report, out_dir: str | Path) -> list[Path]:
     for name, draw in (("roofline", roofline), ("breakdown", breakdown), ("gantt", gantt)):
         fig = draw(report)
         path = out / f"{name}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save(fig, path))
     return paths
 
 
@@ -232,10 +238,7 @@ def _short(text: str, width: int) -> str:
 def comparison(reports: Sequence[Report], path: str | Path) -> Path:
     """Save `comparison_figure(reports)` to `path` (PNG); returns the path."""
     fig = comparison_figure(reports)
-    out = Path(path)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save(fig, path)
 
 
 def comparison_figure(reports: Sequence[Report]) -> Figure:
@@ -292,10 +295,7 @@ def miss_ratio_curve(capacity_bytes, hit_rate, path: str | Path, *, title: str,
     live data; the curve beyond it only counts addresses that are never live together)."""
     fig = mrc_figure(capacity_bytes, hit_rate, title=title, marks=marks,
                      footprint_bytes=footprint_bytes)
-    out = Path(path)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save(fig, path)
 
 
 def mrc_figure(capacity_bytes, hit_rate, *, title: str, marks: Sequence[tuple[str, float]] = (),
@@ -347,9 +347,7 @@ def scaling_figures(series: dict[str, dict[str, Sequence[float]]],
     for key, _ylabel, filename in _SCALING_FIGURES:
         fig = scaling_figure(series, key, paper)
         path = out / filename
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save(fig, path))
     return paths
 
 
@@ -409,8 +407,7 @@ def validation_scatter(rows: Sequence, path: str | Path, title: str) -> None:
         ax.legend(fontsize=7, loc="upper left")
         ax.grid(True, which="both", alpha=0.2)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 # --- sweep Pareto plot (issue 14) -------------------------------------------------------------
@@ -435,10 +432,7 @@ def sweep_pareto(labels: Sequence[str], values: Sequence[tuple[float, float] | N
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save(fig, path, dpi=120)
 # --- end sweep Pareto plot --------------------------------------------------------------------
 
 
@@ -504,10 +498,7 @@ def sweep_views(path: str | Path, *, front: dict | None, heat: dict | None,
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save(fig, path)
 # --- end of sweep views ---------------------------------------------------------------------------
 
 
@@ -524,10 +515,7 @@ def study_subbatch(points: Sequence[Any], path: str | Path) -> Path:
     against subbatch, one column per workload, one colour per design; hollow markers: the
     footprint does not fit the design's memory (timed anyway). `points`: `study.StudyPoint`s."""
     fig = study_subbatch_figure(points)
-    out = Path(path)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save(fig, path)
 
 
 def study_subbatch_figure(points: Sequence[Any]) -> Figure:
@@ -610,8 +598,5 @@ def study_cache_size(points: Sequence[Any], path: str | Path) -> Path:
     right.set_ylabel("HBM bytes per step (TB)")
     right.set_title("HBM traffic against cache size")
     fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save(fig, path)
 # --- end of the memory-argument study -----------------------------------------------------------
