@@ -28,7 +28,8 @@ TINY_BIGCACHE = TINY_HW.read_text().replace("name: tiny\n", "name: tiny_bigcache
 
 
 #: How far a replayed step (which overlaps independent ops) may fall below the sum of its ops'
-#: floors (measured: 0.4 % on the frontier word LM at subbatch 1).
+#: floors (measured: 0.6 % on the frontier word LM at subbatch 1 on ppopp19_target; 3.7 % on
+#: bigcache, whose output projection overlaps its short recurrent steps: no test holds that point).
 OVERLAP_SLACK = 1.02
 
 
@@ -199,8 +200,8 @@ def test_study_command_on_tiny_designs(tiny, tmp_path, capsys):
     assert [p["llc_bytes"] for p in doc["cache_points"]] == [32 * 1024, 2**20]
     for p in doc["points"]:
         # the floors sum ops one after another; the replay overlaps independent ops, so a step
-        # may beat the sum slightly (word_lm_frontier on ppopp19_target, subbatch 1: 18.70 s
-        # against 18.78 s)
+        # may beat the sum slightly (word_lm_frontier on ppopp19_target, subbatch 1: 18.69 s
+        # against 18.81 s)
         assert 0 < p["floor_s"] <= p["padded_floor_s"] <= p["step_time_s"] * OVERLAP_SLACK
         assert 0 < p["flop_utilization"] < 1
     floors = doc["floors"]
