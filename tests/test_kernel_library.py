@@ -162,3 +162,39 @@ def test_candidates_come_only_from_the_menu(menu: KernelMenu, m: int, n: int, k:
             assert (c.tile_m, c.tile_n) in (legal or {(granule, granule)})
             assert c.split_k in menu.split_k
             assert c.split_k == 1 or k / c.split_k >= menu.min_k_per_split
+
+
+# --- the hypothetical designs' thin tiles (issue 9 item 5) -------------------------------------
+def test_bigcache_maps_a_subbatch_8_recurrent_gemm_on_thin_tiles(gemm):
+    """A subbatch-8 recurrent GEMM (m = 8, the frontier NMT's decoder kernel [3h, 4h]) whose
+    weights are resident in bigcache's SRAM: the library offers 8-row fp32 tiles (SIMT pipe,
+    granule 1) and 16-row fp16 ones (tensor pipe, granule 16), so the mapper pads nothing beyond
+    the granule; the generic menu's 32-row tiles pad 75 % (fp32) and 50 % (fp16). (On
+    ppopp19_target the weights stream from HBM, the GEMM is memory bound whatever the tile and
+    the mapper's tie-break takes the larger 16-row tile.)"""
+    from accelsim.mapping import padding_waste
+
+    hw = load_hardware(refdata.hardware_spec_path("bigcache"))
+    for other in ("ppopp19_target", "bigmem"):  # one library for the three designs
+        assert load_hardware(refdata.hardware_spec_path(other)).kernel_library == \
+            hw.kernel_library
+    generic = attrs.evolve(hw, kernel_library=KernelLibrary())
+    h = 22350
+    op = gemm(8, 4 * h, 3 * h)
+    for dtype, eb, thin_rows, generic_waste in (("fp32", 4, 8, 0.75), ("fp16", 2, 16, 0.5)):
+        resident = 3 * h * 4 * h * eb
+        thin = map_op(hw, op, dtype, resident_bytes=resident)
+        assert thin.tile_m == thin_rows
+        assert padding_waste(hw, op, thin, dtype) < 0.01
+        wide = map_op(generic, op, dtype, resident_bytes=resident)
+        assert wide.tile_m >= 32
+        assert padding_waste(generic, op, wide, dtype) == pytest.approx(generic_waste, abs=0.01)
+
+
+def test_stock_specs_without_a_library_keep_the_generic_menu():
+    """The thin tiles are the hypothetical designs' choice: the generic default is unchanged."""
+    assert KernelMenu().shapes() == [
+        (32, 32), (32, 64), (32, 128), (64, 32), (64, 64), (64, 128), (64, 256), (128, 32),
+        (128, 64), (128, 128), (128, 256), (256, 64), (256, 128), (256, 256)]
+    hw = load_hardware(refdata.hardware_spec_path("bigcache"))
+    assert set(KernelMenu().shapes()) < set(hw.kernel_library.menu("fp32").shapes())
