@@ -45,23 +45,38 @@ __all__ = [
     "ACCESSES", "BYTES_READ_FROM_BELOW", "BYTES_WRITTEN_BELOW", "COUNTER_NAMES", "EVICTIONS",
     "FETCHES", "HITS", "INVALIDATIONS", "MISSES", "N_COUNTERS", "WRITE_ACCESSES", "WRITEBACKS",
     "WRITES_BELOW", "POLICY_CODES", "CacheCounters", "CacheHierarchy", "Trace",
-    "PARALLEL_MIN_RUNS", "THREADS_ENV", "default_threads", "partitions",
+    "DEFAULT_MAX_THREADS", "PARALLEL_MIN_RUNS", "THREADS_ENV", "default_threads", "partitions",
+    "usable_cpus",
 ]
 
-#: Environment variable: threads a `CacheHierarchy` may use (default 1: on the 2-CPU machine
-#: of benchmarks/RESULTS.md a partition alone took longer than the whole trace on one thread,
-#: so more threads are opt-in; "auto" uses the CPUs this process may run on).
+#: Environment variable: threads a `CacheHierarchy` may use (a number, or "auto" for every
+#: CPU this process may run on); unset: `DEFAULT_MAX_THREADS` at most.
 THREADS_ENV = "ACCELSIM_THREADS"
-#: Traces of fewer runs than this run on one thread (a thread start costs more).
-PARALLEL_MIN_RUNS = 8192
+#: Threads by default when the process may run on that many CPUs. A split is work-conserving
+#: (the partitions' CPU time sums to 1.03-1.11x the whole trace's on the headline's largest
+#: traces) and bit-exact, so it pays whenever a second core is free and costs a few percent
+#: when none is; more than two was never measured (benchmarks/RESULTS.md, issue 11).
+DEFAULT_MAX_THREADS = 2
+#: Traces of fewer runs than this run on one thread: measured on the headline's largest GEMM
+#: trace, starting and joining a thread and the skipped granules cost ~0.5-0.7 ms per call,
+#: as much as half the work of 8192 runs, ~10 % of 32768 runs' (benchmarks/RESULTS.md).
+PARALLEL_MIN_RUNS = 32768
 #: A partition chunk spans up to 2^this lines of the largest line, so that each thread owns
 #: runs of adjacent sets (fewer set boundaries shared between threads in the host's caches).
 PARTITION_MAX_EXTRA_SHIFT = 2
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def default_threads() -> int:
     """Threads for the cache simulation: ``$ACCELSIM_THREADS`` (a number, or ``auto`` for
-    the usable CPUs), else 1."""
+    the usable CPUs), else the usable CPUs up to `DEFAULT_MAX_THREADS`."""
     env = os.environ.get(THREADS_ENV, "").strip()
     if env and env != "auto":
         try:
@@ -72,11 +87,8 @@ def default_threads() -> int:
             raise ValueError(f"{THREADS_ENV}: expected a whole number >= 1, got {env!r}")
         return n
     if not env:
-        return 1
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        return min(DEFAULT_MAX_THREADS, usable_cpus())
+    return usable_cpus()
 
 
 def partitions(cfg: np.ndarray, threads: int) -> tuple[int, int]:

@@ -125,11 +125,16 @@ def test_a_process_forked_after_threaded_runs_still_simulates():
     assert proc.exitcode == 0 and got > 0
 
 
-def test_threads_default_to_one_and_follow_the_environment(monkeypatch):
-    from accelsim.cache import THREADS_ENV, default_threads
+def test_threads_default_to_the_usable_cpus_up_to_two_and_follow_the_environment(monkeypatch):
+    from accelsim.cache import DEFAULT_MAX_THREADS, THREADS_ENV, default_threads, usable_cpus
 
     monkeypatch.delenv(THREADS_ENV, raising=False)
+    assert DEFAULT_MAX_THREADS == 2
+    assert default_threads() == min(2, usable_cpus())
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0}, raising=False)
     assert default_threads() == 1
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert default_threads() == 2
     monkeypatch.setenv(THREADS_ENV, "3")
     assert default_threads() == 3
     monkeypatch.setenv(THREADS_ENV, "auto")
