@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -45,23 +46,43 @@ __all__ = [
     "ACCESSES", "BYTES_READ_FROM_BELOW", "BYTES_WRITTEN_BELOW", "COUNTER_NAMES", "EVICTIONS",
     "FETCHES", "HITS", "INVALIDATIONS", "MISSES", "N_COUNTERS", "WRITE_ACCESSES", "WRITEBACKS",
     "WRITES_BELOW", "POLICY_CODES", "CacheCounters", "CacheHierarchy", "Trace",
-    "PARALLEL_MIN_RUNS", "THREADS_ENV", "default_threads", "partitions",
+    "DEFAULT_MAX_THREADS", "PARALLEL_MIN_OVERLAP", "PARALLEL_MIN_RUNS", "PARALLEL_RETRY_CALLS",
+    "THREADS_ENV", "default_threads", "partitions", "usable_cpus",
 ]
 
-#: Environment variable: threads a `CacheHierarchy` may use (default 1: on the 2-CPU machine
-#: of benchmarks/RESULTS.md a partition alone took longer than the whole trace on one thread,
-#: so more threads are opt-in; "auto" uses the CPUs this process may run on).
+#: Environment variable: threads a `CacheHierarchy` may use (a number, or "auto" for every
+#: CPU this process may run on); unset: `DEFAULT_MAX_THREADS` at most.
 THREADS_ENV = "ACCELSIM_THREADS"
-#: Traces of fewer runs than this run on one thread (a thread start costs more).
-PARALLEL_MIN_RUNS = 8192
+#: Threads by default when the process may run on that many CPUs. A split is work-conserving
+#: (the partitions' CPU time sums to 1.03-1.11x the whole trace's on the headline's largest
+#: traces) and bit-exact, so it pays whenever a second core is free and costs a few percent
+#: when none is; more than two was never measured (benchmarks/RESULTS.md, issue 11).
+DEFAULT_MAX_THREADS = 2
+#: Traces of fewer runs than this run on one thread: measured on the headline's largest GEMM
+#: trace, starting and joining a thread and the skipped granules cost ~0.5-0.7 ms per call,
+#: as much as half the work of 8192 runs, ~10 % of 32768 runs' (benchmarks/RESULTS.md).
+PARALLEL_MIN_RUNS = 32768
+#: A split call whose threads' CPU time summed to less than this multiple of its wall time
+#: did not get a second core (on a shared machine two threads, like two processes, may each
+#: get half a CPU): the next `PARALLEL_RETRY_CALLS` long traces then run on one thread.
+PARALLEL_MIN_OVERLAP = 1.3
+PARALLEL_RETRY_CALLS = 8
 #: A partition chunk spans up to 2^this lines of the largest line, so that each thread owns
 #: runs of adjacent sets (fewer set boundaries shared between threads in the host's caches).
 PARTITION_MAX_EXTRA_SHIFT = 2
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def default_threads() -> int:
     """Threads for the cache simulation: ``$ACCELSIM_THREADS`` (a number, or ``auto`` for
-    the usable CPUs), else 1."""
+    the usable CPUs), else the usable CPUs up to `DEFAULT_MAX_THREADS`."""
     env = os.environ.get(THREADS_ENV, "").strip()
     if env and env != "auto":
         try:
@@ -72,11 +93,8 @@ def default_threads() -> int:
             raise ValueError(f"{THREADS_ENV}: expected a whole number >= 1, got {env!r}")
         return n
     if not env:
-        return 1
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        return min(DEFAULT_MAX_THREADS, usable_cpus())
+    return usable_cpus()
 
 
 def partitions(cfg: np.ndarray, threads: int) -> tuple[int, int]:
@@ -379,6 +397,9 @@ class CacheHierarchy:
             raise ValueError(f"threads: expected >= 1, got {threads}")
         self.n_partitions, self._part_shift = partitions(cfg, self.threads)
         self.parallel_min_runs = PARALLEL_MIN_RUNS
+        self.parallel_retry_calls = PARALLEL_RETRY_CALLS
+        self.serial_calls_left = 0  # long traces to run on one thread before splitting again
+        self.last_overlap = float("nan")  # threads' CPU s / wall s of the last split call
         self.reset()
 
     @classmethod
@@ -412,7 +433,12 @@ class CacheHierarchy:
         if trace.n_runs and int(trace.unit.max()) >= self.n_units:
             raise ValueError(f"trace.unit: expected units < {self.n_units}, "
                              f"got {int(trace.unit.max())}")
-        parts = self.n_partitions if trace.n_runs >= self.parallel_min_runs else 1
+        parts = 1
+        if self.n_partitions > 1 and trace.n_runs >= self.parallel_min_runs:
+            if self.serial_calls_left > 0:
+                self.serial_calls_left -= 1
+            else:
+                parts = self.n_partitions
         reads_only = not trace.is_write.any()
         if self._lru_reads and self._clean and reads_only:
             # no write, no dirty victim, no back-invalidation: the stack-free kernel, which on
@@ -438,16 +464,22 @@ class CacheHierarchy:
     def _in_partitions(self, kernel: Callable[..., np.ndarray], args: tuple[Any, ...],
                        parts: int) -> CacheCounters:
         """`kernel` once per set partition, partitions 1.. on threads of their own (the
-        kernels release the GIL), partition 0 on this one; counters summed."""
+        kernels release the GIL), partition 0 on this one; counters summed. The threads' CPU
+        time against the call's wall time tells whether a second core was there
+        (`note_overlap`)."""
         results: list[np.ndarray | None] = [None] * parts
+        cpu_s = [0.0] * parts
         errors: list[BaseException] = []
 
         def work(part: int) -> None:
             try:
+                c0 = time.thread_time()
                 results[part] = kernel(*args, self._part_shift, parts - 1, part)
+                cpu_s[part] = time.thread_time() - c0
             except BaseException as exc:  # re-raised on the calling thread
                 errors.append(exc)
 
+        t0 = time.perf_counter()
         threads = [threading.Thread(target=work, args=(p,), daemon=True)
                    for p in range(1, parts)]
         for t in threads:
@@ -455,14 +487,24 @@ class CacheHierarchy:
         work(0)
         for t in threads:
             t.join()
+        wall_s = time.perf_counter() - t0
         if errors:
             raise errors[0]
+        self.note_overlap(sum(cpu_s), wall_s)
         out = results[0]
         assert out is not None
         for r in results[1:]:
             assert r is not None
             out += r
         return CacheCounters(out, self.level_names)
+
+    def note_overlap(self, cpu_s: float, wall_s: float) -> None:
+        """Record a split call's threads' CPU time and wall time; below `PARALLEL_MIN_OVERLAP`
+        the threads took turns on one core, and the next `PARALLEL_RETRY_CALLS` long traces
+        run on one thread (then splitting is tried again). Results never depend on it."""
+        self.last_overlap = cpu_s / wall_s if wall_s > 0 else float("nan")
+        if self.last_overlap < PARALLEL_MIN_OVERLAP:
+            self.serial_calls_left = self.parallel_retry_calls
 
     def flush(self) -> CacheCounters:
         """Write all dirty lines back to memory (one op row); lines stay resident."""

@@ -773,14 +773,24 @@ def _process_reuse(sweep_id: str) -> Any:
     return _PROCESS_REUSE[sweep_id]
 
 
+#: Cache-simulation threads in a sweep's worker processes (pool or Dask): one, since the
+#: sweep already runs one worker per core (two each would oversubscribe the cores).
+WORKER_CACHE_THREADS = 1
+
+
 def _simulate_point(hw: HardwareSpec, wl: WorkloadSpec, graph: Any, chips: int,
-                    mode: str, sweep_id: str = "") -> dict:
+                    mode: str, sweep_id: str = "", cache_threads: int | None = None) -> dict:
     """Worker body (module level so that spawned and Dask processes can import it): the
     point's summary, which stages it ran or reused, and the key paths those stages read (the
-    driver groups later points by them)."""
+    driver groups later points by them). `cache_threads` (pool and Dask workers: 1, as each
+    worker already has a core of its own) sets this process's `cache.THREADS_ENV`."""
     from accelsim import pipeline
     from accelsim.api import simulate
+    from accelsim.cache import THREADS_ENV
     from accelsim.reuse import reusing
+
+    if cache_threads is not None:
+        os.environ[THREADS_ENV] = str(cache_threads)
 
     memo = _process_reuse(sweep_id)
     before = {name: (c.ran, c.reused) for name, c in memo.counts.items()}
@@ -937,7 +947,7 @@ def _run_dask(client: Any, jobs: list[Job], graphs: Mapping[str, Any], mode: str
 
     def submit(i: int, p: DesignPoint, worker: str | None = None) -> Any:
         fut = client.submit(_simulate_point, p.hw, p.wl, scattered[_wl_key(p)], p.chips, mode,
-                            sweep_id,
+                            sweep_id, WORKER_CACHE_THREADS,
                             pure=False, key=f"accelsim-point-{p.key[:20]}-{i}",
                             workers=[worker] if worker else None,
                             allow_other_workers=worker is not None)
@@ -986,7 +996,7 @@ def _run_pool(workers: int, jobs: list[Job], graphs: Mapping[str, Any], mode: st
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_watch_parent,
                              initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(_simulate_point, p.hw, p.wl, graphs[_wl_key(p)], p.chips, mode,
-                               sweep_id): i
+                               sweep_id, WORKER_CACHE_THREADS): i
                    for i, p in jobs}
         try:
             for fut in as_completed(futures):

@@ -6,6 +6,7 @@ and the coalesced-vs-exact trade-off on a reduced NMT.
     python benchmarks/bench_step.py --only sensitivity  # frontier: blocks halved, no steady state
     python benchmarks/bench_step.py --only compare --baseline /path/to/main --repeat 3
         # warm headline of this tree and another checkout, alternating, best of N each
+        # (--this-threads 1: also this tree with ACCELSIM_THREADS=1)
     python benchmarks/bench_step.py --only rss --baseline /path/to/main
         # peak RSS and wall time of every shipped workload on ppopp19_target, both trees
 
@@ -42,6 +43,7 @@ tr = res.traffic.cache
 print(json.dumps({
     "import_build_s": t1 - t0, "simulate_s": t2 - t1, "phases": res.wall_s,
     "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "cpu_s": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),
     "ops": len(graph.ops), "step_time_s": res.step_time_s,
     "mode": tr.mode_used if tr else None,
     "hit_rate": tr.step_hit_rate() if tr else {}, "bytes": tr.total_bytes() if tr else {},
@@ -100,8 +102,9 @@ print(json.dumps(out))
 
 
 def run_child(code: str, args: list[str], cache_dir: str,
-              root: pathlib.Path = ROOT) -> tuple[dict, float]:
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, PYTHONPATH=str(root))
+              root: pathlib.Path = ROOT, extra_env: dict[str, str] | None = None
+              ) -> tuple[dict, float]:
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, PYTHONPATH=str(root), **(extra_env or {}))
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=root,
                           capture_output=True, text=True, check=False)
@@ -165,35 +168,47 @@ def bench_sensitivity(hw_name: str, wl: str) -> None:
 
 
 def bench_compare(baseline: pathlib.Path, repeat: int, chips: int,
-                  designs: tuple[str, ...] = ("bigcache", "ppopp19_target")) -> None:
+                  designs: tuple[str, ...] = ("bigcache", "ppopp19_target"),
+                  this_threads: tuple[str, ...] = ()) -> None:
     """Warm headline (bigcache and ppopp19_target x nmt_frontier) of this tree and of
-    `baseline`, runs alternating so that both see the same machine load; best of `repeat`."""
+    `baseline`, runs alternating so that both see the same machine load; best of `repeat`.
+    Each entry of `this_threads` adds this tree once more with that `$ACCELSIM_THREADS`.
+    Per run: wall s / CPU s of the child process / 1-minute load average before it."""
     wl = str(ROOT / "workloads" / "nmt_frontier.yaml")
-    trees = {"baseline": baseline, "this": ROOT}
-    print("| hardware | tree | warm s (each run) | best warm s | trace s (best run) | "
-          "peak RSS MB | step time | HBM bytes | ops simulated |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    trees: dict[str, tuple[pathlib.Path, dict[str, str]]] = {
+        "baseline": (baseline, {}), "this": (ROOT, {})}
+    for n in this_threads:
+        trees[f"this, ACCELSIM_THREADS={n}"] = (ROOT, {"ACCELSIM_THREADS": n})
+    print("| hardware | tree | warm s / CPU s / load (each run) | best warm s | CPU s (best run) "
+          "| trace s (best run) | peak RSS MB | step time | HBM bytes | ops simulated |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for hw_name in designs:
         hw = str(ROOT / "hwspecs" / f"{hw_name}.yaml")
-        runs: dict[str, list[tuple[float, dict]]] = {k: [] for k in trees}
+        runs: dict[str, list[tuple[float, dict, float]]] = {k: [] for k in trees}
         with tempfile.TemporaryDirectory() as c0, tempfile.TemporaryDirectory() as c1:
-            caches = dict(zip(trees, (c0, c1), strict=True))
-            for name, root in trees.items():  # compile (cold) once per tree
-                run_child(CHILD_STEP, [hw, wl, str(chips)], caches[name], root)
+            caches = {name: c0 if root == baseline else c1 for name, (root, _) in trees.items()}
+            for name, (root, env) in trees.items():  # compile (cold) once per tree
+                if name in ("baseline", "this"):
+                    run_child(CHILD_STEP, [hw, wl, str(chips)], caches[name], root, env)
             for _ in range(repeat):
-                for name, root in trees.items():
-                    out, wall = run_child(CHILD_STEP, [hw, wl, str(chips)], caches[name], root)
-                    runs[name].append((wall, out))
+                for name, (root, env) in trees.items():
+                    load = os.getloadavg()[0]
+                    out, wall = run_child(CHILD_STEP, [hw, wl, str(chips)], caches[name], root,
+                                          env)
+                    runs[name].append((wall, out, load))
         best = {}
         for name in trees:
-            wall, out = min(runs[name], key=lambda r: r[0])
+            wall, out, _ = min(runs[name], key=lambda r: r[0])
             best[name] = wall
-            print(f"| {hw_name} | {name} | {', '.join(f'{w:.1f}' for w, _ in runs[name])} | "
-                  f"{wall:.1f} | {out['phases']['trace']:.1f} | "
-                  f"{max(o['maxrss_mb'] for _, o in runs[name]):.0f} | "
+            each = ", ".join(f"{w:.1f}/{o['cpu_s']:.1f}/{ld:.1f}" for w, o, ld in runs[name])
+            print(f"| {hw_name} | {name} | {each} | {wall:.1f} | {out['cpu_s']:.1f} | "
+                  f"{out['phases']['trace']:.1f} | "
+                  f"{max(o['maxrss_mb'] for _, o, _ in runs[name]):.0f} | "
                   f"{out['step_time_s']:.4f} s | {out['bytes'].get('HBM', 0) / 1e12:.4f} TB | "
-                  f"{out['ops_simulated']} of {out['ops']} |")
-        print(f"    {hw_name}: baseline / this = {best['baseline'] / best['this']:.2f}x")
+                  f"{out['ops_simulated']} of {out['ops']} |", flush=True)
+        for name in trees:
+            if name != "baseline":
+                print(f"    {hw_name}: baseline / {name} = {best['baseline'] / best[name]:.2f}x")
 
 
 def bench_rss(baseline: pathlib.Path | None, chips: int) -> None:
@@ -227,6 +242,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--hw", nargs="+", default=["bigcache", "ppopp19_target"],
                     help="designs for --only compare")
+    ap.add_argument("--this-threads", nargs="*", default=[],
+                    help="--only compare: also run this tree with each $ACCELSIM_THREADS")
     args = ap.parse_args()
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {cpu_model()}, "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}, load average "
@@ -234,7 +251,8 @@ def main() -> None:
     if args.only == "compare":
         if args.baseline is None:
             raise SystemExit("--only compare needs --baseline DIR")
-        bench_compare(args.baseline.resolve(), args.repeat, args.chips, tuple(args.hw))
+        bench_compare(args.baseline.resolve(), args.repeat, args.chips, tuple(args.hw),
+                      tuple(args.this_threads))
         return
     if args.only == "rss":
         bench_rss(args.baseline.resolve() if args.baseline else None, args.chips)

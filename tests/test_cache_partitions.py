@@ -32,6 +32,7 @@ def same_as_serial(levels, n_units, compat, actions, threads):
     one = CacheHierarchy(levels, n_units, seed=5, compat_pycachesim=compat, threads=1)
     many = CacheHierarchy(levels, n_units, seed=5, compat_pycachesim=compat, threads=threads)
     many.parallel_min_runs = 0  # partition even the tiny traces of the test
+    many.parallel_retry_calls = 0  # ... however little the threads overlapped
     for t in actions:
         if t is None:
             assert (many.flush().data == one.flush().data).all()
@@ -102,10 +103,34 @@ def test_long_trace_runs_on_two_threads():
     assert (two.slots == one.slots).all()
 
 
+def test_threads_that_took_turns_on_one_core_fall_back_to_one_thread_for_a_while():
+    """A split call whose threads' CPU time did not exceed its wall time (no second core)
+    sends the next `PARALLEL_RETRY_CALLS` long traces to one thread; exact either way."""
+    from accelsim.cache import PARALLEL_MIN_OVERLAP, PARALLEL_RETRY_CALLS
+
+    lv = cache_level(name="L2", capacity_bytes=24 * 16 * 128, line_bytes=128, ways=16)
+    rng = np.random.default_rng(2)
+    n = 40_000
+    t = Trace.single_op(rng.integers(0, 1 << 22, n), rng.integers(1, 600, n))
+    one, two = CacheHierarchy([lv], 1, threads=1), CacheHierarchy([lv], 1, threads=2)
+    two.note_overlap(cpu_s=1.9, wall_s=1.0)  # both cores busy with the call: keep splitting
+    assert two.serial_calls_left == 0 and two.last_overlap == pytest.approx(1.9)
+    two.note_overlap(cpu_s=1.0, wall_s=1.0)  # the threads took turns
+    assert 1.0 < PARALLEL_MIN_OVERLAP and two.serial_calls_left == PARALLEL_RETRY_CALLS > 0
+    for k in range(PARALLEL_RETRY_CALLS):
+        assert (two.run(t).data == one.run(t).data).all()
+        assert two.serial_calls_left == PARALLEL_RETRY_CALLS - 1 - k
+    assert (two.slots == one.slots).all()
+    small = Trace.single_op(t.addr[:100], t.nbytes[:100])
+    two.note_overlap(cpu_s=1.0, wall_s=1.0)
+    two.run(small)  # short traces run on one thread anyway and do not count
+    assert two.serial_calls_left == PARALLEL_RETRY_CALLS
+
+
 def _child_run(queue):
     lv = cache_level(name="L2", capacity_bytes=24 * 16 * 128, line_bytes=128, ways=16)
     rng = np.random.default_rng(1)
-    n = 20_000
+    n = 40_000
     t = Trace.single_op(rng.integers(0, 1 << 22, n), rng.integers(1, 600, n))
     queue.put(int(CacheHierarchy([lv], 1, threads=2).run(t).data.sum()))
 
@@ -125,11 +150,16 @@ def test_a_process_forked_after_threaded_runs_still_simulates():
     assert proc.exitcode == 0 and got > 0
 
 
-def test_threads_default_to_one_and_follow_the_environment(monkeypatch):
-    from accelsim.cache import THREADS_ENV, default_threads
+def test_threads_default_to_the_usable_cpus_up_to_two_and_follow_the_environment(monkeypatch):
+    from accelsim.cache import DEFAULT_MAX_THREADS, THREADS_ENV, default_threads, usable_cpus
 
     monkeypatch.delenv(THREADS_ENV, raising=False)
+    assert DEFAULT_MAX_THREADS == 2
+    assert default_threads() == min(2, usable_cpus())
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0}, raising=False)
     assert default_threads() == 1
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert default_threads() == 2
     monkeypatch.setenv(THREADS_ENV, "3")
     assert default_threads() == 3
     monkeypatch.setenv(THREADS_ENV, "auto")

@@ -524,3 +524,32 @@ def test_plan_sweep_runs_and_matches_run_with_the_plan(hw, wl):
         report = accelsim.simulate(hw, wl, chips=2, plan=plan_text)
         assert pt.summary == dse._summary_of(report)
 # --- end parallel plans as an axis ---
+
+
+def test_a_worker_point_simulates_its_cache_on_one_thread(monkeypatch):
+    """Pool and Dask workers get `WORKER_CACHE_THREADS` (one each: a sweep already runs one
+    worker per core); the in-process engine keeps the default."""
+    import accelsim.api
+    from accelsim.cache import THREADS_ENV, default_threads
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_simulate(*args, **kwargs):
+        seen.append(default_threads())
+        raise Stop
+
+    monkeypatch.setattr(accelsim.api, "simulate", fake_simulate)
+    monkeypatch.setenv(THREADS_ENV, "2")
+    with pytest.raises(Stop):
+        dse._simulate_point(None, None, None, 1, "auto", "t", dse.WORKER_CACHE_THREADS)
+    with pytest.raises(Stop):
+        dse._simulate_point(None, None, None, 1, "auto", "t")
+    assert dse.WORKER_CACHE_THREADS == 1
+    assert seen == [1, 1]  # the environment stays set in the worker process
+    monkeypatch.setenv(THREADS_ENV, "2")
+    with pytest.raises(Stop):
+        dse._simulate_point(None, None, None, 1, "auto", "t")
+    assert seen[-1] == 2
