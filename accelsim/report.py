@@ -89,8 +89,8 @@ class Summary:
         metadata=_doc("algorithmic bytes of one step: each op's inputs plus outputs (the paper's "
                       "definition)", "bytes"))
     step_time_s: float = attrs.field(
-        metadata=_doc("simulated time of one step (end of the last op), all-reduce included when "
-                      "`chips` > 1", "s"))
+        metadata=_doc("simulated time of one step (end of the last op); for a parallel plan the "
+                      "composed step, its collectives replayed beside the ops", "s"))
     peak_flop_rate: float = attrs.field(
         metadata=_doc("the chip's peak matrix rate for the workload's precision", "FLOP/s"))
     flop_utilization: float = attrs.field(
