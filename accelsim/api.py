@@ -120,7 +120,7 @@ def miss_ratio_curve(hw: HardwareSpec, wl: WorkloadSpec, *, granule_bytes: int |
     from accelsim.trace_runs import estimated_bytes, iter_step_runs
 
     graph = pipeline.prepare(wl, check_arguments(hw, wl, mode="coalesced", limits=limits)).executed
-    progress.stage("map")  # the bar of `accelsim mrc` (issue 11)
+    progress.stage("map")  # the bar of `accelsim mrc`
     mappings = pipeline.map_step(hw, graph, wl.precision).mappings
     line = hw.caches[0].line_bytes if hw.caches else 128
     if granule_bytes is None:

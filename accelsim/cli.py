@@ -202,7 +202,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     _check_outputs(args, [args.hardware, args.workload], plot_dir=True)
     (hw,), wl = _load_pair([args.hardware], args.workload)
-    with progress.steps(len(pipeline.STAGE_NAMES), "run", quiet=args.quiet):  # issue 11
+    with progress.steps(len(pipeline.STAGE_NAMES), "run", quiet=args.quiet):
         progress.stage("build")
         report = _simulate(hw, wl, args, args.hardware, args.workload)
     print(report.text(top_ops=args.ops))
@@ -243,7 +243,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             raise AccelsimError(_located(exc, hw_path, args.files[-1])) from None
     reports = []
     with progress.steps(len(hws) * len(pipeline.STAGE_NAMES), "compare",
-                        quiet=args.quiet):  # issue 11: each chip's stages
+                        quiet=args.quiet):  # each chip's stages
         for hw, hw_path in zip(hws, args.files[:-1], strict=True):
             progress.prefix(hw.name)
             progress.stage("build")
@@ -420,7 +420,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# --- progress and output checks of validate and project (issue 11) ---
+# --- progress and output checks of validate and project ---
 def _with_progress(command: Any, desc: str, unit: str, *, inputs: Sequence[str],
                    plot_dir: bool = False) -> Any:
     """`command(args)` after its output paths are checked, inside a bar that the work's
@@ -594,7 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
     case_study.add_arguments(case)
     case.set_defaults(func=case_study.run)
 
-    # --- study (issue 9: the paper's memory argument) ---
+    # --- study (the paper's memory argument) ---
     from accelsim import study
 
     stu = sub.add_parser(

@@ -85,7 +85,7 @@ def _split_target(key: str) -> tuple[str, str]:
     """(target, key path inside it) of a `--set` key; AccelsimError if it is ambiguous or unknown."""
     if key == CHIPS:
         return CHIPS, ""
-    # --- parallel plans as an axis (issue 11 item 1) ---
+    # --- parallel plans as an axis ---
     if key == PLAN:
         return WORKLOAD, PLAN_PATH
     if key in CLI_ALIASES:
@@ -755,7 +755,7 @@ def _summary_of(report: Any) -> dict:
     return attrs.evolve(report, ops=()).to_dict()["summary"]
 
 
-# --- reuse across points (issue 11): stage results kept per worker process ---
+# --- reuse across points: stage results kept per worker process ---
 #: Stage results this process keeps for later points of one sweep (`accelsim.reuse`), by
 #: sweep; a worker that starts on another sweep frees the earlier one's (long-lived Dask
 #: workers serve many sweeps).

@@ -348,7 +348,7 @@ class Calibration:
         doc="fixed host-side setup of one recurrent library call before its first kernel")
 
 
-# --- kernel library (issue 10): the GEMM kernels a chip's vendor library offers -------------
+# --- kernel library: the GEMM kernels a chip's vendor library offers -------------
 #: Operand layouts of a GEMM, as BLAS names them: op(A) then op(B), N (as stored) or T.
 GEMM_LAYOUTS = ("NN", "NT", "TN", "TT")
 #: Keys of `kernel_library.menus`: a dtype (every layout) or `<dtype>_<layout>` (one layout).

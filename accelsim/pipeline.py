@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from accelsim.trace import StepTraffic
 
 
-#: What `progress.stage` is told as a step runs (issue 11: a bar for `accelsim run`): the
+#: What `progress.stage` is told as a step runs (the bar of `accelsim run`): the
 #: command building the graph, then the stages here, in order.
 STAGE_NAMES = ("build", "fuse", "map", "trace", "time", "replay", "summarize", "cost")
 
@@ -152,7 +152,7 @@ def fuse(wl: WorkloadSpec, graph: OpGraph) -> PreparedStep:
     framework-style execution), then the remaining gradient accumulations folded into GEMM
     epilogues."""
     progress.stage("fuse")
-    # sweep reuse (issue 11): one executed graph per (graph, what `_execute` reads of wl)
+    # sweep reuse: one executed graph per (graph, what `_execute` reads of wl)
     executed, removed = run_stage(_execute, wl, graph)
     return PreparedStep(workload=wl, graph=graph, executed=executed,
                         fused_accumulations=removed["fused_accumulations"],
@@ -232,7 +232,7 @@ def simulate_step(hw: HardwareSpec, graph: OpGraph, dtype: str, chips: int = 1,
     walls["mapping"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     progress.stage("trace")
-    # --- sweep reuse (issue 11): inside `reuse.reusing(memo)` (a sweep worker), a point whose
+    # --- sweep reuse: inside `reuse.reusing(memo)` (a sweep worker), a point whose
     # spec agrees with an earlier one on every field the trace stage read reuses its result
     traffic = run_stage(trace_step, hw, graph, mapping, mode, **trace_options)
     # --- end sweep reuse

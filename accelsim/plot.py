@@ -502,7 +502,7 @@ def sweep_views(path: str | Path, *, front: dict | None, heat: dict | None,
 # --- end of sweep views ---------------------------------------------------------------------------
 
 
-# --- the memory-argument study (issue 9: `accelsim study --plot DIR`) ---------------------------
+# --- the memory-argument study (`accelsim study --plot DIR`) ---------------------------
 def _series(points: Sequence[Any], key: Callable[[Any], str]) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
     for p in points:

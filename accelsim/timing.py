@@ -314,7 +314,7 @@ def op_timing(hw: HardwareSpec, op: Op, mapping: Mapping, traffic: Traffic,
     waves = max(1, mapping.waves)
     units_used = max(1, mapping.units_used)
     bandwidth = level_bandwidths(hw, units_used)
-    if isinstance(mapping, GemmMapping):  # issue 10: the library's loads of K-major operands
+    if isinstance(mapping, GemmMapping):  # the library's loads of K-major operands
         bandwidth[MEMORY] *= memory_efficiency(hw, op, dtype)
     level_bytes = {name: float(traffic.level_bytes.get(name, 0.0)) for name in bandwidth}
     first_byte_s = first_byte_latency_s(hw, level_bytes)

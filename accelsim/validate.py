@@ -327,7 +327,7 @@ def validate_gemm(hw: HardwareSpec, path: str | Path, traffic_fn: TrafficFn | No
     rows, peaks = [], []
     records = select_device(path, read_csv_lines(path, GEMM_COLUMNS), hw.name, device)
     for line, rec in records:
-        stage(f"GEMM line {line}")  # the bar of `accelsim validate` (issue 11)
+        stage(f"GEMM line {line}")  # the bar of `accelsim validate`
         prec = _choice(path, line, rec, "precision", tuple(PRECISION_DTYPE))
         m, n, k = (_int(path, line, rec, c) for c in ("M", "N", "K"))
         ta = _choice(path, line, rec, "transA", ("N", "T")) == "T"
@@ -352,7 +352,7 @@ def validate_gemm(hw: HardwareSpec, path: str | Path, traffic_fn: TrafficFn | No
 
 
 # --- RNN ----------------------------------------------------------------------------------------
-# --- RNN through the pipeline (issue 10 item 3) ---------------------------------------------------
+# --- RNN through the pipeline ---------------------------------------------------
 def _state_split(vectors: int) -> tuple[int, int]:
     """(vectors carried to the next step, vectors saved for backward) of a step's elementwise
     kernel besides its input and output: the recurrent state (c of an LSTM) is carried, the
@@ -545,7 +545,7 @@ def validate_rnn(hw: HardwareSpec, path: str | Path, simulate: bool = False, *,
     rows, peaks = [], []
     records = select_device(path, read_csv_lines(path, RNN_COLUMNS), hw.name, device)
     for line, rec in records:
-        stage(f"RNN line {line}")  # the bar of `accelsim validate` (issue 11)
+        stage(f"RNN line {line}")  # the bar of `accelsim validate`
         prec = _choice(path, line, rec, "precision", tuple(PRECISION_DTYPE))
         cell = _choice(path, line, rec, "cell", tuple(CELL_GATES))
         hidden, batch, steps = (_int(path, line, rec, c) for c in ("hidden", "batch", "timesteps"))
