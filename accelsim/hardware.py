@@ -386,6 +386,11 @@ class KernelMenu:
     min_k_per_split: int = field(
         default=256, minimum=1, maximum=2**31,
         doc="smallest K slice (elements) one split-K work item gets")
+    stages: int = field(
+        default=2, minimum=2, maximum=16,
+        doc="operand stages a kernel holds in local memory: 2 is double buffering (CUTLASS "
+            "1.x, cuBLAS on Volta); multistage kernels (cp.async on Ampere) keep 3-5. A tile "
+            "must fit all stages, and stages - 1 of them are in flight while one is consumed")
 
     k_major_memory_efficiency: float = field(
         default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
@@ -394,6 +399,15 @@ class KernelMenu:
             "a short run of tile_k elements from every row of the tile, which DRAM serves "
             "less efficiently than the long runs of an M- or N-contiguous operand "
             "(1: no difference)")
+    k_major_aligned_stride_bytes: int = field(
+        default=0, minimum=0, maximum=2**31,
+        doc="leading-dimension alignment the library's fastest K-major kernels need: a "
+            "K-contiguous operand whose row stride (K x element bytes) is not a multiple of it "
+            "streams at k_major_unaligned_memory_efficiency instead (0: no such kernels)")
+    k_major_unaligned_memory_efficiency: float = field(
+        default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
+        doc="fraction of the achievable memory bandwidth reached on a K-contiguous operand "
+            "whose row stride is not a multiple of k_major_aligned_stride_bytes")
 
     def __attrs_post_init__(self) -> None:
         check_rules(self)

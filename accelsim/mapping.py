@@ -22,8 +22,6 @@ from accelsim.graph import Op
 from accelsim.hardware import HardwareSpec
 from accelsim.vocabulary import dtype_bytes
 
-#: Pipeline stages held in local memory (double buffering).
-STAGES = 2
 #: Bytes one unit streams per chunk of an elementwise / reduction op.
 STREAM_CHUNK_BYTES = 64 * 1024
 STREAM_KINDS = ("elementwise", "reduce", "softmax", "data", "update")
@@ -64,7 +62,7 @@ def accumulate_bytes(hw: HardwareSpec, dtype: str) -> int:
 def tile_shapes(hw: HardwareSpec, dtype: str, trans_a: bool = False,
                 trans_b: bool = False) -> list[tuple[int, int, int]]:
     """(tile_m, tile_n, tile_k) of the library's menu (`kernel_library.menu`) that fit one unit:
-    operand stages in local memory, accumulators in half the register file (the other half
+    the menu's `stages` operand stages in local memory, accumulators in half the register file (the other half
     holds operand fragments and addresses)."""
     menu = hw.kernel_library.menu(dtype, trans_a, trans_b)
     pipe = hw.compute.pipe(dtype)
@@ -82,7 +80,7 @@ def tile_shapes(hw: HardwareSpec, dtype: str, trans_a: bool = False,
             continue
         for tk in menu.tile_k:
             tk = max(tk, granule)
-            if STAGES * (tm + tn) * tk * eb <= local:
+            if menu.stages * (tm + tn) * tk * eb <= local:
                 shapes.append((tm, tn, tk))
                 break
     if not shapes:  # a tiny local memory: the menu's smallest tile, one granule deep
@@ -118,13 +116,18 @@ def k_major_operands(op: Op) -> tuple[bool, bool]:
 
 def memory_efficiency(hw: HardwareSpec, op: Op, dtype: str) -> float:
     """Fraction of the achievable memory bandwidth a GEMM's kernel reaches: the operand bytes
-    stored K-contiguous move at the library's `k_major_memory_efficiency`, the rest (and C)
-    at full rate, weighted by their compulsory bytes (a harmonic mean: time adds)."""
+    stored K-contiguous move at the library's `k_major_memory_efficiency` (or at
+    `k_major_unaligned_memory_efficiency` when their row stride, K x element bytes, is not a
+    multiple of `k_major_aligned_stride_bytes`), the rest (and C) at full rate, weighted by
+    their compulsory bytes (a harmonic mean: time adds)."""
     menu = hw.kernel_library.menu(dtype, op.trans_a, op.trans_b)
+    m, n, k = max(op.m, 1), max(op.n, 1), max(op.k, 1)
     eff = menu.k_major_memory_efficiency
+    aligned = menu.k_major_aligned_stride_bytes
+    if aligned and (k * dtype_bytes(dtype)) % aligned:  # the row stride of a K-major operand
+        eff = menu.k_major_unaligned_memory_efficiency
     if eff >= 1.0 or op.kind != "gemm":
         return 1.0
-    m, n, k = max(op.m, 1), max(op.n, 1), max(op.k, 1)
     a_major, b_major = k_major_operands(op)
     slow = m * k * a_major + k * n * b_major
     total = m * k + k * n + m * n

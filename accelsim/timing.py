@@ -37,7 +37,6 @@ import attrs
 from accelsim.graph import Op, OpGraph
 from accelsim.hardware import HardwareSpec
 from accelsim.mapping import (
-    STAGES,
     GemmMapping,
     Mapping,
     StreamMapping,
@@ -249,13 +248,14 @@ def first_byte_latency_s(hw: HardwareSpec, level_bytes: dict[str, float] | None 
     return max(lat.values())
 
 
-def _gemm_pipeline_latency_s(op: Op, mp: GemmMapping, latency_s: float) -> float:
-    """Little's law on the tile's K loop: with `STAGES` operand buffers, at most STAGES - 1
-    stages are in flight, so each K step waits at least latency / (STAGES - 1) for its data.
-    Thin tiles with little compute per step are bound by this, not by bandwidth."""
+def _gemm_pipeline_latency_s(op: Op, mp: GemmMapping, latency_s: float, stages: int) -> float:
+    """Little's law on the tile's K loop: with `stages` operand buffers (the kernel library's),
+    at most stages - 1 are in flight, so each K step waits at least latency / (stages - 1)
+    for its data. Thin tiles with little compute per step are bound by this, not by
+    bandwidth."""
     kc = math.ceil(max(op.k, 1) / mp.split_k)
     steps = math.ceil(kc / mp.tile_k)
-    return steps * latency_s / max(1, STAGES - 1)
+    return steps * latency_s / max(1, stages - 1)
 
 
 #: Register tiles a GEMM tile is split into inside a unit: 128 threads for scalar FMA pipes,
@@ -321,7 +321,8 @@ def op_timing(hw: HardwareSpec, op: Op, mapping: Mapping, traffic: Traffic,
     store_s = 0.0
     if isinstance(mapping, GemmMapping):
         compute_s = _gemm_wave_compute_s(hw, op, mapping, dtype)
-        pipeline_s = _gemm_pipeline_latency_s(op, mapping, first_byte_s)
+        stages = hw.kernel_library.menu(dtype, op.trans_a, op.trans_b).stages
+        pipeline_s = _gemm_pipeline_latency_s(op, mapping, first_byte_s, stages)
         # The K loop runs at the slower of its arithmetic and its operand round trips.
         wave_compute_s = max(compute_s, pipeline_s)
         # Each wave waits for its first operand stage; the output store of a wave overlaps

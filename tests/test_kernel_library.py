@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from accelsim import refdata
 from accelsim.errors import SpecError
 from accelsim.hardware import KernelLibrary, KernelMenu
-from accelsim.mapping import gemm_candidates, tile_shapes
+from accelsim.mapping import GemmMapping, gemm_candidates, tile_shapes
 from accelsim.spec import dump_yaml, hardware_from_yaml, load_hardware
 from accelsim.spec_strategies import kernel_menus
 from accelsim.timing import map_op
@@ -142,6 +142,41 @@ def test_k_major_operands_move_at_the_menus_memory_efficiency(gemm):
     both = attrs.evolve(op, trans_b=True)  # B as [n, k]: K-contiguous too
     assert memory_efficiency(slow, both, "fp32") == pytest.approx(1 / (11 / 12 / 0.5 + 1 / 12))
     assert memory_efficiency(hw, op, "fp32") == 1.0  # the default menu: no difference
+
+
+def test_unaligned_k_major_rows_move_at_the_unaligned_efficiency(gemm):
+    from accelsim.mapping import memory_efficiency
+
+    hw = load_hardware(refdata.hardware_spec_path("v100"))
+    menu = KernelMenu(k_major_memory_efficiency=0.8, k_major_aligned_stride_bytes=2048,
+                      k_major_unaligned_memory_efficiency=0.5)
+    lib = _with_library(hw, fp32=menu)
+    # fp32 rows of K = 512 are 2048 B apart (aligned), K = 640 rows 2560 B (not).
+    # A [m, k] K-contiguous, B [k, 16] not: A's m*k of m*k + 16k + 16m elements are slow.
+    for k, eff in ((512, 0.8), (640, 0.5)):
+        op = gemm(1024, 16, k)
+        total = 1024 * k + k * 16 + 1024 * 16
+        slow = 1024 * k / total
+        assert memory_efficiency(lib, op, "fp32") == pytest.approx(1 / (slow / eff + 1 - slow))
+    # Only K-major operands are affected, aligned or not.
+    assert memory_efficiency(lib, attrs.evolve(gemm(1024, 16, 640), trans_a=True), "fp32") == 1.0
+
+
+def test_more_stages_admit_fewer_tiles_and_hide_more_latency(gemm):
+    from accelsim.timing import _gemm_pipeline_latency_s
+
+    hw = load_hardware(refdata.hardware_spec_path("v100"))
+    deep = _with_library(hw, fp32=KernelMenu(stages=4))
+    # Each shape fits stages x (tm + tn) x tk x 4 B in the 96 KiB of local memory.
+    for tm, tn, tk in tile_shapes(deep, "fp32"):
+        assert 4 * (tm + tn) * tk * 4 <= hw.compute.local_memory_bytes
+    # 1024 / 32 = 32 K steps, each waiting latency / (stages - 1): 32 us at 2 stages, a third
+    # of it at 4.
+    op = gemm(64, 64, 1024)
+    mp = GemmMapping(tile_m=64, tile_n=64, tile_k=32, split_k=1, loop_order=0, units_used=1,
+                     waves=1, tiles=1)
+    assert _gemm_pipeline_latency_s(op, mp, 1e-6, 2) == pytest.approx(32e-6)
+    assert _gemm_pipeline_latency_s(op, mp, 1e-6, 4) == pytest.approx(32e-6 / 3)
 
 
 @settings(max_examples=60, deadline=None)

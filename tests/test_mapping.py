@@ -9,7 +9,6 @@ import pytest
 from accelsim import refdata
 from accelsim.graph import Op
 from accelsim.mapping import (
-    STAGES,
     GemmMapping,
     StreamMapping,
     gemm_candidates,
@@ -26,7 +25,7 @@ def test_tiles_fit_local_memory_and_registers_on_v100():
         shapes = tile_shapes(hw, dtype)
         assert shapes
         for tm, tn, tk in shapes:
-            assert STAGES * (tm + tn) * tk * eb <= hw.compute.local_memory_bytes
+            assert hw.kernel_library.menu(dtype).stages * (tm + tn) * tk * eb <= hw.compute.local_memory_bytes
             assert tm * tn * 4 <= hw.compute.register_file_bytes // 2  # fp32 accumulators
             if dtype == "fp16":  # tensor-core granule
                 assert tm % 16 == 0 and tn % 16 == 0 and tk % 16 == 0

@@ -27,16 +27,18 @@ HEADER_GEMM = "device,precision,app,M,N,K,transA,transB,time_ms\n"
 HEADER_RNN = ("device,precision,cell,app,hidden,batch,timesteps,fwd_ms,bwd_inputs_ms,"
               "bwd_weights_ms\n")
 #: Accuracy goals of the V100 validation (issue 10): median and p90 absolute % error.
-TARGET_GEMM_MEDIAN_PCT = 8.0
+TARGET_GEMM_MEDIAN_PCT = 5.0
 TARGET_P90_PCT = 20.0
 TARGET_RNN_MEDIAN_PCT = 15.0
 #: Where the goals stand: `accelsim validate --analytic` on hwspecs/v100.yaml and the packaged
-#: DeepBench V100 tables (docs/validation.md), 2026-12-02, after the V100 kernel library
-#: (fp16 tensor-core tiles, k_major_memory_efficiency 0.8; before: 35.6 and 19.5). The GEMM
-#: fp16 p90 goal is unmet. The tests hold both values within 1.5 points either way, so any
-#: change to them is noticed and the measured values here updated on purpose.
-MEASURED_GEMM_FP16_P90_PCT = 32.6
-MEASURED_RNN_FWD_FP16_MEDIAN_PCT = 13.4
+#: DeepBench V100 tables (docs/validation.md), 2026-12-02, after the fp16 menu's aligned-stride
+#: rule (k_major_aligned_stride_bytes 2048, unaligned efficiency 0.58) and the fp16 pipe's own
+#: efficiency 0.83 (before: 5.9 / 32.6 / 13.4). The GEMM fp16 median goal (5 %) is unmet. The
+#: tests hold these values within 1.5 points either way, so any change to them is noticed and
+#: the measured values here updated on purpose.
+MEASURED_GEMM_FP16_MEDIAN_PCT = 5.2
+MEASURED_GEMM_FP16_P90_PCT = 19.6
+MEASURED_RNN_FWD_FP16_MEDIAN_PCT = 14.7
 REGRESSION_MARGIN_PCT = 1.5
 
 
@@ -46,20 +48,27 @@ def v100_summary() -> dict:
     return summarize(run_validation(hw, GEMM_CSV, RNN_CSV))
 
 
+def test_gemm_fp32_median_target(v100_summary: dict):
+    assert v100_summary["gemm"]["fp32"]["median_abs_pct_err"] <= TARGET_GEMM_MEDIAN_PCT
+
+
+def test_gemm_fp16_median(v100_summary: dict):
+    # Target 5 %; not met (5.2 % analytic, 5.6 % with the cache simulation): the big
+    # compute-bound fp16 GEMMs scatter -15..+9 % around one pipe efficiency (cuBLAS's kernel
+    # choice per shape and layout), and tiny launch-bound GEMMs are over-predicted by 22-38 %
+    # (docs/validation.md). Guard against regression at the level reached.
+    median = v100_summary["gemm"]["fp16_mixed"]["median_abs_pct_err"]
+    assert median == pytest.approx(MEASURED_GEMM_FP16_MEDIAN_PCT, abs=REGRESSION_MARGIN_PCT)
+
+
 @pytest.mark.parametrize("precision", ["fp32", "fp16_mixed"])
-def test_gemm_median_target(v100_summary: dict, precision: str):
-    assert v100_summary["gemm"][precision]["median_abs_pct_err"] <= TARGET_GEMM_MEDIAN_PCT
+def test_gemm_p90_target(v100_summary: dict, precision: str):
+    assert v100_summary["gemm"][precision]["p90_abs_pct_err"] <= TARGET_P90_PCT
 
 
-def test_gemm_fp32_p90_target(v100_summary: dict):
-    assert v100_summary["gemm"]["fp32"]["p90_abs_pct_err"] <= TARGET_P90_PCT
-
-
-def test_gemm_fp16_p90(v100_summary: dict):
-    # Target 20 %; not met: thin GEMMs streaming a K-contiguous operand with K = 1536, 2560,
-    # 2816, 500000 run at ~340-380 GB/s, those with K = 2048, 4096 at ~540-640 GB/s; one
-    # k_major_memory_efficiency cannot fit both (docs/validation.md), and tiny launch-bound
-    # GEMMs are over-predicted. Guard against regression at the level reached.
+def test_gemm_fp16_p90_measured(v100_summary: dict):
+    # Met since the fp16 menu slows K-contiguous operands whose row stride is not a multiple
+    # of 2 KiB (K = 1536, 1760, 2560, 2816, 500000) more than aligned ones (docs/validation.md).
     assert v100_summary["gemm"]["fp16_mixed"]["p90_abs_pct_err"] == pytest.approx(
         MEASURED_GEMM_FP16_P90_PCT, abs=REGRESSION_MARGIN_PCT)
 
@@ -80,7 +89,7 @@ def test_rnn_fp32_forward_median_target(v100_summary: dict):
 
 def test_rnn_fp16_forward_median_target(v100_summary: dict):
     # Met since the fp16 kernels stream the K-contiguous recurrent weights of the forward step
-    # at the spec's k_major_memory_efficiency (MEASURED_RNN_FWD_FP16_MEDIAN_PCT).
+    # at the spec's k-major efficiencies (MEASURED_RNN_FWD_FP16_MEDIAN_PCT).
     median = v100_summary["rnn_fwd"]["fp16_mixed"]["median_abs_pct_err"]
     assert median <= TARGET_RNN_MEDIAN_PCT
     assert median == pytest.approx(MEASURED_RNN_FWD_FP16_MEDIAN_PCT, abs=REGRESSION_MARGIN_PCT)
@@ -384,10 +393,11 @@ def test_a_pipes_own_efficiency_overrides_the_chips_for_that_pipe_only():
     from accelsim.validate import gemm_op, time_op
 
     hw = load_hardware(ROOT / "hwspecs/v100.yaml")
-    fp16 = attrs.evolve(hw.compute.matrix["fp16"], efficiency=hw.calibration.compute_efficiency / 2)
+    # The V100's fp16 pipe states its own efficiency (0.83); halve it.
+    fp16 = attrs.evolve(hw.compute.matrix["fp16"], efficiency=hw.compute_efficiency("fp16") / 2)
     tuned = attrs.evolve(hw, compute=attrs.evolve(hw.compute,
                                                   matrix={**hw.compute.matrix, "fp16": fp16}))
-    assert tuned.compute_efficiency("fp16") == pytest.approx(0.43)
+    assert tuned.compute_efficiency("fp16") == pytest.approx(0.415)
     assert tuned.compute_efficiency("fp32") == hw.compute_efficiency("fp32") == 0.86
     op = gemm_op(8192, 8192, 8192)
     assert time_op(tuned, op, "fp32").isolated_time_s == time_op(hw, op, "fp32").isolated_time_s
