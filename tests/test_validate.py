@@ -467,3 +467,18 @@ def test_linear_input_adds_the_hoisted_input_gemm():
         assert linear[p][0] > skip[p][0] + hw.calibration.launch_overhead_s
     with pytest.raises(ValueError, match="input_mode"):
         rnn_times(hw, "lstm", 512, 16, 10, "fp32", input_mode="dense")
+
+
+def test_repeated_small_gemms_read_their_operands_from_l2():
+    from accelsim.validate import deepbench_gemm_op, time_op, warm_operand_bytes
+
+    hw = load_hardware(ROOT / "hwspecs/v100.yaml")
+    small = deepbench_gemm_op(512, 16, 512, False, False)
+    # fp16: A 512x512 + B 512x16 = 2 x (262144 + 8192) B; with C (16 KiB) well inside 6 MiB.
+    assert warm_operand_bytes(hw, small, "fp16") == 2 * (512 * 512 + 512 * 16)
+    big = deepbench_gemm_op(2048, 16, 2048, False, False)  # 8.4 MB of operands: not warm
+    assert warm_operand_bytes(hw, big, "fp16") == 0.0
+    warm = time_op(hw, small, "fp16", resident_bytes=warm_operand_bytes(hw, small, "fp16"))
+    cold = time_op(hw, small, "fp16")
+    assert warm.level_bytes["HBM"] < cold.level_bytes["HBM"]
+    assert warm.isolated_time_s < cold.isolated_time_s
