@@ -321,11 +321,11 @@ class InterconnectSpec:
 class Calibration:
     """Achievable fractions of peak and fixed overheads: the knobs that turn peaks into times.
 
-    The defaults are the values fitted on the V100's DeepBench tables with cuBLAS and cuDNN
-    (docs/validation.md): losses of a GPU software stack rather than of one chip, so a
-    datasheet spec that omits `calibration:` predicts like a GPU with that stack, not like an
-    ideal machine. An ideal chip sets every efficiency to 1.0 and every overhead to 0
-    (`Calibration.ideal`)."""
+    The defaults are the V100 spec's values (compute efficiency, launch and RNN overheads
+    fitted on its DeepBench tables with cuBLAS and cuDNN; docs/validation.md): losses of a GPU
+    software stack rather than of one chip, so a datasheet spec that omits `calibration:`
+    predicts like a GPU with that stack, not like an ideal machine. An ideal chip sets every
+    efficiency to 1.0 and every overhead to 0 (`Calibration.ideal`)."""
 
     compute_efficiency: float = field(
         default=0.86, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
@@ -354,17 +354,17 @@ class Calibration:
     launch_overhead_s: float = field(
         unit="time", default=6e-6, maximum=MAX_LATENCY_S,
         doc="fixed cost per kernel (host-side launch and the device's kernel start and "
-            "drain); default: the V100 CUDA fit, 6 us (docs/validation.md); an ideal chip: 0")
+            "drain); default: the V100 CUDA fit (docs/validation.md); an ideal chip: 0")
     # --- recurrent library calls (issue 10): used by `validate`'s RNN model ---
     rnn_step_overhead_s: float = field(
         unit="time", default=21e-6, minimum=0.0, maximum=MAX_LATENCY_S,
         doc="host-side work and synchronisation per timestep of one recurrent library call "
-            "(cuDNN), beyond the step's own kernel launches; default: the V100 cuDNN fit, "
-            "21 us (docs/validation.md); an ideal chip: 0")
+            "(cuDNN), beyond the step's own kernel launches; default: the V100 cuDNN fit "
+            "(docs/validation.md); an ideal chip: 0")
     rnn_call_overhead_s: float = field(
         unit="time", default=50e-6, minimum=0.0, maximum=MAX_LATENCY_S,
         doc="fixed host-side setup of one recurrent library call before its first kernel; "
-            "default: the V100 cuDNN fit, 50 us (docs/validation.md); an ideal chip: 0")
+            "default: the V100 cuDNN fit (docs/validation.md); an ideal chip: 0")
 
     @classmethod
     def ideal(cls, **overrides: float) -> Calibration:
