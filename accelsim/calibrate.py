@@ -228,7 +228,6 @@ class _GemmSearch:
                                                mask & rows) for v in values])
             total = total + costs[name].min(axis=0)
         i = int(np.argmin(total))
-        self.cost = float(total[i])
         return {**knobs, **{n: float(values[int(np.argmin(c[:, i]))]) for n, c in costs.items()},
                 "launch_overhead_s": float(self.launch[i])}
 
@@ -512,7 +511,8 @@ def _content(line: str) -> bool:
 
 
 def _commented(text: str, comment: str) -> str:
-    return f"{text:<{_COMMENT_COLUMN - 1}} {comment}"
+    """`text` and `comment` aligned at `_COMMENT_COLUMN`, at least two spaces apart."""
+    return f"{text:<{_COMMENT_COLUMN - 2}}  {comment}"
 
 
 def _block_end(lines: list[str], lo: int, hi: int, parent_indent: int) -> int:
