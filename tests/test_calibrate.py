@@ -10,6 +10,8 @@ from pathlib import Path
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accelsim import calibrate, refdata
 from accelsim.errors import SpecError
@@ -244,6 +246,29 @@ def test_fitted_values_go_where_the_spec_says_them_or_into_added_blocks(tmp_path
     text = calibrate.fitted_spec_text(flow, hw, fit, {"bandwidth_efficiency": "note"})
     assert text.startswith("# bandwidth_efficiency: fitted: note\n")
     assert hardware_from_yaml(text, "fitted.yaml") == calibrate.with_knobs(hw, knobs)
+
+
+_WRITABLE = ("compute_efficiency", "bandwidth_efficiency", "launch_overhead_s",
+             "rnn_step_overhead_s", "rnn_call_overhead_s", "compute.matrix.fp16.efficiency",
+             FP16_K_MAJOR, FP32_K_MAJOR, "kernel_library.menus.fp16_TN.k_major_memory_efficiency")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.dictionaries(st.sampled_from(_WRITABLE), st.floats(0.0, 1.0), min_size=1),
+       st.booleans())
+def test_any_fitted_knobs_written_load_as_the_fit_sets_them(raw: dict[str, float], bare: bool):
+    text = V100.read_text()
+    if bare:
+        text = re.sub(r"(?ms)^(calibration|kernel_library):.*?(?=^\S)", "", text)
+    hw = hardware_from_yaml(text, "v100.yaml")
+    knobs = {}
+    for name, x in raw.items():
+        low, high = calibrate.bounds_of(name)
+        knobs[name] = calibrate.as_written(name, low + x * (high - low))
+    fit = calibrate.Fit(knobs=knobs, rows=[], held_out=[], folds=2, fold_knobs=[])
+    written = calibrate.fitted_spec_text(text, hw, fit, {})
+    assert written.count("# fitted: accelsim calibrate") == len(knobs)
+    assert hardware_from_yaml(written, "fitted.yaml") == calibrate.with_knobs(hw, knobs)
 
 
 def test_per_pipe_fit_recovers_each_pipes_efficiency(tmp_path: Path,
