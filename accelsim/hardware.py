@@ -319,33 +319,62 @@ class InterconnectSpec:
 
 @attrs.frozen
 class Calibration:
-    """Achievable fractions of peak and fixed overheads: the knobs that turn peaks into times."""
+    """Achievable fractions of peak and fixed overheads: the knobs that turn peaks into times.
+
+    The defaults are the V100 spec's values (compute efficiency, launch and RNN overheads
+    fitted on its DeepBench tables with cuBLAS and cuDNN; docs/validation.md): losses of a GPU
+    software stack rather than of one chip, so a datasheet spec that omits `calibration:`
+    predicts like a GPU with that stack, not like an ideal machine. An ideal chip sets every
+    efficiency to 1.0 and every overhead to 0 (`Calibration.ideal`)."""
 
     compute_efficiency: float = field(
-        default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
-        doc="achievable fraction of peak matrix FLOP/s for a well-shaped kernel")
+        default=0.86, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
+        doc="achievable fraction of peak matrix FLOP/s for a well-shaped kernel (instruction "
+            "issue and scheduling losses the kernel library cannot hide); default: the V100 cuBLAS fit "
+            "(docs/validation.md); an ideal chip: 1.0")
     vector_efficiency: float = field(
-        default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
-            doc="achievable fraction of peak vector FLOP/s")
+        default=0.9, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
+        doc="achievable fraction of peak vector (elementwise) FLOP/s; default: the V100 "
+            "value (docs/validation.md); an ideal chip: 1.0")
     bandwidth_efficiency: float = field(
-        default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
-        doc="achievable fraction of peak memory bandwidth")
+        default=0.9, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
+        doc="achievable fraction of peak memory bandwidth (refresh, bank and read/write "
+            "turnaround: STREAM reaches ~810 of the V100's 900 GB/s); default: the V100 value "
+            "(docs/validation.md); an ideal chip: 1.0")
     cache_bandwidth_efficiency: float = field(
-        default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
-        doc="achievable fraction of peak cache bandwidth")
+        default=0.9, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
+        doc="achievable fraction of each cache level's peak bandwidth (bank conflicts, "
+            "interconnect contention); default: the V100 value (docs/validation.md); an ideal "
+            "chip: 1.0")
     link_efficiency: float = field(
-        default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
-        doc="achievable fraction of link bandwidth")
-    launch_overhead_s: float = field(unit="time", default=0.0, maximum=MAX_LATENCY_S,
-                                     doc="fixed cost per kernel")
+        default=0.8, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
+        doc="achievable fraction of link bandwidth (packet headers, flow control, the "
+            "collective library's protocol); default: the V100 NVLink value "
+            "(docs/validation.md); an ideal chip: 1.0")
+    launch_overhead_s: float = field(
+        unit="time", default=6e-6, maximum=MAX_LATENCY_S,
+        doc="fixed cost per kernel (host-side launch and the device's kernel start and "
+            "drain); default: the V100 CUDA fit (docs/validation.md); an ideal chip: 0")
     # --- recurrent library calls (issue 10): used by `validate`'s RNN model ---
     rnn_step_overhead_s: float = field(
-        unit="time", default=0.0, minimum=0.0, maximum=MAX_LATENCY_S,
+        unit="time", default=21e-6, minimum=0.0, maximum=MAX_LATENCY_S,
         doc="host-side work and synchronisation per timestep of one recurrent library call "
-            "(cuDNN), beyond the step's own kernel launches")
+            "(cuDNN), beyond the step's own kernel launches; default: the V100 cuDNN fit "
+            "(docs/validation.md); an ideal chip: 0")
     rnn_call_overhead_s: float = field(
-        unit="time", default=0.0, minimum=0.0, maximum=MAX_LATENCY_S,
-        doc="fixed host-side setup of one recurrent library call before its first kernel")
+        unit="time", default=50e-6, minimum=0.0, maximum=MAX_LATENCY_S,
+        doc="fixed host-side setup of one recurrent library call before its first kernel; "
+            "default: the V100 cuDNN fit (docs/validation.md); an ideal chip: 0")
+
+    @classmethod
+    def ideal(cls, **overrides: float) -> Calibration:
+        """Peak rates and no overheads (with `overrides`): a machine without a software
+        stack's losses, for hand-derived timings and the datasheet-only bound."""
+        values = {"compute_efficiency": 1.0, "vector_efficiency": 1.0,
+                  "bandwidth_efficiency": 1.0, "cache_bandwidth_efficiency": 1.0,
+                  "link_efficiency": 1.0, "launch_overhead_s": 0.0, "rnn_step_overhead_s": 0.0,
+                  "rnn_call_overhead_s": 0.0}
+        return cls(**{**values, **overrides})
 
 
 # --- kernel library: the GEMM kernels a chip's vendor library offers -------------

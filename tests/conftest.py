@@ -63,7 +63,7 @@ def _tiny_hw(units: int = 4, local_bytes: int = 16 * 1024, rf_bytes: int = 64 * 
                                bandwidth_bytes_per_s=1e11, latency_s=1e-7),),
         memory=MemorySpec(capacity_bytes=2**30, bandwidth_bytes_per_s=5e10, latency_s=2e-7),
         interconnect=InterconnectSpec(link_bandwidth_bytes_per_s=1e10),
-        calibration=Calibration(launch_overhead_s=1e-6))
+        calibration=Calibration.ideal(launch_overhead_s=1e-6))
 
 
 def _gemm(m: int, n: int, k: int, batch: int = 1) -> Op:

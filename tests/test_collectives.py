@@ -35,7 +35,7 @@ def _hw(**ic) -> HardwareSpec:
                                       vector_flop_rate=1e12, local_memory_bytes=65536),
         caches=(CacheLevelSpec(name="L2", capacity_bytes=1 << 20, bandwidth_bytes_per_s=1e12),),
         memory=MemorySpec(capacity_bytes=32 * 10**9, bandwidth_bytes_per_s=1e12),
-        interconnect=InterconnectSpec(**links), calibration=Calibration())
+        interconnect=InterconnectSpec(**links), calibration=Calibration.ideal())
 
 
 def test_ring_by_hand():
@@ -54,7 +54,7 @@ def test_ring_allreduce_is_the_data_parallel_formula_split_into_alpha_and_beta()
     """The one data-parallel model (the replay's own ring formula is retired): 2 (N-1) ring
     steps of one latency each, 2 (N-1)/N x bytes at links x bandwidth x efficiency."""
     hw = attrs.evolve(_hw(links=2, link_bandwidth_bytes_per_s=GB),
-                      calibration=Calibration(link_efficiency=0.5))
+                      calibration=Calibration.ideal(link_efficiency=0.5))
     assert collective_time_s(hw, "all_reduce", 1e6, 4) == pytest.approx(1.5e6 / 1e9 + 6 * ALPHA)
     latency, bandwidth = alpha_beta_s(hw, "all_reduce", 1e6, 4)
     assert latency == pytest.approx(6 * ALPHA) and bandwidth == pytest.approx(1.5e-3)

@@ -42,7 +42,7 @@ def _chip(feeds: bool, sram_latency_s: float = 3e-7) -> HardwareSpec:
                                latency_s=sram_latency_s, feeds_compute=feeds)),
         memory=MemorySpec(capacity_bytes=2**30, bandwidth_bytes_per_s=5e10, latency_s=2e-7),
         interconnect=InterconnectSpec(link_bandwidth_bytes_per_s=1e10),
-        calibration=Calibration(launch_overhead_s=1e-6, cache_bandwidth_efficiency=1.0))
+        calibration=Calibration.ideal(launch_overhead_s=1e-6))
 
 
 def _gemm() -> tuple[Op, GemmMapping]:

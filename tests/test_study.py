@@ -42,7 +42,7 @@ def test_op_floor_by_hand(tiny_hw):
     # 4 units x 64 MAC/cycle x 2 x 1 GHz = 512 GFLOP/s fp32; L2 1e11 B/s; HBM 5e10 B/s;
     # every efficiency 0.5 so that each one shows
     hw = tiny_hw()
-    hw = attrs.evolve(hw, calibration=Calibration(
+    hw = attrs.evolve(hw, calibration=Calibration.ideal(
         compute_efficiency=0.5, vector_efficiency=0.5, bandwidth_efficiency=0.5,
         cache_bandwidth_efficiency=0.5, launch_overhead_s=1e-6))
     assert hw.compute.peak_flop_rate("fp32") == 512e9
