@@ -39,7 +39,7 @@ import numpy as np
 
 from accelsim import units, validate
 from accelsim.errors import AccelsimError, Issue, SpecError
-from accelsim.hardware import HardwareSpec, KernelMenu
+from accelsim.hardware import HardwareSpec, KernelLibrary, KernelMenu
 from accelsim.validate import Row, rnn_steps, shape_of, summarize
 
 #: Physical bounds of each kind of fitted knob (the last part of its name -> (low, high));
@@ -48,6 +48,7 @@ BOUNDS = {
     "compute_efficiency": (0.3, 1.0),
     "bandwidth_efficiency": (0.3, 1.0),
     "k_major_memory_efficiency": (0.3, 1.0),
+    "k_major_unaligned_memory_efficiency": (0.3, 1.0),
     "launch_overhead_s": (0.0, 50e-6),
     "rnn_step_overhead_s": (0.0, 100e-6),
     "rnn_call_overhead_s": (0.0, 500e-6),
@@ -60,6 +61,8 @@ DEFAULT_FOLDS = 5
 PIPE_KNOB = "compute.matrix.{}.efficiency"
 #: A kernel-library menu's K-major streaming rate: "menus.<key>" or "default".
 MENU_KNOB = "kernel_library.{}.k_major_memory_efficiency"
+#: The rate of a menu's K-major operands whose row stride misses its `k_major_aligned_stride_bytes`.
+UNALIGNED_MENU_KNOB = "kernel_library.{}.k_major_unaligned_memory_efficiency"
 _COARSE_STEP, _FINE_STEP = 0.05, 0.01
 _REFINE_SPAN, _FINE_SPAN = 0.03, 0.01  # around a coarse choice; around a knob in later sweeps
 _MAX_SWEEPS = 6
@@ -97,11 +100,10 @@ def pipe_of(row: Row) -> str:
     return validate.PRECISION_DTYPE[row.precision]
 
 
-def _menu_of(hw: HardwareSpec, name: str) -> KernelMenu:
-    """The menu a `MENU_KNOB` names: `default`, or `menus.<key>` (a key the spec lacks is the
-    default menu, which a new entry would copy)."""
+def _menu_of(lib: KernelLibrary, name: str) -> KernelMenu:
+    """The menu a `MENU_KNOB` names: `default`, or `menus.<key>` (a key the library lacks is
+    the default menu, which a new entry would copy)."""
     where = name.split(".")[1:-1]
-    lib = hw.kernel_library
     return lib.default if where == ["default"] else lib.menus.get(where[1], lib.default)
 
 
@@ -111,7 +113,7 @@ def knob_value(hw: HardwareSpec, name: str) -> float:
     if name.startswith("compute.matrix."):
         return hw.compute_efficiency(name.split(".")[2])
     if name.startswith("kernel_library."):
-        return _menu_of(hw, name).k_major_memory_efficiency
+        return float(getattr(_menu_of(hw.kernel_library, name), name.rsplit(".", 1)[-1]))
     return float(getattr(hw.calibration, name))
 
 
@@ -129,7 +131,8 @@ def with_knobs(hw: HardwareSpec, knobs: dict[str, float]) -> HardwareSpec:
     for name, value in knobs.items():
         if not name.startswith("kernel_library."):
             continue
-        menu = attrs.evolve(_menu_of(hw, name), k_major_memory_efficiency=value)
+        # from `lib` as changed so far: two knobs may set two rates of one menu
+        menu = attrs.evolve(_menu_of(lib, name), **{name.rsplit(".", 1)[-1]: value})
         where = name.split(".")[1:-1]
         lib = (attrs.evolve(lib, default=menu) if where == ["default"]
                else attrs.evolve(lib, menus={**lib.menus, where[1]: menu}))
@@ -140,11 +143,19 @@ def with_knobs(hw: HardwareSpec, knobs: dict[str, float]) -> HardwareSpec:
 def menu_knobs(hw: HardwareSpec, rows: Sequence[Row]) -> list[str]:
     """The K-major rates a GEMM fit may set: every menu of the spec, and for the rows on the
     default menu one per dtype (a new menu entry) when that menu is the documented default,
-    else the default menu's own."""
+    else the default menu's own; a menu that names an aligned stride also has its unaligned
+    rate."""
     lib = hw.kernel_library
-    names = [MENU_KNOB.format(f"menus.{key}") for key in sorted(lib.menus)]
+
+    def rates(where: str, menu: KernelMenu) -> list[str]:
+        names = [MENU_KNOB.format(where)]
+        if menu.k_major_aligned_stride_bytes:
+            names.append(UNALIGNED_MENU_KNOB.format(where))
+        return names
+
+    names = [n for key in sorted(lib.menus) for n in rates(f"menus.{key}", lib.menus[key])]
     if lib.default != KernelMenu():  # a customised default: a new entry would have to copy it
-        return [*names, MENU_KNOB.format("default")]
+        return [*names, *rates("default", lib.default)]
     dtypes = sorted({validate.PRECISION_DTYPE[r.precision] for r in rows} - set(lib.menus))
     return names + [MENU_KNOB.format(f"menus.{d}") for d in dtypes]
 
@@ -299,6 +310,11 @@ def _responding(search: _GemmSearch, start: dict[str, float], name: str,
     return np.abs(search.at({**start, name: probe}) / search.at(start) - 1.0) > _RESPONDS
 
 
+def uses_pipe_efficiencies(hw: HardwareSpec) -> bool:
+    """Whether a matrix pipe of `hw` states its own efficiency (then the fit is per pipe)."""
+    return any(p.efficiency is not None for p in hw.compute.matrix.values())
+
+
 def _fit_gemm(hw: HardwareSpec, path: str | Path, device: str | None, folds: int,
               per_pipe: bool) -> tuple[dict[str, float], list[Row], list[Row], list[dict],
                                        dict[str, str]]:
@@ -306,10 +322,9 @@ def _fit_gemm(hw: HardwareSpec, path: str | Path, device: str | None, folds: int
         return validate.validate_gemm(with_knobs(hw, knobs), path, device=device,
                                       not_predicted=[])
 
-    own = sorted(d for d, p in hw.compute.matrix.items() if p.efficiency is not None)
-    if own and not per_pipe:
-        raise AccelsimError(f"{hw.name}: pipes {own} have their own efficiency, which a "
-                            "chip-wide fit would not change: use --per-pipe")
+    # A spec that gives a pipe its own efficiency says its pipes differ, and a chip-wide
+    # value would not reach that pipe: such a spec is fitted per pipe.
+    per_pipe = per_pipe or uses_pipe_efficiencies(hw)
     base = rows_at({})
     everything = np.ones(len(base), dtype=bool)
     row_pipes = np.array([pipe_of(r) for r in base])
@@ -576,7 +591,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "named like the hardware spec)")
     parser.add_argument("--per-pipe", action="store_true",
                         help="fit one compute efficiency per matrix pipe the rows use "
-                             "(compute.matrix.<dtype>.efficiency) instead of one for the chip")
+                             "(compute.matrix.<dtype>.efficiency) instead of one for the chip "
+                             "(always so when a pipe of the spec states its own efficiency)")
     parser.add_argument("--folds", type=int, default=DEFAULT_FOLDS, metavar="K",
                         help=f"cross-validation folds over shapes (default {DEFAULT_FOLDS})")
     parser.add_argument("--out", metavar="FITTED.yaml", required=True,
@@ -604,9 +620,12 @@ def run(args: argparse.Namespace) -> int:
     hardware_from_yaml(text, str(out))  # what is written must load
     print(f"calibrated {hw.name} ({args.hardware}) on {len(fit.rows)} measured rows; "
           f"GEMM traffic from the analytic re-streaming model")
+    if uses_pipe_efficiencies(hw) and not args.per_pipe:
+        print("  (fitted per pipe: the spec states a pipe's own efficiency)")
+    width = max((len(".".join(knob_path(n))) for n in fit.knobs), default=0) + 2
     for name, value in fit.knobs.items():
         spread = [k[name] for k in fit.fold_knobs]
-        print(f"  {'.'.join(knob_path(name)):<52}{format_value(name, value):>10}   (folds: "
+        print(f"  {'.'.join(knob_path(name)):<{width}}{format_value(name, value):>10}   (folds: "
               f"{format_value(name, min(spread))} .. {format_value(name, max(spread))})")
     for name, why in fit.not_fitted.items():
         print(f"  not fitted, the rows cannot identify it: {'.'.join(knob_path(name))}: {why}")

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from accelsim import calibrate, refdata
 from accelsim.errors import SpecError
-from accelsim.hardware import Calibration, KernelMenu
+from accelsim.hardware import Calibration, HardwareSpec, KernelMenu
 from accelsim.spec import hardware_from_yaml, load_hardware
 from accelsim.validate import (
     PRECISION_DTYPE,
@@ -27,15 +27,31 @@ from accelsim.validate import (
 
 ROOT = Path(__file__).resolve().parents[1]
 V100 = ROOT / "hwspecs/v100.yaml"
+#: The shipped V100 spec without its fp16 pipe's own efficiency, for the chip-wide fits below
+#: (a spec that states a pipe's efficiency is fitted per pipe: test_per_pipe_fit_...).
+V100_TEXT = re.sub(r"(?m)^      efficiency: .*\n(?: +#.*\n)*", "", V100.read_text())
 HEADER_GEMM = "device,precision,app,M,N,K,transA,transB,time_ms\n"
 HEADER_RNN = ("device,precision,cell,app,hidden,batch,timesteps,fwd_ms,bwd_inputs_ms,"
               "bwd_weights_ms\n")
 FP16_K_MAJOR = "kernel_library.menus.fp16.k_major_memory_efficiency"
 FP32_K_MAJOR = "kernel_library.menus.fp32.k_major_memory_efficiency"
+#: The fp16 menu's rate for K-contiguous operands whose row stride is not a multiple of 2 KiB.
+FP16_UNALIGNED = "kernel_library.menus.fp16.k_major_unaligned_memory_efficiency"
 #: The knobs the synthetic measurements are made with (on the fine grids of the search; the
 #: V100 spec's fp32 kernels keep the default menu, K-major rate 1.0).
 TRUE = {"compute_efficiency": 0.7, "launch_overhead_s": 8e-6, "bandwidth_efficiency": 0.7,
-        FP16_K_MAJOR: 0.6, "rnn_step_overhead_s": 30e-6, "rnn_call_overhead_s": 100e-6}
+        FP16_K_MAJOR: 0.6, FP16_UNALIGNED: 0.5, "rnn_step_overhead_s": 30e-6,
+        "rnn_call_overhead_s": 100e-6}
+
+
+def _v100() -> HardwareSpec:
+    return hardware_from_yaml(V100_TEXT, str(V100))
+
+
+def _v100_file(tmp_path: Path) -> Path:
+    path = tmp_path / "v100.yaml"
+    path.write_text(V100_TEXT)
+    return path
 
 
 def _deepbench() -> list[dict[str, str]]:
@@ -50,10 +66,15 @@ def _gemm_rows(count: int) -> list[dict[str, str]]:
 
 
 def _thin_and_wide() -> list[dict[str, str]]:
-    """43 rows: every third thin GEMM (M or N <= 32: memory-bound, half of them streaming a
-    K-contiguous operand) and every 40th row (mostly compute-bound)."""
+    """59 rows: every third thin GEMM (M or N <= 32: memory-bound, half of them streaming a
+    K-contiguous operand), every 40th row (mostly compute-bound), and 16 more fp16 GEMMs
+    streaming a K-contiguous operand, with a row stride that is a multiple of 2 KiB (K = 2048,
+    4096) or not (K = 2560), so that each K-major rate of the fp16 menu has rows that show it."""
     rows = _deepbench()
-    return [r for r in rows if min(int(r["M"]), int(r["N"])) <= 32][::3] + rows[::40]
+    sample = [r for r in rows if min(int(r["M"]), int(r["N"])) <= 32][::3] + rows[::40]
+    return sample + [r for r in rows if r["precision"] == "fp16_mixed" and r not in sample
+                     and r["K"] in ("2048", "2560", "4096") and min(int(r["M"]), int(r["N"])) <= 64
+                     and (r["transA"] == "T" or r["M"] == "35")]
 
 
 def _wide_nt() -> list[dict[str, str]]:
@@ -65,7 +86,7 @@ def _wide_nt() -> list[dict[str, str]]:
 def _synthetic_gemm(tmp_path: Path, rows: int | list[dict[str, str]],
                     knobs: dict | None = None) -> Path:
     """DeepBench V100 shapes, 'measured' as the model predicts them with the TRUE knobs."""
-    hw = calibrate.with_knobs(load_hardware(V100), knobs or TRUE)
+    hw = calibrate.with_knobs(_v100(), knobs or TRUE)
     path = tmp_path / "gemm.csv"
     rows = _gemm_rows(rows) if isinstance(rows, int) else rows
     predicted = [time_op(hw_for_precision(hw, r["precision"]),
@@ -79,7 +100,7 @@ def _synthetic_gemm(tmp_path: Path, rows: int | list[dict[str, str]],
 
 
 def _synthetic_rnn(tmp_path: Path) -> Path:
-    hw = calibrate.with_knobs(load_hardware(V100), TRUE)
+    hw = calibrate.with_knobs(_v100(), TRUE)
     lines = []
     for cell, hidden, batch, steps in [("gru", 512, 32, 1), ("lstm", 256, 16, 10),
                                        ("vanilla", 1024, 32, 50), ("gru", 1024, 16, 25),
@@ -93,22 +114,25 @@ def _synthetic_rnn(tmp_path: Path) -> Path:
 
 
 def test_recovers_the_knobs_that_made_the_times(tmp_path: Path):
-    hw = load_hardware(V100)
+    hw = _v100()
     fit = calibrate.calibrate(hw, _synthetic_gemm(tmp_path, _thin_and_wide()),
                               _synthetic_rnn(tmp_path), folds=3)
     # every fraction within the 0.01 step of the fine grid
-    assert fit.knobs["compute_efficiency"] == pytest.approx(0.7, abs=0.01)
-    assert fit.knobs["bandwidth_efficiency"] == pytest.approx(0.7, abs=0.01)
-    assert fit.knobs[FP16_K_MAJOR] == pytest.approx(0.6, abs=0.01)
-    assert fit.knobs[FP32_K_MAJOR] == pytest.approx(1.0, abs=0.01)  # the default menu's
+    assert fit.knobs["compute_efficiency"] == pytest.approx(0.7, abs=0.0101)
+    assert fit.knobs["bandwidth_efficiency"] == pytest.approx(0.7, abs=0.0101)
+    assert fit.knobs[FP16_K_MAJOR] == pytest.approx(0.6, abs=0.0101)
+    assert fit.knobs[FP16_UNALIGNED] == pytest.approx(0.5, abs=0.0101)
+    assert fit.knobs[FP32_K_MAJOR] == pytest.approx(1.0, abs=0.0101)  # the default menu's
     assert fit.knobs["launch_overhead_s"] == pytest.approx(8e-6, abs=0.2e-6)
     assert fit.knobs["rnn_step_overhead_s"] == pytest.approx(30e-6, abs=0.3e-6)
     assert fit.knobs["rnn_call_overhead_s"] == pytest.approx(100e-6, abs=2e-6)
     assert fit.not_fitted == {}
-    assert max(r.abs_pct_err for r in fit.rows) < 1.0
+    # knobs that trade against each other (bandwidth and the K-major rates) may each stop one
+    # grid step off: 1.35 % at most here
+    assert max(r.abs_pct_err for r in fit.rows) < 2.0
     # held-out folds fit on two thirds of the shapes, so their knobs may move a little
-    assert max(r.abs_pct_err for r in fit.held_out) < 1.5
-    assert len(fit.held_out) == len(fit.rows) == 43 + 18 and len(fit.fold_knobs) == 3
+    assert max(r.abs_pct_err for r in fit.held_out) < 2.5
+    assert len(fit.held_out) == len(fit.rows) == 59 + 18 and len(fit.fold_knobs) == 3
 
 
 def test_every_fitted_value_is_within_its_bounds(tmp_path: Path):
@@ -117,7 +141,7 @@ def test_every_fitted_value_is_within_its_bounds(tmp_path: Path):
     rows = path.read_text().splitlines()
     slow = [",".join([*r.split(",")[:-1], repr(float(r.split(",")[-1]) * 3)]) for r in rows[1:]]
     path.write_text("\n".join([rows[0], *slow]) + "\n")
-    fit = calibrate.calibrate(load_hardware(V100), path, folds=2)
+    fit = calibrate.calibrate(_v100(), path, folds=2)
     for name, value in fit.knobs.items():
         low, high = calibrate.bounds_of(name)
         assert low <= value <= high
@@ -126,12 +150,12 @@ def test_every_fitted_value_is_within_its_bounds(tmp_path: Path):
 
 def test_too_few_rows_for_the_knobs_is_a_clear_error(tmp_path: Path):
     with pytest.raises(SpecError) as err:
-        calibrate.calibrate(load_hardware(V100), _synthetic_gemm(tmp_path, 4))
+        calibrate.calibrate(_v100(), _synthetic_gemm(tmp_path, 4))
     message = str(err.value)
     assert "at least 10 measured rows" in message and "got 4 rows" in message
     # 14 thin GEMMs identify the bandwidth and the fp32 kernels' K-major rate: 4 knobs
     with pytest.raises(SpecError) as err:
-        calibrate.calibrate(load_hardware(V100), _synthetic_gemm(tmp_path, _thin_and_wide()[:14]),
+        calibrate.calibrate(_v100(), _synthetic_gemm(tmp_path, _thin_and_wide()[:14]),
                             folds=2)
     message = str(err.value)
     assert "at least 20 measured rows" in message and "got 14 rows" in message
@@ -145,14 +169,14 @@ def test_knobs_the_rows_cannot_identify_are_not_fitted(tmp_path: Path,
     # large N,T GEMMs: compute-bound (the bandwidth does not show) and no K-contiguous operand
     gemm = _synthetic_gemm(tmp_path, _wide_nt())
     out = tmp_path / "fitted.yaml"
-    assert main(["calibrate", str(V100), str(gemm), "--folds", "2", "--out", str(out)]) == 0
+    assert main(["calibrate", str(_v100_file(tmp_path)), str(gemm), "--folds", "2", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     for name in ("calibration.bandwidth_efficiency", FP16_K_MAJOR, FP32_K_MAJOR):
         assert (f"not fitted, the rows cannot identify it: {name}: 0 of 12 rows respond to it"
                 in printed)
     assert "kept at 0.900" in printed and "kept at 0.800" in printed
     fitted = load_hardware(out)
-    v100 = load_hardware(V100)
+    v100 = _v100()
     assert fitted.calibration.compute_efficiency == pytest.approx(0.7, abs=0.01)
     assert fitted.calibration.bandwidth_efficiency == v100.calibration.bandwidth_efficiency
     assert fitted.kernel_library == v100.kernel_library
@@ -191,21 +215,22 @@ def test_cli_writes_a_spec_that_loads_and_validates_like_the_fit(
     _scatter(gemm, 1)
     _scatter(rnn, 3)
     out = tmp_path / "fitted.yaml"
-    assert main(["calibrate", str(V100), str(gemm), "--rnn-csv", str(rnn),
+    assert main(["calibrate", str(_v100_file(tmp_path)), str(gemm), "--rnn-csv", str(rnn),
                  "--folds", "2", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "held-out: median" in printed and "calibration.launch_overhead" in printed
     assert FP16_K_MAJOR in printed and FP32_K_MAJOR in printed
     text = out.read_text()
-    assert text.count("# fitted: accelsim calibrate") == 7
-    assert "43 rows of gemm.csv" in text and "18 rows of rnn.csv" in text
+    assert text.count("# fitted: accelsim calibrate") == 8
+    assert "59 rows of gemm.csv" in text and "18 rows of rnn.csv" in text
     # the fp16 menu's rate replaced with its old comment, the rest of the menu kept; an fp32
     # menu entry added (the default menu but for its rate)
     assert "K-contiguous operand (cuBLAS TN" not in text
     assert "    fp32:                        # added by accelsim calibrate" in text
-    fitted, v100 = load_hardware(out), load_hardware(V100)
+    fitted, v100 = load_hardware(out), _v100()
     menus = fitted.kernel_library.menus
-    assert attrs.evolve(menus["fp16"], k_major_memory_efficiency=0.8) == \
+    assert attrs.evolve(menus["fp16"], k_major_memory_efficiency=0.8,
+                        k_major_unaligned_memory_efficiency=0.58) == \
         v100.kernel_library.menus["fp16"]
     assert attrs.evolve(menus["fp32"], k_major_memory_efficiency=1.0) == KernelMenu()
     assert fitted.compute == v100.compute
@@ -275,13 +300,14 @@ def test_per_pipe_fit_recovers_each_pipes_efficiency(tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]):
     from accelsim.cli import main
 
-    # the bandwidth and K-major rates at the spec's values: 16 rows identify neither
+    # the bandwidth and K-major rates at the spec's values (24 rows: enough for the pipes,
+    # the launch overhead and the bandwidth, which some of them show)
     true = {"launch_overhead_s": 8e-6, "compute.matrix.fp32.efficiency": 0.8,
             "compute.matrix.fp16.efficiency": 0.6}
-    gemm = _synthetic_gemm(tmp_path, 16, true)
+    gemm = _synthetic_gemm(tmp_path, 24, true)
     assert {"fp32", "fp16_mixed"} <= {line.split(",")[1] for line in gemm.read_text().split()[1:]}
     out = tmp_path / "fitted.yaml"
-    assert main(["calibrate", str(V100), str(gemm), "--per-pipe",
+    assert main(["calibrate", str(_v100_file(tmp_path)), str(gemm), "--per-pipe",
                  "--folds", "2", "--out", str(out)]) == 0
     assert "compute.matrix.fp16.efficiency" in capsys.readouterr().out
     fitted = load_hardware(out)
@@ -289,12 +315,15 @@ def test_per_pipe_fit_recovers_each_pipes_efficiency(tmp_path: Path,
     assert fitted.compute.matrix["fp16"].efficiency == pytest.approx(0.6)
     assert fitted.calibration.launch_overhead_s == pytest.approx(8e-6, abs=0.2e-6)
     text = out.read_text()
+    assert fitted.calibration.bandwidth_efficiency == pytest.approx(0.9, abs=0.0101)
     assert text.count("      efficiency: ") == 2
-    assert text.count("# fitted: accelsim calibrate") == 3
-    # a chip-wide fit would leave those pipes' own values in force: refused
-    assert main(["calibrate", str(out), str(gemm), "--folds", "2",
-                 "--out", str(tmp_path / "again.yaml")]) == 2
-    assert "--per-pipe" in capsys.readouterr().err
+    assert text.count("# fitted: accelsim calibrate") == 4  # two pipes, launch, bandwidth
+    # a spec whose pipes state their own efficiency is fitted per pipe without being asked
+    # (a chip-wide value would not reach them)
+    again = tmp_path / "again.yaml"
+    assert main(["calibrate", str(out), str(gemm), "--folds", "2", "--out", str(again)]) == 0
+    assert "compute.matrix.fp16.efficiency" in capsys.readouterr().out
+    assert load_hardware(again).compute.matrix["fp16"].efficiency == pytest.approx(0.6)
 
 
 # --- the calibration defaults: a GPU software stack's, not an ideal machine's -------------
@@ -307,7 +336,7 @@ def test_a_spec_without_calibration_gets_the_v100_stack_defaults():
             cal.cache_bandwidth_efficiency, cal.link_efficiency) == (0.86, 0.9, 0.9, 0.9, 0.8)
     assert (cal.launch_overhead_s, cal.rnn_step_overhead_s, cal.rnn_call_overhead_s) == \
         pytest.approx((6e-6, 21e-6, 50e-6), rel=1e-12)
-    assert attrs.asdict(cal) == pytest.approx(attrs.asdict(load_hardware(V100).calibration),
+    assert attrs.asdict(cal) == pytest.approx(attrs.asdict(_v100().calibration),
                                               rel=1e-12)
 
 
