@@ -31,7 +31,7 @@ import attrs
 import numpy as np
 
 from accelsim import validate
-from accelsim.errors import AccelsimError, Issue, SpecError
+from accelsim.errors import AccelsimError, Issue, SpecError, SpecTypeError
 from accelsim.hardware import HardwareSpec
 from accelsim.validate import Row, rnn_steps, shape_of, summarize
 
@@ -252,8 +252,12 @@ def calibrate(hw: HardwareSpec, gemm_csv: str | Path, rnn_csv: str | Path | None
               per_pipe: bool = False) -> Fit:
     """Fit the GEMM knobs on `gemm_csv` (one compute efficiency, or with `per_pipe` one per
     matrix pipe the rows use), then the RNN knobs on `rnn_csv` (when given)."""
-    if folds < 2:
-        raise AccelsimError(f"--folds: expected at least 2 folds, got {folds}")
+    if not isinstance(hw, HardwareSpec):
+        raise SpecTypeError(f"hw: expected a HardwareSpec (accelsim.load_hardware(path)), got "
+                            f"{type(hw).__name__}")
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise AccelsimError(f"--folds: expected a whole number of at least 2 folds, got "
+                            f"{folds!r}")
     knobs, rows, held, fold_knobs = _fit_gemm(hw, gemm_csv, device, folds, per_pipe)
     if rnn_csv:
         rnn_knobs, rnn_rows, rnn_held, rnn_folds = _fit_rnn(hw, rnn_csv, device, folds, knobs)
@@ -402,16 +406,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Fit, print the errors, write the fitted spec; 0 on success (bad input raises)."""
+    from accelsim.outputs import check_output
     from accelsim.spec import hardware_from_yaml, load_hardware, yaml_key
 
     out = Path(args.out)
-    sources = {Path(p).resolve() for p in (args.hardware, args.measurements, args.rnn_csv) if p}
-    if out.resolve() in sources:
-        raise AccelsimError(f"--out {out}: expected a new file, got one of the inputs")
-    if not out.parent.is_dir():
-        raise AccelsimError(f"--out {out}: expected a file in an existing directory, "
-                            f"got no directory {out.parent}")
+    check_output("--out", args.out, [p for p in (args.hardware, args.measurements,
+                                                 args.rnn_csv) if p])
     hw = load_hardware(args.hardware)
+    # every row read and checked before the fit: rows the chip has no pipe for are listed
+    skipped: list[validate.NotPredicted] = []
+    rows = validate.run_validation(hw, args.measurements, args.rnn_csv, device=args.device,
+                                   not_predicted=skipped)
     fit = calibrate(hw, args.measurements, args.rnn_csv, device=args.device, folds=args.folds,
                     per_pipe=args.per_pipe)
     header = (f"# Calibrated copy of {args.hardware}: values marked 'fitted' were fitted by "
@@ -426,6 +431,10 @@ def run(args: argparse.Namespace) -> int:
         shown = name if "." in name else f"calibration.{yaml_key(name)}"
         print(f"  {shown:<32}{format_value(name, value):>10}   (folds: "
               f"{format_value(name, min(spread))} .. {format_value(name, max(spread))})")
+    if skipped:
+        print(validate.format_not_predicted(skipped))
+    for note in validate.repeated_rows(rows):
+        print(note)
     print()
     print(format_errors(fit))
     out.write_text(text, encoding="utf-8")

@@ -35,7 +35,7 @@ import attrs
 import numpy as np
 
 from accelsim import refdata
-from accelsim.errors import Issue, SpecError
+from accelsim.errors import Issue, SpecError, SpecTypeError
 from accelsim.graph import Op, OpGraph
 from accelsim.hardware import HardwareSpec
 from accelsim.mapping import GemmMapping
@@ -767,6 +767,17 @@ def format_summary(summary: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def repeated_rows(rows: Sequence[Row]) -> list[str]:
+    """One note per case measured on several lines of a file (same table, precision, shape
+    and layout): each is kept, as repeated measurements of one kernel are, but the case then
+    weighs more in the medians and the fit, which the user should know."""
+    lines: dict[tuple[str, str, str], dict[int, None]] = {}
+    for r in rows:
+        lines.setdefault((r.source, r.precision, shape_of(r)), {})[r.line] = None
+    return [f"note: {source} lines {', '.join(map(str, at))}: {prec} {shape} measured again "
+            "(every row is kept)" for (source, prec, shape), at in lines.items() if len(at) > 1]
+
+
 def format_markdown(rows: Sequence[Row], summary: dict[str, dict[str, dict[str, float]]],
                     title: str, worst: int = 12) -> str:
     """Markdown: the summary table, then the rows with the largest errors."""
@@ -985,6 +996,9 @@ def run_validation(hw: HardwareSpec, gemm_csv: str | Path | None, rnn_csv: str |
                    traffic_fn: TrafficFn | None = None, *, device: str | None = None,
                    not_predicted: list[NotPredicted] | None = None) -> list[Row]:
     """All rows of both tables (a None or empty path skips that table)."""
+    if not isinstance(hw, HardwareSpec):
+        raise SpecTypeError(f"hw: expected a HardwareSpec (accelsim.load_hardware(path)), got "
+                            f"{type(hw).__name__}")
     rows: list[Row] = []
     if gemm_csv:
         rows += validate_gemm(hw, gemm_csv, traffic_fn, device=device,
@@ -1021,6 +1035,8 @@ def run(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     if not_predicted:
         print(format_not_predicted(not_predicted))
+    for note in repeated_rows(rows):
+        print(note)
     if args.json:
         Path(args.json).write_text(json.dumps(
             {"hardware": hw.name, "traffic": source, "summary": summary,

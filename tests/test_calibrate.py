@@ -119,7 +119,7 @@ def test_cli_writes_a_spec_that_loads_and_validates_like_the_fit(
     assert "gemm            fp32" in capsys.readouterr().out
     # the output may not overwrite an input
     assert main(["calibrate", str(gemm), str(gemm), "--out", str(gemm)]) == 2
-    assert "expected a new file" in capsys.readouterr().err
+    assert "expected a new output file" in capsys.readouterr().err
 
 
 def test_per_pipe_fit_recovers_each_pipes_efficiency(tmp_path: Path,
