@@ -163,7 +163,7 @@ def read_csv_lines(path: str | Path, columns: Sequence[str]) -> list[tuple[int, 
                 continue  # a blank line, or one of empty cells (a spreadsheet's trailing rows)
             if header is None:
                 header = [c.strip() for c in cells]
-                _check_header(name, header, columns)
+                _check_header(name, reader.line_num, header, columns)
                 continue
             line = reader.line_num
             if len(cells) < len(header) or any(c.strip() for c in cells[len(header):]):
@@ -182,17 +182,18 @@ def read_csv_lines(path: str | Path, columns: Sequence[str]) -> list[tuple[int, 
     return out
 
 
-def _check_header(path: str, header: list[str], columns: Sequence[str]) -> None:
+def _check_header(path: str, line: int, header: list[str], columns: Sequence[str]) -> None:
     """Each of `columns` named exactly once (a repeated name would hide one of its cells)."""
-    issues = [Issue(path, 1, None, c, "the column once", f"{header.count(c)} columns named {c!r}")
+    issues = [Issue(path, line, None, c, "the column once",
+                    f"{header.count(c)} columns named {c!r}")
               for c in dict.fromkeys(header) if header.count(c) > 1 and c]
     missing = [c for c in columns if c not in header]
     if len(header) == 1 and missing and any(sep in header[0] for sep in ";\t|"):
         got = f"one column {_shown(header[0])}: not separated by commas"
-        issues.append(Issue(path, 1, None, "", "comma-separated columns", got))
+        issues.append(Issue(path, line, None, "", "comma-separated columns", got))
     else:
         shown = [h if len(h) <= _SHOWN_CHARS else h[:_SHOWN_CHARS] + "..." for h in header[:30]]
-        issues += [Issue(path, 1, None, c, f"a column named {c!r}",
+        issues += [Issue(path, line, None, c, f"a column named {c!r}",
                          f"columns {shown}{' ...' if len(header) > 30 else ''}")
                    for c in missing]
     if issues:
