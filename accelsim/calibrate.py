@@ -386,6 +386,7 @@ def _set_pipe_line(lines: list[str], dtype: str, text: str) -> bool:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `accelsim calibrate`."""
+    parser.epilog = validate.MEASUREMENT_RULES
     parser.add_argument("hardware", metavar="HW", help="hardware spec YAML to calibrate")
     parser.add_argument("measurements", metavar="MEASUREMENTS.csv",
                         help="GEMM measurements (DeepBench columns: device, precision, M, N, K, "

@@ -433,9 +433,10 @@ def _gemm_simulation_issue(path: str | Path, line: int, hw: HardwareSpec, op: Op
                            dtype: str) -> Issue | None:
     """A GEMM whose cache simulation (`simulated_gemm_traffic`) would trace more than
     `SIM_MAX_ROW_GRANULES`, found from its mapping before any simulation."""
-    if not hw.caches:
+    mapping = map_op(hw, op, dtype)
+    if not hw.caches or not isinstance(mapping, GemmMapping):
         return None
-    granules = _SimulatedGemm.of(hw, op, map_op(hw, op, dtype), dtype).granules()
+    granules = _SimulatedGemm.of(hw, op, mapping, dtype).granules()
     if granules <= SIM_MAX_ROW_GRANULES:
         return None
     return Issue(str(path), line, None, "M, N, K", f"a GEMM the cache simulation traces in "
@@ -971,8 +972,22 @@ def simulated_traffic_fn() -> TrafficFn | None:
 
 
 # --- CLI --------------------------------------------------------------------------------------------
+#: How `validate` and `calibrate` read a measurement file (their --help; docs/validation.md).
+MEASUREMENT_RULES = (
+    "Measurement files: UTF-8 CSV (a BOM, CRLF and quoted fields are fine) whose first "
+    "non-blank line names DeepBench's columns, each once (others are ignored). Blank lines are "
+    "skipped; a row with fewer cells than the header or extra non-empty ones is an error. Times "
+    "are plain decimals in milliseconds (no unit, no ',' decimal): positive, under an hour, "
+    "and no faster than the chip's peak allows; shapes are whole numbers below 2**31; "
+    "precision, cell and transA/transB (N or T) are matched exactly. A case measured on "
+    "several lines is kept and noted. Rows are checked before any is predicted; with the "
+    "cache simulation, a row it could not trace in bounded time is refused (--analytic "
+    "times any size). Any problem: file:line: column: expected ..., got ...; exit 2.")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `accelsim validate`."""
+    parser.epilog = MEASUREMENT_RULES
     parser.add_argument("--hardware", metavar="SPEC",
                         help=f"hardware spec YAML (default: the shipped {DEFAULT_HARDWARE} spec)")
     parser.add_argument("--gemm-csv", metavar="F",
