@@ -148,6 +148,9 @@ def read_csv_lines(path: str | Path, columns: Sequence[str]) -> list[tuple[int, 
     from accelsim.spec import read_text_file
 
     name = str(path)
+    if isinstance(path, str) and not path.strip():
+        raise SpecError([Issue(repr(path), None, None, "", "a measurement file path",
+                               "an empty name")])
     text = read_text_file(path, max_bytes=MAX_MEASUREMENT_BYTES,
                           what="a measurement file").removeprefix("\ufeff")
     if "\0" in text:
