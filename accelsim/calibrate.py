@@ -38,7 +38,7 @@ import attrs
 import numpy as np
 
 from accelsim import units, validate
-from accelsim.errors import AccelsimError, Issue, SpecError
+from accelsim.errors import AccelsimError, Issue, SpecError, SpecTypeError
 from accelsim.hardware import HardwareSpec, KernelLibrary, KernelMenu
 from accelsim.validate import Row, rnn_steps, shape_of, summarize
 
@@ -418,8 +418,12 @@ def calibrate(hw: HardwareSpec, gemm_csv: str | Path, rnn_csv: str | Path | None
     """Fit the GEMM knobs on `gemm_csv` (one compute efficiency, or with `per_pipe` one per
     matrix pipe the rows use; the bandwidth efficiency and menus' K-major rates the rows
     identify; the launch overhead), then the RNN knobs on `rnn_csv` (when given)."""
-    if folds < 2:
-        raise AccelsimError(f"--folds: expected at least 2 folds, got {folds}")
+    if not isinstance(hw, HardwareSpec):
+        raise SpecTypeError(f"hw: expected a HardwareSpec (accelsim.load_hardware(path)), got "
+                            f"{type(hw).__name__}")
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise AccelsimError(f"--folds: expected a whole number of at least 2 folds, got "
+                            f"{folds!r}")
     knobs, rows, held, fold_knobs, not_fitted = _fit_gemm(hw, gemm_csv, device, folds, per_pipe)
     if rnn_csv:
         rnn_knobs, rnn_rows, rnn_held, rnn_folds = _fit_rnn(hw, rnn_csv, device, folds, knobs)
@@ -580,6 +584,7 @@ def _set_key(lines: list[str], path: Sequence[str], leaf_keys: Sequence[str], te
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `accelsim calibrate`."""
+    parser.epilog = validate.MEASUREMENT_RULES
     parser.add_argument("hardware", metavar="HW", help="hardware spec YAML to calibrate")
     parser.add_argument("measurements", metavar="MEASUREMENTS.csv",
                         help="GEMM measurements (DeepBench columns: device, precision, M, N, K, "
@@ -601,16 +606,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Fit, print the errors, write the fitted spec; 0 on success (bad input raises)."""
+    from accelsim.outputs import check_output
     from accelsim.spec import hardware_from_yaml, load_hardware
 
     out = Path(args.out)
-    sources = {Path(p).resolve() for p in (args.hardware, args.measurements, args.rnn_csv) if p}
-    if out.resolve() in sources:
-        raise AccelsimError(f"--out {out}: expected a new file, got one of the inputs")
-    if not out.parent.is_dir():
-        raise AccelsimError(f"--out {out}: expected a file in an existing directory, "
-                            f"got no directory {out.parent}")
+    check_output("--out", args.out, [p for p in (args.hardware, args.measurements,
+                                                 args.rnn_csv) if p])
     hw = load_hardware(args.hardware)
+    # every row read and checked before the fit: rows the chip has no pipe for are listed
+    skipped: list[validate.NotPredicted] = []
+    rows = validate.run_validation(hw, args.measurements, args.rnn_csv, device=args.device,
+                                   not_predicted=skipped)
     fit = calibrate(hw, args.measurements, args.rnn_csv, device=args.device, folds=args.folds,
                     per_pipe=args.per_pipe)
     header = (f"# Calibrated copy of {args.hardware}: values marked 'fitted' were fitted by "
@@ -629,6 +635,10 @@ def run(args: argparse.Namespace) -> int:
               f"{format_value(name, min(spread))} .. {format_value(name, max(spread))})")
     for name, why in fit.not_fitted.items():
         print(f"  not fitted, the rows cannot identify it: {'.'.join(knob_path(name))}: {why}")
+    if skipped:
+        print(validate.format_not_predicted(skipped))
+    for note in validate.repeated_rows(rows):
+        print(note)
     print()
     print(format_errors(fit))
     out.write_text(text, encoding="utf-8")

@@ -590,7 +590,14 @@ _FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pip
 
 
 def _read(path: str | Path) -> tuple[str, str]:
-    """The file's text, refusing before reading anything that is not a small regular file."""
+    """The spec file's text and its name for messages (`read_text_file`)."""
+    return read_text_file(path), str(path)
+
+
+def read_text_file(path: str | Path, *, max_bytes: int = MAX_FILE_BYTES,
+                   what: str = "a spec file") -> str:
+    """The UTF-8 text of `path`, refusing before reading anything that is not a regular file of
+    at most `max_bytes` (`what` names the file in the messages); every problem a SpecError."""
     if not isinstance(path, str | Path):
         raise SpecTypeError(f"path: expected a file path (str or pathlib.Path), got "
                             f"{type(path).__name__} {path!r}")
@@ -598,17 +605,17 @@ def _read(path: str | Path) -> tuple[str, str]:
     try:
         info = p.stat()
         if not stat.S_ISREG(info.st_mode):
-            what = next((word for test, word in _FILE_KINDS if test(info.st_mode)),
+            kind = next((word for test, word in _FILE_KINDS if test(info.st_mode)),
                         "not a regular file")
-            raise SpecError([Issue(name, None, None, "", "a regular file", what)])
-        if info.st_size > MAX_FILE_BYTES:
-            raise SpecError([Issue(name, None, None, "", f"a spec file of at most "
-                                   f"{MAX_FILE_BYTES // 1024} KiB", f"{info.st_size} bytes")])
+            raise SpecError([Issue(name, None, None, "", "a regular file", kind)])
+        if info.st_size > max_bytes:
+            raise SpecError([Issue(name, None, None, "", f"{what} of at most "
+                                   f"{max_bytes // 1024} KiB", f"{info.st_size} bytes")])
         with p.open("rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
-        if len(data) > MAX_FILE_BYTES:  # grew while we read, or a size the OS does not know
-            raise SpecError([Issue(name, None, None, "", f"a spec file of at most "
-                                   f"{MAX_FILE_BYTES // 1024} KiB", "more")])
+            data = fh.read(max_bytes + 1)
+        if len(data) > max_bytes:  # grew while we read, or a size the OS does not know
+            raise SpecError([Issue(name, None, None, "", f"{what} of at most "
+                                   f"{max_bytes // 1024} KiB", "more")])
     except FileNotFoundError:
         raise SpecError([Issue(name, None, None, "", "an existing file", "no such file")]) from None
     except OSError as exc:
@@ -617,7 +624,7 @@ def _read(path: str | Path) -> tuple[str, str]:
     except ValueError as exc:  # e.g. a NUL byte in the path
         raise SpecError([Issue(name, None, None, "", "a file path", str(exc))]) from None
     try:
-        return data.decode("utf-8"), name
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         col = exc.start - data.rfind(b"\n", 0, exc.start)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
 import re
@@ -34,7 +35,7 @@ import attrs
 import numpy as np
 
 from accelsim import refdata
-from accelsim.errors import Issue, SpecError
+from accelsim.errors import Issue, SpecError, SpecTypeError
 from accelsim.graph import Op, OpGraph
 from accelsim.hardware import HardwareSpec
 from accelsim.mapping import GemmMapping
@@ -119,29 +120,87 @@ class NotPredicted:
 
 
 # --- CSV ---------------------------------------------------------------------------------------
+#: A measurement file is a table of a few thousand rows at most (DeepBench's are ~30 KiB);
+#: anything larger is refused before reading (and /dev/zero is never read).
+MAX_MEASUREMENT_BYTES = 16 * 2**20
+#: Shapes are 32-bit ints in cuBLAS and cuDNN calls (DeepBench passes `int`).
+MAX_DIMENSION = 2**31 - 1
+#: Cell text quoted in messages is cut to this many characters.
+_SHOWN_CHARS = 40
+_DECIMAL = re.compile(r"\+?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _shown(text: str) -> str:
+    """`text` as a message quotes it: repr, cut to `_SHOWN_CHARS`."""
+    return repr(text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "...")
+
+
 def read_csv(path: str | Path, columns: Sequence[str]) -> list[dict[str, str]]:
     """Rows of a CSV that must carry `columns`; missing columns are a SpecError."""
     return [rec for _, rec in read_csv_lines(path, columns)]
 
 
 def read_csv_lines(path: str | Path, columns: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
-    """(line number, row) of a CSV that must carry `columns`; missing columns are a SpecError."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        got = getattr(exc, "strerror", None) or str(exc)
-        raise SpecError([Issue(str(path), None, None, "", "a readable CSV file", got)]) from None
-    reader = csv.DictReader(text.splitlines())
-    header = reader.fieldnames or []
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise SpecError([Issue(str(path), 1, None, c, f"a column named {c!r}",
-                               f"columns {list(header)}") for c in missing])
+    """(line number, row) of a CSV that must carry `columns` (once each; other columns are
+    ignored). UTF-8 with or without a BOM, any line ends, RFC 4180 quoting; rows whose cells are
+    all blank are skipped; a row with more non-blank cells or fewer cells than the header is an
+    error. Every problem is a SpecError naming the file and line."""
+    from accelsim.spec import read_text_file
+
+    name = str(path)
+    if isinstance(path, str) and not path.strip():
+        raise SpecError([Issue(repr(path), None, None, "", "a measurement file path",
+                               "an empty name")])
+    text = read_text_file(path, max_bytes=MAX_MEASUREMENT_BYTES,
+                          what="a measurement file").removeprefix("\ufeff")
+    if "\0" in text:
+        line = text.count("\n", 0, text.index("\0")) + 1
+        raise SpecError([Issue(name, line, None, "", "a CSV text file",
+                               "a NUL byte (a binary file?)")])
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header: list[str] | None = None
     out = []
-    for rec in reader:
-        out.append((reader.line_num, rec))
+    try:
+        for cells in reader:
+            if not any(c.strip() for c in cells):
+                continue  # a blank line, or one of empty cells (a spreadsheet's trailing rows)
+            if header is None:
+                header = [c.strip() for c in cells]
+                _check_header(name, reader.line_num, header, columns)
+                continue
+            line = reader.line_num
+            if len(cells) < len(header) or any(c.strip() for c in cells[len(header):]):
+                hint = ("a truncated line?" if len(cells) < len(header)
+                        else "an unquoted ',' inside a number?")
+                raise SpecError([Issue(name, line, None, "row",
+                                       f"{len(header)} cells, one per header column",
+                                       f"{len(cells)} ({hint})")])
+            out.append((line, dict(zip(header, (c.strip() for c in cells), strict=False))))
+    except csv.Error as exc:
+        raise SpecError([Issue(name, reader.line_num, None, "row", "CSV text (fields quoted "
+                               "with \" as in RFC 4180)", str(exc))]) from None
+    if header is None:
+        raise SpecError([Issue(name, None, None, "", f"a header line naming the columns "
+                               f"{', '.join(columns)}", "an empty file")])
     return out
+
+
+def _check_header(path: str, line: int, header: list[str], columns: Sequence[str]) -> None:
+    """Each of `columns` named exactly once (a repeated name would hide one of its cells)."""
+    issues = [Issue(path, line, None, c, "the column once",
+                    f"{header.count(c)} columns named {c!r}")
+              for c in dict.fromkeys(header) if header.count(c) > 1 and c]
+    missing = [c for c in columns if c not in header]
+    if len(header) == 1 and missing and any(sep in header[0] for sep in ";\t|"):
+        got = f"one column {_shown(header[0])}: not separated by commas"
+        issues.append(Issue(path, line, None, "", "comma-separated columns", got))
+    else:
+        shown = [h if len(h) <= _SHOWN_CHARS else h[:_SHOWN_CHARS] + "..." for h in header[:30]]
+        issues += [Issue(path, line, None, c, f"a column named {c!r}",
+                         f"columns {shown}{' ...' if len(header) > 30 else ''}")
+                   for c in missing]
+    if issues:
+        raise SpecError(issues)
 
 
 def device_matches(hw_name: str, device: str) -> bool:
@@ -162,7 +221,11 @@ def select_device(path: str | Path, records: list[tuple[int, dict[str, str]]], h
                                    f"a {DEVICE_COLUMN!r} column to select --device {device!r}",
                                    "no such column")])
         return records
-    devices = list(dict.fromkeys((rec.get(DEVICE_COLUMN) or "").strip() for _, rec in records))
+    blank = [line for line, rec in records if not rec[DEVICE_COLUMN]]
+    if blank:
+        raise SpecError([Issue(str(path), blank[0], None, DEVICE_COLUMN, "the device the row "
+                               "was measured on (the file has a device column)", "''")])
+    devices = list(dict.fromkeys(rec[DEVICE_COLUMN] for _, rec in records))
     if device:
         picked = [d for d in devices if d.casefold() == device.strip().casefold()]
         if not picked:
@@ -177,8 +240,7 @@ def select_device(path: str | Path, records: list[tuple[int, dict[str, str]]], h
             raise SpecError([Issue(str(path), None, None, DEVICE_COLUMN,
                                    f"{what} {hw_name!r}, or --device NAME to choose the rows",
                                    f"devices {devices}")])
-    return [(line, rec) for line, rec in records
-            if (rec.get(DEVICE_COLUMN) or "").strip() == picked[0]]
+    return [(line, rec) for line, rec in records if rec[DEVICE_COLUMN] == picked[0]]
 
 
 def pipe_problem(hw: HardwareSpec, precision: str) -> str | None:
@@ -206,20 +268,26 @@ def _time_ms(path: str | Path, line: int, row: dict[str, str], column: str, *,
     if value is not None and value > MAX_MEASURED_MS:
         raise SpecError([Issue(str(path), line, None, column,
                                "a time in milliseconds under one hour (3600000 ms)",
-                               repr((row.get(column) or "").strip()))])
+                               _shown(row[column]))])
     return value
 
 
-def check_plausible(hw: HardwareSpec, rows: Sequence[Row], peaks_s: Sequence[float]) -> None:
-    """Measured times that cannot be milliseconds on this chip: faster than its peak allows
-    (row), or a column whose median measured/predicted ratio is off by more than 100x."""
+def peak_issue(path: str | Path, line: int, column: str, label: str, measured_s: float,
+               peak_s: float) -> Issue | None:
+    """A measured time faster than the chip's peak matrix rate allows (with `_PEAK_SLACK`):
+    not milliseconds, or not this chip. Checked before predicting, so a shape far beyond
+    what was measured is refused without being simulated."""
+    if measured_s >= _PEAK_SLACK * peak_s:
+        return None
+    return Issue(str(path), line, None, column, f"a time in milliseconds the chip can reach "
+                 f"(its peak matrix rate needs >= {peak_s * 1e3:.4g} ms for {label})",
+                 f"{measured_s * 1e3:.6g}")
+
+
+def check_plausible(hw: HardwareSpec, rows: Sequence[Row]) -> None:
+    """Columns that cannot be milliseconds on this chip: a median measured/predicted ratio off
+    by more than `_UNIT_RATIO` (each row's own bound is `peak_issue`)."""
     issues = []
-    for r, peak_s in zip(rows, peaks_s, strict=True):
-        if r.measured_s < _PEAK_SLACK * peak_s:
-            issues.append(Issue(r.source, r.line, None, r.column,
-                                f"a time in milliseconds the chip can reach (its peak matrix "
-                                f"rate needs >= {peak_s * 1e3:.4g} ms for {r.label})",
-                                f"{r.measured_s * 1e3:.6g}"))
     by_column: dict[tuple[str, str], list[Row]] = {}
     for r in rows:
         by_column.setdefault((r.source, r.column), []).append(r)
@@ -238,26 +306,28 @@ def check_plausible(hw: HardwareSpec, rows: Sequence[Row], peaks_s: Sequence[flo
 
 def _number(path: str | Path, line: int, row: dict[str, str], column: str, *,
             integer: bool = False, optional: bool = False) -> float | None:
-    text = (row.get(column) or "").strip()
+    """A positive finite decimal (`1760`, `0.041`, `4.1e-2`; no unit, hex or ',' separator);
+    with `integer` a whole number up to `MAX_DIMENSION` (`1760.0` is one)."""
+    text = row[column]
     if text == "" and optional:
         return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    ok = math.isfinite(value) and value > 0 and (not integer or value == int(value))
+    value = float(text) if _DECIMAL.fullmatch(text) else math.nan
+    ok = math.isfinite(value) and value > 0
+    if integer:
+        ok = ok and value == int(value) and value <= MAX_DIMENSION
     if not ok:
-        what = "a positive integer" if integer else "a positive number"
-        raise SpecError([Issue(str(path), line, None, column, what, repr(text))])
+        what = (f"a positive integer up to {MAX_DIMENSION} (a 32-bit shape)" if integer
+                else "a positive number (digits, '.', 'e'; no unit or thousands separator)")
+        raise SpecError([Issue(str(path), line, None, column, what, _shown(text))])
     return value
 
 
 def _choice(path: str | Path, line: int, row: dict[str, str], column: str,
             choices: Sequence[str]) -> str:
-    text = (row.get(column) or "").strip()
+    text = row[column]
     if text not in choices:
         raise SpecError([Issue(str(path), line, None, column, f"one of {list(choices)}",
-                               repr(text))])
+                               _shown(text))])
     return text
 
 
@@ -335,12 +405,16 @@ def validate_gemm(hw: HardwareSpec, path: str | Path, traffic_fn: TrafficFn | No
                   not_predicted: list[NotPredicted] | None = None) -> list[Row]:
     """Predict every row of a GEMM CSV for the spec's device (or `device`).
 
-    A row whose precision has no pipe on the chip is appended to `not_predicted`, or is a
-    SpecError when no list is given; implausible times are a SpecError (`check_plausible`)."""
-    rows, peaks = [], []
+    Every row is read and checked before any is predicted. A row whose precision has no pipe
+    on the chip is appended to `not_predicted`, or is a SpecError when no list is given;
+    implausible times are a SpecError (`peak_issue`, `check_plausible`), and so is a shape
+    the cache simulation (`traffic_fn`) could not trace in bounded time and memory."""
     records = select_device(path, read_csv_lines(path, GEMM_COLUMNS), hw.name, device)
+    if not records:
+        raise SpecError([Issue(str(path), None, None, "time_ms", "at least one measured row",
+                               "none")])
+    todo, issues = [], []
     for line, rec in records:
-        stage(f"GEMM line {line}")  # the bar of `accelsim validate`
         prec = _choice(path, line, rec, "precision", tuple(PRECISION_DTYPE))
         m, n, k = (_int(path, line, rec, c) for c in ("M", "N", "K"))
         ta = _choice(path, line, rec, "transA", ("N", "T")) == "T"
@@ -351,18 +425,41 @@ def validate_gemm(hw: HardwareSpec, path: str | Path, traffic_fn: TrafficFn | No
         if problem:
             _unpredictable(path, line, "gemm", prec, label, problem, not_predicted)
             continue
-        op = deepbench_gemm_op(m, n, k, ta, tb)
-        t = time_op(hw_for_precision(hw, prec), op, PRECISION_DTYPE[prec],
-                    resident_bytes=warm_operand_bytes(hw, op, PRECISION_DTYPE[prec]),
+        chip, op = hw_for_precision(hw, prec), deepbench_gemm_op(m, n, k, ta, tb)
+        issue = peak_issue(path, line, "time_ms", label, measured,
+                           _peak_s(hw, prec, 2.0 * m * n * k))
+        if issue is None and traffic_fn is not None:
+            issue = _gemm_simulation_issue(path, line, chip, op, PRECISION_DTYPE[prec])
+        if issue is not None:
+            issues.append(issue)
+        todo.append((line, prec, label, measured, chip, op))
+    if issues:
+        raise SpecError(issues)
+    rows = []
+    for line, prec, label, measured, chip, op in todo:
+        stage(f"GEMM line {line}")  # the bar of `accelsim validate`
+        t = time_op(chip, op, PRECISION_DTYPE[prec],
+                    resident_bytes=warm_operand_bytes(chip, op, PRECISION_DTYPE[prec]),
                     traffic_fn=traffic_fn)
         rows.append(Row("gemm", prec, label, measured, t.isolated_time_s, t.bound, str(path), line,
                         "time_ms"))
-        peaks.append(_peak_s(hw, prec, 2.0 * m * n * k))
-    if not records:
-        raise SpecError([Issue(str(path), None, None, "time_ms", "at least one measured row",
-                               "none")])
-    check_plausible(hw, rows, peaks)
+    check_plausible(hw, rows)
     return rows
+
+
+def _gemm_simulation_issue(path: str | Path, line: int, hw: HardwareSpec, op: Op,
+                           dtype: str) -> Issue | None:
+    """A GEMM whose cache simulation (`simulated_gemm_traffic`) would trace more than
+    `SIM_MAX_ROW_GRANULES`, found from its mapping before any simulation."""
+    mapping = map_op(hw, op, dtype)
+    if not hw.caches or not isinstance(mapping, GemmMapping):
+        return None
+    granules = _SimulatedGemm.of(hw, op, mapping, dtype).granules()
+    if granules <= SIM_MAX_ROW_GRANULES:
+        return None
+    return Issue(str(path), line, None, "M, N, K", f"a GEMM the cache simulation traces in "
+                 f"at most {SIM_MAX_ROW_GRANULES:.3g} granules (--analytic times any size)",
+                 f"~{granules:.3g} granules")
 
 
 # --- RNN ----------------------------------------------------------------------------------------
@@ -483,6 +580,37 @@ def rnn_input_gemm_graph(cell: str, hidden: int, batch: int, steps: int, dtype: 
 RNN_TRACED_STEPS = 16
 
 
+def _traced_steps(steps: int, rnn_pass: str) -> int:
+    """Timesteps of a call's graph that are run (backward-weights is one GEMM over all)."""
+    return min(steps, RNN_TRACED_STEPS) if rnn_pass != "bwd_weights" else steps
+
+
+def _rnn_simulation_issue(path: str | Path, line: int, hw: HardwareSpec, cell: str,
+                          hidden: int, batch: int, steps: int, dtype: str) -> Issue | None:
+    """A layer whose passes' cache simulation would make more than `SIM_MAX_PASS_BLOCKS`
+    block accesses (`estimate.op_stream_bytes` of each traced graph), found from the mapped
+    graphs before any simulation."""
+    from accelsim import pipeline
+    from accelsim.estimate import coalesced_factor, op_stream_bytes
+
+    if not hw.caches:
+        return None
+    level = hw.caches[0]
+    blocks = 0.0
+    for rnn_pass in RNN_PASSES:
+        graph = rnn_pass_graph(cell, hidden, batch, _traced_steps(steps, rnn_pass), dtype,
+                               rnn_pass, hw.compute.pipe(dtype).accumulate)
+        stream = sum(op_stream_bytes(graph, list(pipeline.map_step(hw, graph, dtype).mappings),
+                                     dtype))
+        factor = coalesced_factor(hw.caches, stream, hw.compute.units)
+        blocks = max(blocks, stream / (level.line_bytes * factor))
+    if blocks <= SIM_MAX_PASS_BLOCKS:
+        return None
+    return Issue(str(path), line, None, "hidden, batch, timesteps", f"a layer the cache "
+                 f"simulation traces in at most {SIM_MAX_PASS_BLOCKS:.3g} block accesses per "
+                 "pass (--analytic times any size)", f"~{blocks:.3g}")
+
+
 def rnn_pass_time(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
                   dtype: str, rnn_pass: str, simulate: bool = False,
                   input_mode: str = "skip") -> tuple[float, str]:
@@ -497,7 +625,7 @@ def rnn_pass_time(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: i
     way and added."""
     if input_mode not in RNN_INPUT_MODES:
         raise ValueError(f"input_mode: expected one of {RNN_INPUT_MODES}, got {input_mode!r}")
-    traced_steps = min(steps, RNN_TRACED_STEPS) if rnn_pass != "bwd_weights" else steps
+    traced_steps = _traced_steps(steps, rnn_pass)
     graph = rnn_pass_graph(cell, hidden, batch, traced_steps, dtype, rnn_pass,
                            hw.compute.pipe(dtype).accumulate, input_mode)
     timings = _pipeline_timings(hw, graph, dtype, simulate)
@@ -555,11 +683,13 @@ def validate_rnn(hw: HardwareSpec, path: str | Path, simulate: bool = False, *,
                  not_predicted: list[NotPredicted] | None = None) -> list[Row]:
     """Predict every measured pass of every row of an RNN CSV for the spec's device (or
     `device`). Empty cells were not measured and are skipped; a row with no measured pass is a
-    SpecError. Rows without a pipe and implausible times: as in `validate_gemm`."""
-    rows, peaks = [], []
+    SpecError. Rows are all read and checked before any is predicted, as in `validate_gemm`."""
     records = select_device(path, read_csv_lines(path, RNN_COLUMNS), hw.name, device)
+    if not records:
+        raise SpecError([Issue(str(path), None, None, "fwd_ms", "at least one measured row",
+                               "none")])
+    todo, issues = [], []
     for line, rec in records:
-        stage(f"RNN line {line}")  # the bar of `accelsim validate`
         prec = _choice(path, line, rec, "precision", tuple(PRECISION_DTYPE))
         cell = _choice(path, line, rec, "cell", tuple(CELL_GATES))
         hidden, batch, steps = (_int(path, line, rec, c) for c in ("hidden", "batch", "timesteps"))
@@ -573,20 +703,28 @@ def validate_rnn(hw: HardwareSpec, path: str | Path, simulate: bool = False, *,
         if problem:
             _unpredictable(path, line, "rnn", prec, label, problem, not_predicted)
             continue
+        peak_s = _peak_s(hw, prec, steps * 2.0 * CELL_GATES[cell] * hidden * hidden * batch)
+        found = [peak_issue(path, line, f"{p}_ms", f"{label} {p}", ms * 1e-3, peak_s)
+                 for p, ms in measured.items() if ms is not None]
+        if not any(found) and simulate:
+            found.append(_rnn_simulation_issue(path, line, hw_for_precision(hw, prec), cell,
+                                               hidden, batch, steps, PRECISION_DTYPE[prec]))
+        issues += [i for i in found if i is not None]
+        todo.append((line, prec, cell, hidden, batch, steps, label, measured))
+    if issues:
+        raise SpecError(issues)
+    rows = []
+    for line, prec, cell, hidden, batch, steps, label, measured in todo:
+        stage(f"RNN line {line}")  # the bar of `accelsim validate`
         pred = rnn_times(hw_for_precision(hw, prec), cell, hidden, batch, steps,
                          PRECISION_DTYPE[prec], simulate=simulate)
-        step_flops = 2.0 * CELL_GATES[cell] * hidden * hidden * batch
         for phase, ms in measured.items():
             if ms is None:
                 continue
             t, bound = pred[phase]
             rows.append(Row(f"rnn_{phase}", prec, f"{label} {phase}", ms * 1e-3, t, bound,
                             str(path), line, f"{phase}_ms"))
-            peaks.append(_peak_s(hw, prec, steps * step_flops))
-    if not records:
-        raise SpecError([Issue(str(path), None, None, "fwd_ms", "at least one measured row",
-                               "none")])
-    check_plausible(hw, rows, peaks)
+    check_plausible(hw, rows)
     return rows
 
 
@@ -649,6 +787,17 @@ def format_summary(summary: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def repeated_rows(rows: Sequence[Row]) -> list[str]:
+    """One note per case measured on several lines of a file (same table, precision, shape
+    and layout): each is kept, as repeated measurements of one kernel are, but the case then
+    weighs more in the medians and the fit, which the user should know."""
+    lines: dict[tuple[str, str, str], dict[int, None]] = {}
+    for r in rows:
+        lines.setdefault((r.source, r.precision, shape_of(r)), {})[r.line] = None
+    return [f"note: {source} lines {', '.join(map(str, at))}: {prec} {shape} measured again "
+            "(every row is kept)" for (source, prec, shape), at in lines.items() if len(at) > 1]
+
+
 def format_markdown(rows: Sequence[Row], summary: dict[str, dict[str, dict[str, float]]],
                     title: str, worst: int = 12) -> str:
     """Markdown: the summary table, then the rows with the largest errors."""
@@ -671,6 +820,13 @@ def format_markdown(rows: Sequence[Row], summary: dict[str, dict[str, dict[str, 
 #: Granules (blocks) one simulated GEMM may touch before the trace is cut to a prefix of tile
 #: rows and extrapolated (keeps `validate` around a minute on the DeepBench tables).
 SIM_MAX_GRANULES = 400_000
+#: Work one row's cache simulation may take; a row beyond is refused before any simulation
+#: (`--analytic` times any size). GEMMs: granules `simulated_gemm_traffic` traces, held in
+#: memory at ~4-10 bytes each (1e8: ~5 s and ~1 GB; the DeepBench tables reach 1.2e6).
+#: RNN passes: block accesses of `pipeline.trace_step` (`estimate.op_stream_bytes` in
+#: coalesced blocks; 1e9: ~5-20 s; the tables reach 4e7).
+SIM_MAX_ROW_GRANULES = 100_000_000
+SIM_MAX_PASS_BLOCKS = 1e9
 
 
 def _simulate_gemm_bytes(hw: HardwareSpec, m: int, n: int, k: int, mp: GemmMapping, eb: int,
@@ -713,6 +869,58 @@ def _simulate_gemm_bytes(hw: HardwareSpec, m: int, n: int, k: int, mp: GemmMappi
     return float(trace.total_bytes), below
 
 
+@attrs.frozen
+class _SimulatedGemm:
+    """What `simulated_gemm_traffic` simulates of a GEMM: one split-K slice of one batch entry
+    (`kc` deep, on `units` units), cut to `rows` of its `n_outer` outer tile rows when it is
+    large; `per_outer` granules (first-level blocks) per tile row."""
+
+    m: int
+    n: int
+    batch: int
+    kc: int
+    copies: int
+    units: int
+    eb: int
+    n_outer: int
+    rows: int
+    per_outer: float
+
+    @classmethod
+    def of(cls, hw: HardwareSpec, op: Op, mapping: GemmMapping, dtype: str) -> _SimulatedGemm:
+        from accelsim.coarsening import tile_block_bytes
+        from accelsim.vocabulary import dtype_bytes
+
+        eb = dtype_bytes(dtype)
+        m, n, batch = max(op.m, 1), max(op.n, 1), max(op.batch_count, 1)
+        kc = math.ceil(max(op.k, 1) / mapping.split_k)
+        copies = batch * mapping.split_k
+        units = max(1, mapping.units_used // copies) if copies > 1 else mapping.units_used
+        tile_bytes = [mapping.tile_m * mapping.tile_k * eb, mapping.tile_k * mapping.tile_n * eb,
+                      mapping.tile_m * mapping.tile_n * eb]
+        block = tile_block_bytes(tile_bytes, hw.caches[0])
+        total_est = (math.ceil(n / mapping.tile_n) * m
+                     + math.ceil(m / mapping.tile_m) * n) * kc * eb
+        outer_tile = mapping.tile_m if mapping.loop_order == 0 else mapping.tile_n
+        outer = m if mapping.loop_order == 0 else n
+        n_outer = math.ceil(outer / outer_tile)
+        inner_tiles = math.ceil((n if mapping.loop_order == 0 else m)
+                                / (mapping.tile_n if mapping.loop_order == 0 else mapping.tile_m))
+        per_outer = total_est / n_outer / block
+        rows = max(1, math.ceil(units / max(inner_tiles, 1)))  # one wave of tile rows at least
+        rows = max(rows, int(SIM_MAX_GRANULES / 3 / max(per_outer, 1.0)))
+        return cls(m, n, batch, kc, copies, units, eb, n_outer, rows, per_outer)
+
+    def granules(self, warm: bool = False) -> float:
+        """Granules the simulation traces: the whole GEMM (twice when `warm`), or R and 2R
+        tile rows."""
+        if warm:
+            return 2 * self.n_outer * self.per_outer
+        if self.rows * 2 >= self.n_outer:
+            return self.n_outer * self.per_outer
+        return 3 * self.rows * self.per_outer
+
+
 def simulated_gemm_traffic(hw: HardwareSpec, op: Op, mapping: GemmMapping,
                            dtype: str, warm: bool = False) -> Traffic:
     """Bytes per level of a GEMM from the cache simulator (tile-major, block granules).
@@ -726,35 +934,20 @@ def simulated_gemm_traffic(hw: HardwareSpec, op: Op, mapping: GemmMapping,
     what stays resident between two timesteps of a recurrence is then not fetched again.
     """
     from accelsim.mapping import accumulate_bytes
-    from accelsim.vocabulary import dtype_bytes
 
     if not hw.caches:
         return analytic_traffic(hw, op, mapping, dtype)
-    eb = dtype_bytes(dtype)
-    m, n, batch = max(op.m, 1), max(op.n, 1), max(op.batch_count, 1)
-    kc = math.ceil(max(op.k, 1) / mapping.split_k)
-    copies = batch * mapping.split_k
-    units = max(1, mapping.units_used // copies) if copies > 1 else mapping.units_used
-    tile_bytes = [mapping.tile_m * mapping.tile_k * eb, mapping.tile_k * mapping.tile_n * eb,
-                  mapping.tile_m * mapping.tile_n * eb]
-    from accelsim.coarsening import tile_block_bytes
-
-    block = tile_block_bytes(tile_bytes, hw.caches[0])
-    total_est = (math.ceil(n / mapping.tile_n) * m + math.ceil(m / mapping.tile_m) * n) * kc * eb
+    sim = _SimulatedGemm.of(hw, op, mapping, dtype)
+    m, n, batch, kc, copies = sim.m, sim.n, sim.batch, sim.kc, sim.copies
     outer_tile = mapping.tile_m if mapping.loop_order == 0 else mapping.tile_n
     outer = m if mapping.loop_order == 0 else n
-    n_outer = math.ceil(outer / outer_tile)
-    inner_tiles = math.ceil((n if mapping.loop_order == 0 else m)
-                            / (mapping.tile_n if mapping.loop_order == 0 else mapping.tile_m))
-    per_outer = total_est / n_outer / block
-    rows = max(1, math.ceil(units / max(inner_tiles, 1)))  # one wave of tile rows at least
-    rows = max(rows, int(SIM_MAX_GRANULES / 3 / max(per_outer, 1.0)))
+    n_outer, rows = sim.n_outer, sim.rows
 
     def run(outer_rows: int) -> tuple[float, list[float]]:
         size = min(outer, outer_rows * outer_tile)
         mm, nn = (size, n) if mapping.loop_order == 0 else (m, size)
-        return _simulate_gemm_bytes(hw, mm, nn, kc, mapping, eb, op.trans_a, op.trans_b,
-                                    units, warm)
+        return _simulate_gemm_bytes(hw, mm, nn, kc, mapping, sim.eb, op.trans_a, op.trans_b,
+                                    sim.units, warm)
 
     if warm or rows * 2 >= n_outer:
         served, below = run(n_outer)
@@ -797,8 +990,22 @@ def simulated_traffic_fn() -> TrafficFn | None:
 
 
 # --- CLI --------------------------------------------------------------------------------------------
+#: How `validate` and `calibrate` read a measurement file (their --help; docs/validation.md).
+MEASUREMENT_RULES = (
+    "Measurement files: UTF-8 CSV (a BOM, CRLF and quoted fields are fine) whose first "
+    "non-blank line names DeepBench's columns, each once (others are ignored). Blank lines are "
+    "skipped; a row with fewer cells than the header or extra non-empty ones is an error. Times "
+    "are plain decimals in milliseconds (no unit, no ',' decimal): positive, under an hour, "
+    "and no faster than the chip's peak allows; shapes are whole numbers below 2**31; "
+    "precision, cell and transA/transB (N or T) are matched exactly. A case measured on "
+    "several lines is kept and noted. Rows are checked before any is predicted; with the "
+    "cache simulation, a row it could not trace in bounded time is refused (--analytic "
+    "times any size). Any problem: file:line: column: expected ..., got ...; exit 2.")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `accelsim validate`."""
+    parser.epilog = MEASUREMENT_RULES
     parser.add_argument("--hardware", metavar="SPEC",
                         help=f"hardware spec YAML (default: the shipped {DEFAULT_HARDWARE} spec)")
     parser.add_argument("--gemm-csv", metavar="F",
@@ -823,6 +1030,9 @@ def run_validation(hw: HardwareSpec, gemm_csv: str | Path | None, rnn_csv: str |
                    traffic_fn: TrafficFn | None = None, *, device: str | None = None,
                    not_predicted: list[NotPredicted] | None = None) -> list[Row]:
     """All rows of both tables (a None or empty path skips that table)."""
+    if not isinstance(hw, HardwareSpec):
+        raise SpecTypeError(f"hw: expected a HardwareSpec (accelsim.load_hardware(path)), got "
+                            f"{type(hw).__name__}")
     rows: list[Row] = []
     if gemm_csv:
         rows += validate_gemm(hw, gemm_csv, traffic_fn, device=device,
@@ -859,6 +1069,8 @@ def run(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     if not_predicted:
         print(format_not_predicted(not_predicted))
+    for note in repeated_rows(rows):
+        print(note)
     if args.json:
         Path(args.json).write_text(json.dumps(
             {"hardware": hw.name, "traffic": source, "summary": summary,

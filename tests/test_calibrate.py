@@ -246,7 +246,7 @@ def test_cli_writes_a_spec_that_loads_and_validates_like_the_fit(
     assert min(v[0] for v in got.values()) > 1.0  # errors that show
     # the output may not overwrite an input
     assert main(["calibrate", str(gemm), str(gemm), "--out", str(gemm)]) == 2
-    assert "expected a new file" in capsys.readouterr().err
+    assert "expected a new output file" in capsys.readouterr().err
 
 
 def test_fitted_values_go_where_the_spec_says_them_or_into_added_blocks(tmp_path: Path):
