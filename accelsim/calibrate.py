@@ -132,7 +132,11 @@ def with_knobs(hw: HardwareSpec, knobs: dict[str, float]) -> HardwareSpec:
         if not name.startswith("kernel_library."):
             continue
         # from `lib` as changed so far: two knobs may set two rates of one menu
-        menu = attrs.evolve(_menu_of(lib, name), **{name.rsplit(".", 1)[-1]: value})
+        menu = _menu_of(lib, name)
+        if name.endswith(".k_major_unaligned_memory_efficiency"):
+            menu = attrs.evolve(menu, k_major_unaligned_memory_efficiency=value)
+        else:
+            menu = attrs.evolve(menu, k_major_memory_efficiency=value)
         where = name.split(".")[1:-1]
         lib = (attrs.evolve(lib, default=menu) if where == ["default"]
                else attrs.evolve(lib, menus={**lib.menus, where[1]: menu}))
