@@ -135,11 +135,6 @@ def _shown(text: str) -> str:
     return repr(text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "...")
 
 
-def read_csv(path: str | Path, columns: Sequence[str]) -> list[dict[str, str]]:
-    """Rows of a CSV that must carry `columns`; missing columns are a SpecError."""
-    return [rec for _, rec in read_csv_lines(path, columns)]
-
-
 def read_csv_lines(path: str | Path, columns: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
     """(line number, row) of a CSV that must carry `columns` (once each; other columns are
     ignored). UTF-8 with or without a BOM, any line ends, RFC 4180 quoting; rows whose cells are
