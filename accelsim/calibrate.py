@@ -38,7 +38,7 @@ import attrs
 import numpy as np
 
 from accelsim import units, validate
-from accelsim.errors import AccelsimError, Issue, SpecError, SpecTypeError
+from accelsim.errors import AccelsimError, Issue, SpecError
 from accelsim.hardware import HardwareSpec, KernelLibrary, KernelMenu
 from accelsim.validate import Row, rnn_steps, shape_of, summarize
 
@@ -422,9 +422,7 @@ def calibrate(hw: HardwareSpec, gemm_csv: str | Path, rnn_csv: str | Path | None
     """Fit the GEMM knobs on `gemm_csv` (one compute efficiency, or with `per_pipe` one per
     matrix pipe the rows use; the bandwidth efficiency and menus' K-major rates the rows
     identify; the launch overhead), then the RNN knobs on `rnn_csv` (when given)."""
-    if not isinstance(hw, HardwareSpec):
-        raise SpecTypeError(f"hw: expected a HardwareSpec (accelsim.load_hardware(path)), got "
-                            f"{type(hw).__name__}")
+    validate.require_hardware(hw)
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise AccelsimError(f"--folds: expected a whole number of at least 2 folds, got "
                             f"{folds!r}")

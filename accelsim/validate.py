@@ -867,8 +867,9 @@ def _simulate_gemm_bytes(hw: HardwareSpec, m: int, n: int, k: int, mp: GemmMappi
 @attrs.frozen
 class _SimulatedGemm:
     """What `simulated_gemm_traffic` simulates of a GEMM: one split-K slice of one batch entry
-    (`kc` deep, on `units` units), cut to `rows` of its `n_outer` outer tile rows when it is
-    large; `per_outer` granules (first-level blocks) per tile row."""
+    (`kc` deep, on `units` units), cut to `rows` of its `n_outer` outer tile rows (`outer`
+    elements in tiles of `outer_tile`) when it is large; `per_outer` granules (first-level
+    blocks) per tile row."""
 
     m: int
     n: int
@@ -877,6 +878,8 @@ class _SimulatedGemm:
     copies: int
     units: int
     eb: int
+    outer: int
+    outer_tile: int
     n_outer: int
     rows: int
     per_outer: float
@@ -904,14 +907,17 @@ class _SimulatedGemm:
         per_outer = total_est / n_outer / block
         rows = max(1, math.ceil(units / max(inner_tiles, 1)))  # one wave of tile rows at least
         rows = max(rows, int(SIM_MAX_GRANULES / 3 / max(per_outer, 1.0)))
-        return cls(m, n, batch, kc, copies, units, eb, n_outer, rows, per_outer)
+        return cls(m, n, batch, kc, copies, units, eb, outer, outer_tile, n_outer, rows,
+                   per_outer)
 
-    def granules(self, warm: bool = False) -> float:
-        """Granules the simulation traces: the whole GEMM (twice when `warm`), or R and 2R
-        tile rows."""
-        if warm:
-            return 2 * self.n_outer * self.per_outer
-        if self.rows * 2 >= self.n_outer:
+    @property
+    def whole(self) -> bool:
+        """Whether the whole GEMM is simulated (not R and 2R tile rows extrapolated)."""
+        return self.rows * 2 >= self.n_outer
+
+    def granules(self) -> float:
+        """Granules the (cold) simulation traces: the whole GEMM, or R and 2R tile rows."""
+        if self.whole:
             return self.n_outer * self.per_outer
         return 3 * self.rows * self.per_outer
 
@@ -934,17 +940,15 @@ def simulated_gemm_traffic(hw: HardwareSpec, op: Op, mapping: GemmMapping,
         return analytic_traffic(hw, op, mapping, dtype)
     sim = _SimulatedGemm.of(hw, op, mapping, dtype)
     m, n, batch, kc, copies = sim.m, sim.n, sim.batch, sim.kc, sim.copies
-    outer_tile = mapping.tile_m if mapping.loop_order == 0 else mapping.tile_n
-    outer = m if mapping.loop_order == 0 else n
     n_outer, rows = sim.n_outer, sim.rows
 
     def run(outer_rows: int) -> tuple[float, list[float]]:
-        size = min(outer, outer_rows * outer_tile)
+        size = min(sim.outer, outer_rows * sim.outer_tile)
         mm, nn = (size, n) if mapping.loop_order == 0 else (m, size)
         return _simulate_gemm_bytes(hw, mm, nn, kc, mapping, sim.eb, op.trans_a, op.trans_b,
                                     sim.units, warm)
 
-    if warm or rows * 2 >= n_outer:
+    if warm or sim.whole:
         served, below = run(n_outer)
     else:
         s1, b1 = run(rows)
@@ -1021,13 +1025,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="print the summary only")
 
 
+def require_hardware(hw: object) -> None:
+    """A SpecTypeError unless `hw` is a loaded hardware spec (API callers pass paths too)."""
+    if not isinstance(hw, HardwareSpec):
+        raise SpecTypeError(f"hw: expected a HardwareSpec (accelsim.load_hardware(path)), got "
+                            f"{type(hw).__name__}")
+
+
 def run_validation(hw: HardwareSpec, gemm_csv: str | Path | None, rnn_csv: str | Path | None,
                    traffic_fn: TrafficFn | None = None, *, device: str | None = None,
                    not_predicted: list[NotPredicted] | None = None) -> list[Row]:
     """All rows of both tables (a None or empty path skips that table)."""
-    if not isinstance(hw, HardwareSpec):
-        raise SpecTypeError(f"hw: expected a HardwareSpec (accelsim.load_hardware(path)), got "
-                            f"{type(hw).__name__}")
+    require_hardware(hw)
     rows: list[Row] = []
     if gemm_csv:
         rows += validate_gemm(hw, gemm_csv, traffic_fn, device=device,
