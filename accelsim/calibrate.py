@@ -336,7 +336,7 @@ def _fit_gemm(hw: HardwareSpec, path: str | Path, device: str | None, folds: int
                            if per_pipe else {"compute_efficiency": everything})
     candidates = ["bandwidth_efficiency", *menu_knobs(hw, base)]
     start = {n: knob_value(hw, n) for n in [*compute, *candidates, "launch_overhead_s"]}
-    measured = np.array([r.measured_s for r in base])
+    measured = np.array([r.expected_s for r in base])
     search = _GemmSearch(rows_at, measured, start)
     identified: Coordinate = {}
     not_fitted = {}
@@ -386,7 +386,7 @@ def _fit_rnn(hw: HardwareSpec, path: str | Path, device: str | None, folds: int,
     zero = {**gemm_knobs, "rnn_step_overhead_s": 0.0, "rnn_call_overhead_s": 0.0}
     base = validate.validate_rnn(with_knobs(hw, zero), path, device=device, not_predicted=[])
     _need_rows(path, "rnn", len(base), RNN_KNOBS, len({shape_of(r) for r in base}), folds)
-    measured = np.array([r.measured_s for r in base])
+    measured = np.array([r.expected_s for r in base])
     kernels = np.array([r.predicted_s for r in base])
     steps = np.array([0 if r.table == "rnn_bwd_weights" else rnn_steps(r) for r in base],
                      dtype=float)

@@ -328,7 +328,7 @@ class Calibration:
     efficiency to 1.0 and every overhead to 0 (`Calibration.ideal`)."""
 
     compute_efficiency: float = field(
-        default=0.86, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
+        default=0.87, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
         doc="achievable fraction of peak matrix FLOP/s for a well-shaped kernel (instruction "
             "issue and scheduling losses the kernel library cannot hide); default: the V100 cuBLAS fit "
             "(docs/validation.md); an ideal chip: 1.0")
@@ -352,12 +352,12 @@ class Calibration:
             "collective library's protocol); default: the V100 NVLink value "
             "(docs/validation.md); an ideal chip: 1.0")
     launch_overhead_s: float = field(
-        unit="time", default=6e-6, maximum=MAX_LATENCY_S,
+        unit="time", default=6.5e-6, maximum=MAX_LATENCY_S,
         doc="fixed cost per kernel (host-side launch and the device's kernel start and "
             "drain); default: the V100 CUDA fit (docs/validation.md); an ideal chip: 0")
     # --- recurrent library calls (issue 10): used by `validate`'s RNN model ---
     rnn_step_overhead_s: float = field(
-        unit="time", default=21e-6, minimum=0.0, maximum=MAX_LATENCY_S,
+        unit="time", default=20e-6, minimum=0.0, maximum=MAX_LATENCY_S,
         doc="host-side work and synchronisation per timestep of one recurrent library call "
             "(cuDNN), beyond the step's own kernel launches; default: the V100 cuDNN fit "
             "(docs/validation.md); an ideal chip: 0")
@@ -437,6 +437,14 @@ class KernelMenu:
         default=1.0, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
         doc="fraction of the achievable memory bandwidth reached on a K-contiguous operand "
             "whose row stride is not a multiple of k_major_aligned_stride_bytes")
+
+    overlapped_epilogue: bool = field(
+        default=False,
+        doc="whether a unit overlaps one tile's epilogue (reading C when the GEMM accumulates, "
+            "writing it) with its next tile's K loop. false: the epilogue runs after the K "
+            "loop on every wave, as in CUTLASS 1.x and cuBLAS's Volta/Turing kernels, whose "
+            "large tiles leave one thread block per unit; true: only the last wave's epilogue "
+            "is exposed (persistent, warp-specialized kernels)")
 
     def __attrs_post_init__(self) -> None:
         check_rules(self)

@@ -137,9 +137,10 @@ def _gemm_restream_bytes(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str,
 
 
 def _gemm_output_bytes(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str) -> float:
-    """C written once; with split-K each slice writes partial sums that a reduction reads back."""
+    """C written once (and its addend read once when the op accumulates, C = A@B + D); with
+    split-K each slice writes partial sums that a reduction reads back."""
     mn = max(op.m, 1) * max(op.n, 1) * max(op.batch_count, 1)
-    out = mn * dtype_bytes(dtype)
+    out = mn * dtype_bytes(dtype) * (2 if op.accumulate else 1)
     if mp.split_k > 1:
         out += 2 * mp.split_k * mn * accumulate_bytes(hw, dtype)
     return float(out)
@@ -293,13 +294,14 @@ def _gemm_wave_compute_s(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str) 
     return tile_flops / rate
 
 
-def _gemm_tile_store_s(hw: HardwareSpec, mp: GemmMapping, dtype: str) -> float:
-    """Storing one output tile through the unit's port. A kernel whose unit runs several
-    tiles double-buffers the store: it overlaps the next tile's main loop, so only the last
-    wave's store is exposed (`op_timing`), once per op rather than once per wave."""
+def _gemm_epilogue_s(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str) -> float:
+    """One tile's epilogue through the unit's port: the output tile stored, after its addend
+    tile is read when the op accumulates (C = A@B + D). Exposed once per wave unless the
+    kernel library overlaps it with the next tile (`KernelMenu.overlapped_epilogue`)."""
     cal = hw.calibration
     out_bytes = mp.tile_m * mp.tile_n * (accumulate_bytes(hw, dtype) if mp.split_k > 1
                                          else dtype_bytes(dtype))
+    out_bytes *= 2 if op.accumulate else 1
     if hw.caches:
         port = hw.caches[0].bandwidth_bytes_per_s * cal.cache_bandwidth_efficiency
     else:
@@ -321,14 +323,18 @@ def op_timing(hw: HardwareSpec, op: Op, mapping: Mapping, traffic: Traffic,
     store_s = 0.0
     if isinstance(mapping, GemmMapping):
         compute_s = _gemm_wave_compute_s(hw, op, mapping, dtype)
-        stages = hw.kernel_library.menu(dtype, op.trans_a, op.trans_b).stages
-        pipeline_s = _gemm_pipeline_latency_s(op, mapping, first_byte_s, stages)
+        menu = hw.kernel_library.menu(dtype, op.trans_a, op.trans_b)
+        pipeline_s = _gemm_pipeline_latency_s(op, mapping, first_byte_s, menu.stages)
         # The K loop runs at the slower of its arithmetic and its operand round trips.
         wave_compute_s = max(compute_s, pipeline_s)
-        # Each wave waits for its first operand stage; the output store of a wave overlaps
-        # the next wave (double-buffered epilogue), so only the last one is exposed.
+        # Each wave waits for its first operand stage. Its epilogue follows its K loop, unless
+        # the library overlaps it with the next wave's; the last wave's is always exposed.
         wave_overhead_s = first_byte_s
-        store_s = _gemm_tile_store_s(hw, mapping, dtype)
+        epilogue_s = _gemm_epilogue_s(hw, op, mapping, dtype)
+        if menu.overlapped_epilogue or waves == 1:
+            store_s = epilogue_s
+        else:
+            wave_overhead_s += epilogue_s
     else:
         share = units_used / hw.compute.units
         rate = hw.compute.vector_flop_rate * cal.vector_efficiency * share

@@ -89,14 +89,23 @@ class Row:
     source: str = ""
     line: int = 0
     column: str = ""
+    #: The file's time resolution: each reading is the true time truncated to a multiple of
+    #: it (DeepBench: whole microseconds, `truncation_resolution_s`); 0 for exact readings.
+    resolution_s: float = 0.0
+
+    @property
+    def expected_s(self) -> float:
+        """The mean true time a truncated reading stands for: reading + resolution / 2."""
+        return self.measured_s + self.resolution_s / 2
 
     @property
     def abs_pct_err(self) -> float:
-        return abs(self.predicted_s - self.measured_s) / self.measured_s * 100.0
+        return abs(self.predicted_s - self.expected_s) / self.expected_s * 100.0
 
     def as_dict(self) -> dict[str, Any]:
         return {"table": self.table, "precision": self.precision, "label": self.label,
                 "measured_ms": self.measured_s * 1e3, "predicted_ms": self.predicted_s * 1e3,
+                "resolution_ms": self.resolution_s * 1e3,
                 "abs_pct_err": self.abs_pct_err, "bound": self.bound, "line": self.line}
 
 
@@ -267,6 +276,19 @@ def _time_ms(path: str | Path, line: int, row: dict[str, str], column: str, *,
     return value
 
 
+#: DeepBench's benchmarks print each time as whole microseconds, truncated
+#: (`static_cast<int>` of the mean over the repeats in gemm_bench.cu and rnn_bench.cu).
+DEEPBENCH_RESOLUTION_S = 1e-6
+
+
+def truncation_resolution_s(times_s: Sequence[float]) -> float:
+    """The resolution a measurement file's times were truncated to: DeepBench's whole
+    microsecond when every time is a whole number of microseconds, else 0 (exact)."""
+    whole = all(abs(t / DEEPBENCH_RESOLUTION_S - round(t / DEEPBENCH_RESOLUTION_S)) < 1e-6
+                for t in times_s)
+    return DEEPBENCH_RESOLUTION_S if times_s and whole else 0.0
+
+
 def peak_issue(path: str | Path, line: int, column: str, label: str, measured_s: float,
                peak_s: float) -> Issue | None:
     """A measured time faster than the chip's peak matrix rate allows (with `_PEAK_SLACK`):
@@ -338,8 +360,10 @@ def gemm_op(m: int, n: int, k: int, trans_a: bool = False, trans_b: bool = False
 def deepbench_gemm_op(m: int, n: int, k: int, trans_a: bool, trans_b: bool) -> Op:
     """A DeepBench / cuBLAS GEMM (column-major: C[M,N] = op(A) @ op(B)) as accelsim's row-major
     op: the same memory is C^T[N,M] = op(B)^T @ op(A)^T, so M and N swap and so do the
-    operands (a column-major A that is not transposed is a row-major [K, M] array)."""
-    return gemm_op(n, m, k, trans_a=trans_b, trans_b=trans_a)
+    operands (a column-major A that is not transposed is a row-major [K, M] array).
+    DeepBench's gemm_bench calls cuBLAS with beta = 1: C += op(A) @ op(B), so the epilogue
+    reads C before writing it (`Op.accumulate`)."""
+    return attrs.evolve(gemm_op(n, m, k, trans_a=trans_b, trans_b=trans_a), accumulate=True)
 
 
 TrafficFn = Callable[[HardwareSpec, Op, GemmMapping, str], Traffic]
@@ -397,8 +421,12 @@ def warm_operand_bytes(hw: HardwareSpec, op: Op, dtype: str) -> float:
 
 def validate_gemm(hw: HardwareSpec, path: str | Path, traffic_fn: TrafficFn | None = None, *,
                   device: str | None = None,
-                  not_predicted: list[NotPredicted] | None = None) -> list[Row]:
+                  not_predicted: list[NotPredicted] | None = None,
+                  resolution_s: float | None = None) -> list[Row]:
     """Predict every row of a GEMM CSV for the spec's device (or `device`).
+
+    `resolution_s`: what the times were truncated to (None: `truncation_resolution_s` of the
+    file's times); rows are compared with the mean true time, reading + resolution / 2.
 
     Every row is read and checked before any is predicted. A row whose precision has no pipe
     on the chip is appended to `not_predicted`, or is a SpecError when no list is given;
@@ -430,6 +458,8 @@ def validate_gemm(hw: HardwareSpec, path: str | Path, traffic_fn: TrafficFn | No
         todo.append((line, prec, label, measured, chip, op))
     if issues:
         raise SpecError(issues)
+    if resolution_s is None:
+        resolution_s = truncation_resolution_s([item[3] for item in todo])
     rows = []
     for line, prec, label, measured, chip, op in todo:
         stage(f"GEMM line {line}")  # the bar of `accelsim validate`
@@ -437,7 +467,7 @@ def validate_gemm(hw: HardwareSpec, path: str | Path, traffic_fn: TrafficFn | No
                     resident_bytes=warm_operand_bytes(chip, op, PRECISION_DTYPE[prec]),
                     traffic_fn=traffic_fn)
         rows.append(Row("gemm", prec, label, measured, t.isolated_time_s, t.bound, str(path), line,
-                        "time_ms"))
+                        "time_ms", resolution_s))
     check_plausible(hw, rows)
     return rows
 
@@ -675,10 +705,12 @@ def rnn_times(hw: HardwareSpec, cell: str, hidden: int, batch: int, steps: int,
 
 def validate_rnn(hw: HardwareSpec, path: str | Path, simulate: bool = False, *,
                  device: str | None = None,
-                 not_predicted: list[NotPredicted] | None = None) -> list[Row]:
+                 not_predicted: list[NotPredicted] | None = None,
+                 resolution_s: float | None = None) -> list[Row]:
     """Predict every measured pass of every row of an RNN CSV for the spec's device (or
     `device`). Empty cells were not measured and are skipped; a row with no measured pass is a
-    SpecError. Rows are all read and checked before any is predicted, as in `validate_gemm`."""
+    SpecError. Rows are all read and checked before any is predicted, and the times'
+    resolution found, as in `validate_gemm`."""
     records = select_device(path, read_csv_lines(path, RNN_COLUMNS), hw.name, device)
     if not records:
         raise SpecError([Issue(str(path), None, None, "fwd_ms", "at least one measured row",
@@ -708,6 +740,9 @@ def validate_rnn(hw: HardwareSpec, path: str | Path, simulate: bool = False, *,
         todo.append((line, prec, cell, hidden, batch, steps, label, measured))
     if issues:
         raise SpecError(issues)
+    if resolution_s is None:
+        resolution_s = truncation_resolution_s([ms * 1e-3 for item in todo
+                                                for ms in item[-1].values() if ms is not None])
     rows = []
     for line, prec, cell, hidden, batch, steps, label, measured in todo:
         stage(f"RNN line {line}")  # the bar of `accelsim validate`
@@ -718,7 +753,7 @@ def validate_rnn(hw: HardwareSpec, path: str | Path, simulate: bool = False, *,
                 continue
             t, bound = pred[phase]
             rows.append(Row(f"rnn_{phase}", prec, f"{label} {phase}", ms * 1e-3, t, bound,
-                            str(path), line, f"{phase}_ms"))
+                            str(path), line, f"{phase}_ms", resolution_s))
     check_plausible(hw, rows)
     return rows
 
@@ -782,6 +817,17 @@ def format_summary(summary: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def resolution_notes(rows: Sequence[Row]) -> list[str]:
+    """One line per measurement file whose times are truncated readings."""
+    seen: dict[str, float] = {}
+    for r in rows:
+        if r.resolution_s > 0:
+            seen.setdefault(r.source, r.resolution_s)
+    return [f"{source}: times are truncated to {res * 1e6:g} us (DeepBench prints whole "
+            f"microseconds); each is compared with reading + {res * 1e6 / 2:g} us"
+            for source, res in seen.items()]
+
+
 def repeated_rows(rows: Sequence[Row]) -> list[str]:
     """One note per case measured on several lines of a file (same table, precision, shape
     and layout): each is kept, as repeated measurements of one kernel are, but the case then
@@ -805,7 +851,7 @@ def format_markdown(rows: Sequence[Row], summary: dict[str, dict[str, dict[str, 
     out += ["", f"Largest errors ({worst}):", "", "| table | precision | case | measured ms "
             "| predicted ms | err % | bound |", "|---|---|---|---:|---:|---:|---|"]
     for r in sorted(rows, key=lambda r: -r.abs_pct_err)[:worst]:
-        sign = (r.predicted_s - r.measured_s) / r.measured_s * 100.0
+        sign = (r.predicted_s - r.expected_s) / r.expected_s * 100.0
         out.append(f"| {r.table} | {r.precision} | {r.label} | {r.measured_s * 1e3:.4g} | "
                    f"{r.predicted_s * 1e3:.4g} | {sign:+.1f} | {r.bound} |")
     return "\n".join(out) + "\n"
@@ -825,11 +871,12 @@ SIM_MAX_PASS_BLOCKS = 1e9
 
 
 def _simulate_gemm_bytes(hw: HardwareSpec, m: int, n: int, k: int, mp: GemmMapping, eb: int,
-                         trans_a: bool, trans_b: bool, units: int,
-                         warm: bool = False) -> tuple[float, list[float]]:
+                         trans_a: bool, trans_b: bool, units: int, warm: bool = False,
+                         accumulate: bool = False) -> tuple[float, list[float]]:
     """(bytes served by the first level, [bytes moved below each level; last = HBM]) of one
     GEMM run through the cache hierarchy, dirty lines flushed at the end: cold, or (`warm`)
     right after an identical run, as one timestep of a recurrence follows the previous.
+    `accumulate`: C += A@B, each C tile read before it is written.
     Tile-major storage, one block granule per level (`coarsening.tile_block_bytes`)."""
     from accelsim.cache import (
         BYTES_READ_FROM_BELOW,
@@ -839,19 +886,24 @@ def _simulate_gemm_bytes(hw: HardwareSpec, m: int, n: int, k: int, mp: GemmMappi
     )
     from accelsim.coarsening import tile_block_bytes
     from accelsim.kernels.trace import gemm_runs
+    from accelsim.trace_runs import epilogue_reads
 
     def padded(rows: int, cols: int, tr: int, tc: int) -> int:  # full-tile slots
         return math.ceil(rows / tr) * tr * math.ceil(cols / tc) * tc * eb
 
+    # A tile larger than the matrix reads only the matrix (predicated loads), as in
+    # `trace_runs.gemm_op_runs`: a 16-row operand in 64-row tiles moves 16 rows, not 64.
+    tm, tn, tk = min(mp.tile_m, m), min(mp.tile_n, n), min(mp.tile_k, k)
     align = 1 << 20
     a_base = 0
-    b_base = (padded(m, k, mp.tile_m, mp.tile_k) // align + 1) * align
-    c_base = b_base + (padded(k, n, mp.tile_k, mp.tile_n) // align + 1) * align
-    runs = gemm_runs(m, n, k, mp.tile_m, mp.tile_n, mp.tile_k, eb, a_base, b_base, c_base,
+    b_base = (padded(m, k, tm, tk) // align + 1) * align
+    c_base = b_base + (padded(k, n, tk, tn) // align + 1) * align
+    runs = gemm_runs(m, n, k, tm, tn, tk, eb, a_base, b_base, c_base,
                      trans_a, trans_b, mp.loop_order, units, True)
+    if accumulate:
+        runs = epilogue_reads(*runs, c_base, c_base)
     trace = Trace.from_runs(runs)
-    tile_bytes = [mp.tile_m * mp.tile_k * eb, mp.tile_k * mp.tile_n * eb,
-                  mp.tile_m * mp.tile_n * eb]
+    tile_bytes = [tm * tk * eb, tk * tn * eb, tm * tn * eb]
     blocks = [tile_block_bytes(tile_bytes, lvl) for lvl in hw.caches]
     for i in range(1, len(blocks)):
         blocks[i] = max(blocks[i], blocks[i - 1])
@@ -945,8 +997,9 @@ def simulated_gemm_traffic(hw: HardwareSpec, op: Op, mapping: GemmMapping,
     def run(outer_rows: int) -> tuple[float, list[float]]:
         size = min(sim.outer, outer_rows * sim.outer_tile)
         mm, nn = (size, n) if mapping.loop_order == 0 else (m, size)
+        # with split-K the slices write partial sums; the reduction reads C (below)
         return _simulate_gemm_bytes(hw, mm, nn, kc, mapping, sim.eb, op.trans_a, op.trans_b,
-                                    sim.units, warm)
+                                    sim.units, warm, op.accumulate and mapping.split_k == 1)
 
     if warm or sim.whole:
         served, below = run(n_outer)
@@ -959,6 +1012,8 @@ def simulated_gemm_traffic(hw: HardwareSpec, op: Op, mapping: GemmMapping,
     partial = 0.0
     if mapping.split_k > 1:
         partial = 2.0 * mapping.split_k * m * n * batch * accumulate_bytes(hw, dtype)
+        if op.accumulate:
+            partial += m * n * batch * sim.eb
     names = [c.name for c in hw.caches]
     level_bytes = {names[0]: served * copies + partial}
     for i, name in enumerate(names[1:], start=1):
@@ -1016,6 +1071,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", metavar="NAME",
                         help="use the rows whose device column is NAME (default: the device "
                              "named like the hardware spec, e.g. v100 -> 'NVIDIA V100')")
+    parser.add_argument("--resolution-us", metavar="US", type=float,
+                        help="the times were truncated to multiples of US microseconds (0: "
+                             "exact); each row is compared with reading + US/2 (default: 1 "
+                             "when every time is whole microseconds, as DeepBench prints them, "
+                             "else 0)")
     parser.add_argument("--json", metavar="FILE", help="write rows and summary as JSON")
     parser.add_argument("--plot", metavar="FILE", help="write a log-log scatter (PNG)")
     parser.add_argument("--markdown", metavar="FILE",
@@ -1034,16 +1094,17 @@ def require_hardware(hw: object) -> None:
 
 def run_validation(hw: HardwareSpec, gemm_csv: str | Path | None, rnn_csv: str | Path | None,
                    traffic_fn: TrafficFn | None = None, *, device: str | None = None,
-                   not_predicted: list[NotPredicted] | None = None) -> list[Row]:
+                   not_predicted: list[NotPredicted] | None = None,
+                   resolution_s: float | None = None) -> list[Row]:
     """All rows of both tables (a None or empty path skips that table)."""
     require_hardware(hw)
     rows: list[Row] = []
     if gemm_csv:
         rows += validate_gemm(hw, gemm_csv, traffic_fn, device=device,
-                              not_predicted=not_predicted)
+                              not_predicted=not_predicted, resolution_s=resolution_s)
     if rnn_csv:
         rows += validate_rnn(hw, rnn_csv, simulate=traffic_fn is not None, device=device,
-                             not_predicted=not_predicted)
+                             not_predicted=not_predicted, resolution_s=resolution_s)
     return rows
 
 
@@ -1056,9 +1117,15 @@ def run(args: argparse.Namespace) -> int:
     traffic_fn = None if args.analytic else simulated_traffic_fn()
     gemm_csv = refdata.data_path(DEFAULT_GEMM_CSV) if args.gemm_csv is None else args.gemm_csv
     rnn_csv = refdata.data_path(DEFAULT_RNN_CSV) if args.rnn_csv is None else args.rnn_csv
+    resolution_s = None
+    if args.resolution_us is not None:
+        if not (math.isfinite(args.resolution_us) and 0 <= args.resolution_us <= 1e6):
+            raise SpecError([Issue("command line", None, None, "--resolution-us",
+                                   "microseconds from 0 to 1e6", repr(args.resolution_us))])
+        resolution_s = args.resolution_us * 1e-6
     not_predicted: list[NotPredicted] = []
     rows = run_validation(hw, gemm_csv, rnn_csv, traffic_fn, device=args.device,
-                          not_predicted=not_predicted)
+                          not_predicted=not_predicted, resolution_s=resolution_s)
     if not rows:  # every table skipped, or no row has a pipe on this chip
         where = str(gemm_csv or rnn_csv or "--gemm-csv/--rnn-csv")
         got = f"none: {not_predicted[0].reason}" if not_predicted else "both tables skipped"
@@ -1071,6 +1138,8 @@ def run(args: argparse.Namespace) -> int:
     source = "cache simulation" if traffic_fn else "analytic re-streaming model"
     print(f"hardware {hw.name} ({hw_path}); GEMM traffic from the {source}")
     print(format_summary(summary))
+    for note in resolution_notes(rows):
+        print(note)
     if not_predicted:
         print(format_not_predicted(not_predicted))
     for note in repeated_rows(rows):

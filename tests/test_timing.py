@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,6 +17,8 @@ from accelsim.hardware import (
     ComputeSpec,
     HardwareSpec,
     InterconnectSpec,
+    KernelLibrary,
+    KernelMenu,
     MatrixPipe,
     MemorySpec,
 )
@@ -48,16 +51,44 @@ def test_compute_bound_gemm_by_hand(tiny_hw, gemm):
     tile_s = 2 * 32 * 32 * 1024 / (2 * 64 * 1e9)          # 16.384 us at 128 GFLOP/s per unit
     # Issue 9: the first operand stage waits for the latency of where the bytes come from
     # (L2 1e-7 s for the bytes it serves, HBM 2e-7 s for its own), no longer the slowest
-    # level's; the C tile store (double-buffered) is exposed once, after the last wave.
+    # level's. The default library runs each tile's epilogue (the 4 KiB C tile stored through
+    # the unit's quarter of the L2 port) after its K loop: once per wave.
     l2_served = tr.level_bytes["L2"] - tr.level_bytes[HBM]
     first_byte_s = (l2_served * 1e-7 + tr.level_bytes[HBM] * 2e-7) / tr.level_bytes["L2"]
     store_s = 32 * 32 * 4 / (1e11 / 4)
     assert t.wave_compute_s == pytest.approx(tile_s)
+    assert t.wave_overhead_s == pytest.approx(first_byte_s + store_s)
+    assert t.latency_s == pytest.approx(first_byte_s)
+    assert t.isolated_time_s == pytest.approx(1e-6 + first_byte_s
+                                              + 4 * (first_byte_s + store_s + tile_s))
+    assert t.bound == "compute" and t.waves == 4 and t.units_used == 4
+    # A library that overlaps the epilogue with the next tile's K loop (persistent kernels)
+    # exposes only the last wave's.
+    overlapped = attrs.evolve(hw, kernel_library=KernelLibrary(
+        default=KernelMenu(overlapped_epilogue=True)))
+    t = op_timing(overlapped, op, mp, tr, "fp32")
     assert t.wave_overhead_s == pytest.approx(first_byte_s)
     assert t.latency_s == pytest.approx(first_byte_s + store_s)
     assert t.isolated_time_s == pytest.approx(1e-6 + first_byte_s + store_s
                                               + 4 * (first_byte_s + tile_s))
-    assert t.bound == "compute" and t.waves == 4 and t.units_used == 4
+
+
+def test_accumulating_gemm_reads_its_addend_in_the_epilogue(tiny_hw, gemm):
+    # C = A@B + D (DeepBench's beta = 1, a fused gradient accumulation): the epilogue reads
+    # the D tile before storing the C tile, and memory sees D read once beside C written once.
+    hw = tiny_hw(units=4, l2_bytes=64 * 1024)
+    plain = gemm(128, 128, 1024)
+    acc = attrs.evolve(plain, accumulate=True)
+    mp = GemmMapping(tile_m=32, tile_n=32, tile_k=32, split_k=1, loop_order=0, units_used=4,
+                     waves=4, tiles=16)
+    tr_plain, tr_acc = (analytic_traffic(hw, op, mp, "fp32") for op in (plain, acc))
+    for level in ("L2", HBM):
+        assert tr_acc.level_bytes[level] - tr_plain.level_bytes[level] == 128 * 128 * 4
+    t_plain = op_timing(hw, plain, mp, tr_plain, "fp32")
+    t_acc = op_timing(hw, acc, mp, tr_plain, "fp32")  # same traffic: only the epilogue differs
+    store_s = 32 * 32 * 4 / (1e11 / 4)
+    assert t_acc.wave_overhead_s - t_plain.wave_overhead_s == pytest.approx(store_s)
+    assert t_acc.isolated_time_s - t_plain.isolated_time_s == pytest.approx(4 * store_s)
 
 
 def test_operand_that_fits_is_fetched_once(tiny_hw, gemm):

@@ -482,3 +482,53 @@ def test_repeated_small_gemms_read_their_operands_from_l2():
     cold = time_op(hw, small, "fp16")
     assert warm.level_bytes["HBM"] < cold.level_bytes["HBM"]
     assert warm.isolated_time_s < cold.isolated_time_s
+
+
+def test_whole_microsecond_times_are_compared_at_the_middle_of_their_microsecond(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    # DeepBench prints whole microseconds, truncated: a reading t stands for [t, t + 1 us).
+    from accelsim.validate import truncation_resolution_s
+
+    assert truncation_resolution_s([8e-6, 0.2e-3, 1.3e-3]) == 1e-6
+    assert truncation_resolution_s([8e-6, 0.2105e-3]) == 0.0
+    assert truncation_resolution_s([]) == 0.0
+    hw = load_hardware(ROOT / "hwspecs/v100.yaml")
+    whole = _gemm_file(tmp_path, ["V100,fp32,x,1024,1024,1024,N,N,0.2"])
+    (row,) = validate_gemm(hw, whole)
+    assert row.resolution_s == 1e-6 and row.expected_s == pytest.approx(0.2005e-3)
+    assert row.abs_pct_err == pytest.approx(abs(row.predicted_s / 0.2005e-3 - 1) * 100)
+    exact = _gemm_file(tmp_path, ["V100,fp32,x,1024,1024,1024,N,N,0.2001"], name="e.csv")
+    (row,) = validate_gemm(hw, exact)
+    assert row.resolution_s == 0.0 and row.expected_s == pytest.approx(0.2001e-3)
+    (row,) = validate_gemm(hw, whole, resolution_s=0.0)
+    assert row.expected_s == pytest.approx(0.2e-3)
+    from accelsim.cli import main
+
+    out = tmp_path / "v.json"
+    assert main(["validate", "--analytic", "--gemm-csv", str(whole), "--rnn-csv", "",
+                 "--json", str(out)]) == 0
+    assert "compared with reading + 0.5 us" in capsys.readouterr().out
+    assert json.loads(out.read_text())["rows"][0]["resolution_ms"] == pytest.approx(1e-3)
+    assert main(["validate", "--analytic", "--gemm-csv", str(whole), "--rnn-csv", "",
+                 "--resolution-us", "0", "--json", str(out)]) == 0
+    assert "reading +" not in capsys.readouterr().out
+    assert json.loads(out.read_text())["rows"][0]["resolution_ms"] == 0.0
+    assert main(["validate", "--analytic", "--gemm-csv", str(whole), "--rnn-csv", "",
+                 "--resolution-us", "-1"]) == 2
+    assert "--resolution-us" in capsys.readouterr().err
+
+
+def test_simulated_thin_gemm_reads_only_the_rows_it_has():
+    # A 16-row operand in 64-row tiles is read as 16 rows (predicated loads), as the
+    # pipeline's traces do; DeepBench's beta = 1 reads C once before writing it.
+    from accelsim.timing import gemm_compulsory_bytes, map_op
+    from accelsim.validate import deepbench_gemm_op, simulated_gemm_traffic
+    from accelsim.vocabulary import MEMORY
+
+    hw = load_hardware(ROOT / "hwspecs/v100.yaml")
+    op = deepbench_gemm_op(3072, 16, 1024, True, False)
+    mp = map_op(hw, op, "fp16")
+    assert op.accumulate and mp.tile_m > op.m == 16
+    hbm = simulated_gemm_traffic(hw, op, mp, "fp16").level_bytes[MEMORY]
+    c_read = op.m * op.n * 2
+    assert hbm == pytest.approx(gemm_compulsory_bytes(op, "fp16") + c_read, rel=0.005)
