@@ -150,7 +150,9 @@ def cache_level_specs(draw: st.DrawFn, *, line_bytes: int | None = None) -> Cach
 
 @st.composite
 def _cache_hierarchies(draw: st.DrawFn) -> tuple[CacheLevelSpec, ...]:
-    levels = draw(st.lists(cache_level_specs(), max_size=3, unique_by=lambda c: c.name))
+    # at least one level (`HardwareSpec` requires it): an empty draw would only be filtered out
+    levels = draw(st.lists(cache_level_specs(), min_size=1, max_size=3,
+                           unique_by=lambda c: c.name))
     return tuple(sorted(levels, key=lambda c: c.line_bytes))
 
 
