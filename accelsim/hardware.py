@@ -328,7 +328,7 @@ class Calibration:
     efficiency to 1.0 and every overhead to 0 (`Calibration.ideal`)."""
 
     compute_efficiency: float = field(
-        default=0.87, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
+        default=0.88, positive=True, minimum=MIN_EFFICIENCY, maximum=1.0,
         doc="achievable fraction of peak matrix FLOP/s for a well-shaped kernel (instruction "
             "issue and scheduling losses the kernel library cannot hide); default: the V100 cuBLAS fit "
             "(docs/validation.md); an ideal chip: 1.0")

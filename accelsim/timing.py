@@ -8,8 +8,10 @@ Model (one structure for every op, so `replay` can reproduce it wave by wave):
 `port_bytes` are a level's bytes less those a level below it delivers straight to the units
 (a level that `feeds_compute`, e.g. a large SRAM distributed next to the cores). Latencies are
 weighted by where the bytes come from (`first_byte_latency_s`): an op that hits in L2 does not
-wait for a farther SRAM. A GEMM's output-tile store overlaps the next wave (double-buffered
-epilogue), so only the last wave's store is exposed, in `latency_s`.
+wait for a farther SRAM. A GEMM's epilogue (its output tile stored, after the addend tile is
+read when it accumulates) follows each wave's K loop, in `wave_overhead_s`, unless the kernel
+library overlaps it with the next wave (`KernelMenu.overlapped_epilogue`); then only the last
+wave's is exposed, in `latency_s`.
 
 A wave is one work item (GEMM tile, stream chunk) on each busy unit; within a wave compute
 overlaps the transfers through every level (double-buffered tiles), and the slowest resource
@@ -98,6 +100,13 @@ def compulsory_bytes(op: Op, dtype: str, nbytes: float | None = None) -> float:
     return float(stream_bytes_estimate(op, dtype) if nbytes is None else nbytes)
 
 
+def copy_units(mp: GemmMapping, tiles_per_copy: int) -> int:
+    """Units that run one copy of a GEMM (one batch entry or split-K slice) side by side: a
+    wave deals the units out copy after copy (the grid's batch and K-slice index varies
+    slowest), so a copy's tiles run together on up to all the units the mapping uses."""
+    return max(1, min(tiles_per_copy, mp.units_used))
+
+
 def _gemm_restream_bytes(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str,
                          capacity: float) -> float:
     """Reads of A and B from below a cache of `capacity` bytes under the mapping's loop order.
@@ -114,7 +123,7 @@ def _gemm_restream_bytes(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str,
     m, n, k, batch = max(op.m, 1), max(op.n, 1), max(op.k, 1), max(op.batch_count, 1)
     kc = math.ceil(k / mp.split_k)
     ntm, ntn = math.ceil(m / mp.tile_m), math.ceil(n / mp.tile_n)
-    units = max(1, mp.units_used // max(1, batch * mp.split_k))
+    units = copy_units(mp, ntm * ntn)
     a_bytes, b_bytes = m * k * eb, n * k * eb
     if mp.loop_order == 0:
         outer_n, inner_n, outer_bytes, inner_bytes = ntm, ntn, a_bytes, b_bytes
@@ -301,7 +310,7 @@ def _gemm_epilogue_s(hw: HardwareSpec, op: Op, mp: GemmMapping, dtype: str) -> f
     cal = hw.calibration
     out_bytes = mp.tile_m * mp.tile_n * (accumulate_bytes(hw, dtype) if mp.split_k > 1
                                          else dtype_bytes(dtype))
-    out_bytes *= 2 if op.accumulate else 1
+    out_bytes *= 2 if op.accumulate and mp.split_k == 1 else 1  # split-K: the reduction reads D
     if hw.caches:
         port = hw.caches[0].bandwidth_bytes_per_s * cal.cache_bandwidth_efficiency
     else:

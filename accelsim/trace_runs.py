@@ -219,7 +219,8 @@ def wave_step_bytes(tiles_m: int, tiles_n: int, wave_tiles: int, tm: int, tn: in
 
 
 def epilogue_reads(addr: np.ndarray, nbytes: np.ndarray, is_write: np.ndarray,
-                   unit: np.ndarray, c_base: int, d_base: int) -> tuple[np.ndarray, ...]:
+                   unit: np.ndarray, c_base: int, d_base: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """C = A@B + D: before each C-tile write the epilogue reads the same tile of D."""
     copies = np.where(is_write == 1, 2, 1)
     idx = np.repeat(np.arange(addr.shape[0]), copies)

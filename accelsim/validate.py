@@ -40,7 +40,7 @@ from accelsim.graph import Op, OpGraph
 from accelsim.hardware import HardwareSpec
 from accelsim.mapping import GemmMapping
 from accelsim.progress import stage
-from accelsim.timing import OpTiming, analytic_traffic, map_op, op_timing
+from accelsim.timing import OpTiming, analytic_traffic, copy_units, map_op, op_timing
 from accelsim.traffic import Traffic
 from accelsim.vocabulary import MEMORY, dtype_bytes
 
@@ -945,7 +945,7 @@ class _SimulatedGemm:
         m, n, batch = max(op.m, 1), max(op.n, 1), max(op.batch_count, 1)
         kc = math.ceil(max(op.k, 1) / mapping.split_k)
         copies = batch * mapping.split_k
-        units = max(1, mapping.units_used // copies) if copies > 1 else mapping.units_used
+        units = copy_units(mapping, math.ceil(m / mapping.tile_m) * math.ceil(n / mapping.tile_n))
         tile_bytes = [mapping.tile_m * mapping.tile_k * eb, mapping.tile_k * mapping.tile_n * eb,
                       mapping.tile_m * mapping.tile_n * eb]
         block = tile_block_bytes(tile_bytes, hw.caches[0])

@@ -203,6 +203,6 @@ def test_cache_access_limit_refuses_with_the_option():
     hw = spec.load_hardware(REPO / "hwspecs" / "v100.yaml")
     wl = spec.load_workload(REPO / "workloads" / "resnet_current.yaml")
     with pytest.raises(WorkTooLarge, match=r"model: expected at most 1e\+06 block accesses of "
-                                           r"the cache model in coalesced mode, got ~2.12e\+07 "
+                                           r"the cache model in coalesced mode, got ~2.09e\+07 "
                                            r"for resnet_current on v100 .*--allow-large"):
         estimate.estimate_work(hw, wl, limits=estimate.WorkLimits(max_cache_accesses=1e6))

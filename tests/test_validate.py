@@ -398,7 +398,7 @@ def test_a_pipes_own_efficiency_overrides_the_chips_for_that_pipe_only():
     tuned = attrs.evolve(hw, compute=attrs.evolve(hw.compute,
                                                   matrix={**hw.compute.matrix, "fp16": fp16}))
     assert tuned.compute_efficiency("fp16") == pytest.approx(0.435)
-    assert tuned.compute_efficiency("fp32") == hw.compute_efficiency("fp32") == 0.87
+    assert tuned.compute_efficiency("fp32") == hw.compute_efficiency("fp32") == 0.88
     op = gemm_op(8192, 8192, 8192)
     assert time_op(tuned, op, "fp32").isolated_time_s == time_op(hw, op, "fp32").isolated_time_s
     base, slow = time_op(hw, op, "fp16"), time_op(tuned, op, "fp16")
