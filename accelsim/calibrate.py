@@ -320,11 +320,11 @@ def uses_pipe_efficiencies(hw: HardwareSpec) -> bool:
 
 
 def _fit_gemm(hw: HardwareSpec, path: str | Path, device: str | None, folds: int,
-              per_pipe: bool) -> tuple[dict[str, float], list[Row], list[Row], list[dict],
-                                       dict[str, str]]:
+              per_pipe: bool, resolution_s: float | None
+              ) -> tuple[dict[str, float], list[Row], list[Row], list[dict], dict[str, str]]:
     def rows_at(knobs: dict[str, float]) -> list[Row]:
         return validate.validate_gemm(with_knobs(hw, knobs), path, device=device,
-                                      not_predicted=[])
+                                      not_predicted=[], resolution_s=resolution_s)
 
     # A spec that gives a pipe its own efficiency says its pipes differ, and a chip-wide
     # value would not reach that pipe: such a spec is fitted per pipe.
@@ -381,10 +381,11 @@ def _fit_gemm(hw: HardwareSpec, path: str | Path, device: str | None, folds: int
 
 # --- RNN: per-step and per-call overheads ------------------------------------------------------
 def _fit_rnn(hw: HardwareSpec, path: str | Path, device: str | None, folds: int,
-             gemm_knobs: dict[str, float]) -> tuple[dict[str, float], list[Row], list[Row],
-                                                    list[dict]]:
+             gemm_knobs: dict[str, float], resolution_s: float | None
+             ) -> tuple[dict[str, float], list[Row], list[Row], list[dict]]:
     zero = {**gemm_knobs, "rnn_step_overhead_s": 0.0, "rnn_call_overhead_s": 0.0}
-    base = validate.validate_rnn(with_knobs(hw, zero), path, device=device, not_predicted=[])
+    base = validate.validate_rnn(with_knobs(hw, zero), path, device=device, not_predicted=[],
+                                 resolution_s=resolution_s)
     _need_rows(path, "rnn", len(base), RNN_KNOBS, len({shape_of(r) for r in base}), folds)
     measured = np.array([r.expected_s for r in base])
     kernels = np.array([r.predicted_s for r in base])
@@ -418,17 +419,20 @@ def _fit_rnn(hw: HardwareSpec, path: str | Path, device: str | None, folds: int,
 
 def calibrate(hw: HardwareSpec, gemm_csv: str | Path, rnn_csv: str | Path | None = None, *,
               device: str | None = None, folds: int = DEFAULT_FOLDS,
-              per_pipe: bool = False) -> Fit:
+              per_pipe: bool = False, resolution_s: float | None = None) -> Fit:
     """Fit the GEMM knobs on `gemm_csv` (one compute efficiency, or with `per_pipe` one per
     matrix pipe the rows use; the bandwidth efficiency and menus' K-major rates the rows
-    identify; the launch overhead), then the RNN knobs on `rnn_csv` (when given)."""
+    identify; the launch overhead), then the RNN knobs on `rnn_csv` (when given), against each
+    row's mean true time (`validate.Row.expected_s`: `resolution_s`, or found per file)."""
     validate.require_hardware(hw)
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise AccelsimError(f"--folds: expected a whole number of at least 2 folds, got "
                             f"{folds!r}")
-    knobs, rows, held, fold_knobs, not_fitted = _fit_gemm(hw, gemm_csv, device, folds, per_pipe)
+    knobs, rows, held, fold_knobs, not_fitted = _fit_gemm(hw, gemm_csv, device, folds, per_pipe,
+                                                          resolution_s)
     if rnn_csv:
-        rnn_knobs, rnn_rows, rnn_held, rnn_folds = _fit_rnn(hw, rnn_csv, device, folds, knobs)
+        rnn_knobs, rnn_rows, rnn_held, rnn_folds = _fit_rnn(hw, rnn_csv, device, folds, knobs,
+                                                            resolution_s)
         knobs = {**knobs, **rnn_knobs}
         rows, held = rows + rnn_rows, held + rnn_held
         fold_knobs = [{**a, **b} for a, b in zip(fold_knobs, rnn_folds, strict=True)]
@@ -600,6 +604,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fit one compute efficiency per matrix pipe the rows use "
                              "(compute.matrix.<dtype>.efficiency) instead of one for the chip "
                              "(always so when a pipe of the spec states its own efficiency)")
+    validate.add_resolution_argument(parser)
     parser.add_argument("--folds", type=int, default=DEFAULT_FOLDS, metavar="K",
                         help=f"cross-validation folds over shapes (default {DEFAULT_FOLDS})")
     parser.add_argument("--out", metavar="FITTED.yaml", required=True,
@@ -615,12 +620,13 @@ def run(args: argparse.Namespace) -> int:
     check_output("--out", args.out, [p for p in (args.hardware, args.measurements,
                                                  args.rnn_csv) if p])
     hw = load_hardware(args.hardware)
+    resolution_s = validate.resolution_from_args(args)
     # every row read and checked before the fit: rows the chip has no pipe for are listed
     skipped: list[validate.NotPredicted] = []
     rows = validate.run_validation(hw, args.measurements, args.rnn_csv, device=args.device,
-                                   not_predicted=skipped)
+                                   not_predicted=skipped, resolution_s=resolution_s)
     fit = calibrate(hw, args.measurements, args.rnn_csv, device=args.device, folds=args.folds,
-                    per_pipe=args.per_pipe)
+                    per_pipe=args.per_pipe, resolution_s=resolution_s)
     header = (f"# Calibrated copy of {args.hardware}: values marked 'fitted' were fitted by "
               "accelsim calibrate (docs/validation.md).\n")
     text = header + fitted_spec_text(Path(args.hardware).read_text(encoding="utf-8"), hw, fit,

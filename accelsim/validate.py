@@ -1071,11 +1071,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", metavar="NAME",
                         help="use the rows whose device column is NAME (default: the device "
                              "named like the hardware spec, e.g. v100 -> 'NVIDIA V100')")
-    parser.add_argument("--resolution-us", metavar="US", type=float,
-                        help="the times were truncated to multiples of US microseconds (0: "
-                             "exact); each row is compared with reading + US/2 (default: 1 "
-                             "when every time is whole microseconds, as DeepBench prints them, "
-                             "else 0)")
+    add_resolution_argument(parser)
     parser.add_argument("--json", metavar="FILE", help="write rows and summary as JSON")
     parser.add_argument("--plot", metavar="FILE", help="write a log-log scatter (PNG)")
     parser.add_argument("--markdown", metavar="FILE",
@@ -1083,6 +1079,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--analytic", action="store_true",
                         help="use the analytic traffic model even if the cache simulator exists")
     parser.add_argument("--quiet", action="store_true", help="print the summary only")
+
+
+def add_resolution_argument(parser: argparse.ArgumentParser) -> None:
+    """`--resolution-us` (validate and calibrate): what the measured times were truncated to."""
+    parser.add_argument("--resolution-us", metavar="US", type=float,
+                        help="the times were truncated to multiples of US microseconds (0: "
+                             "exact); each row is compared with reading + US/2 (default: 1 "
+                             "when every time is whole microseconds, as DeepBench prints them, "
+                             "else 0)")
+
+
+def resolution_from_args(args: argparse.Namespace) -> float | None:
+    """`--resolution-us` in seconds (None: found from each file); a located error when it is
+    not a finite number of microseconds from 0 to 1e6."""
+    if args.resolution_us is None:
+        return None
+    if not (math.isfinite(args.resolution_us) and 0 <= args.resolution_us <= 1e6):
+        raise SpecError([Issue("command line", None, None, "--resolution-us",
+                               "microseconds from 0 to 1e6", repr(args.resolution_us))])
+    return float(args.resolution_us) * 1e-6
 
 
 def require_hardware(hw: object) -> None:
@@ -1117,15 +1133,9 @@ def run(args: argparse.Namespace) -> int:
     traffic_fn = None if args.analytic else simulated_traffic_fn()
     gemm_csv = refdata.data_path(DEFAULT_GEMM_CSV) if args.gemm_csv is None else args.gemm_csv
     rnn_csv = refdata.data_path(DEFAULT_RNN_CSV) if args.rnn_csv is None else args.rnn_csv
-    resolution_s = None
-    if args.resolution_us is not None:
-        if not (math.isfinite(args.resolution_us) and 0 <= args.resolution_us <= 1e6):
-            raise SpecError([Issue("command line", None, None, "--resolution-us",
-                                   "microseconds from 0 to 1e6", repr(args.resolution_us))])
-        resolution_s = args.resolution_us * 1e-6
     not_predicted: list[NotPredicted] = []
     rows = run_validation(hw, gemm_csv, rnn_csv, traffic_fn, device=args.device,
-                          not_predicted=not_predicted, resolution_s=resolution_s)
+                          not_predicted=not_predicted, resolution_s=resolution_from_args(args))
     if not rows:  # every table skipped, or no row has a pipe on this chip
         where = str(gemm_csv or rnn_csv or "--gemm-csv/--rnn-csv")
         got = f"none: {not_predicted[0].reason}" if not_predicted else "both tables skipped"

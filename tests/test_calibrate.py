@@ -350,3 +350,18 @@ def test_an_explicit_ideal_calibration_stays_ideal():
     assert cal.vector_efficiency == 0.9 and cal.rnn_call_overhead_s == pytest.approx(50e-6)
     assert set(attrs.asdict(Calibration.ideal()).values()) == {1.0, 0.0}
     assert Calibration.ideal(launch_overhead_s=1e-6).launch_overhead_s == 1e-6
+
+
+def test_a_stated_time_resolution_reaches_the_fit(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]):
+    # The synthetic times are exact (full-precision reprs): found resolution 0, unless the
+    # caller states one, as `--resolution-us` does; a bad one is a located error, exit 2.
+    path = _synthetic_gemm(tmp_path, 10)
+    assert {r.resolution_s for r in calibrate.calibrate(_v100(), path, folds=2).rows} == {0.0}
+    fit = calibrate.calibrate(_v100(), path, folds=2, resolution_s=1e-6)
+    assert {r.resolution_s for r in fit.rows} == {1e-6}
+    from accelsim.cli import main
+
+    assert main(["calibrate", str(ROOT / "hwspecs/v100.yaml"), str(path), "--resolution-us",
+                 "nan", "--out", str(tmp_path / "f.yaml")]) == 2
+    assert "--resolution-us" in capsys.readouterr().err

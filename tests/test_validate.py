@@ -534,6 +534,23 @@ def test_simulated_thin_gemm_reads_only_the_rows_it_has():
     assert hbm == pytest.approx(gemm_compulsory_bytes(op, "fp16") + c_read, rel=0.005)
 
 
+def test_a_split_k_slices_tiles_run_side_by_side():
+    # 512x16x500000 fp32 runs as 64 K slices of 8 tiles on 80 units: a wave deals the units out
+    # slice after slice, so a slice's 8 tiles share their 16-row operand in L2 instead of
+    # running one after the other on 80 // 64 = 1 unit and re-reading it (1098 MB before).
+    from accelsim.timing import analytic_traffic, copy_units, map_op
+    from accelsim.validate import deepbench_gemm_op, simulated_gemm_traffic
+    from accelsim.vocabulary import MEMORY
+
+    hw = load_hardware(ROOT / "hwspecs/v100.yaml")
+    op = deepbench_gemm_op(512, 16, 500000, False, False)
+    mp = map_op(hw, op, "fp32")
+    assert (mp.split_k, mp.units_used, copy_units(mp, 8)) == (64, 80, 8)
+    simulated = simulated_gemm_traffic(hw, op, mp, "fp32").level_bytes[MEMORY]
+    assert simulated == pytest.approx(analytic_traffic(hw, op, mp, "fp32").level_bytes[MEMORY],
+                                      rel=0.005)
+
+
 @pytest.mark.slow
 def test_the_commands_cache_simulation_meets_every_target():
     # What `accelsim validate` prints by default (the cache simulation; the tests above use the
