@@ -340,7 +340,7 @@ def op_timing(hw: HardwareSpec, op: Op, mapping: Mapping, traffic: Traffic,
         # the library overlaps it with the next wave's; the last wave's is always exposed.
         wave_overhead_s = first_byte_s
         epilogue_s = _gemm_epilogue_s(hw, op, mapping, dtype)
-        if menu.overlapped_epilogue or waves == 1:
+        if menu.overlapped_epilogue:
             store_s = epilogue_s
         else:
             wave_overhead_s += epilogue_s
