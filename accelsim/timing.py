@@ -329,7 +329,7 @@ def op_timing(hw: HardwareSpec, op: Op, mapping: Mapping, traffic: Traffic,
         bandwidth[MEMORY] *= memory_efficiency(hw, op, dtype)
     level_bytes = {name: float(traffic.level_bytes.get(name, 0.0)) for name in bandwidth}
     first_byte_s = first_byte_latency_s(hw, level_bytes)
-    store_s = 0.0
+    last_epilogue_s = 0.0  # the epilogue exposed once, after the last wave
     if isinstance(mapping, GemmMapping):
         compute_s = _gemm_wave_compute_s(hw, op, mapping, dtype)
         menu = hw.kernel_library.menu(dtype, op.trans_a, op.trans_b)
@@ -341,7 +341,7 @@ def op_timing(hw: HardwareSpec, op: Op, mapping: Mapping, traffic: Traffic,
         wave_overhead_s = first_byte_s
         epilogue_s = _gemm_epilogue_s(hw, op, mapping, dtype)
         if menu.overlapped_epilogue:
-            store_s = epilogue_s
+            last_epilogue_s = epilogue_s
         else:
             wave_overhead_s += epilogue_s
     else:
@@ -356,7 +356,7 @@ def op_timing(hw: HardwareSpec, op: Op, mapping: Mapping, traffic: Traffic,
     # Split-K partial sums are added by a second (reduction) kernel: one more launch.
     kernels = 2 if isinstance(mapping, GemmMapping) and mapping.split_k > 1 else 1
     launch_s = kernels * cal.launch_overhead_s
-    latency_s = first_byte_s + store_s
+    latency_s = first_byte_s + last_epilogue_s
     isolated_time_s = launch_s + latency_s + waves * wave_s
     # What paces the waves (arithmetic, K-loop round trips, a level's transfers), unless the
     # fixed costs outweigh all the waves together.
